@@ -1,0 +1,255 @@
+"""The local stack behind ``make run``: embedded PostgreSQL + a full Airflow.
+
+``modelwatch dev run`` does every step on a fresh machine and reuses the
+state on the next start:
+
+1. starts the embedded PostgreSQL (data in ``.modelwatch/pgdata``) unless both
+   databases are external, and creates the ``airflow`` and ``modelwatch`` DBs;
+2. ``airflow db migrate`` against PostgreSQL (skipped when already done for
+   this Airflow version), then the monitoring migrations;
+3. applies ``airflow_settings.yaml`` (connections, variables, pools);
+4. starts the API server + UI, scheduler, DAG processor and triggerer on
+   127.0.0.1:8080 with LocalExecutor and a bounded parallelism;
+5. on Ctrl+C (SIGINT) or SIGTERM stops every process group it started, then
+   PostgreSQL, and leaves nothing running.
+
+External PostgreSQL: export ``AIRFLOW_CONN_MONITORING_DB`` (monitoring data)
+and optionally ``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN`` (Airflow metadata).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+from include.modelwatch import pgembed
+from include.modelwatch.storage import CONN_ENV, parse_conn_uri
+
+ROOT = Path(__file__).resolve().parents[2]
+ADMIN_USER = "admin"
+ADMIN_PASSWORD = "admin"
+HOST, PORT = "127.0.0.1", 8080
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+
+
+def state_dir() -> Path:
+    return Path(os.environ.get("MODELWATCH_HOME", ROOT / ".modelwatch")).resolve()
+
+
+def say(msg: str) -> None:
+    print(f"[modelwatch] {msg}", flush=True)
+
+
+def _secret(path: Path) -> str:
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def airflow_env(home: Path, metadata_uri: str, monitoring_uri: str, base: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment shared by every Airflow process and CLI call of this stack."""
+    env = dict(os.environ if base is None else base)
+    airflow_home = home / "airflow"
+    airflow_home.mkdir(parents=True, exist_ok=True)
+    pw_file = airflow_home / "simple_auth_manager_passwords.json"
+    pw_file.write_text(f'{{"{ADMIN_USER}": "{ADMIN_PASSWORD}"}}')
+    db = parse_conn_uri(monitoring_uri)
+    env.update(
+        {
+            "AIRFLOW_HOME": str(airflow_home),
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")])),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": env.get("AIRFLOW__CORE__PARALLELISM", "4"),
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(pw_file),
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://{HOST}:{PORT}/execution/",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_uri,
+            "AIRFLOW__API__HOST": HOST,
+            "AIRFLOW__API__PORT": str(PORT),
+            "AIRFLOW__API__WORKERS": "1",
+            "AIRFLOW__API_AUTH__JWT_SECRET": _secret(airflow_home / ".jwt_secret"),
+            "AIRFLOW__API__SECRET_KEY": _secret(airflow_home / ".api_secret"),
+            "AIRFLOW__SCHEDULER__STANDALONE_DAG_PROCESSOR": "True",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(airflow_home / "logs"),
+            CONN_ENV: monitoring_uri,
+            "MODELWATCH_DB_HOST": str(db.get("host", "localhost")),
+            "MODELWATCH_DB_PORT": str(db.get("port", 5432)),
+            "MODELWATCH_DB_NAME": str(db.get("dbname", "modelwatch")),
+            "MODELWATCH_DB_USER": str(db.get("user", "postgres")),
+            "MODELWATCH_DB_PASSWORD": str(db.get("password", "")),
+            "MODELWATCH_HOME": str(home),
+            "MODELWATCH_ARTIFACT_DIR": env.get("MODELWATCH_ARTIFACT_DIR", str(home / "artifacts")),
+            "GX_ANALYTICS_ENABLED": "False",
+            "NO_COLOR": "1",
+        }
+    )
+    return env
+
+
+class Stack:
+    """Owns PostgreSQL and the Airflow processes of one ``make run``."""
+
+    def __init__(self, home: Path | None = None) -> None:
+        self.home = home or state_dir()
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.pg: pgembed.EmbeddedPostgres | None = None
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.env: dict[str, str] = {}
+
+    # -- setup -----------------------------------------------------------------
+    def prepare(self) -> dict[str, str]:
+        """Databases, migrations and settings; returns the Airflow environment."""
+        monitoring = os.environ.get(CONN_ENV)
+        metadata = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
+        if not (monitoring and metadata):
+            t = time.monotonic()
+            self.pg = pgembed.start(self.home / "pgdata")
+            for name in ("airflow", "modelwatch"):
+                self.pg.ensure_database(name)
+            say(f"embedded PostgreSQL up in {time.monotonic() - t:.1f}s (socket {self.pg.socket_dir})")
+            monitoring = monitoring or self.pg.airflow_conn_uri("modelwatch")
+            metadata = metadata or self.pg.sqlalchemy_uri("airflow")
+        else:
+            say("using external PostgreSQL for both databases")
+        self.env = airflow_env(self.home, metadata, monitoring)
+        self._airflow_db_migrate()
+        self._cli("db", "migrate")
+        self._cli("settings", "apply")
+        return self.env
+
+    def _airflow_db_migrate(self) -> None:
+        from importlib.metadata import version
+
+        marker = self.home / "airflow" / ".db_migrated"
+        stamp = f"{version('apache-airflow')} {self.env['AIRFLOW__DATABASE__SQL_ALCHEMY_CONN']}"
+        if marker.exists() and marker.read_text() == stamp:
+            return
+        t = time.monotonic()
+        self._run([self._airflow(), "db", "migrate"])
+        marker.write_text(stamp)
+        say(f"airflow db migrate done in {time.monotonic() - t:.1f}s")
+
+    def _airflow(self) -> str:
+        return str(Path(sys.executable).with_name("airflow"))
+
+    def _cli(self, *args: str) -> None:
+        self._run([sys.executable, "-m", "include.modelwatch", *args])
+
+    def _run(self, cmd: list[str]) -> None:
+        res = subprocess.run(cmd, env=self.env, cwd=ROOT, capture_output=True, text=True)
+        if res.returncode != 0:
+            sys.stderr.write(res.stdout[-4000:] + res.stderr[-4000:])
+            raise SystemExit(f"step failed ({res.returncode}): {' '.join(cmd[1:])}")
+        for line in res.stdout.strip().splitlines()[-5:]:
+            say(line)
+
+    # -- processes ---------------------------------------------------------------
+    def start_airflow(self) -> None:
+        logs = self.home / "logs"
+        logs.mkdir(exist_ok=True)
+        for comp in COMPONENTS:
+            args = [self._airflow(), comp]
+            if comp == "api-server":
+                args += ["--host", HOST, "--port", str(PORT)]
+            out = open(logs / f"{comp}.log", "ab")
+            self.procs[comp] = subprocess.Popen(
+                args, env=self.env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        say(f"started {', '.join(COMPONENTS)} (logs in {logs})")
+
+    def wait_healthy(self, timeout: float = 120.0) -> dict[str, object]:
+        import json
+
+        deadline = time.monotonic() + timeout
+        url = f"http://{HOST}:{PORT}/api/v2/monitor/health"
+        last = ""
+        while time.monotonic() < deadline:
+            for comp, proc in self.procs.items():
+                if proc.poll() is not None:
+                    raise SystemExit(f"airflow {comp} exited with {proc.returncode}; see {self.home / 'logs' / (comp + '.log')}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as resp:
+                    health = json.loads(resp.read())
+                if all(
+                    (health.get(k) or {}).get("status") == "healthy"
+                    for k in ("metadatabase", "scheduler", "dag_processor", "triggerer")
+                ):
+                    return health
+                last = str(health)
+            except OSError as exc:
+                last = str(exc)
+            time.sleep(1.0)
+        raise SystemExit(f"Airflow did not become healthy in {timeout:.0f}s: {last}")
+
+    def stop(self) -> None:
+        """Stop every process group started here, then PostgreSQL."""
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + 25
+        for proc in self.procs.values():
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+        for proc in self.procs.values():
+            try:  # the group may hold task runners even after its leader exited
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.procs.clear()
+        if self.pg is not None:
+            self.pg.stop()
+            self.pg = None
+            say("PostgreSQL stopped")
+
+
+def run(after_start: Callable[[Stack], None] | None = None) -> int:
+    """Entry point of ``make run``: set up, start, print the URL, wait for Ctrl+C."""
+    t0 = time.monotonic()
+    stack = Stack()
+    stopping = {"flag": False}
+
+    def on_signal(signum: int, _frame: object) -> None:
+        if not stopping["flag"]:
+            stopping["flag"] = True
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        stack.prepare()
+        stack.start_airflow()
+        stack.wait_healthy()
+        say(f"Airflow is up in {time.monotonic() - t0:.1f}s: http://{HOST}:{PORT}  (login {ADMIN_USER} / {ADMIN_PASSWORD})")
+        if after_start is not None:
+            after_start(stack)
+        say("press Ctrl+C to stop everything")
+        while True:
+            for comp, proc in stack.procs.items():
+                if proc.poll() is not None:
+                    say(f"airflow {comp} exited with {proc.returncode}; stopping")
+                    return 1
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        say("stopping ...")
+        return 0
+    finally:
+        stack.stop()
+        say("all processes stopped")

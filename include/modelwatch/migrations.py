@@ -1,0 +1,187 @@
+"""Schema migrations for the monitoring database.
+
+Files are ``sql/migrations/NNN_name.sql``, applied in numeric order by
+:func:`migrate`. Each file runs in one transaction together with its row in
+``schema_migrations``; a failing statement rolls the whole file back and the
+error names the file, the statement number and its first line. Applying twice
+is a no-op. A transaction-level advisory lock serialises concurrent migrators.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from include.modelwatch.storage import SQL_DIR
+
+MIGRATIONS_DIR = SQL_DIR / "migrations"
+_NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
+_LOCK_KEY = 7_340_211  # arbitrary, constant advisory-lock key for migrations
+
+_BOOKKEEPING = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version     integer PRIMARY KEY,
+    name        text NOT NULL,
+    checksum    text NOT NULL,
+    applied_at  timestamptz NOT NULL DEFAULT now()
+)
+"""
+
+
+class MigrationError(RuntimeError):
+    """A migration failed; nothing of it was applied."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    path: Path
+
+    @property
+    def sql(self) -> str:
+        return self.path.read_text()
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.path.read_bytes()).hexdigest()
+
+
+def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+    """All migration files in order; rejects misnamed files and duplicate numbers."""
+    found: dict[int, Migration] = {}
+    for path in sorted(directory.glob("*.sql")):
+        m = _NAME.match(path.name)
+        if not m:
+            raise MigrationError(f"{path.name}: migration files must be named NNN_lower_snake.sql")
+        version = int(m.group(1))
+        if version in found:
+            raise MigrationError(f"{path.name}: version {version:03d} also used by {found[version].path.name}")
+        found[version] = Migration(version, m.group(2), path)
+    return [found[v] for v in sorted(found)]
+
+
+def split_statements(sql: str) -> list[str]:
+    """Split SQL text into statements on top-level semicolons.
+
+    Semicolons inside quotes, double-quoted identifiers, dollar-quoted bodies
+    (``$$ ... $$``, ``$fn$ ... $fn$``) and comments do not split.
+    """
+    out: list[str] = []
+    buf: list[str] = []
+    i, n = 0, len(sql)
+    while i < n:
+        c = sql[i]
+        if c == "-" and sql.startswith("--", i):
+            j = sql.find("\n", i)
+            j = n if j < 0 else j
+            buf.append(sql[i:j])
+            i = j
+            continue
+        if c == "/" and sql.startswith("/*", i):
+            j = sql.find("*/", i + 2)
+            j = n if j < 0 else j + 2
+            buf.append(sql[i:j])
+            i = j
+            continue
+        if c in ("'", '"'):
+            j = i + 1
+            while j < n:
+                if sql[j] == c:
+                    if j + 1 < n and sql[j + 1] == c:  # doubled quote escape
+                        j += 2
+                        continue
+                    break
+                j += 1
+            buf.append(sql[i : j + 1])
+            i = j + 1
+            continue
+        if c == "$":
+            m = re.match(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$", sql[i:])
+            if m:
+                tag = m.group(0)
+                j = sql.find(tag, i + len(tag))
+                j = n if j < 0 else j + len(tag)
+                buf.append(sql[i:j])
+                i = j
+                continue
+        if c == ";":
+            stmt = "".join(buf).strip()
+            if _has_code(stmt):
+                out.append(stmt)
+            buf = []
+            i += 1
+            continue
+        buf.append(c)
+        i += 1
+    stmt = "".join(buf).strip()
+    if _has_code(stmt):
+        out.append(stmt)
+    return out
+
+
+def _has_code(stmt: str) -> bool:
+    no_line_comments = re.sub(r"--[^\n]*", "", stmt)
+    return bool(re.sub(r"/\*.*?\*/", "", no_line_comments, flags=re.S).strip())
+
+
+def applied(conn) -> dict[int, tuple[str, str]]:
+    """Applied versions -> (name, checksum); empty when the table does not exist yet."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT to_regclass('schema_migrations') IS NOT NULL")
+        if not cur.fetchone()[0]:
+            conn.rollback()
+            return {}
+        cur.execute("SELECT version, name, checksum FROM schema_migrations ORDER BY version")
+        rows = {v: (name, chk) for v, name, chk in cur.fetchall()}
+    conn.rollback()
+    return rows
+
+
+def status(conn, directory: Path = MIGRATIONS_DIR) -> list[dict[str, object]]:
+    """One row per migration: applied or pending, and whether the file changed since."""
+    done = applied(conn)
+    rows = []
+    for mig in discover(directory):
+        rec = done.get(mig.version)
+        state = "pending" if rec is None else ("applied" if rec[1] == mig.checksum else "changed-after-apply")
+        rows.append({"version": mig.version, "name": mig.name, "state": state})
+    return rows
+
+
+def migrate(conn, directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+    """Apply all pending migrations in order; returns the ones applied now."""
+    done_now: list[Migration] = []
+    for mig in discover(directory):
+        statements = split_statements(mig.sql)
+        cur = conn.cursor()
+        try:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+            cur.execute(_BOOKKEEPING)
+            cur.execute("SELECT 1 FROM schema_migrations WHERE version = %s", (mig.version,))
+            if cur.fetchone():
+                conn.rollback()
+                continue
+            for idx, stmt in enumerate(statements, start=1):
+                try:
+                    cur.execute(stmt)
+                except Exception as exc:
+                    first = next((ln.strip() for ln in stmt.splitlines() if ln.strip() and not ln.strip().startswith("--")), "")
+                    raise MigrationError(
+                        f"migration {mig.path.name} failed at statement {idx} of {len(statements)} "
+                        f"({first[:120]!r}): {str(exc).strip()}"
+                    ) from exc
+            cur.execute(
+                "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
+                (mig.version, mig.name, mig.checksum),
+            )
+            conn.commit()
+            done_now.append(mig)
+        except BaseException:
+            conn.rollback()
+            raise
+        finally:
+            cur.close()
+    return done_now

