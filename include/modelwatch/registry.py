@@ -1,0 +1,240 @@
+"""Model registry: versions, artifacts with SHA-256, aliases with history.
+
+A version is registered in one transaction after its artifact file was
+written; if the insert fails the file is removed again, so there is never a
+half-registered model. Aliases (``champion``, ``challenger``) change only
+through :func:`set_alias`, which appends the change to the append-only
+``model_alias_history`` in the same transaction. Loading by alias verifies the
+artifact's hash and refuses a file that does not match.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from include.modelwatch.storage import fetch_dicts, transaction
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+
+
+class RegistryError(RuntimeError):
+    """Unknown model, version or alias."""
+
+
+class ArtifactIntegrityError(RegistryError):
+    """An artifact's bytes do not match the SHA-256 recorded at registration."""
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    model_name: str
+    version: int
+    algorithm: str
+    features: list[str]
+    classes: list[str]
+    params: dict[str, Any] = field(default_factory=dict)
+    horizon_days: int | None = None
+    train_start: date | None = None
+    train_end: date | None = None
+    dataset_fingerprint: str | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    feature_importance: dict[str, float] | None = None
+    reference_profile: dict[str, Any] | None = None
+    artifact_path: str | None = None
+    artifact_sha256: str | None = None
+    status: str = "registered"
+    created_by_run: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.model_name} v{self.version}"
+
+
+_COLUMNS = (
+    "model_name, version, algorithm, features, classes, params, horizon_days, train_start, train_end, "
+    "dataset_fingerprint, metrics, feature_importance, reference_profile, artifact_path, artifact_sha256, "
+    "status, created_by_run"
+)
+
+
+def _row_to_version(row: dict[str, Any]) -> ModelVersion:
+    return ModelVersion(**row)
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def register_version(
+    conn,
+    *,
+    model_name: str,
+    algorithm: str,
+    artifact: bytes,
+    artifact_dir: str | Path,
+    features: list[str],
+    classes: list[str],
+    params: dict[str, Any] | None = None,
+    horizon_days: int | None = None,
+    train_start: date | None = None,
+    train_end: date | None = None,
+    dataset_fingerprint: str | None = None,
+    metrics: dict[str, Any] | None = None,
+    feature_importance: dict[str, float] | None = None,
+    reference_profile: dict[str, Any] | None = None,
+    run_id: str | None = None,
+) -> ModelVersion:
+    """Write the artifact and register it as the next version of ``model_name``."""
+    digest = sha256_bytes(artifact)
+    written: Path | None = None
+    try:
+        with transaction(conn) as cur:
+            # serialise version numbering per model without locking the table
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"registry:{model_name}",))
+            cur.execute("SELECT coalesce(max(version), 0) + 1 FROM model_versions WHERE model_name = %s", (model_name,))
+            version = int(cur.fetchone()[0])
+            path = Path(artifact_dir) / model_name / f"v{version}" / "model.bin"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(artifact)
+            written = path
+            cur.execute(
+                f"INSERT INTO model_versions ({_COLUMNS}) VALUES "
+                "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'registered', %s)",
+                (
+                    model_name, version, algorithm, json.dumps(features), json.dumps(classes),
+                    json.dumps(params or {}), horizon_days, train_start, train_end, dataset_fingerprint,
+                    json.dumps(metrics or {}, default=float),
+                    json.dumps(feature_importance) if feature_importance is not None else None,
+                    json.dumps(reference_profile) if reference_profile is not None else None,
+                    str(path), digest, run_id,
+                ),
+            )
+    except BaseException:
+        if written is not None:
+            written.unlink(missing_ok=True)
+        raise
+    return get_version(conn, model_name, version)
+
+
+def get_version(conn, model_name: str, version: int) -> ModelVersion:
+    rows = fetch_dicts(conn, f"SELECT {_COLUMNS} FROM model_versions WHERE model_name = %s AND version = %s", (model_name, version))
+    conn.rollback()
+    if not rows:
+        raise RegistryError(f"model {model_name} has no version {version}")
+    return _row_to_version(rows[0])
+
+
+def resolve_alias(conn, model_name: str, alias: str) -> int | None:
+    rows = fetch_dicts(conn, "SELECT version FROM model_aliases WHERE model_name = %s AND alias = %s", (model_name, alias))
+    conn.rollback()
+    return int(rows[0]["version"]) if rows else None
+
+
+def get_alias(conn, model_name: str, alias: str) -> ModelVersion:
+    version = resolve_alias(conn, model_name, alias)
+    if version is None:
+        raise RegistryError(f"model {model_name} has no {alias!r} alias; bootstrap or deploy a version first")
+    return get_version(conn, model_name, version)
+
+
+def set_alias(
+    conn,
+    model_name: str,
+    alias: str,
+    version: int | None,
+    *,
+    reason: str,
+    changed_at: datetime,
+    run_id: str | None = None,
+    cur=None,
+) -> int | None:
+    """Point ``alias`` at ``version`` (None removes it) and record why.
+
+    Pass ``cur`` to take part in a caller's transaction (deployments change
+    several things at once); otherwise this runs in its own transaction.
+    Returns the previous version.
+    """
+    if not reason or not reason.strip():
+        raise ValueError("an alias change needs a reason")
+
+    def _apply(c) -> int | None:
+        c.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"alias:{model_name}:{alias}",))
+        c.execute(
+            "SELECT version FROM model_aliases WHERE model_name = %s AND alias = %s FOR UPDATE", (model_name, alias)
+        )
+        row = c.fetchone()
+        previous = int(row[0]) if row else None
+        if version is None:
+            c.execute("DELETE FROM model_aliases WHERE model_name = %s AND alias = %s", (model_name, alias))
+        else:
+            c.execute("SELECT 1 FROM model_versions WHERE model_name = %s AND version = %s", (model_name, version))
+            if c.fetchone() is None:
+                raise RegistryError(f"model {model_name} has no version {version}")
+            c.execute(
+                "INSERT INTO model_aliases (model_name, alias, version, updated_at) VALUES (%s, %s, %s, %s) "
+                "ON CONFLICT (model_name, alias) DO UPDATE SET version = EXCLUDED.version, updated_at = EXCLUDED.updated_at",
+                (model_name, alias, version, changed_at),
+            )
+            if alias == CHAMPION:
+                c.execute(
+                    "UPDATE model_versions SET status = 'active' WHERE model_name = %s AND version = %s", (model_name, version)
+                )
+        c.execute(
+            "INSERT INTO model_alias_history (model_name, alias, from_version, to_version, changed_at, reason, run_id) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            (model_name, alias, previous, version, changed_at, reason.strip(), run_id),
+        )
+        return previous
+
+    if cur is not None:
+        return _apply(cur)
+    with transaction(conn) as c:
+        return _apply(c)
+
+
+def alias_history(conn, model_name: str, alias: str | None = None) -> list[dict[str, Any]]:
+    sql = (
+        "SELECT alias, from_version, to_version, changed_at, reason, run_id FROM model_alias_history "
+        "WHERE model_name = %s AND (%s::text IS NULL OR alias = %s) ORDER BY id"
+    )
+    rows = fetch_dicts(conn, sql, (model_name, alias, alias))
+    conn.rollback()
+    return rows
+
+
+def active_versions(conn) -> list[dict[str, Any]]:
+    """Every (model, version) that currently holds an alias: what monitoring fans out over."""
+    rows = fetch_dicts(
+        conn,
+        "SELECT model_name, version, array_agg(alias ORDER BY alias) AS aliases FROM model_aliases "
+        "GROUP BY model_name, version ORDER BY model_name, version",
+    )
+    conn.rollback()
+    return [{"model_name": r["model_name"], "version": int(r["version"]), "aliases": list(r["aliases"])} for r in rows]
+
+
+def read_artifact(mv: ModelVersion) -> bytes:
+    """The artifact's bytes, verified against the registered SHA-256."""
+    if not mv.artifact_path:
+        raise ArtifactIntegrityError(f"{mv.label} has no artifact")
+    path = Path(mv.artifact_path)
+    if not path.exists():
+        raise ArtifactIntegrityError(f"{mv.label}: artifact {path} is missing")
+    data = path.read_bytes()
+    actual = sha256_bytes(data)
+    if actual != mv.artifact_sha256:
+        raise ArtifactIntegrityError(
+            f"{mv.label}: artifact {path} has SHA-256 {actual[:12]}..., registry expects "
+            f"{(mv.artifact_sha256 or '')[:12]}...; refusing to load a modified or corrupted model"
+        )
+    return data
+
+
+def load_by_alias(conn, model_name: str, alias: str = CHAMPION) -> tuple[ModelVersion, bytes]:
+    mv = get_alias(conn, model_name, alias)
+    return mv, read_artifact(mv)

@@ -1,0 +1,73 @@
+"""Model registry against the embedded PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from include.modelwatch import registry
+
+T0 = datetime(2007, 1, 2, tzinfo=timezone.utc)
+
+
+def _register(db, tmp_path, payload: bytes = b"model-bytes", **kw):
+    return registry.register_version(
+        db, model_name="m", algorithm="lightgbm", artifact=payload, artifact_dir=tmp_path,
+        features=["f1", "f2"], classes=["SELL", "HOLD", "BUY"], feature_importance={"f1": 2.0, "f2": 1.0}, **kw,
+    )
+
+
+def test_register_numbers_versions_and_hashes_artifact(db, tmp_path):
+    v1 = _register(db, tmp_path, b"one")
+    v2 = _register(db, tmp_path, b"two")
+    assert (v1.version, v2.version) == (1, 2)
+    assert v1.artifact_sha256 == registry.sha256_bytes(b"one")
+    assert registry.read_artifact(v2) == b"two"
+    assert v1.features == ["f1", "f2"] and v1.feature_importance == {"f1": 2.0, "f2": 1.0}
+
+
+def test_alias_change_is_recorded_with_reason_and_run(db, tmp_path):
+    _register(db, tmp_path)
+    _register(db, tmp_path)
+    assert registry.set_alias(db, "m", "champion", 1, reason="bootstrap", changed_at=T0, run_id="r1") is None
+    assert registry.set_alias(db, "m", "champion", 2, reason="retrain passed gates", changed_at=T0, run_id="r2") == 1
+    assert registry.get_alias(db, "m", "champion").version == 2
+    hist = registry.alias_history(db, "m", "champion")
+    assert [(h["from_version"], h["to_version"], h["reason"], h["run_id"]) for h in hist] == [
+        (None, 1, "bootstrap", "r1"), (1, 2, "retrain passed gates", "r2"),
+    ]
+    assert registry.active_versions(db) == [{"model_name": "m", "version": 2, "aliases": ["champion"]}]
+
+
+def test_alias_needs_reason_and_existing_version(db, tmp_path):
+    _register(db, tmp_path)
+    with pytest.raises(ValueError, match="reason"):
+        registry.set_alias(db, "m", "champion", 1, reason="  ", changed_at=T0)
+    with pytest.raises(registry.RegistryError, match="no version 7"):
+        registry.set_alias(db, "m", "champion", 7, reason="x", changed_at=T0)
+    assert registry.alias_history(db, "m") == []  # nothing half-applied
+
+
+def test_corrupted_artifact_is_refused(db, tmp_path):
+    mv = _register(db, tmp_path, b"original")
+    registry.set_alias(db, "m", "champion", mv.version, reason="bootstrap", changed_at=T0)
+    with open(mv.artifact_path, "ab") as fh:
+        fh.write(b"tampered")
+    with pytest.raises(registry.ArtifactIntegrityError, match="m v1.*refusing"):
+        registry.load_by_alias(db, "m", "champion")
+
+
+def test_failed_registration_leaves_no_file_and_no_row(db, tmp_path):
+    with pytest.raises(Exception):
+        _register(db, tmp_path, dataset_fingerprint="x", train_start="not-a-date")
+    assert not list(tmp_path.rglob("model.bin"))
+    with db.cursor() as cur:
+        cur.execute("SELECT count(*) FROM model_versions")
+        assert cur.fetchone()[0] == 0
+    db.rollback()
+
+
+def test_unknown_alias_message_names_model(db):
+    with pytest.raises(registry.RegistryError, match="model nope has no 'champion' alias"):
+        registry.get_alias(db, "nope", "champion")
