@@ -3,7 +3,7 @@ run's data interval. Light imports only: DAG files import this at parse time."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 OWNER = "modelwatch"
@@ -31,6 +31,37 @@ def data_interval(context: dict[str, Any]) -> tuple[datetime, datetime]:
         anchor = context.get("logical_date") or context["dag_run"].run_after
         start = end = anchor
     return start, end
+
+
+def window(context: dict[str, Any]) -> tuple[datetime, datetime]:
+    """The window a run works on: its data interval, unless the run's params name one.
+
+    ``window_start``/``window_end`` params (ISO timestamps, UTC if naive) let a
+    user re-run any window from the trigger form; tests use them too.
+    """
+    params = context.get("params") or {}
+    ws, we = params.get("window_start"), params.get("window_end")
+    if ws and we:
+        start, end = _utc(ws), _utc(we)
+        if end <= start:
+            raise ValueError(f"window_end {end} must be after window_start {start}")
+        return start, end
+    return data_interval(context)
+
+
+def _utc(value: Any) -> datetime:
+    dt = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+def window_params() -> dict[str, Any]:
+    """DAG params that expose the window override in the trigger form."""
+    from airflow.sdk import Param
+
+    return {
+        "window_start": Param(None, type=["null", "string"], description="optional ISO start; default: the data interval"),
+        "window_end": Param(None, type=["null", "string"], description="optional ISO end (exclusive)"),
+    }
 
 
 def run_id(context: dict[str, Any]) -> str:

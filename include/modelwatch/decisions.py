@@ -1,0 +1,133 @@
+"""Pure branch decisions for ``@task.branch`` callables; each returns a task-id constant.
+
+The DAG files keep only the Airflow wiring; the choice itself lives here so it
+can be unit-tested without Airflow. The constants are the task ids the DAGs
+must use for the branch targets.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+from scipy import stats
+
+from include.modelwatch.gates import GateSummary
+
+# Retrain DAG
+TASK_NO_TRIGGER = "end_no_trigger"
+TASK_TRAIN = "assemble_training_data"
+TASK_DEPLOY = "deploy_candidate"
+TASK_REJECT = "reject_candidate"
+TASK_HUMAN = "request_human_approval"
+
+# Drift / performance DAG
+TASK_RECORD_EMPTY = "record_empty_window"
+TASK_DQ_ALERT = "raise_data_quality_alert"
+TASK_COMPUTE_DRIFT = "compute_drift"
+
+ROLLBACK_METHODS: tuple[str, ...] = ("mannwhitney", "welch")
+
+
+def choose_after_claim(claimed_trigger: Mapping[str, Any] | None) -> str:
+    """TASK_NO_TRIGGER if no trigger was claimed (None or empty), else TASK_TRAIN."""
+    return TASK_TRAIN if claimed_trigger else TASK_NO_TRIGGER
+
+
+def choose_after_gates(summary: GateSummary, policy_requires_human: bool) -> str:
+    """Any failing gate -> TASK_REJECT (even if policy wants a human); otherwise
+    any borderline gate, a 'review' summary or ``policy_requires_human`` ->
+    TASK_HUMAN; else TASK_DEPLOY."""
+    if summary.failing or summary.status == "reject":
+        return TASK_REJECT
+    if summary.borderline or summary.status != "deploy" or policy_requires_human:
+        return TASK_HUMAN
+    return TASK_DEPLOY
+
+
+def choose_drift_path(window_rows: int, dq_passed: bool) -> str:
+    """No rows in the window -> TASK_RECORD_EMPTY; data quality failed ->
+    TASK_DQ_ALERT; else TASK_COMPUTE_DRIFT. (Emptiness wins over data quality.)"""
+    if window_rows < 0:
+        raise ValueError(f"window_rows must be >= 0, got {window_rows}")
+    if window_rows == 0:
+        return TASK_RECORD_EMPTY
+    if not dq_passed:
+        return TASK_DQ_ALERT
+    return TASK_COMPUTE_DRIFT
+
+
+def should_rollback(
+    live_new: ArrayLike,
+    live_prev: ArrayLike,
+    alpha: float = 0.05,
+    min_days: int = 10,
+    method: str = "mannwhitney",
+    higher_is_better: bool = True,
+) -> tuple[bool, dict[str, Any]]:
+    """Roll back if the new model's daily live metric is significantly worse than the previous one's.
+
+    One-sided test of H1 "new is worse" (lower when ``higher_is_better``):
+    ``method="mannwhitney"`` (default; ``scipy.stats.mannwhitneyu`` with its
+    "auto" method: exact for small tie-free samples, else normal approximation
+    with continuity correction) or
+    ``'welch'`` (``scipy.stats.ttest_ind(equal_var=False)``). NaNs are dropped.
+    Rollback iff ``p < alpha``. With fewer than ``min_days`` values in either
+    series the answer is False with ``evidence['reason']`` saying so; an
+    undefined p-value (e.g. Welch on two constant series) is also False.
+    """
+    if method not in ROLLBACK_METHODS:
+        raise ValueError(f"unknown method {method!r}; expected one of {ROLLBACK_METHODS}")
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    if min_days < 2:
+        raise ValueError(f"min_days must be >= 2, got {min_days}")
+    new = np.asarray(live_new, dtype=float).ravel()
+    prev = np.asarray(live_prev, dtype=float).ravel()
+    new = new[~np.isnan(new)]
+    prev = prev[~np.isnan(prev)]
+    evidence: dict[str, Any] = {
+        "method": method,
+        "alpha": alpha,
+        "min_days": min_days,
+        "higher_is_better": higher_is_better,
+        "n_new": int(new.size),
+        "n_prev": int(prev.size),
+        "p_value": None,
+        "statistic": None,
+    }
+    if new.size < min_days or prev.size < min_days:
+        evidence["reason"] = (
+            f"not enough days to decide: {new.size} new / {prev.size} previous, need {min_days} each"
+        )
+        return False, evidence
+    evidence.update(
+        mean_new=float(new.mean()),
+        mean_prev=float(prev.mean()),
+        median_new=float(np.median(new)),
+        median_prev=float(np.median(prev)),
+    )
+    alternative = "less" if higher_is_better else "greater"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        if method == "mannwhitney":
+            res = stats.mannwhitneyu(new, prev, alternative=alternative)
+        else:
+            res = stats.ttest_ind(new, prev, equal_var=False, alternative=alternative)
+    p = float(res.pvalue)
+    stat = float(res.statistic)
+    evidence["statistic"] = None if math.isnan(stat) else stat
+    if math.isnan(p):
+        evidence["reason"] = "test undefined (no variance in either series); keeping the new model"
+        return False, evidence
+    evidence["p_value"] = p
+    direction = "lower" if higher_is_better else "higher"
+    if p < alpha:
+        evidence["reason"] = f"new model's metric significantly {direction} (p={p:.4g} < alpha {alpha:g}): roll back"
+        return True, evidence
+    evidence["reason"] = f"no significant degradation (p={p:.4g} >= alpha {alpha:g})"
+    return False, evidence

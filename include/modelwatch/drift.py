@@ -1,0 +1,1082 @@
+"""Feature drift engine: reference profiles, exact per-feature tests, quiet decisions.
+
+Pure numpy/scipy; no Airflow, no database. The pieces:
+
+* :func:`build_reference_profile` - computed once per model version from its
+  training/validation data; a JSON-serializable dict (stored in
+  ``model_versions.reference_profile``). :func:`profile_to_json` /
+  :func:`profile_from_json` round-trip it exactly (floats are written with
+  ``repr``; NaN/inf never appear - they are stored as ``null``).
+* Per-feature tests against a current window: PSI, KL(current||reference) and
+  Jensen-Shannon distance on the reference-quantile bins, two-sample
+  Kolmogorov-Smirnov (statistic and p-value identical to
+  ``scipy.stats.ks_2samp(ref_sample, cur)`` in its default ``method='auto'``),
+  Wasserstein-1 (identical to ``scipy.stats.wasserstein_distance``) and its
+  normalized version, chi-square for categoricals.
+* :func:`evaluate_window` - one entry point. A feature is ``drifted`` only when
+  its primary p-value (KS for numeric, chi-square for categorical) survives
+  Benjamini-Hochberg at ``fdr_q`` across all features of the window AND a
+  practical effect size crosses its threshold (PSI, or for numerics the
+  Wasserstein distance in reference standard deviations). Huge windows with
+  negligible shifts are therefore not flagged; tiny windows rarely reach
+  significance.
+* :class:`Hysteresis` / :func:`update_alert_state` - N-of-M firing, K-clean
+  resolving.
+* :func:`psi_from_counts`, :func:`kl_from_counts`, :func:`js_from_counts` - the
+  same metrics from bin counts computed elsewhere (e.g. PostgreSQL
+  ``width_bucket``).
+
+Binning convention (identical to PostgreSQL ``width_bucket(x, edges)``)
+------------------------------------------------------------------------
+A numeric feature stores ``edges`` = the sorted, de-duplicated *inner* bin
+edges ``e[0] < e[1] < ... < e[k-1]``; there are ``k + 1`` bins and the outer
+ones are open::
+
+    bin 0      : x < e[0]                     (-inf, e[0])
+    bin i      : e[i-1] <= x < e[i]           [e[i-1], e[i])   for 1 <= i <= k-1
+    bin k      : x >= e[k-1]                  [e[k-1], +inf)
+
+i.e. ``bin = numpy.searchsorted(edges, x, side='right')`` (see :func:`bin_index`),
+which is exactly what ``width_bucket(x, edges_array)`` returns in PostgreSQL for
+a sorted ``float8[]`` threshold array. Non-finite values (NULL, NaN, +/-inf) are
+excluded from every distribution test; in SQL filter them out first, e.g.
+``WHERE x IS NOT NULL AND x NOT IN ('NaN'::float8, 'Infinity', '-Infinity')``,
+then ``SELECT width_bucket(x, :edges) AS b, count(*) ... GROUP BY b`` and pass
+the result through :func:`counts_from_buckets`.
+
+Smoothing
+---------
+PSI and KL use proportions with :data:`PSI_EPSILON` (1e-4) *added* to every
+bin proportion of both distributions (no renormalization; both vectors get the
+same total so PSI and KL stay >= 0). JS is computed on the raw proportions (it
+is finite with empty bins) and equals ``scipy.spatial.distance.jensenshannon(p,
+q, base=2)``. Natural logarithms (nats) are used for PSI and KL.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from scipy.special import gammaln
+
+__all__ = [
+    "PSI_EPSILON",
+    "PROFILE_SCHEMA_VERSION",
+    "KS_MAX_EXACT_N",
+    "QUANTILE_LEVELS",
+    "DriftConfig",
+    "FeatureResult",
+    "WindowResult",
+    "Hysteresis",
+    "HysteresisResult",
+    "build_reference_profile",
+    "profile_to_json",
+    "profile_from_json",
+    "bin_index",
+    "bin_counts",
+    "counts_from_buckets",
+    "psi_from_counts",
+    "kl_from_counts",
+    "js_from_counts",
+    "ks_2samp_sorted",
+    "ks_pvalue",
+    "wasserstein_sorted",
+    "chi_square",
+    "benjamini_hochberg",
+    "severity_score",
+    "evaluate_window",
+    "update_alert_state",
+]
+
+#: Added to every bin/level proportion (reference and current) before PSI and
+#: KL, so empty bins give a large but finite contribution. For the chi-square
+#: test a level never seen in the reference gets this reference proportion
+#: (then the reference proportions are renormalized to sum 1).
+PSI_EPSILON: float = 1e-4
+
+#: Version of the dict layout produced by :func:`build_reference_profile`.
+PROFILE_SCHEMA_VERSION: int = 1
+
+#: Same rule as scipy's ``ks_2samp(method='auto')``: the exact p-value is used
+#: when both sample sizes are <= this, else the asymptotic ``kstwo`` one.
+KS_MAX_EXACT_N: int = 10_000
+
+#: Quantiles stored in each numeric feature's summary.
+QUANTILE_LEVELS: tuple[float, ...] = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+
+ALERT_STATES: tuple[str, ...] = ("clear", "firing")
+LEVELS: tuple[str, ...] = ("none", "warning", "critical")
+
+
+# --------------------------------------------------------------------------- #
+# Configuration
+# --------------------------------------------------------------------------- #
+@dataclass(frozen=True)
+class DriftConfig:
+    """Thresholds of the drift decision. Defaults in brackets.
+
+    * ``fdr_q`` [0.05] - Benjamini-Hochberg false discovery rate across the
+      primary p-values of all features of one window.
+    * ``psi_warning`` [0.10] / ``psi_critical`` [0.25] - PSI effect-size
+      thresholds (predecessor system's defaults); also used for categoricals
+      (PSI on level proportions).
+    * ``wasserstein_warning`` [0.20] / ``wasserstein_critical`` [0.50] - for
+      numerics, Wasserstein-1 distance in reference standard deviations
+      (Cohen's "small" and "medium" effects). A 0.25-sigma mean shift has
+      PSI ~0.06 < 0.1 on 10 quantile bins but W/sigma = 0.25, so it is caught.
+    * ``min_rows`` [20] - a feature with fewer usable (finite / non-null)
+      current values still gets all its statistics but is not tested: it is
+      left out of BH, is never significant or drifted, severity 0, note
+      "too few values". (One unseen category in a one-row window would
+      otherwise give chi-square ~1e4.)
+    * ``ks_exact_max_n`` [10000] - exact KS p-value when both sample sizes
+      are <= this (scipy's ``method='auto'`` rule, so p-values equal scipy's);
+      lower it to trade that equality for speed (the exact count costs
+      ~25 us per row of the smaller sample).
+    * ``min_model_score`` [0.0] - the window is reported as drifted only if
+      the importance-weighted drift score is at least this (0 = any drifted
+      feature counts).
+    * ``fire_n`` [2] of ``fire_m`` [3] - hysteresis: an alert fires when at
+      least ``fire_n`` of the last ``fire_m`` windows drifted and the newest
+      one did; ``resolve_k`` [3] consecutive clean windows resolve it.
+
+    Effect size ``e`` of a feature = ``max(psi / (2*psi_critical),
+    wasserstein_norm / (2*wasserstein_critical))`` (PSI term only for
+    categoricals); severity = ``100 * min(1, e)`` if BH-significant else 0.
+    With the defaults a warning threshold maps to severity 20, a critical one
+    to 50, and twice critical saturates at 100.
+    """
+
+    fdr_q: float = 0.05
+    psi_warning: float = 0.10
+    psi_critical: float = 0.25
+    wasserstein_warning: float = 0.20
+    wasserstein_critical: float = 0.50
+    min_rows: int = 20
+    ks_exact_max_n: int = KS_MAX_EXACT_N
+    min_model_score: float = 0.0
+    fire_n: int = 2
+    fire_m: int = 3
+    resolve_k: int = 3
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.type in ("int", int):
+                if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                    raise ValueError(f"{f.name}: expected an integer, got {value!r}")
+                if value < 1:
+                    raise ValueError(f"{f.name}: must be >= 1, got {value!r}")
+            else:
+                if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+                    raise ValueError(f"{f.name}: expected a number, got {value!r}")
+                if not math.isfinite(float(value)) or value < 0:
+                    raise ValueError(f"{f.name}: must be a finite number >= 0, got {value!r}")
+        if not 0.0 < self.fdr_q < 1.0:
+            raise ValueError(f"fdr_q: must be in (0, 1), got {self.fdr_q!r}")
+        if self.min_model_score > 1.0:
+            raise ValueError(f"min_model_score: must be in [0, 1], got {self.min_model_score!r}")
+        for warn, crit in (("psi_warning", "psi_critical"), ("wasserstein_warning", "wasserstein_critical")):
+            if getattr(self, warn) <= 0:
+                raise ValueError(f"{warn}: must be > 0, got {getattr(self, warn)!r}")
+            if getattr(self, crit) < getattr(self, warn):
+                raise ValueError(f"{crit}: must be >= {warn} ({getattr(self, crit)!r} < {getattr(self, warn)!r})")
+        if self.fire_n > self.fire_m:
+            raise ValueError(f"fire_n: must be <= fire_m ({self.fire_n} > {self.fire_m})")
+
+    @classmethod
+    def from_dict(cls, overrides: Mapping[str, Any] | None) -> DriftConfig:
+        """Defaults updated with ``overrides`` (e.g. per-model settings).
+
+        Raises ValueError naming the key for unknown keys or invalid values.
+        """
+        if overrides is None:
+            return cls()
+        if not isinstance(overrides, Mapping):
+            raise ValueError(f"drift config: expected a mapping, got {type(overrides).__name__}")
+        known = {f.name for f in fields(cls)}
+        for key in overrides:
+            if key not in known:
+                raise ValueError(f"{key}: unknown drift config key (known: {', '.join(sorted(known))})")
+        return cls(**dict(overrides))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of all thresholds (JSON-serializable)."""
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------- #
+# Small helpers
+# --------------------------------------------------------------------------- #
+def _as_float_array(values: Any) -> np.ndarray:
+    """1-D float64 array; non-numeric values and missing values become NaN."""
+    if isinstance(values, pd.Series):
+        if not pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
+            values = pd.to_numeric(values, errors="coerce")
+        return values.to_numpy(dtype=np.float64, na_value=np.nan)
+    arr = np.asarray(values)
+    if arr.dtype.kind in "fiu":
+        return arr.astype(np.float64, copy=False).ravel()
+    return pd.to_numeric(pd.Series(arr.ravel()), errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _split_finite(x: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """(finite values, number of NaN/NULL, number of +/-inf)."""
+    nan = np.isnan(x)
+    finite_mask = np.isfinite(x)
+    n_null = int(nan.sum())
+    n_inf = int(x.size - n_null - finite_mask.sum())
+    return x[finite_mask], n_null, n_inf
+
+
+def _f(value: Any) -> float | None:
+    """Python float, or None for None/NaN/inf (JSON- and jsonb-safe)."""
+    if value is None:
+        return None
+    v = float(value)
+    return v if math.isfinite(v) else None
+
+
+def _fmt(value: float | None, spec: str = ".3g") -> str:
+    """Format a number for log lines; '-' for None."""
+    return "-" if value is None else format(value, spec)
+
+
+def _level_key(value: Any) -> str:
+    """Categorical levels are compared by ``str(value)`` (JSON keys are strings)."""
+    return value if isinstance(value, str) else str(value)
+
+
+def _categorical_counts(values: Any) -> tuple[dict[str, int], int]:
+    """(level -> count sorted by count desc then level, number of nulls)."""
+    s = values if isinstance(values, pd.Series) else pd.Series(np.asarray(values, dtype=object))
+    null = s.isna()
+    n_null = int(null.sum())
+    vc = s[~null].map(_level_key).value_counts(sort=False)
+    items = sorted(((str(k), int(v)) for k, v in vc.items()), key=lambda kv: (-kv[1], kv[0]))
+    return dict(items), n_null
+
+
+# --------------------------------------------------------------------------- #
+# Reference profile
+# --------------------------------------------------------------------------- #
+def _quantile_edges(sorted_finite: np.ndarray, n_bins: int) -> np.ndarray:
+    """Inner edges at the i/n_bins reference quantiles, duplicates collapsed.
+
+    A constant column gets ``[c, nextafter(c, +inf)]``: bins ``(-inf, c)``,
+    ``{c}`` and ``(c, +inf)`` - the reference sits in the single middle bin
+    and any departure from the constant lands in an outer bin.
+    """
+    if sorted_finite.size == 0:
+        return np.empty(0)
+    lo, hi = sorted_finite[0], sorted_finite[-1]
+    if lo == hi:
+        return np.array([lo, np.nextafter(lo, np.inf)])
+    probs = np.arange(1, n_bins) / n_bins
+    return np.unique(np.quantile(sorted_finite, probs))
+
+
+def _even_subsample(sorted_values: np.ndarray, max_sample: int) -> np.ndarray:
+    """All values if n <= max_sample, else the values at the centres of
+    ``max_sample`` equal-count blocks of the sorted data (deterministic)."""
+    n = sorted_values.size
+    if n <= max_sample:
+        return sorted_values
+    idx = ((np.arange(max_sample) + 0.5) * n / max_sample).astype(np.int64)
+    return sorted_values[np.minimum(idx, n - 1)]
+
+
+def _normalize_importance(features: Sequence[str], importance: Mapping[str, float] | None) -> dict[str, float]:
+    """Weights over ``features`` summing to 1; uniform when None or all zero.
+
+    Features absent from ``importance`` get 0; keys that are not monitored
+    features are ignored. Negative or non-finite weights raise ValueError.
+    """
+    if not features:
+        return {}
+    if importance is None:
+        return {f: 1.0 / len(features) for f in features}
+    raw: dict[str, float] = {}
+    for f in features:
+        w = importance.get(f, 0.0)
+        try:
+            w = float(w)
+        except (TypeError, ValueError):
+            raise ValueError(f"importance[{f!r}]: not a number: {w!r}") from None
+        if not math.isfinite(w) or w < 0:
+            raise ValueError(f"importance[{f!r}]: must be finite and >= 0, got {w!r}")
+        raw[f] = w
+    total = math.fsum(raw.values())
+    if total <= 0:
+        return {f: 1.0 / len(features) for f in features}
+    return {f: w / total for f, w in raw.items()}
+
+
+def build_reference_profile(
+    df: pd.DataFrame,
+    numeric: list[str],
+    categorical: list[str],
+    importance: dict[str, float] | None,
+    n_bins: int = 10,
+    max_sample: int = 20000,
+    seed: int = 0,
+) -> dict:
+    """Reference profile of one model version (JSON-serializable dict).
+
+    Layout::
+
+        {"schema_version": 1, "n_rows": int, "n_bins": int, "max_sample": int, "seed": int,
+         "numeric": {feature: {"edges": [...inner edges...], "counts": [k+1 ints],
+                               "n": finite count, "n_null": int, "n_nonfinite": int,
+                               "null_share": float, "mean", "std" (ddof=0), "min", "max",
+                               "iqr", "quantiles": {"0.01": v, ...}, "sample": [sorted floats]}},
+         "categorical": {feature: {"levels": {level: count}, "n": int, "n_null": int,
+                                   "null_share": float}},
+         "importance": {feature: weight}}   # normalized to sum 1, uniform when None
+
+    ``sample`` holds every finite value when there are at most ``max_sample``,
+    else a deterministic evenly spaced subsample of the sorted values (block
+    centres), so ``seed`` is only recorded (no randomness is involved). Stats of
+    a feature without finite values are ``None``. Categorical levels are keyed
+    by ``str(value)``; nulls are counted in ``n_null`` only.
+    """
+    if not isinstance(n_bins, int) or n_bins < 2:
+        raise ValueError(f"n_bins: must be an integer >= 2, got {n_bins!r}")
+    if not isinstance(max_sample, int) or max_sample < 1:
+        raise ValueError(f"max_sample: must be an integer >= 1, got {max_sample!r}")
+    overlap = set(numeric) & set(categorical)
+    if overlap:
+        raise ValueError(f"features both numeric and categorical: {sorted(overlap)}")
+    missing = [c for c in [*numeric, *categorical] if c not in df.columns]
+    if missing:
+        raise ValueError(f"columns missing from the reference data: {missing}")
+    n_rows = int(len(df))
+    num_profiles: dict[str, dict] = {}
+    for feat in numeric:
+        x = _as_float_array(df[feat])
+        finite, n_null, n_inf = _split_finite(x)
+        finite = np.sort(finite)
+        n = int(finite.size)
+        edges = _quantile_edges(finite, n_bins)
+        counts = bin_counts(finite, edges, assume_sorted=True) if n else np.zeros(edges.size + 1, dtype=np.int64)
+        if n:
+            q = np.quantile(finite, QUANTILE_LEVELS)
+            stats_: dict[str, Any] = {
+                "mean": _f(np.mean(finite)),
+                "std": _f(np.std(finite)),
+                "min": _f(finite[0]),
+                "max": _f(finite[-1]),
+                "iqr": _f(np.quantile(finite, 0.75) - np.quantile(finite, 0.25)),
+                "quantiles": {repr(lv): _f(v) for lv, v in zip(QUANTILE_LEVELS, q)},
+            }
+        else:
+            stats_ = {"mean": None, "std": None, "min": None, "max": None, "iqr": None,
+                      "quantiles": {repr(lv): None for lv in QUANTILE_LEVELS}}
+        num_profiles[feat] = {
+            "edges": [float(e) for e in edges],
+            "counts": [int(c) for c in counts],
+            "n": n,
+            "n_null": n_null,
+            "n_nonfinite": n_inf,
+            "null_share": (n_null / n_rows) if n_rows else 0.0,
+            **stats_,
+            "sample": [float(v) for v in _even_subsample(finite, max_sample)],
+        }
+    cat_profiles: dict[str, dict] = {}
+    for feat in categorical:
+        levels, n_null = _categorical_counts(df[feat])
+        cat_profiles[feat] = {
+            "levels": levels,
+            "n": int(sum(levels.values())),
+            "n_null": n_null,
+            "null_share": (n_null / n_rows) if n_rows else 0.0,
+        }
+    return {
+        "schema_version": PROFILE_SCHEMA_VERSION,
+        "n_rows": n_rows,
+        "n_bins": n_bins,
+        "max_sample": max_sample,
+        "seed": int(seed),
+        "numeric": num_profiles,
+        "categorical": cat_profiles,
+        "importance": _normalize_importance([*numeric, *categorical], importance),
+    }
+
+
+def profile_to_json(profile: Mapping[str, Any]) -> str:
+    """Serialize a profile; floats use ``repr`` so the round trip is exact.
+
+    Raises ValueError if the profile contains NaN/inf (PostgreSQL jsonb would
+    reject them).
+    """
+    return json.dumps(profile, allow_nan=False, separators=(",", ":"))
+
+
+def profile_from_json(text: str | bytes | Mapping[str, Any]) -> dict:
+    """Inverse of :func:`profile_to_json` (a dict, e.g. from a jsonb column, is
+    returned as a plain dict after a schema check)."""
+    profile = dict(text) if isinstance(text, Mapping) else json.loads(text)
+    version = profile.get("schema_version")
+    if version != PROFILE_SCHEMA_VERSION:
+        raise ValueError(f"schema_version: unsupported reference profile version {version!r}")
+    for key in ("numeric", "categorical", "importance"):
+        if not isinstance(profile.get(key), dict):
+            raise ValueError(f"{key}: missing or not an object in the reference profile")
+    return profile
+
+
+# --------------------------------------------------------------------------- #
+# Binning and count-based metrics
+# --------------------------------------------------------------------------- #
+def bin_index(x: Any, edges: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Bin of each value: ``searchsorted(edges, x, side='right')``.
+
+    0 for ``x < edges[0]``, i for ``edges[i-1] <= x < edges[i]``, ``len(edges)``
+    for ``x >= edges[-1]`` - the PostgreSQL ``width_bucket(x, edges)`` rule.
+    """
+    return np.searchsorted(np.asarray(edges, dtype=np.float64), np.asarray(x, dtype=np.float64), side="right")
+
+
+def bin_counts(x: Any, edges: Sequence[float] | np.ndarray, assume_sorted: bool = False) -> np.ndarray:
+    """Counts per bin (length ``len(edges) + 1``) under the :func:`bin_index` rule.
+
+    Values must be finite (filter first). With ``assume_sorted`` the counts are
+    obtained in O(k log n) by locating the edges in the sorted values.
+    """
+    e = np.asarray(edges, dtype=np.float64)
+    v = np.asarray(x, dtype=np.float64)
+    if not assume_sorted:
+        return np.bincount(np.searchsorted(e, v, side="right"), minlength=e.size + 1).astype(np.int64)
+    # number of values < e[i]  ==  number of values in bins 0..i
+    below = np.searchsorted(v, e, side="left")
+    return np.diff(np.concatenate(([0], below, [v.size]))).astype(np.int64)
+
+
+def counts_from_buckets(buckets: Mapping[int, int] | Iterable[tuple[int, int]], n_edges: int) -> list[int]:
+    """Dense count list of length ``n_edges + 1`` from ``(width_bucket, count)``
+    pairs (e.g. a ``GROUP BY width_bucket(x, edges)`` result)."""
+    out = [0] * (n_edges + 1)
+    items = buckets.items() if isinstance(buckets, Mapping) else buckets
+    for b, c in items:
+        b = int(b)
+        if not 0 <= b <= n_edges:
+            raise ValueError(f"bucket {b} outside 0..{n_edges}")
+        out[b] += int(c)
+    return out
+
+
+def _proportions(ref_counts: Any, cur_counts: Any) -> tuple[np.ndarray, np.ndarray]:
+    r = np.asarray(ref_counts, dtype=np.float64)
+    c = np.asarray(cur_counts, dtype=np.float64)
+    if r.shape != c.shape or r.ndim != 1:
+        raise ValueError(f"count vectors must be 1-D of equal length, got {r.shape} and {c.shape}")
+    if np.any(r < 0) or np.any(c < 0):
+        raise ValueError("counts must be >= 0")
+    rs, cs = r.sum(), c.sum()
+    if rs <= 0 or cs <= 0:
+        raise ValueError("counts must not be all zero")
+    return r / rs, c / cs
+
+
+def _psi(p_ref: np.ndarray, p_cur: np.ndarray, eps: float) -> float:
+    a, b = p_cur + eps, p_ref + eps
+    return float(np.sum((a - b) * np.log(a / b)))
+
+
+def _kl(p_ref: np.ndarray, p_cur: np.ndarray, eps: float) -> float:
+    a, b = p_cur + eps, p_ref + eps
+    return float(np.sum(a * np.log(a / b)))
+
+
+def _js(p: np.ndarray, q: np.ndarray) -> float:
+    m = 0.5 * (p + q)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        left = np.where(p > 0, p * np.log(p / m), 0.0)
+        right = np.where(q > 0, q * np.log(q / m), 0.0)
+    js = (left.sum() + right.sum()) / (2.0 * math.log(2.0))
+    return float(math.sqrt(max(js, 0.0)))
+
+
+def psi_from_counts(ref_counts: Any, cur_counts: Any, eps: float = PSI_EPSILON) -> float:
+    """Population stability index ``sum((c - r) * ln(c / r))`` over bins, with
+    ``c``/``r`` the current/reference proportions plus ``eps``."""
+    r, c = _proportions(ref_counts, cur_counts)
+    return _psi(r, c, eps)
+
+
+def kl_from_counts(ref_counts: Any, cur_counts: Any, eps: float = PSI_EPSILON) -> float:
+    """KL(current || reference) in nats, proportions plus ``eps``."""
+    r, c = _proportions(ref_counts, cur_counts)
+    return _kl(r, c, eps)
+
+
+def js_from_counts(ref_counts: Any, cur_counts: Any) -> float:
+    """Jensen-Shannon distance (base 2, in [0, 1]) of the raw proportions;
+    equals ``scipy.spatial.distance.jensenshannon(ref, cur, base=2)``."""
+    r, c = _proportions(ref_counts, cur_counts)
+    return _js(r, c)
+
+
+# --------------------------------------------------------------------------- #
+# Kolmogorov-Smirnov and Wasserstein
+# --------------------------------------------------------------------------- #
+def _ks_exact_sf(n1: int, n2: int, h: int, g: int) -> float:
+    """P(D >= h/lcm(n1, n2)) for two continuous samples of sizes n1, n2 (no ties).
+
+    Counts monotone lattice paths from (0, 0) to (nA, nB) (nA = the smaller
+    size on the x axis) that stay strictly inside the band
+    ``|i/nA - j/nB| < h/lcm``; every path is equally likely. Column by column,
+    the paths inside column i are a cumulative sum of column i-1 restricted to
+    the band. The probability of leaving the band is summed directly over
+    first exits (inside-path count x completions / all paths) in log space, so
+    tiny p-values keep their relative precision. O(nA * band width) work in
+    nA vectorized steps. Agrees with scipy to ~1e-11 absolute; below ~1e-60
+    the tiny p-values lose relative precision (band cells far below the
+    column maximum underflow), which never matters for a decision.
+    """
+    n_a, n_b = (n1, n2) if n1 <= n2 else (n2, n1)
+    a, b = n_b // g, n_a // g  # |i/nA - j/nB| = |i*a - j*b| / lcm
+    logfact = gammaln(np.arange(1, n_a + n_b + 2, dtype=np.float64))  # logfact[k] = log(k!)
+    log_total = logfact[n_a + n_b] - logfact[n_a] - logfact[n_b]
+
+    def log_completions(x: int | np.ndarray, y: int | np.ndarray) -> Any:
+        return logfact[n_a - x + n_b - y] - logfact[n_a - x] - logfact[n_b - y]
+
+    exit_logs: list[np.ndarray] = []
+    lo, hi = 0, min(n_b, (h - 1) // b)
+    col = np.zeros(n_b + 1)  # col[j] = scaled inside-path count of cell (i, j), valid on [lo, hi]
+    col[lo:hi + 1] = 1.0
+    log_scale = 0.0
+    if hi < n_b:  # paths that go straight up out of column 0
+        exit_logs.append(np.array([log_completions(0, hi + 1) - log_total]))
+    for i in range(1, n_a + 1):
+        new_lo = max(0, (i * a - h) // b + 1)
+        new_hi = min(n_b, (i * a + h - 1) // b)
+        if new_lo > lo:  # right steps from prev cells below the new band leave it
+            ys = np.arange(lo, min(new_lo, hi + 1))
+            with np.errstate(divide="ignore"):
+                exit_logs.append(np.log(col[ys]) + log_scale + log_completions(i, ys) - log_total)
+        if new_lo > hi or new_lo > new_hi:  # nothing left inside
+            break
+        np.cumsum(col[new_lo:hi + 1], out=col[new_lo:hi + 1])
+        if new_hi > hi:
+            col[hi + 1:new_hi + 1] = col[hi]
+        lo, hi = new_lo, new_hi
+        top = col[hi]  # a cumulative sum: the last cell is the column maximum
+        if hi < n_b and top > 0:  # up step above the band from the top cell
+            exit_logs.append(np.array([math.log(top) + log_scale + log_completions(i, hi + 1) - log_total]))
+        if top <= 0:  # everything underflowed: nothing measurable left inside
+            break
+        if top > 1e150:
+            col[lo:hi + 1] /= top
+            log_scale += math.log(top)
+    if not exit_logs:
+        return 0.0
+    p = float(np.exp(np.concatenate(exit_logs)).sum())
+    return min(1.0, max(0.0, p))
+
+
+def ks_pvalue(d: float, n1: int, n2: int, max_exact_n: int = KS_MAX_EXACT_N) -> tuple[float, float]:
+    """Two-sided p-value of the two-sample KS statistic ``d`` as
+    ``scipy.stats.ks_2samp(method='auto')`` computes it.
+
+    Exact (lattice-path count, :func:`_ks_exact_sf`) when ``max(n1, n2) <=
+    max_exact_n`` (default :data:`KS_MAX_EXACT_N`, scipy's rule); then ``d`` is snapped to the lattice ``h/lcm`` like
+    scipy does and the snapped value is returned. Otherwise Smirnov's
+    asymptotic ``scipy.stats.kstwo.sf(d, round(n1*n2/(n1+n2)))``.
+    Returns ``(statistic, p_value)``.
+    """
+    if n1 < 1 or n2 < 1:
+        raise ValueError("KS needs two non-empty samples")
+    if max(n1, n2) <= max_exact_n:
+        g = math.gcd(n1, n2)
+        lcm = (n1 // g) * n2
+        h = int(np.round(d * lcm))
+        d = h / lcm
+        if h == 0:
+            return d, 1.0
+        return d, _ks_exact_sf(n1, n2, h, g)
+    m, n = sorted((float(n1), float(n2)), reverse=True)
+    en = m * n / (m + n)
+    p = float(stats.kstwo.sf(d, np.round(en)))
+    return float(d), min(1.0, max(0.0, p))
+
+
+def _merged_cdfs(ref_sorted: np.ndarray, cur_sorted: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Both ECDFs at every distinct value of the pooled sample.
+
+    Returns ``(distinct sorted values, F_ref, F_cur)`` where ``F(v)`` = share of
+    the sample ``<= v`` (the ``searchsorted(..., side='right')`` ECDF). The
+    pooled order comes from a stable argsort of the two concatenated sorted
+    runs (a linear-time merge); the ECDFs are running counts read at the last
+    position of each group of equal values.
+    """
+    n1, n2 = ref_sorted.size, cur_sorted.size
+    pooled = np.concatenate((ref_sorted, cur_sorted))
+    order = np.argsort(pooled, kind="stable")
+    values = pooled[order]
+    ref_le = np.cumsum(order < n1, dtype=np.int32 if values.size < 2**31 else np.int64)
+    last = np.empty(values.size, dtype=bool)
+    np.not_equal(values[1:], values[:-1], out=last[:-1])
+    last[-1] = True
+    ends = np.flatnonzero(last)
+    n_ref = ref_le[ends]
+    cdf_r = n_ref / n1
+    cdf_c = (ends + 1 - n_ref) / n2
+    return values[ends], cdf_r, cdf_c
+
+
+def ks_2samp_sorted(ref_sorted: Any, cur_sorted: Any) -> tuple[float, float]:
+    """Two-sided two-sample KS ``(statistic, p_value)`` of two *sorted* finite
+    samples; equal to ``scipy.stats.ks_2samp(ref, cur)`` (ties allowed)."""
+    r = np.asarray(ref_sorted, dtype=np.float64)
+    c = np.asarray(cur_sorted, dtype=np.float64)
+    _, cdf_r, cdf_c = _merged_cdfs(r, c)
+    diff = cdf_r - cdf_c
+    d = max(float(diff.max()), float(np.clip(-diff.min(), 0, 1)))
+    return ks_pvalue(d, r.size, c.size)
+
+
+def wasserstein_sorted(ref_sorted: Any, cur_sorted: Any) -> float:
+    """Wasserstein-1 distance ``integral |F_ref - F_cur|`` of two sorted finite
+    samples; equals ``scipy.stats.wasserstein_distance(ref, cur)``."""
+    r = np.asarray(ref_sorted, dtype=np.float64)
+    c = np.asarray(cur_sorted, dtype=np.float64)
+    allv, cdf_r, cdf_c = _merged_cdfs(r, c)
+    return float(np.sum(np.abs(cdf_r[:-1] - cdf_c[:-1]) * np.diff(allv)))
+
+
+def _ks_and_wasserstein(ref_sorted: np.ndarray, cur_sorted: np.ndarray,
+                        max_exact_n: int = KS_MAX_EXACT_N) -> tuple[float, float, float]:
+    """(KS statistic, KS p-value, W1) sharing one merge."""
+    allv, cdf_r, cdf_c = _merged_cdfs(ref_sorted, cur_sorted)
+    diff = cdf_r - cdf_c
+    d = max(float(diff.max()), float(np.clip(-diff.min(), 0, 1)))
+    w = float(np.sum(np.abs(diff[:-1]) * np.diff(allv)))
+    d, p = ks_pvalue(d, ref_sorted.size, cur_sorted.size, max_exact_n)
+    return d, p, w
+
+
+def chi_square(observed: Any, expected: Any) -> tuple[float, float, int]:
+    """Pearson chi-square goodness of fit ``(statistic, p_value, dof)``, equal
+    to ``scipy.stats.chisquare(observed, expected)`` (sums must match).
+    With fewer than 2 categories the result is ``(0.0, 1.0, 0)``."""
+    o = np.asarray(observed, dtype=np.float64)
+    e = np.asarray(expected, dtype=np.float64)
+    k = o.size
+    if k < 2:
+        return 0.0, 1.0, 0
+    stat = float(np.sum((o - e) ** 2 / e))
+    return stat, float(stats.chi2.sf(stat, k - 1)), k - 1
+
+
+# --------------------------------------------------------------------------- #
+# Decisions
+# --------------------------------------------------------------------------- #
+def benjamini_hochberg(p_values: Sequence[float], q: float = 0.05) -> tuple[list[float], list[bool]]:
+    """Benjamini-Hochberg step-up: ``(adjusted p-values, rejected)``.
+
+    Adjusted ``p_(i) = min_{j >= i} min(1, m * p_(j) / j)`` (sorted ascending,
+    1-based ranks); ``rejected = adjusted <= q``, which is the same set as the
+    classic "largest k with p_(k) <= k q / m" rule.
+    """
+    p = np.asarray(p_values, dtype=np.float64)
+    m = p.size
+    if m == 0:
+        return [], []
+    if np.any(~np.isfinite(p)) or np.any(p < 0) or np.any(p > 1):
+        raise ValueError("p-values must be finite and in [0, 1]")
+    order = np.argsort(p, kind="stable")
+    ranked = p[order] * m / np.arange(1, m + 1)
+    adj_sorted = np.minimum(1.0, np.minimum.accumulate(ranked[::-1])[::-1])
+    adj = np.empty(m)
+    adj[order] = adj_sorted
+    return [float(v) for v in adj], [bool(v <= q) for v in adj]
+
+
+def severity_score(psi: float, wasserstein_norm: float | None, significant: bool, config: DriftConfig) -> float:
+    """Severity 0-100: ``100 * min(1, max(psi / (2 psi_critical),
+    W_norm / (2 wasserstein_critical)))`` if significant, else 0."""
+    if not significant:
+        return 0.0
+    e = psi / (2.0 * config.psi_critical)
+    if wasserstein_norm is not None:
+        e = max(e, wasserstein_norm / (2.0 * config.wasserstein_critical))
+    return float(100.0 * min(1.0, max(0.0, e)))
+
+
+@dataclass(frozen=True)
+class FeatureResult:
+    """Outcome of one feature in one window.
+
+    ``status``: 'ok'; 'no_data' (column missing or no finite/non-null value in
+    the window - a data problem, no statistics); 'no_reference' (the profile
+    has no finite reference values). ``test`` is the primary test ('ks' or
+    'chi2'); ``statistic``/``p_value`` are its values, ``p_adjusted`` the BH
+    adjusted p-value. Metrics that do not apply are None.
+    """
+
+    feature: str
+    kind: str  # 'numeric' | 'categorical'
+    status: str  # 'ok' | 'no_data' | 'no_reference'
+    test: str  # 'ks' | 'chi2'
+    statistic: float | None = None
+    p_value: float | None = None
+    p_adjusted: float | None = None
+    significant: bool = False
+    psi: float | None = None
+    kl: float | None = None
+    js: float | None = None
+    ks: float | None = None
+    ks_pvalue: float | None = None
+    wasserstein: float | None = None
+    wasserstein_norm: float | None = None
+    chi2: float | None = None
+    chi2_pvalue: float | None = None
+    chi2_dof: int | None = None
+    severity: float = 0.0
+    level: str = "none"
+    drifted: bool = False
+    n_current: int = 0
+    n_null: int = 0
+    n_nonfinite: int = 0
+    importance: float = 0.0
+    unseen_levels: tuple[str, ...] = ()
+    note: str = ""
+
+    def metrics(self) -> dict[str, float | None]:
+        """Metric name -> value for the tests that apply to this feature."""
+        if self.status != "ok":
+            return {}
+        if self.kind == "numeric":
+            return {"ks": self.ks, "psi": self.psi, "kl": self.kl, "js": self.js,
+                    "wasserstein": self.wasserstein, "wasserstein_norm": self.wasserstein_norm}
+        return {"chi2": self.chi2, "psi": self.psi, "kl": self.kl, "js": self.js}
+
+
+@dataclass(frozen=True)
+class WindowResult:
+    """All features of one window plus the model-level verdict.
+
+    ``drift_score`` in [0, 1] = importance-weighted mean of feature
+    severities / 100 over the features with status 'ok' (weights renormalized
+    over them); ``drift_score_100`` = 100 x that. ``level`` = 'critical' if a
+    drifted feature crossed a critical threshold, 'warning' if any feature
+    drifted, else 'none' (and 'none' whenever ``drift_score <
+    config.min_model_score``); ``drifted`` = ``level != 'none'`` - the boolean
+    to feed the hysteresis.
+    """
+
+    features: tuple[FeatureResult, ...]
+    n_rows: int
+    drift_score: float
+    level: str
+    drifted: bool
+    config: DriftConfig = field(default_factory=DriftConfig)
+
+    @property
+    def drift_score_100(self) -> float:
+        """Model drift score on a 0-100 scale."""
+        return 100.0 * self.drift_score
+
+    @property
+    def n_drifted(self) -> int:
+        """Number of drifted features."""
+        return sum(1 for f in self.features if f.drifted)
+
+    @property
+    def drifted_features(self) -> list[FeatureResult]:
+        """Drifted features, most severe first."""
+        return sorted((f for f in self.features if f.drifted), key=lambda f: (-f.severity, f.p_value or 0.0, f.feature))
+
+    @property
+    def no_data_features(self) -> list[str]:
+        """Features that could not be evaluated (status != 'ok')."""
+        return [f.feature for f in self.features if f.status != "ok"]
+
+    def feature(self, name: str) -> FeatureResult:
+        """The result of feature ``name`` (KeyError if absent)."""
+        for f in self.features:
+            if f.feature == name:
+                return f
+        raise KeyError(name)
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-serializable window summary (for ``drift_windows.summary``)."""
+        return {
+            "n_rows": self.n_rows,
+            "drift_score": self.drift_score,
+            "level": self.level,
+            "drifted": self.drifted,
+            "n_features": len(self.features),
+            "n_drifted": self.n_drifted,
+            "drifted_features": [f.feature for f in self.drifted_features],
+            "no_data_features": self.no_data_features,
+            "config": self.config.to_dict(),
+        }
+
+    def summary_lines(self, top: int = 5) -> list[str]:
+        """Human-readable log lines: the verdict, then up to ``top`` drifted
+        features (or, if none drifted, the highest non-zero severities) with
+        their statistics, then features without data."""
+        cfg = self.config
+        lines = [
+            f"drift score {self.drift_score:.3f} ({self.drift_score_100:.1f}/100), level={self.level}, "
+            f"{self.n_drifted}/{len(self.features)} features drifted, {self.n_rows} rows "
+            f"(BH q={cfg.fdr_q:g}, PSI>={cfg.psi_warning:g}/{cfg.psi_critical:g}, "
+            f"W/sd>={cfg.wasserstein_warning:g}/{cfg.wasserstein_critical:g})"
+        ]
+        shown = self.drifted_features
+        if not shown:
+            lines.append("no feature drifted")
+            shown = sorted((f for f in self.features if f.severity > 0), key=lambda f: -f.severity)
+        for f in shown[:top]:
+            tag = f"DRIFTED {f.level}" if f.drifted else "not drifted"
+            if f.kind == "numeric":
+                detail = (f"KS D={_fmt(f.ks, '.4f')} p={_fmt(f.ks_pvalue)} (BH {_fmt(f.p_adjusted)}) "
+                          f"PSI={_fmt(f.psi, '.4f')} W/sd={_fmt(f.wasserstein_norm, '.3f')} JS={_fmt(f.js, '.4f')}")
+            else:
+                detail = (f"chi2={_fmt(f.chi2, '.4g')} dof={f.chi2_dof} p={_fmt(f.chi2_pvalue)} "
+                          f"(BH {_fmt(f.p_adjusted)}) PSI={_fmt(f.psi, '.4f')} JS={_fmt(f.js, '.4f')}")
+                if f.unseen_levels:
+                    detail += f" unseen={list(f.unseen_levels[:5])}"
+            lines.append(f"  {f.feature}: {detail} severity={f.severity:.1f} importance={f.importance:.3f} {tag}")
+        bad = [f for f in self.features if f.status != "ok"]
+        if bad:
+            lines.append("not evaluated: " + ", ".join(f"{f.feature} ({f.status}{': ' + f.note if f.note else ''})"
+                                                     for f in bad))
+        return lines
+
+    def to_rows(self) -> list[dict[str, Any]]:
+        """Flat rows for the ``drift_results`` table, one per (feature, test).
+
+        Keys: ``feature, test, statistic, p_value, severity, drifted,
+        n_current, details``. Tests: numeric 'ks', 'psi', 'kl', 'js',
+        'wasserstein', 'wasserstein_norm'; categorical 'chi2', 'psi', 'kl',
+        'js'. ``p_value`` is set on the primary row ('ks'/'chi2') only;
+        ``severity``/``drifted`` repeat the feature's verdict on every row.
+        A feature without data gives one primary row with statistic/p_value
+        None and ``details.status`` = 'no_data'/'no_reference'. ``details``
+        (JSON) holds status, kind, level, p_adjusted, n_null, n_nonfinite,
+        importance and (categoricals) unseen levels.
+        """
+        rows: list[dict[str, Any]] = []
+        for f in self.features:
+            details: dict[str, Any] = {
+                "status": f.status, "kind": f.kind, "level": f.level, "p_adjusted": _f(f.p_adjusted),
+                "n_null": f.n_null, "n_nonfinite": f.n_nonfinite, "importance": f.importance,
+            }
+            if f.unseen_levels:
+                details["unseen_levels"] = list(f.unseen_levels)
+            if f.chi2_dof is not None:
+                details["dof"] = f.chi2_dof
+            if f.note:
+                details["note"] = f.note
+            metrics = f.metrics() or {f.test: None}
+            for test, value in metrics.items():
+                rows.append({
+                    "feature": f.feature,
+                    "test": test,
+                    "statistic": _f(value),
+                    "p_value": _f(f.p_value) if test == f.test else None,
+                    "severity": f.severity,
+                    "drifted": f.drifted,
+                    "n_current": f.n_current,
+                    "details": dict(details),
+                })
+        return rows
+
+
+def _spread(ref: Mapping[str, Any]) -> float:
+    """Normalizer of the Wasserstein distance: reference std (ddof=0); if that
+    is 0 or missing, the reference IQR; if that is 0 too, 1.0 (raw units)."""
+    for key in ("std", "iqr"):
+        v = ref.get(key)
+        if v is not None and math.isfinite(v) and v > 0:
+            return float(v)
+    return 1.0
+
+
+def _eval_numeric(name: str, ref: Mapping[str, Any], col: pd.Series | None, weight: float,
+                  max_exact_n: int = KS_MAX_EXACT_N) -> dict[str, Any]:
+    base: dict[str, Any] = {"feature": name, "kind": "numeric", "test": "ks", "importance": weight}
+    if col is None:
+        return {**base, "status": "no_data", "note": "column missing"}
+    x = _as_float_array(col)
+    finite, n_null, n_inf = _split_finite(x)
+    base.update(n_null=n_null, n_nonfinite=n_inf, n_current=int(finite.size))
+    if finite.size == 0:
+        return {**base, "status": "no_data", "note": "no finite values"}
+    sample = np.asarray(ref.get("sample") or [], dtype=np.float64)
+    if sample.size == 0 or not ref.get("n"):
+        return {**base, "status": "no_reference", "note": "no finite reference values"}
+    cur = np.sort(finite)
+    edges = np.asarray(ref["edges"], dtype=np.float64)
+    ref_counts = np.asarray(ref["counts"], dtype=np.float64)
+    p_ref = ref_counts / ref_counts.sum()
+    p_cur = bin_counts(cur, edges, assume_sorted=True) / cur.size
+    d, p, w = _ks_and_wasserstein(sample, cur, max_exact_n)
+    return {
+        **base, "status": "ok", "statistic": d, "p_value": p, "ks": d, "ks_pvalue": p,
+        "psi": _psi(p_ref, p_cur, PSI_EPSILON), "kl": _kl(p_ref, p_cur, PSI_EPSILON), "js": _js(p_ref, p_cur),
+        "wasserstein": w, "wasserstein_norm": w / _spread(ref),
+    }
+
+
+def _eval_categorical(name: str, ref: Mapping[str, Any], col: pd.Series | None, weight: float) -> dict[str, Any]:
+    base: dict[str, Any] = {"feature": name, "kind": "categorical", "test": "chi2", "importance": weight}
+    if col is None:
+        return {**base, "status": "no_data", "note": "column missing"}
+    cur_levels, n_null = _categorical_counts(col)
+    n = int(sum(cur_levels.values()))
+    base.update(n_null=n_null, n_current=n)
+    if n == 0:
+        return {**base, "status": "no_data", "note": "no non-null values"}
+    ref_levels: Mapping[str, int] = ref.get("levels") or {}
+    ref_n = sum(ref_levels.values())
+    if ref_n <= 0:
+        return {**base, "status": "no_reference", "note": "no reference levels"}
+    unseen = tuple(lv for lv in cur_levels if lv not in ref_levels)
+    levels = [*ref_levels.keys(), *unseen]
+    r = np.array([ref_levels.get(lv, 0) for lv in levels], dtype=np.float64) / ref_n
+    c = np.array([cur_levels.get(lv, 0) for lv in levels], dtype=np.float64)
+    p_cur = c / n
+    q = np.where(r > 0, r, PSI_EPSILON)
+    expected = n * q / q.sum()
+    stat, p, dof = chi_square(c, expected)
+    return {
+        **base, "status": "ok", "statistic": stat, "p_value": p, "chi2": stat, "chi2_pvalue": p, "chi2_dof": dof,
+        "psi": _psi(r, p_cur, PSI_EPSILON), "kl": _kl(r, p_cur, PSI_EPSILON), "js": _js(r, p_cur),
+        "unseen_levels": unseen,
+    }
+
+
+def evaluate_window(profile: dict, current: pd.DataFrame, config: DriftConfig) -> WindowResult:
+    """Evaluate one window of current data against a reference profile.
+
+    Every numeric and categorical feature of the profile is tested; a feature
+    is ``drifted`` iff its primary p-value is BH-significant at
+    ``config.fdr_q`` (over all features with status 'ok') AND its effect size
+    reaches a warning threshold (``psi >= psi_warning``, or for numerics
+    ``wasserstein_norm >= wasserstein_warning``); its level is 'critical' if
+    drifted and a critical threshold is reached. Features with fewer than
+    ``config.min_rows`` usable values are reported but not tested. Non-finite values are
+    excluded and counted (``n_null`` for NaN/NULL, ``n_nonfinite`` for +/-inf).
+    """
+    if config is None:
+        config = DriftConfig()
+    importance: Mapping[str, float] = profile.get("importance") or {}
+    cols = set(current.columns)
+    raw: list[dict[str, Any]] = []
+    for name, ref in profile.get("numeric", {}).items():
+        raw.append(_eval_numeric(name, ref, current[name] if name in cols else None,
+                                 float(importance.get(name, 0.0)), config.ks_exact_max_n))
+    for name, ref in profile.get("categorical", {}).items():
+        raw.append(_eval_categorical(name, ref, current[name] if name in cols else None,
+                                     float(importance.get(name, 0.0))))
+
+    for r in raw:
+        if r["status"] == "ok" and r["n_current"] < config.min_rows:
+            r["note"] = f"too few values ({r['n_current']} < min_rows={config.min_rows}); not tested"
+    ok = [r for r in raw if r["status"] == "ok" and r["n_current"] >= config.min_rows]
+    adjusted, rejected = benjamini_hochberg([r["p_value"] for r in ok], config.fdr_q)
+    for r, adj, rej in zip(ok, adjusted, rejected):
+        wn = r.get("wasserstein_norm")
+        psi = r["psi"]
+        warn = psi >= config.psi_warning or (wn is not None and wn >= config.wasserstein_warning)
+        crit = psi >= config.psi_critical or (wn is not None and wn >= config.wasserstein_critical)
+        drifted = bool(rej and warn)
+        r.update(
+            p_adjusted=adj,
+            significant=rej,
+            severity=severity_score(psi, wn, rej, config),
+            drifted=drifted,
+            level=("critical" if crit else "warning") if drifted else "none",
+        )
+    results = tuple(FeatureResult(**r) for r in raw)
+
+    ok_results = [f for f in results if f.status == "ok"]
+    total_w = math.fsum(f.importance for f in ok_results)
+    if ok_results and total_w > 0:
+        score = math.fsum(f.importance * f.severity for f in ok_results) / (100.0 * total_w)
+    elif ok_results:
+        score = math.fsum(f.severity for f in ok_results) / (100.0 * len(ok_results))
+    else:
+        score = 0.0
+    score = min(1.0, max(0.0, score))
+    drifted_feats = [f for f in ok_results if f.drifted]
+    if not drifted_feats or score < config.min_model_score:
+        level = "none"
+    else:
+        level = "critical" if any(f.level == "critical" for f in drifted_feats) else "warning"
+    return WindowResult(features=results, n_rows=int(len(current)), drift_score=score, level=level,
+                        drifted=level != "none", config=config)
+
+
+# --------------------------------------------------------------------------- #
+# Hysteresis
+# --------------------------------------------------------------------------- #
+@dataclass(frozen=True)
+class HysteresisResult:
+    """New alert state ('clear' | 'firing') and the transition ('fire',
+    'resolve' or None)."""
+
+    state: str
+    transition: str | None
+
+
+@dataclass(frozen=True)
+class Hysteresis:
+    """N-of-M firing, K-clean resolving (defaults 2 of 3, 3 clean).
+
+    * clear -> firing ('fire') when the newest window drifted and at least
+      ``fire_n`` of the last ``fire_m`` windows drifted;
+    * firing -> clear ('resolve') when the last ``resolve_k`` windows are all
+      clean;
+    * otherwise the state is kept (transition None). Fewer windows than
+      needed never fire/resolve. Windows that could not be evaluated should be
+      left out of the history.
+    """
+
+    fire_n: int = 2
+    fire_m: int = 3
+    resolve_k: int = 3
+
+    def __post_init__(self) -> None:
+        for name in ("fire_n", "fire_m", "resolve_k"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name}: must be an integer >= 1, got {v!r}")
+        if self.fire_n > self.fire_m:
+            raise ValueError(f"fire_n: must be <= fire_m ({self.fire_n} > {self.fire_m})")
+
+    @classmethod
+    def from_config(cls, config: DriftConfig) -> Hysteresis:
+        """Hysteresis with the config's fire_n / fire_m / resolve_k."""
+        return cls(config.fire_n, config.fire_m, config.resolve_k)
+
+    def step(self, history: Sequence[bool], state: str) -> HysteresisResult:
+        """Apply to the ordered window booleans (oldest first, newest last,
+        including the current window) and the alert state before it."""
+        if state not in ALERT_STATES:
+            raise ValueError(f"state: must be one of {ALERT_STATES}, got {state!r}")
+        h = [bool(v) for v in history]
+        if state == "clear":
+            if h and h[-1] and sum(h[-self.fire_m:]) >= self.fire_n:
+                return HysteresisResult("firing", "fire")
+            return HysteresisResult("clear", None)
+        if len(h) >= self.resolve_k and not any(h[-self.resolve_k:]):
+            return HysteresisResult("clear", "resolve")
+        return HysteresisResult("firing", None)
+
+
+def update_alert_state(history: Sequence[bool], state: str, config: DriftConfig | None = None) -> HysteresisResult:
+    """Functional form of :meth:`Hysteresis.step` using ``config``'s settings."""
+    return Hysteresis.from_config(config or DriftConfig()).step(history, state)
