@@ -36,6 +36,7 @@ def pytest_configure(config: pytest.Config) -> None:
     env = devstack.airflow_env(tmp, pg.sqlalchemy_uri("airflow"), pg.airflow_conn_uri("modelwatch"))
     env["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
     env["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
+    env["MODELWATCH_RETRY_DELAY_SECONDS"] = "1"
     env["MODELWATCH_ARTIFACT_DIR"] = str(tmp / "artifacts")
     os.environ.update(env)
     _STATE.update(pg=pg, tmp=tmp)

@@ -139,7 +139,7 @@ def bootstrap_champion(
     log(
         f"purged walk-forward ({len(wf.folds)} folds, embargo {HORIZON}d): held-out {len(oof)} rows "
         f"{held['date'].min():%Y-%m-%d}..{held['date'].max():%Y-%m-%d}: accuracy {baseline.get('accuracy', float('nan')):.4f} "
-        f"(majority {majority:.4f}), macro F1 {baseline.get('macro_f1', float('nan')):.4f}, hit rate {baseline.get('hit_rate', float('nan')):.4f}, "
+        f"(majority {majority:.4f}), macro F1 {baseline.get('f1_macro', float('nan')):.4f}, hit rate {baseline.get('hit_rate', float('nan')):.4f}, "
         f"profit factor {baseline.get('profit_factor') or float('nan'):.3f}, Sharpe {baseline.get('sharpe') or float('nan'):.3f}"
     )
 

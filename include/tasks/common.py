@@ -3,6 +3,7 @@ run's data interval. Light imports only: DAG files import this at parse time."""
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -12,16 +13,24 @@ MONITORING_CONN_ID = "monitoring_db"
 DEFAULT_ARGS: dict[str, Any] = {
     "owner": OWNER,
     "retries": 2,
-    "retry_delay": timedelta(minutes=2),
-    "retry_exponential_backoff": True,
+    # MODELWATCH_RETRY_DELAY_SECONDS shortens the wait (tests use 1 s)
+    "retry_delay": timedelta(seconds=int(os.environ.get("MODELWATCH_RETRY_DELAY_SECONDS", "120"))),
 }
 
 
 def monitoring_conn():
-    """psycopg2 connection to the monitoring database (Airflow connection ``monitoring_db``)."""
-    from airflow.providers.postgres.hooks.postgres import PostgresHook
+    """psycopg2 connection to the monitoring database (Airflow connection ``monitoring_db``).
 
-    return PostgresHook(postgres_conn_id=MONITORING_CONN_ID).get_conn()
+    Resolved through Airflow (env var, secrets backend or metadata DB), opened
+    with psycopg2 like the CLI does, so tasks and CLI share one code path.
+    """
+    import psycopg2
+    from airflow.sdk import BaseHook
+
+    c = BaseHook.get_connection(MONITORING_CONN_ID)
+    kwargs = {"host": c.host, "port": c.port, "user": c.login, "password": c.password, "dbname": c.schema}
+    kwargs.update({k: v for k, v in (c.extra_dejson or {}).items() if k in {"sslmode", "sslrootcert", "connect_timeout", "application_name"}})
+    return psycopg2.connect(**{k: v for k, v in kwargs.items() if v not in (None, "")})
 
 
 def data_interval(context: dict[str, Any]) -> tuple[datetime, datetime]:
