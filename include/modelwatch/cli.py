@@ -10,6 +10,9 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
+# DAGs a replayed month runs through, stage by stage (a stage's DAGs run in parallel)
+REPLAY_STAGES = ("score_signals", "drift_hourly")
+
 Handler = Callable[[argparse.Namespace], int]
 
 
@@ -62,6 +65,34 @@ def _settings_apply(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bootstrap(args: argparse.Namespace) -> int:
+    import os
+
+    from include.modelwatch import bootstrap, storage
+
+    conn = storage.connect(args.uri)
+    try:
+        bootstrap.bootstrap_champion(
+            conn, artifact_dir=args.artifact_dir or os.environ.get("MODELWATCH_ARTIFACT_DIR", ".modelwatch/artifacts"),
+            model_name=args.model,
+        )
+    finally:
+        conn.close()
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from include.modelwatch import devstack, replay
+
+    api = replay.AirflowApi(args.url, devstack.ADMIN_USER, devstack.ADMIN_PASSWORD)
+    windows = replay.month_windows(date.fromisoformat(args.start), date.fromisoformat(args.end))
+    tally = replay.replay(api, windows, [tuple(s.split(",")) for s in args.stages])
+    print("replay done: " + "; ".join(f"{d}: {t}" for d, t in tally.items()))
+    return 0 if all(set(t) <= {"success"} for t in tally.values()) else 1
+
+
 def _dev_run(args: argparse.Namespace) -> int:
     from include.modelwatch import devstack
 
@@ -85,6 +116,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = st.add_parser("apply", help="upsert connections, variables and pools into Airflow")
     p.add_argument("--file", help="settings file (default: airflow_settings.yaml)")
     p.set_defaults(func=_settings_apply)
+
+    p = groups.add_parser("bootstrap", help="train and register the initial champion (idempotent)")
+    p.add_argument("--uri", help="PostgreSQL URI (default: $AIRFLOW_CONN_MONITORING_DB)")
+    p.add_argument("--model", default="spx_signal")
+    p.add_argument("--artifact-dir", help="default: $MODELWATCH_ARTIFACT_DIR")
+    p.set_defaults(func=_bootstrap)
+
+    p = groups.add_parser("replay", help="replay market months through the real DAGs over the REST API")
+    p.add_argument("--url", default="http://127.0.0.1:8080")
+    p.add_argument("--start", default="2007-01-01")
+    p.add_argument("--end", default="2009-01-01")
+    p.add_argument("--stages", nargs="+", default=list(REPLAY_STAGES), help="comma-separated DAG ids per stage")
+    p.set_defaults(func=_replay)
 
     dev = groups.add_parser("dev", help="local stack").add_subparsers(dest="cmd", required=True)
     dev.add_parser("run", help="embedded PostgreSQL + Airflow on 127.0.0.1:8080 (make run)").set_defaults(func=_dev_run)

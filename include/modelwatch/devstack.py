@@ -221,6 +221,17 @@ class Stack:
             say("PostgreSQL stopped")
 
 
+def populate(stack: Stack) -> None:
+    """Bootstrap the champion and replay 2007-2008 through the real DAGs (skips what is done)."""
+    t = time.monotonic()
+    stack._cli("bootstrap")
+    say(f"bootstrap done in {time.monotonic() - t:.1f}s; replaying 2007-2008 (one run per market month) ...")
+    t = time.monotonic()
+    res = subprocess.run([sys.executable, "-m", "include.modelwatch", "replay"], env={**stack.env, "PYTHONUNBUFFERED": "1"}, cwd=ROOT)
+    state = "done" if res.returncode == 0 else f"finished with failures (exit {res.returncode})"
+    say(f"replay {state} in {time.monotonic() - t:.1f}s: open http://{HOST}:{PORT} to browse runs and tables")
+
+
 def run(after_start: Callable[[Stack], None] | None = None) -> int:
     """Entry point of ``make run``: set up, start, print the URL, wait for Ctrl+C."""
     t0 = time.monotonic()
@@ -238,8 +249,7 @@ def run(after_start: Callable[[Stack], None] | None = None) -> int:
         stack.start_airflow()
         stack.wait_healthy()
         say(f"Airflow is up in {time.monotonic() - t0:.1f}s: http://{HOST}:{PORT}  (login {ADMIN_USER} / {ADMIN_PASSWORD})")
-        if after_start is not None:
-            after_start(stack)
+        (after_start or populate)(stack)
         say("press Ctrl+C to stop everything")
         while True:
             for comp, proc in stack.procs.items():
