@@ -7,18 +7,18 @@ import os
 import pytest
 
 
-@pytest.fixture(scope="session")
+RUN_TABLES = "predictions, outcomes, drift_windows, drift_results, data_quality_results, alerts, pipeline_heartbeats"
+
+
+@pytest.fixture()
 def champion(airflow_db, monitoring_uri):
-    """Bootstrap the real champion once per session (trained on 1999-2006 bars)."""
+    """The real champion (trained on 1999-2006 bars; bootstrapped once, re-used while
+    it exists) and empty run tables, so each end-to-end test starts from a known state."""
     from include.modelwatch import bootstrap, storage
 
     conn = storage.connect(monitoring_uri)
     with storage.transaction(conn) as cur:
-        cur.execute(
-            "SELECT string_agg(format('%I', tablename), ', ') FROM pg_tables "
-            "WHERE schemaname = 'public' AND tablename <> 'schema_migrations'"
-        )
-        cur.execute(f"TRUNCATE {cur.fetchone()[0]} RESTART IDENTITY CASCADE")
+        cur.execute(f"TRUNCATE {RUN_TABLES} RESTART IDENTITY CASCADE")
     result = bootstrap.bootstrap_champion(conn, artifact_dir=os.environ["MODELWATCH_ARTIFACT_DIR"], log=lambda *_: None)
     conn.close()
     return result
