@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from include.modelwatch.features import CLASSES, TRADING_DAYS, label_to_index
+from include.modelwatch.registry import sha256_bytes  # noqa: F401  (the one hash helper, re-exported)
 
 Algorithm = Literal["lightgbm", "xgboost"]
 Model = Any  # lightgbm.Booster | xgboost.Booster
@@ -315,11 +316,6 @@ def deserialize_model(data: bytes) -> Model:
         booster.set_param({"nthread": DEFAULT_THREADS})
         return booster
     raise ValueError(f"not a serialized ModelWatch model (header {data[:40]!r})")
-
-
-def sha256_bytes(data: bytes) -> str:
-    """Hex SHA-256 of ``data``."""
-    return hashlib.sha256(data).hexdigest()
 
 
 # --------------------------------------------------------------------------- walk-forward

@@ -38,3 +38,12 @@ def run_window(dag_id: str, start: str, end: str):
 
     dag = get_dag(dag_id)
     return dag.test(logical_date=pendulum.parse(end), run_conf={"window_start": start, "window_end": end})
+
+
+def rows(conn, sql: str, params=None) -> list[dict]:
+    """Query the monitoring DB and end the read transaction."""
+    from include.modelwatch import storage
+
+    out = storage.fetch_dicts(conn, sql, params)
+    conn.rollback()
+    return out

@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 from include.modelwatch import storage
+from tests.e2e.conftest import rows as _rows
 from tests.e2e.conftest import run_window
 
 OCT = ("2008-10-01T00:00:00+00:00", "2008-11-01T00:00:00+00:00")
-
-
-def _rows(conn, sql, params=None):
-    rows = storage.fetch_dicts(conn, sql, params)
-    conn.rollback()
-    return rows
 
 
 def test_crisis_window_shows_volatility_drift_and_reruns_replace(champion, monitoring_uri):

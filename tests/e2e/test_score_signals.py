@@ -5,13 +5,8 @@ from __future__ import annotations
 import pandas as pd
 
 from include.modelwatch import storage
+from tests.e2e.conftest import rows as _rows
 from tests.e2e.conftest import run_window
-
-
-def _rows(conn, sql, params=None):
-    rows = storage.fetch_dicts(conn, sql, params)
-    conn.rollback()
-    return rows
 
 
 def test_scores_window_records_outcomes_and_is_idempotent(champion, monitoring_uri):
