@@ -33,6 +33,9 @@ MODEL_NAME = "spx_signal"
 SYMBOLS = ("SPX", "IXIC")
 HORIZON, K, VOL_WINDOW = 5, 0.5, 21
 PROBA_COLUMNS = [f"p_{c}" for c in features.CLASSES]
+# Calendar features are fixed by the window itself (a one-month window has one
+# `month`), so comparing their distribution with the reference says nothing.
+NOT_DRIFT_MONITORED = ("day_of_week", "month")
 
 
 @dataclass(frozen=True)
@@ -76,9 +79,10 @@ def prediction_frame(proba: np.ndarray) -> pd.DataFrame:
 
 def reference_profile(X: pd.DataFrame, proba: np.ndarray, importance: dict[str, float]) -> dict[str, Any]:
     """Drift reference from the training features and the model's own predictions on them."""
-    ref = pd.concat([X.reset_index(drop=True), prediction_frame(proba)], axis=1)
-    numeric = list(X.columns) + PROBA_COLUMNS + ["confidence"]
-    imp = {c: float(importance.get(c, 0.0)) for c in X.columns}
+    monitored = [c for c in X.columns if c not in NOT_DRIFT_MONITORED]
+    ref = pd.concat([X[monitored].reset_index(drop=True), prediction_frame(proba)], axis=1)
+    numeric = monitored + PROBA_COLUMNS + ["confidence"]
+    imp = {c: float(importance.get(c, 0.0)) for c in monitored}
     total = sum(imp.values()) or 1.0
     # prediction columns get a fixed share so the model score also reflects output drift
     weights = {c: 0.8 * v / total for c, v in imp.items()}
