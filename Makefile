@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench venv clean lint
+.PHONY: run test venv clean
 
 $(STAMP): requirements.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,10 +21,6 @@ run: $(STAMP)
 ## make test: the whole suite, each session on a throwaway embedded PostgreSQL
 test: $(STAMP)
 	$(PY) -m pytest
-
-## make bench: benchmarks (results in bench/results/)
-bench: $(STAMP)
-	$(PY) -m bench
 
 clean:
 	rm -rf .modelwatch
