@@ -7,7 +7,10 @@ import os
 import pytest
 
 
-RUN_TABLES = "predictions, outcomes, drift_windows, drift_results, data_quality_results, alerts, pipeline_heartbeats"
+# Tables an e2e test may rely on staying put: the registry, market data, the
+# baseline and the seeded response rules. Everything else is emptied per test.
+KEEP_TABLES = ("schema_migrations", "model_versions", "model_aliases", "model_alias_history",
+               "market_bars", "backtest_baseline", "automated_response_rules")
 
 
 @pytest.fixture()
@@ -18,7 +21,17 @@ def champion(airflow_db, monitoring_uri):
 
     conn = storage.connect(monitoring_uri)
     with storage.transaction(conn) as cur:
-        cur.execute(f"TRUNCATE {RUN_TABLES} RESTART IDENTITY CASCADE")
+        cur.execute(
+            "SELECT string_agg(format('%%I', tablename), ', ') FROM pg_tables "
+            "WHERE schemaname = 'public' AND NOT (tablename = ANY(%s))", (list(KEEP_TABLES),))
+        cur.execute(f"TRUNCATE {cur.fetchone()[0]} RESTART IDENTITY")
+        # a test that deployed or rolled back leaves other aliases behind: every
+        # test starts with the bootstrapped version as the only active one
+        cur.execute("DELETE FROM model_aliases WHERE alias <> 'champion'")
+        cur.execute(
+            "UPDATE model_aliases a SET version = v.version FROM (SELECT model_name, min(version) AS version "
+            "FROM model_versions WHERE created_by_run = 'bootstrap' GROUP BY model_name) v "
+            "WHERE a.model_name = v.model_name AND a.alias = 'champion' AND a.version <> v.version")
     result = bootstrap.bootstrap_champion(conn, artifact_dir=os.environ["MODELWATCH_ARTIFACT_DIR"], log=lambda *_: None)
     conn.close()
     return result
