@@ -5,7 +5,7 @@ CREATE TABLE retraining_triggers (
     trigger_id      bigserial    PRIMARY KEY,
     model_name      text         NOT NULL,
     model_version   integer,                       -- the version the evidence is about (the champion then)
-    trigger_type    text         NOT NULL CHECK (trigger_type IN ('drift', 'performance', 'age', 'risk', 'manual')),
+    trigger_type    text         NOT NULL CHECK (trigger_type IN ('drift', 'degradation', 'age', 'risk', 'manual')),
     retrain_mode    text         NOT NULL CHECK (retrain_mode IN ('full', 'incremental')),
     priority        text         NOT NULL CHECK (priority IN ('low', 'medium', 'high', 'critical')),
     rule_name       text,                          -- NULL or 'manual' for manual triggers
