@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test venv clean
+.PHONY: run test bench venv clean
 
 $(STAMP): requirements.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ run: $(STAMP)
 ## make test: the whole suite, each session on a throwaway embedded PostgreSQL
 test: $(STAMP)
 	$(PY) -m pytest
+
+## make bench: drift throughput + alarm quality vs Evidently, NannyML and an np.sort floor;
+## label-free estimate vs NannyML CBPE (peer venvs are created under bench/.venvs on first use)
+bench: $(STAMP)
+	$(PY) -m bench
 
 clean:
 	rm -rf .modelwatch
