@@ -77,18 +77,33 @@ def prediction_frame(proba: np.ndarray) -> pd.DataFrame:
     return out
 
 
-def reference_profile(X: pd.DataFrame, proba: np.ndarray, importance: dict[str, float]) -> dict[str, Any]:
-    """Drift reference from the training features and the model's own predictions on them."""
+def reference_profile(X: pd.DataFrame, proba: np.ndarray, importance: dict[str, float],
+                      prediction_proba: np.ndarray | None = None) -> dict[str, Any]:
+    """Drift reference of a model version, rows in time order.
+
+    Features come from the training rows ``X``. The prediction side (class
+    probabilities, confidence, predicted label) comes from
+    ``prediction_proba`` when given: out-of-sample (walk-forward) predictions,
+    which is what live predictions look like; a model's predictions on its own
+    training rows are sharper and would make every live window look like
+    prediction drift. Without it, ``proba`` (predictions on ``X``) is used.
+    """
     monitored = [c for c in X.columns if c not in NOT_DRIFT_MONITORED]
-    ref = pd.concat([X[monitored].reset_index(drop=True), prediction_frame(proba)], axis=1)
-    numeric = monitored + PROBA_COLUMNS + ["confidence"]
     imp = {c: float(importance.get(c, 0.0)) for c in monitored}
     total = sum(imp.values()) or 1.0
     # prediction columns get a fixed share so the model score also reflects output drift
     weights = {c: 0.8 * v / total for c, v in imp.items()}
     for c in PROBA_COLUMNS + ["confidence", "predicted_label"]:
         weights[c] = 0.2 / 5
-    return drift.build_reference_profile(ref, numeric=numeric, categorical=["predicted_label"], importance=weights)
+    feat = drift.build_reference_profile(X[monitored].reset_index(drop=True), numeric=monitored, categorical=[],
+                                         importance=None)
+    pred = drift.build_reference_profile(prediction_frame(proba if prediction_proba is None else prediction_proba),
+                                         numeric=PROBA_COLUMNS + ["confidence"], categorical=["predicted_label"],
+                                         importance=None)
+    profile = {**feat, "numeric": {**feat["numeric"], **pred["numeric"]}, "categorical": pred["categorical"],
+               "prediction_rows": pred["n_rows"]}
+    profile["importance"] = drift._normalize_importance([*profile["numeric"], *profile["categorical"]], weights)
+    return profile
 
 
 def _finite(d: dict[str, Any]) -> dict[str, float | None]:
@@ -150,7 +165,7 @@ def bootstrap_champion(
     model = training.train_model("lightgbm", X, y, seed=0)
     importance = training.feature_importance_gain(model, list(features.FEATURE_COLUMNS))
     proba_train = training.predict_proba(model, X)
-    profile = reference_profile(X, proba_train, importance)
+    profile = reference_profile(X, proba_train, importance, prediction_proba=wf.proba)
     changed_at = datetime.combine(train_end, datetime.min.time(), tzinfo=timezone.utc)
     mv = registry.register_version(
         conn,

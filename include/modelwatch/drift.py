@@ -44,6 +44,24 @@ excluded from every distribution test; in SQL filter them out first, e.g.
 then ``SELECT width_bucket(x, :edges) AS b, count(*) ... GROUP BY b`` and pass
 the result through :func:`counts_from_buckets`.
 
+Reference null: thresholds that know the reference's own variation
+----------------------------------------------------------------------
+Trading features are autocorrelated (a 63-day volatility moves slowly), so a
+window of a few dozen consecutive rows differs from an eight-year reference
+far more than an i.i.d. sample would, and PSI on ~40 rows is inflated by
+empty bins. A KS p-value cannot see either. So :func:`build_reference_profile`
+also slides contiguous windows of ``NULL_WINDOW_SIZES`` rows over the
+reference *in its given (time) order* and stores, per feature and size, the
+``NULL_QUANTILE`` (99th percentile) of their PSI and normalized Wasserstein
+distance to the whole reference (categoricals: PSI and the largest change of
+a level's share). At evaluation the effect-size threshold of a feature is
+``max(configured threshold, reference null at the window's size)`` (log-log
+interpolation between sizes; above the largest measured size the null is
+scaled down as ``1/sqrt(n)`` for W and ``1/n`` for PSI). A window therefore
+drifts only if it is significant (BH), beyond the configured effect size and
+more unusual than 99% of the reference's own windows of that size. Large
+windows are governed by the configured thresholds, small windows by the null.
+
 Smoothing
 ---------
 PSI and KL use proportions with :data:`PSI_EPSILON` (1e-4) *added* to every
@@ -91,6 +109,8 @@ __all__ = [
     "chi_square",
     "benjamini_hochberg",
     "severity_score",
+    "null_threshold",
+    "null_pvalue",
     "evaluate_window",
     "update_alert_state",
 ]
@@ -101,8 +121,20 @@ __all__ = [
 #: (then the reference proportions are renormalized to sum 1).
 PSI_EPSILON: float = 1e-4
 
-#: Version of the dict layout produced by :func:`build_reference_profile`.
-PROFILE_SCHEMA_VERSION: int = 1
+#: Version of the dict layout produced by :func:`build_reference_profile`
+#: (2 added the per-feature ``null`` block; version-1 profiles still evaluate,
+#: with the fixed thresholds only).
+PROFILE_SCHEMA_VERSION: int = 2
+
+#: Window sizes (rows) at which the reference's own window-to-reference
+#: variation is measured when a profile is built (see "Reference null" above).
+NULL_WINDOW_SIZES: tuple[int, ...] = (10, 20, 40, 80, 160, 320, 640, 1280, 2560, 5120)
+#: Quantile of the reference's windows stored as the null threshold.
+NULL_QUANTILE: float = 0.99
+#: Contiguous reference windows measured per size (evenly spaced starts).
+NULL_MAX_WINDOWS: int = 100
+#: Quantile levels used to approximate the Wasserstein distance of a window.
+_NULL_GRID: int = 200
 
 #: Same rule as scipy's ``ks_2samp(method='auto')``: the exact p-value is used
 #: when both sample sizes are <= this, else the asymptotic ``kstwo`` one.
@@ -131,6 +163,10 @@ class DriftConfig:
       numerics, Wasserstein-1 distance in reference standard deviations
       (Cohen's "small" and "medium" effects). A 0.25-sigma mean shift has
       PSI ~0.06 < 0.1 on 10 quantile bins but W/sigma = 0.25, so it is caught.
+    * ``share_warning`` [0.05] / ``share_critical`` [0.10] - for
+      categoricals, the largest absolute change of one level's share (a +0.1
+      shift of one of five equal levels has PSI ~0.05, below 0.1, so PSI alone
+      would never see it).
     * ``min_rows`` [20] - a feature with fewer usable (finite / non-null)
       current values still gets all its statistics but is not tested: it is
       left out of BH, is never significant or drifted, severity 0, note
@@ -147,11 +183,17 @@ class DriftConfig:
       least ``fire_n`` of the last ``fire_m`` windows drifted and the newest
       one did; ``resolve_k`` [3] consecutive clean windows resolve it.
 
-    Effect size ``e`` of a feature = ``max(psi / (2*psi_critical),
-    wasserstein_norm / (2*wasserstein_critical))`` (PSI term only for
-    categoricals); severity = ``100 * min(1, e)`` if BH-significant else 0.
-    With the defaults a warning threshold maps to severity 20, a critical one
-    to 50, and twice critical saturates at 100.
+    When the profile has a reference null (module docstring), a warning
+    threshold is raised to the 99th percentile ``q99`` of the reference's own
+    windows of the current size, and a critical one to ``2 * q99``.
+    Effect size ``e`` of a feature = ``max(psi / psi_crit, wasserstein_norm / w_crit)``
+    (categoricals: ``psi`` and ``share_shift / share_crit``) with those
+    effective thresholds; severity = ``100 * min(1, e)`` if the feature
+    drifted, else 0: a warning threshold maps to severity 40, a critical one
+    (and beyond) to 100. The model drift score (0-1) is the importance-
+    weighted mean severity / 100, i.e. roughly the share of the model's
+    importance that drifted critically: the seed's "drift score > 0.25"
+    rule reads it.
     """
 
     fdr_q: float = 0.05
@@ -159,6 +201,8 @@ class DriftConfig:
     psi_critical: float = 0.25
     wasserstein_warning: float = 0.20
     wasserstein_critical: float = 0.50
+    share_warning: float = 0.05
+    share_critical: float = 0.10
     min_rows: int = 20
     ks_exact_max_n: int = KS_MAX_EXACT_N
     min_model_score: float = 0.0
@@ -183,7 +227,8 @@ class DriftConfig:
             raise ValueError(f"fdr_q: must be in (0, 1), got {self.fdr_q!r}")
         if self.min_model_score > 1.0:
             raise ValueError(f"min_model_score: must be in [0, 1], got {self.min_model_score!r}")
-        for warn, crit in (("psi_warning", "psi_critical"), ("wasserstein_warning", "wasserstein_critical")):
+        for warn, crit in (("psi_warning", "psi_critical"), ("wasserstein_warning", "wasserstein_critical"),
+                           ("share_warning", "share_critical")):
             if getattr(self, warn) <= 0:
                 raise ValueError(f"{warn}: must be > 0, got {getattr(self, warn)!r}")
             if getattr(self, crit) < getattr(self, warn):
@@ -319,6 +364,135 @@ def _normalize_importance(features: Sequence[str], importance: Mapping[str, floa
     return {f: w / total for f, w in raw.items()}
 
 
+def _window_starts(n: int, size: int, max_windows: int = NULL_MAX_WINDOWS) -> np.ndarray:
+    """Evenly spaced starts of at most ``max_windows`` contiguous windows."""
+    last = n - size
+    return np.unique(np.linspace(0, last, min(max_windows, last + 1)).round().astype(np.int64))
+
+
+#: Floor of the fitted log-scale spread (a constant reference window set would give 0).
+_MIN_LOG_SIGMA: float = 0.05
+
+
+def _append_lognormal(out: dict[str, list[float]], values: np.ndarray) -> None:
+    """Fit log(statistic) of the reference windows with a normal (mean, sd)."""
+    logs = np.log(np.maximum(values, 1e-12))
+    out.setdefault("log_mu", []).append(float(logs.mean()))
+    out.setdefault("log_sigma", []).append(float(max(logs.std(), _MIN_LOG_SIGMA)))
+
+
+def null_pvalue(null: Mapping[str, Any] | None, value: float | None, n: int) -> float | None:
+    """How unusual ``value`` (the null's own statistic: ``null['stat']``) is
+    among the reference's contiguous windows of ``n`` rows: the upper tail of
+    the log-normal fitted to those windows, so it extrapolates beyond the
+    ~100 windows measured. None if there is no null. Between measured sizes
+    the log-mean is interpolated linearly in log n; beyond the largest it
+    falls as ``-0.5 log n`` (a 1/sqrt(n) statistic); below the smallest the
+    smallest size is used."""
+    if not null or not null.get("log_mu") or value is None or n <= 0:
+        return None
+    if value <= 0:
+        return 1.0
+    ln_sizes = np.log(np.asarray(null["sizes"], dtype=np.float64))
+    mu = np.asarray(null["log_mu"], dtype=np.float64)
+    sigma = np.asarray(null["log_sigma"], dtype=np.float64)
+    ln_n = math.log(n)
+    if ln_n >= ln_sizes[-1]:
+        m, sd = mu[-1] - 0.5 * (ln_n - ln_sizes[-1]), sigma[-1]
+    else:
+        m, sd = float(np.interp(ln_n, ln_sizes, mu)), float(np.interp(ln_n, ln_sizes, sigma))
+    return float(stats.norm.sf((math.log(value) - m) / sd))
+
+
+def _null_sizes(n: int) -> list[int]:
+    """Sizes with at least five non-overlapping windows in ``n`` rows."""
+    return [L for L in NULL_WINDOW_SIZES if 5 * L <= n]
+
+
+def _window_counts(codes: np.ndarray, starts: np.ndarray, size: int, n_levels: int) -> np.ndarray:
+    """(windows, levels) counts of integer ``codes`` in each window."""
+    win = np.lib.stride_tricks.sliding_window_view(codes, size)[starts]
+    offs = (np.arange(len(starts)) * n_levels)[:, None]
+    return np.bincount((win + offs).ravel(), minlength=len(starts) * n_levels).reshape(len(starts), n_levels)
+
+
+def _null_numeric(ordered: np.ndarray, sorted_finite: np.ndarray, edges: np.ndarray, counts: np.ndarray,
+                  spread: float) -> dict[str, list[float]] | None:
+    """Reference null of a numeric feature: per window size, the NULL_QUANTILE
+    of contiguous windows' PSI and Wasserstein/spread against the whole
+    reference. ``ordered`` = finite values in the reference's (time) order.
+    W is computed on a grid of ``_NULL_GRID`` quantile levels (an
+    approximation good to a few percent; the null only sets a threshold)."""
+    sizes = _null_sizes(ordered.size)
+    if not sizes:
+        return None
+    u = (np.arange(_NULL_GRID) + 0.5) / _NULL_GRID
+    q_ref = np.quantile(sorted_finite, u)
+    p_ref = counts / counts.sum()
+    codes = np.searchsorted(edges, ordered, side="right")
+    out: dict[str, list[float]] = {"sizes": [], "psi": [], "w_norm": []}
+    for size in sizes:
+        starts = _window_starts(ordered.size, size)
+        win = np.sort(np.lib.stride_tricks.sliding_window_view(ordered, size)[starts], axis=1)
+        w = np.abs(win[:, np.minimum((u * size).astype(np.int64), size - 1)] - q_ref).mean(axis=1) / spread
+        p_cur = _window_counts(codes, starts, size, edges.size + 1) / size
+        a, b = p_cur + PSI_EPSILON, p_ref + PSI_EPSILON
+        psi = ((a - b) * np.log(a / b)).sum(axis=1)
+        out["sizes"].append(int(size))
+        out["psi"].append(float(np.quantile(psi, NULL_QUANTILE)))
+        out["w_norm"].append(float(np.quantile(w, NULL_QUANTILE)))
+        _append_lognormal(out, w)
+    out["stat"] = "w_norm"
+    return out
+
+
+def _null_categorical(values: pd.Series, levels: Mapping[str, int]) -> dict[str, list[float]] | None:
+    """Reference null of a categorical feature: per window size, the
+    NULL_QUANTILE of contiguous windows' PSI and largest level-share change."""
+    keys = list(levels)
+    s = values[values.notna()].map(_level_key)
+    codes = pd.Categorical(s, categories=keys).codes.astype(np.int64)
+    sizes = _null_sizes(codes.size)
+    if not sizes or not keys:
+        return None
+    ref_n = float(sum(levels.values()))
+    p_ref = np.array([levels[k] for k in keys], dtype=np.float64) / ref_n
+    out: dict[str, list[float]] = {"sizes": [], "psi": [], "share": []}
+    for size in sizes:
+        starts = _window_starts(codes.size, size)
+        p_cur = _window_counts(codes, starts, size, len(keys)) / size
+        a, b = p_cur + PSI_EPSILON, p_ref + PSI_EPSILON
+        psi = ((a - b) * np.log(a / b)).sum(axis=1)
+        share = np.abs(p_cur - p_ref).max(axis=1)
+        out["sizes"].append(int(size))
+        out["psi"].append(float(np.quantile(psi, NULL_QUANTILE)))
+        out["share"].append(float(np.quantile(share, NULL_QUANTILE)))
+        _append_lognormal(out, share)
+    out["stat"] = "share"
+    return out
+
+
+_NULL_KEY = {"psi": "psi", "wasserstein_norm": "w_norm", "share_shift": "share"}
+
+
+def null_threshold(null: Mapping[str, Any] | None, key: str, n: int) -> float:
+    """The reference null of statistic ``key`` for a window of ``n`` rows (0 if
+    the profile has none). Log-log interpolation between measured sizes;
+    below the smallest size its value; above the largest, scaled as
+    ``1/sqrt(n)`` ('w_norm', 'share') or ``1/n`` ('psi', a chi-square-like
+    bias)."""
+    if not null or not null.get("sizes") or n <= 0:
+        return 0.0
+    sizes = np.asarray(null["sizes"], dtype=np.float64)
+    vals = np.maximum(np.asarray(null[key], dtype=np.float64), 1e-12)
+    if n <= sizes[0]:
+        return float(vals[0])
+    if n >= sizes[-1]:
+        power = 1.0 if key == "psi" else 0.5
+        return float(vals[-1] * (sizes[-1] / n) ** power)
+    return float(np.exp(np.interp(np.log(n), np.log(sizes), np.log(vals))))
+
+
 def build_reference_profile(
     df: pd.DataFrame,
     numeric: list[str],
@@ -327,8 +501,13 @@ def build_reference_profile(
     n_bins: int = 10,
     max_sample: int = 20000,
     seed: int = 0,
+    reference_null: bool = True,
 ) -> dict:
     """Reference profile of one model version (JSON-serializable dict).
+
+    Pass ``df`` in time order: with ``reference_null`` (default) each feature
+    also gets a ``null`` block measured on contiguous windows of that order
+    (module docstring, "Reference null").
 
     Layout::
 
@@ -379,7 +558,12 @@ def build_reference_profile(
         else:
             stats_ = {"mean": None, "std": None, "min": None, "max": None, "iqr": None,
                       "quantiles": {repr(lv): None for lv in QUANTILE_LEVELS}}
+        null = None
+        if reference_null and n:
+            spread = _spread(stats_)
+            null = _null_numeric(x[np.isfinite(x)], finite, edges, counts, spread)
         num_profiles[feat] = {
+            "null": null,
             "edges": [float(e) for e in edges],
             "counts": [int(c) for c in counts],
             "n": n,
@@ -393,6 +577,7 @@ def build_reference_profile(
     for feat in categorical:
         levels, n_null = _categorical_counts(df[feat])
         cat_profiles[feat] = {
+            "null": _null_categorical(df[feat], levels) if reference_null else None,
             "levels": levels,
             "n": int(sum(levels.values())),
             "n_null": n_null,
@@ -701,14 +886,16 @@ def benjamini_hochberg(p_values: Sequence[float], q: float = 0.05) -> tuple[list
     return [float(v) for v in adj], [bool(v <= q) for v in adj]
 
 
-def severity_score(psi: float, wasserstein_norm: float | None, significant: bool, config: DriftConfig) -> float:
-    """Severity 0-100: ``100 * min(1, max(psi / (2 psi_critical),
-    W_norm / (2 wasserstein_critical)))`` if significant, else 0."""
-    if not significant:
+def severity_score(psi: float, wasserstein_norm: float | None, drifted: bool, config: DriftConfig) -> float:
+    """Severity 0-100 with the configured thresholds (no reference null):
+    ``100 * min(1, max(psi / psi_critical, W_norm / wasserstein_critical))``
+    if drifted, else 0. :func:`evaluate_window` applies the same formula with
+    the null-adjusted critical thresholds."""
+    if not drifted:
         return 0.0
-    e = psi / (2.0 * config.psi_critical)
+    e = psi / config.psi_critical
     if wasserstein_norm is not None:
-        e = max(e, wasserstein_norm / (2.0 * config.wasserstein_critical))
+        e = max(e, wasserstein_norm / config.wasserstein_critical)
     return float(100.0 * min(1.0, max(0.0, e)))
 
 
@@ -741,6 +928,9 @@ class FeatureResult:
     chi2: float | None = None
     chi2_pvalue: float | None = None
     chi2_dof: int | None = None
+    share_shift: float | None = None
+    p_null: float | None = None
+    thresholds: dict[str, float] = field(default_factory=dict)
     severity: float = 0.0
     level: str = "none"
     drifted: bool = False
@@ -758,7 +948,7 @@ class FeatureResult:
         if self.kind == "numeric":
             return {"ks": self.ks, "psi": self.psi, "kl": self.kl, "js": self.js,
                     "wasserstein": self.wasserstein, "wasserstein_norm": self.wasserstein_norm}
-        return {"chi2": self.chi2, "psi": self.psi, "kl": self.kl, "js": self.js}
+        return {"chi2": self.chi2, "psi": self.psi, "kl": self.kl, "js": self.js, "share_shift": self.share_shift}
 
 
 @dataclass(frozen=True)
@@ -877,6 +1067,10 @@ class WindowResult:
                 details["unseen_levels"] = list(f.unseen_levels)
             if f.chi2_dof is not None:
                 details["dof"] = f.chi2_dof
+            if f.thresholds:
+                details["thresholds"] = dict(f.thresholds)
+            if f.p_null is not None:
+                details["p_null"] = _f(f.p_null)
             if f.note:
                 details["note"] = f.note
             metrics = f.metrics() or {f.test: None}
@@ -954,7 +1148,7 @@ def _eval_categorical(name: str, ref: Mapping[str, Any], col: pd.Series | None, 
     return {
         **base, "status": "ok", "statistic": stat, "p_value": p, "chi2": stat, "chi2_pvalue": p, "chi2_dof": dof,
         "psi": _psi(r, p_cur, PSI_EPSILON), "kl": _kl(r, p_cur, PSI_EPSILON), "js": _js(r, p_cur),
-        "unseen_levels": unseen,
+        "share_shift": float(np.abs(p_cur - r).max()), "unseen_levels": unseen,
     }
 
 
@@ -986,17 +1180,43 @@ def evaluate_window(profile: dict, current: pd.DataFrame, config: DriftConfig) -
         if r["status"] == "ok" and r["n_current"] < config.min_rows:
             r["note"] = f"too few values ({r['n_current']} < min_rows={config.min_rows}); not tested"
     ok = [r for r in raw if r["status"] == "ok" and r["n_current"] >= config.min_rows]
-    adjusted, rejected = benjamini_hochberg([r["p_value"] for r in ok], config.fdr_q)
+    refs = {**profile.get("numeric", {}), **profile.get("categorical", {})}
+    for r in ok:
+        null = refs[r["feature"]].get("null")
+        stat = {"w_norm": "wasserstein_norm", "share": "share_shift"}.get((null or {}).get("stat", ""))
+        r["p_null"] = null_pvalue(null, r.get(stat), r["n_current"]) if stat else None
+    # a feature must be unusual both as a sample (KS / chi-square) and against the
+    # reference's own windows of this size: intersection-union, p = the larger one
+    adjusted, rejected = benjamini_hochberg(
+        [r["p_value"] if r["p_null"] is None else max(r["p_value"], r["p_null"]) for r in ok], config.fdr_q)
     for r, adj, rej in zip(ok, adjusted, rejected):
-        wn = r.get("wasserstein_norm")
-        psi = r["psi"]
-        warn = psi >= config.psi_warning or (wn is not None and wn >= config.wasserstein_warning)
-        crit = psi >= config.psi_critical or (wn is not None and wn >= config.wasserstein_critical)
+        null = refs[r["feature"]].get("null")
+        n = r["n_current"]
+        # (statistic, warning, critical) with the reference null folded into the thresholds
+        checks = [("psi", r["psi"], config.psi_warning, config.psi_critical)]
+        if r["kind"] == "numeric":
+            checks.append(("wasserstein_norm", r.get("wasserstein_norm"), config.wasserstein_warning,
+                           config.wasserstein_critical))
+        else:
+            checks.append(("share_shift", r.get("share_shift"), config.share_warning, config.share_critical))
+        thresholds: dict[str, float] = {}
+        warn = crit = False
+        effect = 0.0
+        for key, value, w0, c0 in checks:
+            q99 = null_threshold(null, _NULL_KEY[key], n)
+            w_eff, c_eff = max(w0, q99), max(c0, 2.0 * q99)
+            thresholds[key] = w_eff
+            if value is None:
+                continue
+            warn |= value >= w_eff
+            crit |= value >= c_eff
+            effect = max(effect, value / c_eff)
         drifted = bool(rej and warn)
         r.update(
             p_adjusted=adj,
             significant=rej,
-            severity=severity_score(psi, wn, rej, config),
+            thresholds=thresholds,
+            severity=float(100.0 * min(1.0, effect)) if drifted else 0.0,
             drifted=drifted,
             level=("critical" if crit else "warning") if drifted else "none",
         )

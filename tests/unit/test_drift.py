@@ -18,6 +18,8 @@ from include.modelwatch.drift import (
     bin_counts,
     bin_index,
     build_reference_profile,
+    null_pvalue,
+    null_threshold,
     chi_square,
     counts_from_buckets,
     evaluate_window,
@@ -107,7 +109,7 @@ def test_psi_hand_computed() -> None:
 
 def test_chi_square_equals_scipy_and_unseen_level() -> None:
     ref = pd.DataFrame({"c": ["a"] * 60 + ["b"] * 30 + ["c"] * 10})
-    prof = build_reference_profile(ref, [], ["c"], None)
+    prof = build_reference_profile(ref, [], ["c"], None, reference_null=False)
     cur = pd.DataFrame({"c": ["a"] * 40 + ["b"] * 40 + ["c"] * 15 + ["z"] * 5})
     res = evaluate_window(prof, cur, DriftConfig()).feature("c")
     q = np.array([0.6, 0.3, 0.1, PSI_EPSILON])
@@ -322,7 +324,7 @@ def test_detects_quarter_sigma_shift_in_one_feature() -> None:
     f3 = res.feature("f3")
     assert f3.level == "warning" and f3.p_adjusted < 1e-10
     assert 0.2 <= f3.wasserstein_norm < 0.3 and f3.psi < 0.1  # PSI alone would have missed it
-    assert f3.severity == pytest.approx(100 * f3.wasserstein_norm / 1.0, abs=1e-9)
+    assert f3.severity == pytest.approx(100 * f3.wasserstein_norm / 0.5, abs=1e-9)  # W / critical
     assert res.level == "warning" and res.drifted
     assert res.drift_score == pytest.approx(5 / 24 * f3.severity / 100, abs=1e-12)
     assert res.drift_score_100 == pytest.approx(100 * res.drift_score)
@@ -400,3 +402,80 @@ def test_drift_config_defaults_and_validation() -> None:
             DriftConfig.from_dict(overrides)
     with pytest.raises(ValueError):
         DriftConfig.from_dict([("fdr_q", 0.1)])  # type: ignore[arg-type]
+
+
+def _ar1(rng, n: int, rho: float) -> np.ndarray:
+    x = np.empty(n)
+    x[0] = rng.normal()
+    e = rng.normal(size=n) * math.sqrt(1 - rho**2)
+    for i in range(1, n):
+        x[i] = rho * x[i - 1] + e[i]
+    return x
+
+
+def test_reference_null_keeps_autocorrelated_features_quiet_but_sees_a_real_shift() -> None:
+    """A slow AR(1) feature (rho 0.99): any 40-row stretch looks 'different' from
+    the long-run distribution (KS p tiny), but it is no more unusual than the
+    reference's own stretches. The null stops those false alarms; a 5-sigma
+    regime still drifts."""
+    rng = np.random.default_rng(3)
+    ref = pd.DataFrame({"slow": _ar1(rng, 8000, 0.99), "fast": rng.normal(size=8000)})
+    with_null = build_reference_profile(ref, ["slow", "fast"], [], None)
+    without = build_reference_profile(ref, ["slow", "fast"], [], None, reference_null=False)
+    assert without["numeric"]["slow"]["null"] is None
+    null = with_null["numeric"]["slow"]["null"]
+    assert null["stat"] == "w_norm" and null["sizes"] == [10, 20, 40, 80, 160, 320, 640, 1280]
+    # the slow feature's windows sit far from the reference; the fast one's do not
+    assert null_threshold(null, "w_norm", 40) > 3 * null_threshold(with_null["numeric"]["fast"]["null"], "w_norm", 40)
+
+    later = _ar1(np.random.default_rng(4), 4000, 0.99)
+    windows = [later[i:i + 40] for i in range(0, 4000, 40)]
+    fast = np.random.default_rng(5).normal(size=(len(windows), 40))
+    naive = quiet = fires = 0
+    history, state = [], "clear"
+    for w, f in zip(windows, fast):
+        cur = pd.DataFrame({"slow": w, "fast": f})
+        naive += evaluate_window(without, cur, DriftConfig()).drifted
+        drifted = evaluate_window(with_null, cur, DriftConfig()).drifted
+        quiet += drifted
+        history.append(drifted)
+        step = Hysteresis.from_config(DriftConfig()).step(history, state)
+        state, fires = step.state, fires + (step.transition == "fire")
+    assert naive >= 30  # the plain tests cry wolf on most stretches of the same process
+    assert quiet <= 8   # BH at q=0.05 with one testable feature: ~5% of windows, by design
+    assert fires <= 1   # and the 2-of-3 hysteresis turns that into at most one alert
+
+    shifted = pd.DataFrame({"slow": windows[0] + 5.0, "fast": fast[0]})
+    res = evaluate_window(with_null, shifted, DriftConfig())
+    slow = res.feature("slow")
+    assert slow.drifted and slow.p_null < 1e-3 and slow.thresholds["wasserstein_norm"] > 0.2
+    assert not res.feature("fast").drifted
+
+
+def test_null_threshold_and_pvalue_interpolate_and_extrapolate() -> None:
+    null = {"sizes": [10, 100], "psi": [1.0, 0.1], "w_norm": [0.4, 0.1], "log_mu": [math.log(0.2), math.log(0.05)],
+            "log_sigma": [0.5, 0.5], "stat": "w_norm"}
+    assert null_threshold(null, "w_norm", 5) == pytest.approx(0.4)
+    assert null_threshold(null, "w_norm", 10) == pytest.approx(0.4)
+    assert null_threshold(null, "w_norm", math.sqrt(10 * 100)) == pytest.approx(0.2)  # log-log midpoint
+    assert null_threshold(null, "w_norm", 400) == pytest.approx(0.05)  # 1/sqrt(n) beyond the last size
+    assert null_threshold(null, "psi", 400) == pytest.approx(0.025)  # 1/n for PSI
+    assert null_threshold(None, "psi", 400) == 0.0
+    # the p-value is the log-normal upper tail; at the fitted median it is 0.5
+    assert null_pvalue(null, 0.05, 100) == pytest.approx(0.5)
+    assert null_pvalue(null, 0.05 * math.exp(0.5 * 2.0), 100) == pytest.approx(float(stats.norm.sf(2.0)))
+    assert null_pvalue(null, 0.025, 400) == pytest.approx(0.5)  # median falls as 1/sqrt(n)
+    assert null_pvalue(null, 0.0, 100) == 1.0 and null_pvalue(None, 1.0, 100) is None
+
+
+def test_category_share_shift_is_detected_where_psi_is_not() -> None:
+    rng = np.random.default_rng(8)
+    levels = np.array(list("abcde"))
+    ref = pd.DataFrame({"c": levels[rng.integers(0, 5, size=20_000)]})
+    prof = build_reference_profile(ref, [], ["c"], None)
+    cur = pd.DataFrame({"c": rng.choice(levels, size=10_000, p=[0.3, 0.175, 0.175, 0.175, 0.175])})
+    f = evaluate_window(prof, cur, DriftConfig()).feature("c")
+    assert f.psi < 0.1 and 0.08 < f.share_shift < 0.12
+    assert f.drifted and f.level == ("critical" if f.share_shift >= 0.10 else "warning")
+    same = pd.DataFrame({"c": levels[rng.integers(0, 5, size=10_000)]})
+    assert not evaluate_window(prof, same, DriftConfig()).feature("c").drifted
