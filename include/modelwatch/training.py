@@ -474,8 +474,30 @@ def trading_metrics(
     }
 
 
+def macro_auc_ovr(y_true: Any, proba: Any) -> float:
+    """Macro one-vs-rest ROC AUC over the classes present in ``y_true`` (equal
+    to ``sklearn.metrics.roc_auc_score(..., multi_class='ovr', average='macro')``
+    when all classes are present). Each class's AUC is the Mann-Whitney
+    statistic of its probability column (ties count 1/2). NaN when fewer than
+    two classes are present."""
+    from scipy.stats import rankdata
+
+    t = label_to_index(np.asarray(y_true, dtype=object))
+    pr = np.asarray(proba, dtype="float64")
+    aucs = []
+    for k in range(N_CLASSES):
+        pos = t == k
+        n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+        if n_pos == 0 or n_neg == 0:
+            continue
+        ranks = rankdata(pr[:, k])
+        aucs.append((ranks[pos].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+    return float(np.mean(aucs)) if len(aucs) >= 2 else float("nan")
+
+
 def classification_metrics(y_true: Any, y_pred: Any, proba: Any | None = None) -> dict[str, Any]:
-    """Accuracy, macro precision/recall/F1, per-class F1, log loss and multiclass Brier.
+    """Accuracy, macro precision/recall/F1, per-class F1, log loss, multiclass
+    Brier and macro one-vs-rest ROC AUC (``roc_auc_ovr``).
 
     Macro averages are over all :data:`CLASSES` (a class with no predictions
     has precision 0; a class absent from ``y_true`` has recall 0, as sklearn's
@@ -512,6 +534,7 @@ def classification_metrics(y_true: Any, y_pred: Any, proba: Any | None = None) -
         onehot = np.eye(N_CLASSES)[t]
         out["log_loss"] = float(-np.mean(np.log(np.clip(pr[np.arange(t.size), t], 1e-15, 1.0))))
         out["brier"] = float(np.mean(np.sum((pr - onehot) ** 2, axis=1)))
+        out["roc_auc_ovr"] = macro_auc_ovr(y_true, pr)
     else:
-        out["log_loss"] = out["brier"] = float("nan")
+        out["log_loss"] = out["brier"] = out["roc_auc_ovr"] = float("nan")
     return out

@@ -294,3 +294,22 @@ def test_classification_metrics_agree_with_sklearn():
     assert m["f1_macro"] == pytest.approx(f1_score(yt, yp, **kw))
     codes = np.array([CLASSES.index(c) for c in yt])  # sklearn orders string labels alphabetically
     assert m["log_loss"] == pytest.approx(log_loss(codes, pr, labels=[0, 1, 2]))
+
+
+def test_macro_auc_ovr_equals_sklearn_and_needs_two_classes() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    from include.modelwatch.training import CLASSES, classification_metrics, macro_auc_ovr
+
+    rng = np.random.default_rng(4)
+    y = rng.choice(CLASSES, size=300)
+    raw = rng.random((300, 3)) + 0.5 * (y[:, None] == np.array(CLASSES)[None, :])
+    proba = np.round(raw / raw.sum(axis=1, keepdims=True), 2)  # rounding makes ties
+    proba[:, 2] = 1.0 - proba[:, 0] - proba[:, 1]
+    order = np.argsort(CLASSES)  # sklearn wants sorted labels, columns to match
+    expected = roc_auc_score(y, proba[:, order], multi_class="ovr", average="macro", labels=list(np.array(CLASSES)[order]))
+    assert abs(macro_auc_ovr(y, proba) - expected) < 1e-12
+    assert 0.6 < expected < 0.99
+    m = classification_metrics(y, np.array(CLASSES)[proba.argmax(axis=1)], proba)
+    assert m["roc_auc_ovr"] == macro_auc_ovr(y, proba)
+    assert np.isnan(macro_auc_ovr(np.array(["BUY"] * 5), proba[:5]))
