@@ -2,30 +2,47 @@
 ### drift_hourly
 
 Hourly drift evaluation of every active model version (one holding an alias
-such as `champion` or `challenger`), one mapped task per version:
+such as `champion` or `challenger`), mapped per version:
 
-1. reads the window's predictions (features, class probabilities, confidence,
-   predicted label) and their matured outcomes;
-2. empty window -> recorded as `empty` in `drift_windows`, nothing else;
-3. Great Expectations checks (schema, types, ranges, null share, row count);
-   a failing window writes `data_quality_results`, a `data_quality` alert and
-   **no** drift rows;
-4. otherwise feature and prediction drift (KS, PSI, KL, JS, Wasserstein,
-   chi-square against the version's stored reference profile, Benjamini-
-   Hochberg across features, effect-size thresholds) and concept drift
-   (error rate against the backtest baseline) go to `drift_results`;
-   hysteresis (N of the last M windows) opens or resolves a `drift` alert.
+1. `check_window` (mapped) reads the window's predictions (features, class
+   probabilities, confidence, predicted label) and their matured outcomes and
+   runs the Great Expectations checks (schema, types, ranges, null share),
+   storing them in `data_quality_results`;
+2. the branch `choose_paths` gives each version its path
+   (`decisions.choose_drift_path`) and follows the paths that have versions;
+   each path task is mapped over all versions and skips those on another path:
+   - `record_empty_window`: no predictions; recorded as `empty`, nothing else;
+   - `raise_data_quality_alert`: a failed expectation; a `data_quality`
+     alert and **no** drift rows;
+   - `compute_drift`: feature and prediction drift (KS, PSI, KL, JS,
+     Wasserstein, chi-square against the version's stored reference profile;
+     Benjamini-Hochberg across features; effect sizes above both the
+     configured thresholds and the reference's own variation) and concept
+     drift (error rate and AUC delta against the backtest baseline) go to
+     `drift_results`; hysteresis (N of the last M windows) opens or resolves
+     a `drift` alert. Windows above `sql_counts_min_rows` rows are binned in
+     PostgreSQL (`width_bucket`), so only counts leave the database;
+3. `respond_to_alerts` evaluates the automated response rules on the open
+   alerts, writes `retraining_triggers` and updates the
+   `modelwatch_retraining_triggers` Asset that schedules `retrain_gated`.
 
 Re-running a window replaces its rows in one transaction. On daily bars the
-replay runs it once per market month (see README, "Replay").
+replay runs it once per market month (see README, "Replay"). The branch is
+not inside a mapped task group on purpose: Airflow 3.3 does not skip branch
+siblings there (apache/airflow#67265).
 """
 
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import CronDataIntervalTimetable, dag, task
+from airflow.sdk import CronDataIntervalTimetable, TriggerRule, dag, task
 
+from include.tasks.assets import RETRAINING_TRIGGERS
 from include.tasks.common import DEFAULT_ARGS, window_params
+
+# the branch targets; equal to include.modelwatch.decisions.TASK_* (checked by the DAG integrity tests)
+RECORD_EMPTY, DQ_ALERT, COMPUTE = "record_empty_window", "raise_data_quality_alert", "compute_drift"
+VERSION_LABEL = "{{ checked['model_name'] }} v{{ checked['version'] }}"
 
 
 @dag(
@@ -47,12 +64,49 @@ def drift_hourly():
         return active_targets()
 
     @task(pool="monitoring_db", map_index_template="{{ target['model_name'] }} v{{ target['version'] }}")
-    def evaluate(target: dict, **context) -> dict:
-        from include.tasks.drift import evaluate_target
+    def check_window(target: dict, **context) -> dict:
+        from include.tasks.drift import check_window as run
 
-        return evaluate_target(target, context)
+        return run(target, context)
 
-    evaluate.expand(target=active_model_versions())
+    @task.branch
+    def choose_paths(checked: list[dict]) -> list[str]:
+        from include.tasks.drift import route
+
+        return [path for path, versions in route(list(checked)).items() if versions]
+
+    @task(task_id=RECORD_EMPTY, pool="monitoring_db", map_index_template=VERSION_LABEL)
+    def record_empty_window(checked: dict, **context) -> dict:
+        from include.tasks.drift import only_on_path, record_empty
+
+        only_on_path(RECORD_EMPTY, checked)
+        return record_empty(checked, context)
+
+    @task(task_id=DQ_ALERT, pool="monitoring_db", map_index_template=VERSION_LABEL)
+    def raise_data_quality_alert(checked: dict, **context) -> dict:
+        from include.tasks.drift import only_on_path, raise_dq_alert
+
+        only_on_path(DQ_ALERT, checked)
+        return raise_dq_alert(checked, context)
+
+    @task(task_id=COMPUTE, pool="monitoring_db", map_index_template=VERSION_LABEL)
+    def compute_drift(checked: dict, **context) -> dict:
+        from include.tasks.drift import compute_drift as run
+        from include.tasks.drift import only_on_path
+
+        only_on_path(COMPUTE, checked)
+        return run(checked, context)
+
+    @task(outlets=[RETRAINING_TRIGGERS], trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
+    def respond_to_alerts(**context) -> dict:
+        from include.tasks.loop import respond
+
+        return respond("drift", context)
+
+    checked = check_window.expand(target=active_model_versions())
+    paths = [record_empty_window.expand(checked=checked), raise_data_quality_alert.expand(checked=checked),
+             compute_drift.expand(checked=checked)]
+    choose_paths(checked) >> paths >> respond_to_alerts()
 
 
 drift_hourly()

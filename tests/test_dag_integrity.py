@@ -103,3 +103,24 @@ def test_parse_imports_no_heavy_module(parsed):
 def test_dag_files_stay_thin():
     for path in (ROOT / "dags").glob("*.py"):
         assert len(path.read_text().splitlines()) <= 220, f"{path.name} is over ~200 lines"
+
+
+def test_drift_branch_targets_are_the_decision_constants():
+    """The branch returns decisions.TASK_* ids; the DAG's task ids must be exactly those."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from include.modelwatch import decisions
+    from include.tasks.drift import route
+
+    dag = DagBag(dag_folder=str(ROOT / "dags" / "drift_hourly.py")).dags["drift_hourly"]
+    branch = dag.get_task("choose_paths")
+    targets = {decisions.TASK_RECORD_EMPTY, decisions.TASK_DQ_ALERT, decisions.TASK_COMPUTE_DRIFT}
+    assert set(branch.downstream_task_ids) == targets
+    checked = [{"model_name": "m", "version": 1, "rows": 0, "dq_passed": True},
+               {"model_name": "m", "version": 2, "rows": 40, "dq_passed": False},
+               {"model_name": "n", "version": 1, "rows": 40, "dq_passed": True},
+               {"model_name": "n", "version": 2, "rows": 9, "dq_passed": True}]
+    routes = route(checked)
+    assert set(routes) == targets
+    assert [c["version"] for c in routes[decisions.TASK_COMPUTE_DRIFT]] == [1, 2]
+    assert routes[decisions.TASK_RECORD_EMPTY] == [checked[0]] and routes[decisions.TASK_DQ_ALERT] == [checked[1]]

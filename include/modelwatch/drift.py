@@ -112,6 +112,7 @@ __all__ = [
     "null_threshold",
     "null_pvalue",
     "evaluate_window",
+    "evaluate_binned",
     "update_alert_state",
 ]
 
@@ -133,6 +134,9 @@ NULL_WINDOW_SIZES: tuple[int, ...] = (10, 20, 40, 80, 160, 320, 640, 1280, 2560,
 NULL_QUANTILE: float = 0.99
 #: Contiguous reference windows measured per size (evenly spaced starts).
 NULL_MAX_WINDOWS: int = 100
+#: Reference-quantile bins stored for the in-database (binned) mode; they
+#: include every PSI bin edge, so PSI is identical in both modes.
+FINE_BINS: int = 100
 #: Quantile levels used to approximate the Wasserstein distance of a window.
 _NULL_GRID: int = 200
 
@@ -172,6 +176,9 @@ class DriftConfig:
       left out of BH, is never significant or drifted, severity 0, note
       "too few values". (One unseen category in a one-row window would
       otherwise give chi-square ~1e4.)
+    * ``sql_counts_min_rows`` [200000] - windows with at least this many rows
+      are binned inside PostgreSQL (``width_bucket`` against the stored fine
+      edges; see :func:`evaluate_binned`) so only counts leave the database.
     * ``ks_exact_max_n`` [10000] - exact KS p-value when both sample sizes
       are <= this (scipy's ``method='auto'`` rule, so p-values equal scipy's);
       lower it to trade that equality for speed (the exact count costs
@@ -205,6 +212,7 @@ class DriftConfig:
     share_critical: float = 0.10
     min_rows: int = 20
     ks_exact_max_n: int = KS_MAX_EXACT_N
+    sql_counts_min_rows: int = 200_000
     min_model_score: float = 0.0
     fire_n: int = 2
     fire_m: int = 3
@@ -558,6 +566,8 @@ def build_reference_profile(
         else:
             stats_ = {"mean": None, "std": None, "min": None, "max": None, "iqr": None,
                       "quantiles": {repr(lv): None for lv in QUANTILE_LEVELS}}
+        fine = np.unique(np.concatenate([edges, _quantile_edges(finite, FINE_BINS)])) if n else edges
+        fine_counts = bin_counts(finite, fine, assume_sorted=True) if n else np.zeros(fine.size + 1, dtype=np.int64)
         null = None
         if reference_null and n:
             spread = _spread(stats_)
@@ -565,6 +575,8 @@ def build_reference_profile(
         num_profiles[feat] = {
             "null": null,
             "edges": [float(e) for e in edges],
+            "fine_edges": [float(e) for e in fine],
+            "fine_counts": [int(c) for c in fine_counts],
             "counts": [int(c) for c in counts],
             "n": n,
             "n_null": n_null,
@@ -1129,6 +1141,12 @@ def _eval_categorical(name: str, ref: Mapping[str, Any], col: pd.Series | None, 
     if col is None:
         return {**base, "status": "no_data", "note": "column missing"}
     cur_levels, n_null = _categorical_counts(col)
+    return _eval_categorical_counts(name, ref, cur_levels, n_null, weight)
+
+
+def _eval_categorical_counts(name: str, ref: Mapping[str, Any], cur_levels: Mapping[str, int], n_null: int,
+                             weight: float) -> dict[str, Any]:
+    base: dict[str, Any] = {"feature": name, "kind": "categorical", "test": "chi2", "importance": weight}
     n = int(sum(cur_levels.values()))
     base.update(n_null=n_null, n_current=n)
     if n == 0:
@@ -1175,7 +1193,86 @@ def evaluate_window(profile: dict, current: pd.DataFrame, config: DriftConfig) -
     for name, ref in profile.get("categorical", {}).items():
         raw.append(_eval_categorical(name, ref, current[name] if name in cols else None,
                                      float(importance.get(name, 0.0))))
+    return _decide(profile, raw, int(len(current)), config)
 
+
+def _eval_numeric_binned(name: str, ref: Mapping[str, Any], counts: Sequence[int] | None, n_null: int,
+                         weight: float) -> dict[str, Any]:
+    base: dict[str, Any] = {"feature": name, "kind": "numeric", "test": "ks", "importance": weight,
+                            "note": "binned in PostgreSQL"}
+    if counts is None:
+        return {**base, "status": "no_data", "note": "column missing"}
+    fine = np.asarray(ref["fine_edges"], dtype=np.float64)
+    cur = np.asarray(counts, dtype=np.float64)
+    if cur.size != fine.size + 1:
+        raise ValueError(f"{name}: {cur.size} bucket counts for {fine.size} fine edges (expected {fine.size + 1})")
+    n = int(cur.sum())
+    base.update(n_null=n_null, n_current=n)
+    if n == 0:
+        return {**base, "status": "no_data", "note": "no finite values"}
+    ref_fine = np.asarray(ref["fine_counts"], dtype=np.float64)
+    if not ref.get("n"):
+        return {**base, "status": "no_reference", "note": "no finite reference values"}
+    edges = np.asarray(ref["edges"], dtype=np.float64)
+    # fine bin j >= 1 starts at fine[j-1]; every fine bin lies inside one PSI bin
+    to_coarse = np.concatenate([[0], np.searchsorted(edges, fine, side="right")])
+    p_ref = np.asarray(ref["counts"], dtype=np.float64) / ref_fine.sum()
+    p_cur = np.bincount(to_coarse, weights=cur, minlength=edges.size + 1) / n
+    f_ref = np.cumsum(ref_fine)[:-1] / ref_fine.sum()
+    f_cur = np.cumsum(cur)[:-1] / n
+    gap = np.abs(f_cur - f_ref)
+    d = float(gap.max()) if gap.size else 0.0
+    _, p = ks_pvalue(d, n, int(ref["n"]), max_exact_n=0)
+    w = float(np.sum(gap[:-1] * np.diff(fine))) if fine.size > 1 else 0.0
+    return {
+        **base, "status": "ok", "statistic": d, "p_value": p, "ks": d, "ks_pvalue": p,
+        "psi": _psi(p_ref, p_cur, PSI_EPSILON), "kl": _kl(p_ref, p_cur, PSI_EPSILON), "js": _js(p_ref, p_cur),
+        "wasserstein": w, "wasserstein_norm": w / _spread(ref),
+    }
+
+
+def evaluate_binned(profile: dict, numeric_counts: Mapping[str, Mapping[str, Any]],
+                    categorical_counts: Mapping[str, Mapping[str, Any]], n_rows: int,
+                    config: DriftConfig) -> WindowResult:
+    """Evaluate a window from bucket counts computed elsewhere (PostgreSQL).
+
+    ``numeric_counts[feature] = {"counts": [...], "n_null": int}`` with one
+    count per bucket of the feature's ``fine_edges`` (``width_bucket(x,
+    fine_edges)`` = :func:`bin_index`; :func:`counts_from_buckets` turns the
+    SQL rows into the list); ``categorical_counts[feature] = {"levels":
+    {level: count}, "n_null": int}``. PSI, KL, JS and chi-square are exactly
+    those of :func:`evaluate_window` (the fine edges contain the PSI edges).
+    KS and Wasserstein are computed from the binned CDFs: D is the largest
+    CDF gap at the fine edges (a lower bound of the exact D, off by at most
+    one fine bin, ~1% of the mass) with Smirnov's asymptotic p-value, and W
+    integrates the CDF gap between the outermost fine edges (tails beyond
+    the 1st/99th reference percentiles are not integrated). The decision
+    (BH, reference null, thresholds) is the same as in raw mode.
+    """
+    if config is None:
+        config = DriftConfig()
+    importance: Mapping[str, float] = profile.get("importance") or {}
+    raw: list[dict[str, Any]] = []
+    for name, ref in profile.get("numeric", {}).items():
+        if "fine_edges" not in ref:
+            raise ValueError(f"{name}: the profile has no fine edges (schema v1); rebuild it for binned mode")
+        c = numeric_counts.get(name)
+        raw.append(_eval_numeric_binned(name, ref, None if c is None else c["counts"], int((c or {}).get("n_null", 0)),
+                                        float(importance.get(name, 0.0))))
+    for name, ref in profile.get("categorical", {}).items():
+        c = categorical_counts.get(name)
+        if c is None:
+            raw.append({"feature": name, "kind": "categorical", "test": "chi2", "status": "no_data",
+                        "note": "column missing", "importance": float(importance.get(name, 0.0))})
+            continue
+        raw.append(_eval_categorical_counts(name, ref, {str(k): int(v) for k, v in c["levels"].items() if int(v) > 0},
+                                            int(c.get("n_null", 0)), float(importance.get(name, 0.0))))
+    return _decide(profile, raw, n_rows, config)
+
+
+def _decide(profile: dict, raw: list[dict[str, Any]], n_rows: int, config: DriftConfig) -> WindowResult:
+    """Significance (BH over max(test p, null p)), effect sizes, severity and
+    the model-level score, shared by the raw and the binned mode."""
     for r in raw:
         if r["status"] == "ok" and r["n_current"] < config.min_rows:
             r["note"] = f"too few values ({r['n_current']} < min_rows={config.min_rows}); not tested"
@@ -1236,7 +1333,7 @@ def evaluate_window(profile: dict, current: pd.DataFrame, config: DriftConfig) -
         level = "none"
     else:
         level = "critical" if any(f.level == "critical" for f in drifted_feats) else "warning"
-    return WindowResult(features=results, n_rows=int(len(current)), drift_score=score, level=level,
+    return WindowResult(features=results, n_rows=n_rows, drift_score=score, level=level,
                         drifted=level != "none", config=config)
 
 
