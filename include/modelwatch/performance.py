@@ -49,6 +49,10 @@ DEFAULT_MIN_CHECK_ROWS = 200
 _K = len(CLASSES)
 _CLASS_INDEX = {c: i for i, c in enumerate(CLASSES)}
 
+# Names the backtest baseline (training.classification_metrics) uses for the same metrics.
+BASELINE_ALIASES: dict[str, str] = {"macro_f1": "f1_macro", "macro_precision": "precision_macro",
+                                    "macro_recall": "recall_macro"}
+
 # Metrics supported by compare_to_baseline; all are "higher is better".
 COMPARABLE_METRICS: tuple[str, ...] = (
     "accuracy",
@@ -160,7 +164,7 @@ def filter_matured(
     """Predictions joined to the outcomes that had matured by ``as_of``.
 
     Inner join on ``prediction_id``. A row is kept only when its outcome exists,
-    ``matured_at <= as_of`` and ``matured_at >= ts + horizon business days``.
+    ``matured_at < as_of`` (as of = the run's exclusive window end) and ``matured_at >= ts + horizon business days``.
     Trading days are a subset of business days, so the second condition can
     never drop a genuine outcome; it rejects corrupt outcomes stamped before the
     horizon could have elapsed, so a prediction never counts before its horizon.
@@ -195,7 +199,7 @@ def filter_matured(
         [t + pd.offsets.BDay(int(h)) for t, h in zip(ts, merged["horizon_days"], strict=True)],
         index=merged.index,
     )
-    keep = matured_at.notna() & (matured_at <= cutoff) & (matured_at >= earliest)
+    keep = matured_at.notna() & (matured_at < cutoff) & (matured_at >= earliest)
     return merged.loc[keep].sort_values("ts", kind="stable").reset_index(drop=True)
 
 
@@ -506,8 +510,9 @@ def compare_to_baseline(
 
     ``live_daily`` is ``daily_stats`` output (a predictions+outcomes frame with a
     ``predicted_label`` column is accepted and aggregated first). ``baseline``
-    maps metric name -> value (a number, or a mapping with key ``value``).
-    ``metric`` is one of ``COMPARABLE_METRICS`` (all higher-is-better).
+    maps metric name -> value (a number, or a mapping with key ``value``);
+    ``macro_f1`` etc. are also found under their baseline names
+    (``BASELINE_ALIASES``, e.g. ``f1_macro``). ``metric`` is one of ``COMPARABLE_METRICS`` (all higher-is-better).
 
     ``threshold = baseline - tolerance_rel * |baseline|`` (= baseline*(1-tol)
     for a positive baseline). ``degraded`` is True only when the whole CI of the
@@ -527,6 +532,8 @@ def compare_to_baseline(
         daily = daily.loc[daily["n"] > 0]
     h = _horizon_of(daily, horizon)
     raw = baseline.get(metric)
+    if raw is None:
+        raw = baseline.get(BASELINE_ALIASES.get(metric, metric))
     if isinstance(raw, Mapping):
         raw = raw.get("value")
     base = _none_if_bad(raw)
@@ -650,21 +657,23 @@ def calibration_check(
     calibrator: Calibrator,
     threshold: float = DEFAULT_ECE_THRESHOLD,
     min_rows: int = DEFAULT_MIN_CHECK_ROWS,
+    null_draws: int = 200,
 ) -> dict[str, Any]:
     """Is the calibrator still trustworthy on recently matured outcomes?
 
     ECE (10 equal-width bins) of the calibrated probability of the *predicted*
     label against ``predicted_label == realized_label`` (what
     ``estimate_performance`` relies on). ``reliable`` is True iff at least
-    ``min_rows`` (default 200) rows exist and ``ece <= threshold`` (default
-    0.05). Use data NOT used to fit the calibrator. Also reports
+    ``min_rows`` (default 200) rows exist and ``ece <= limit`` where
+    ``limit = max(threshold, ece_null_q95)`` (threshold default 0.05;
+    ``ece_null_q95``: see ``ece_null_quantile``, skipped when ``null_draws=0``). Use data NOT used to fit the calibrator. Also reports
     ``ece_raw`` (same statistic on uncalibrated probabilities),
     ``accuracy``, ``expected_accuracy`` and ``reason``.
     """
     data = matured_recent_df.loc[matured_recent_df["realized_label"].notna()] if len(matured_recent_df) else matured_recent_df
     n = len(data)
     out: dict[str, Any] = {"n": n, "ece": None, "ece_raw": None, "accuracy": None, "expected_accuracy": None,
-                           "threshold": threshold, "min_rows": min_rows, "reliable": False, "reason": ""}
+                           "ece_null_q95": None, "limit": threshold, "threshold": threshold, "min_rows": min_rows, "reliable": False, "reason": ""}
     if n == 0:
         out["reason"] = "no recently matured outcomes"
         return out
@@ -677,14 +686,34 @@ def calibration_check(
     out["ece_raw"] = expected_calibration_error(raw, correct)
     out["accuracy"] = float(correct.mean())
     out["expected_accuracy"] = float(top.mean())
+    out["ece_null_q95"] = ece_null_quantile(top, draws=null_draws) if null_draws > 0 else None
+    limit = max(threshold, out["ece_null_q95"] or 0.0)
+    out["limit"] = limit
     if n < min_rows:
         out["reason"] = f"only {n} matured rows (< {min_rows})"
-    elif out["ece"] > threshold:
-        out["reason"] = f"calibrated ECE {out['ece']:.3f} > {threshold:.3f}"
+    elif out["ece"] > limit:
+        out["reason"] = (f"calibration decayed: calibrated ECE {out['ece']:.3f} > {limit:.3f} "
+                         f"(max of {threshold:.3f} and the 95% ECE of a calibrated model on {n} rows)")
     else:
         out["reliable"] = True
-        out["reason"] = f"calibrated ECE {out['ece']:.3f} <= {threshold:.3f}"
+        out["reason"] = f"calibrated ECE {out['ece']:.3f} <= {limit:.3f}"
     return out
+
+
+def ece_null_quantile(confidence: np.ndarray, q: float = 0.95, draws: int = 200, seed: int = 0) -> float | None:
+    """The ``q`` quantile of the ECE a *perfectly calibrated* model would show on
+    these confidences: each draw sets ``correct ~ Bernoulli(confidence)`` and
+    computes ``expected_calibration_error``. On a few hundred rows the ECE of a
+    calibrated model is itself 0.05-0.10 (binning noise), so a fixed ECE limit
+    alone would call every small sample "decayed"; ``calibration_check`` uses
+    ``max(threshold, this quantile)``."""
+    conf = np.asarray(confidence, dtype=float)
+    if conf.size == 0:
+        return None
+    rng = np.random.default_rng(seed)
+    sims = rng.random((draws, conf.size)) < conf
+    vals = [expected_calibration_error(conf, s) for s in sims]
+    return float(np.quantile(np.asarray(vals, dtype=float), q))
 
 
 def estimate_performance(
@@ -819,3 +848,100 @@ def health_status(
         found.append(("warning", f"model is {model_age_days} days old (> {t.age_warning_days})"))
     status = max((s for s, _ in found), key=_SEVERITY.__getitem__, default="healthy")
     return status, [f"{s}: {msg}" for s, msg in found]
+
+
+# --------------------------------------------------------------------------- degradation decision
+
+#: The metric whose live-vs-backtest comparison drives the ``performance`` alert:
+#: classification accuracy of matured predictions (the one metric that is also
+#: estimated label-free, and the "performance_drop" the response rules read).
+PRIMARY_METRIC = "accuracy"
+#: Metrics compared with the baseline every run (the primary one first).
+COMPARED_METRICS: tuple[str, ...] = ("accuracy", "macro_f1", "hit_rate", "profit_factor", "sharpe")
+
+
+def comparison_block_length(n_days: int, horizon: int) -> int:
+    """Bootstrap block length in entry days: ``max(round(n^(1/3)), horizon)``.
+
+    Entry-day cohorts overlap for ``horizon`` days (a 5-day return entered on
+    Monday shares four days with Tuesday's), so blocks shorter than the horizon
+    would cut that dependence and make the interval too narrow."""
+    return max(default_block_length(n_days), int(horizon), 1)
+
+
+@dataclass(frozen=True)
+class AlertDecision:
+    action: str  # 'raise' | 'resolve' | 'keep'
+    severity: str | None
+    score: float | None  # relative drop of the primary metric (positive = below baseline)
+    reason: str
+
+
+def degradation_decision(comparison: Mapping[str, Any], critical_multiple: float = 2.0) -> AlertDecision:
+    """What to do with the ``performance`` alert given the primary comparison.
+
+    * ``degraded`` True (the whole CI lies below ``baseline * (1 - tolerance)``)
+      -> ``raise``; severity ``critical`` when even the CI's upper end is more
+      than ``critical_multiple * tolerance`` below the baseline, else ``warning``;
+    * ``degraded`` False (the CI reaches the tolerated level) -> ``resolve``;
+    * ``degraded`` None (too few days, no baseline) -> ``keep`` (no evidence
+      either way: an open alert stays open, none is opened).
+
+    ``score`` = ``-rel_diff`` of the point estimate, i.e. 0.15 means the live
+    metric is 15 % below its backtest value.
+    """
+    rel = comparison.get("rel_diff")
+    score = None if rel is None else float(-rel)
+    metric = comparison.get("metric")
+    degraded = comparison.get("degraded")
+    lo, hi = comparison.get("ci_low"), comparison.get("ci_high")
+    ci = "n/a" if lo is None or hi is None else f"[{lo:.3f}, {hi:.3f}]"
+    base = comparison.get("baseline")
+    live = comparison.get("live")
+    desc = (f"live {metric} {live:.3f} (95% CI {ci}) vs backtest {base:.3f}"
+            if live is not None and base is not None else f"{metric}: {comparison.get('status')}")
+    if degraded is None:
+        return AlertDecision("keep", None, score, f"undecidable ({comparison.get('status')}): {desc}")
+    if degraded:
+        tol = float(comparison.get("tolerance_rel") or 0.0)
+        rel_hi = comparison.get("rel_ci_high")
+        critical = rel_hi is not None and -rel_hi > critical_multiple * tol
+        return AlertDecision("raise", "critical" if critical else "warning", score,
+                             f"{desc}: the whole interval is below the tolerated {tol:.0%} drop")
+    return AlertDecision("resolve", None, score, f"{desc}: the interval reaches the tolerated level")
+
+
+HEALTH_CODES: dict[str, int] = dict(_SEVERITY)
+
+
+# --------------------------------------------------------------------------- evaluation period and calibration data
+
+
+def trailing_period(matured: pd.DataFrame, n_days: int) -> pd.DataFrame:
+    """Matured predictions of the last ``n_days`` entry days that have any (sorted by ts).
+
+    Days without a matured prediction are not counted, so the period always
+    holds ``n_days`` days of evidence when that much exists."""
+    if matured.empty:
+        return matured
+    day = _entry_day(matured["ts"])
+    keep = set(sorted(day.unique())[-int(n_days):])
+    return matured.loc[day.isin(keep).to_numpy()].sort_values("ts", kind="stable").reset_index(drop=True)
+
+
+def calibration_split(matured: pd.DataFrame, check_rows: int, fit_rows: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(fit, check)`` for the label-free estimator, by time: ``check`` is the
+    ``check_rows`` most recently matured predictions (the estimator's own
+    calibration is judged there), ``fit`` the up to ``fit_rows`` matured
+    before them. Disjoint, so the check is out of sample."""
+    order = "matured_at" if "matured_at" in matured.columns else "ts"
+    data = matured.sort_values([order, "ts"], kind="stable").reset_index(drop=True)
+    check = data.iloc[max(0, len(data) - check_rows):]
+    fit = data.iloc[max(0, len(data) - check_rows - fit_rows): max(0, len(data) - check_rows)]
+    return fit.reset_index(drop=True), check.reset_index(drop=True)
+
+
+def importance_shares(values: Mapping[str, float]) -> dict[str, float]:
+    """Non-negative importances scaled to sum 1 (all 0.0 when the total is 0)."""
+    total = float(sum(max(0.0, float(v)) for v in values.values()))
+    return {k: (max(0.0, float(v)) / total if total > 0 else 0.0) for k, v in values.items()}

@@ -218,9 +218,11 @@ def _preds_and_outcomes() -> tuple[pd.DataFrame, pd.DataFrame]:
 def test_prediction_never_counts_before_its_horizon():
     preds, outcomes = _preds_and_outcomes()
     assert filter_matured(preds, outcomes, "2024-03-08 20:59").empty
-    got = filter_matured(preds, outcomes, pd.Timestamp("2024-03-08 21:00", tz="UTC"))
+    # as of = exclusive window end: an outcome matured exactly at it does not count yet
+    assert filter_matured(preds, outcomes, pd.Timestamp("2024-03-08 21:00", tz="UTC")).empty
+    got = filter_matured(preds, outcomes, pd.Timestamp("2024-03-08 21:01", tz="UTC"))
     assert got["prediction_id"].tolist() == [1]
-    got = filter_matured(preds, outcomes, "2024-03-11 21:00")  # naive as_of is UTC
+    got = filter_matured(preds, outcomes, "2024-03-11 21:01")  # naive as_of is UTC
     assert got["prediction_id"].tolist() == [1, 2]
     got = filter_matured(preds, outcomes, "2024-12-31")
     assert got["prediction_id"].tolist() == [1, 2, 3]  # id 4 matured "before" its horizon: rejected

@@ -1,0 +1,80 @@
+"""
+### performance_daily
+
+Daily live-performance evaluation of every active model version (one holding
+an alias such as `champion` or `challenger`), mapped per version. "As of" is
+the window end: a prediction counts only when its outcome matured before it
+(labels arrive one horizon, 5 sessions, after the signal).
+
+`evaluate` (mapped, pool `monitoring_db`) per version, in one transaction:
+
+1. **live metrics** over the last 63 entry days with matured outcomes:
+   accuracy, precision / recall / F1 per class and macro, hit rate, win rate,
+   profit factor, average R/R, Sharpe (annualized, sqrt(252 / horizon)), max
+   drawdown, Brier, ECE, average confidence; for the version (`*`) and per
+   symbol / timeframe -> `live_performance_daily`;
+2. **live vs backtest**: each metric against `backtest_baseline`, 95% circular
+   block-bootstrap CI over entry days (block = max(n^(1/3), horizon));
+   degraded only when the whole CI is below baseline x (1 - tolerance)
+   (variable `modelwatch_performance_tolerance`, 0.10) ->
+   `live_vs_backtest_comparison`. The primary metric (accuracy) opens or
+   resolves the champion's `performance` alert; its score is the relative drop;
+3. **label-free estimate** (CBPE idea) of accuracy and macro F1 for the
+   window's predictions without matured outcome, from isotonic-calibrated
+   probabilities; the calibrator is checked on the most recent matured
+   outcomes and the estimate is withheld (`unreliable`) when its calibration
+   decayed. Later runs fill in the realized value and the error ->
+   `performance_estimates`;
+4. **model health** (healthy / warning / critical) from drift score,
+   performance, data-quality failures and model age (variable
+   `modelwatch_max_model_age_days`, 30) -> `model_health_daily`, view
+   `model_health_current`;
+5. **interpretability**: gain share and mean |SHAP| per feature of the
+   window's predictions -> `interpretability_log`.
+
+Statsd gauges `modelwatch.performance.*` and `modelwatch.health.status`; the
+task log ends with a short report. Re-running a window replaces its rows.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import CronDataIntervalTimetable, dag, task
+
+from include.tasks.common import DEFAULT_ARGS, window_params
+
+
+@dag(
+    dag_id="performance_daily",
+    schedule=CronDataIntervalTimetable("0 23 * * 1-5", timezone="UTC"),
+    start_date=pendulum.datetime(2006, 12, 1, tz="UTC"),  # replay starts 2007; catchup is off
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    params=window_params(),
+    tags=["modelwatch", "performance", "monitoring"],
+    doc_md=__doc__,
+)
+def performance_daily():
+    @task
+    def active_model_versions() -> list[dict]:
+        from include.tasks.performance import active_targets
+
+        return active_targets()
+
+    @task(pool="monitoring_db", map_index_template="{{ target['model_name'] }} v{{ target['version'] }}")
+    def evaluate(target: dict, **context) -> dict:
+        from include.tasks.performance import evaluate as run
+
+        return run(target, context)
+
+    evaluated = evaluate.expand(target=active_model_versions())
+
+    # --- respond_to_alerts goes here (wired by the closed-loop work, not in this file yet):
+    # @task(outlets=[RETRAINING_TRIGGERS], trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
+    # def respond_to_alerts(**context): ...
+    # evaluated >> respond_to_alerts()
+    _ = evaluated
+
+
+performance_daily()

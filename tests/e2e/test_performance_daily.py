@@ -1,0 +1,138 @@
+"""performance_daily end to end on the real replay data: 2008 live performance
+against the backtest with intervals, label-free estimates whose realized value a
+later run fills in, health, SHAP log, idempotent re-runs."""
+
+from __future__ import annotations
+
+import time
+
+from include.modelwatch import storage
+from tests.e2e.conftest import rows as _rows
+from tests.e2e.conftest import run_window
+
+OCT = ("2008-10-01T00:00:00+00:00", "2008-11-01T00:00:00+00:00")
+NOV = ("2008-11-01T00:00:00+00:00", "2008-12-01T00:00:00+00:00")
+TABLES = ("live_performance_daily", "live_vs_backtest_comparison", "performance_estimates", "model_health_daily",
+          "interpretability_log")
+
+
+def _snapshot(conn, end: str) -> dict[str, list[dict]]:
+    out = {}
+    for t in TABLES:
+        cols = "*" if t != "live_vs_backtest_comparison" else (
+            "metric, live_value, baseline_value, ci_low, ci_high, degraded, status, n_days, block_length")
+        got = _rows(conn, f"SELECT {cols} FROM {t} WHERE window_end = %s", (end,))
+        for r in got:
+            r.pop("run_id", None)
+            r.pop("comparison_id", None)
+        out[t] = sorted(got, key=repr)
+    return out
+
+
+def test_2008_live_vs_backtest_estimates_realized_and_reruns(champion, monitoring_uri, capsys):
+    conn = storage.connect(monitoring_uri)
+    t0 = time.monotonic()
+    # 2008 scored month by month (the outcomes of a month's last week are
+    # recorded by the next month's run, as in the replay)
+    months = [(2007, m) for m in range(7, 13)] + [(2008, m) for m in range(1, 13)]
+    for y, m in months:
+        end = f"{y}-{m + 1:02d}-01T00:00:00+00:00" if m < 12 else f"{y + 1}-01-01T00:00:00+00:00"
+        assert run_window("score_signals", f"{y}-{m:02d}-01T00:00:00+00:00", end).state == "success"
+    scored = time.monotonic() - t0
+
+    # as of the end of October: a prediction counts only once its outcome matured before Nov 1
+    assert run_window("performance_daily", *OCT).state == "success"
+    snap = _rows(conn, "SELECT * FROM live_performance_daily WHERE window_end = %s AND symbol = '*'", (OCT[1],))
+    assert len(snap) == 1
+    s = snap[0]
+    expected_n = _rows(conn, """
+        SELECT count(*) AS n, count(DISTINCT p.ts::date) AS days FROM predictions p JOIN outcomes o USING (prediction_id)
+        WHERE o.matured_at < %s AND p.ts::date >= %s""", (OCT[1], s["eval_start"]))[0]
+    assert s["n"] == expected_n["n"] and s["n_days"] == expected_n["days"] == 63
+    assert _rows(conn, """SELECT count(*) AS n FROM predictions p JOIN outcomes o USING (prediction_id)
+                          WHERE p.ts >= '2008-10-01' AND p.ts < '2008-11-01' AND o.matured_at >= %s""", (OCT[1],))[0]["n"] > 0
+    assert 0 <= s["accuracy"] <= 1 and s["hit_rate"] is not None and s["sharpe"] is not None and s["max_drawdown"] >= 0
+    per_symbol = _rows(conn, "SELECT symbol, n FROM live_performance_daily WHERE window_end = %s AND symbol <> '*'", (OCT[1],))
+    assert len(per_symbol) >= 1 and sum(r["n"] for r in per_symbol) == s["n"]
+
+    cmp = {r["metric"]: r for r in _rows(conn, "SELECT * FROM live_vs_backtest_comparison WHERE window_end = %s", (OCT[1],))}
+    assert set(cmp) == {"accuracy", "macro_f1", "hit_rate", "profit_factor", "sharpe"}
+    acc = cmp["accuracy"]
+    assert acc["is_primary"] and acc["status"] in ("ok", "degraded") and acc["n_days"] == 63
+    assert acc["ci_low"] < acc["live_value"] < acc["ci_high"] and acc["block_length"] == 5
+    assert abs(acc["live_value"] - s["accuracy"]) < 1e-12
+    assert abs(acc["baseline_value"] - 0.329) < 0.01
+    assert cmp["macro_f1"]["baseline_value"] is not None  # the baseline calls it f1_macro
+    assert acc["degraded"] == (acc["ci_high"] < acc["baseline_value"] * 0.9)
+    alert = _rows(conn, "SELECT score, severity, evidence FROM alerts WHERE kind = 'performance' AND status <> 'resolved'")
+    if acc["degraded"]:
+        assert len(alert) == 1 and abs(alert[0]["score"] + acc["rel_diff"]) < 1e-12
+        assert alert[0]["evidence"]["metric"] == "accuracy" and len(alert[0]["evidence"]["ci"]) == 2
+    else:
+        assert alert == []
+
+    est = {r["metric"]: r for r in _rows(conn, "SELECT * FROM performance_estimates WHERE window_end = %s", (OCT[1],))}
+    assert set(est) == {"accuracy", "macro_f1"}
+    n_unmatured = _rows(conn, """SELECT count(*) AS n FROM predictions p LEFT JOIN outcomes o
+                                 ON o.prediction_id = p.prediction_id AND o.matured_at < %s
+                                 WHERE p.ts >= %s AND p.ts < %s AND o.prediction_id IS NULL""", (OCT[1], OCT[0], OCT[1]))[0]["n"]
+    assert est["accuracy"]["n_predictions"] == n_unmatured > 0
+    assert est["accuracy"]["status"] in ("ok", "unreliable") and est["accuracy"]["realized"] is None
+    assert (est["accuracy"]["estimate"] is None) == (est["accuracy"]["status"] == "unreliable")
+    assert est["accuracy"]["calibration"]["n"] == 126
+
+    health = _rows(conn, "SELECT status, reasons, model_age_days FROM model_health_current")
+    age = _rows(conn, "SELECT (DATE '2008-11-01' - train_end) AS d FROM model_versions WHERE version = 1")[0]["d"]
+    assert len(health) == 1 and health[0]["model_age_days"] == age > 600  # as of the window end, not today
+    assert health[0]["status"] == "critical" and any("days old" in r for r in health[0]["reasons"])
+    shap = _rows(conn, "SELECT feature, mean_abs_shap, importance_gain, shap_rank FROM interpretability_log WHERE window_end = %s", (OCT[1],))
+    assert len(shap) == 23 and abs(sum(r["importance_gain"] for r in shap) - 1) < 1e-9
+    assert all(r["mean_abs_shap"] > 0 for r in shap if r["importance_gain"] > 0)
+    assert sorted(r["shap_rank"] for r in shap) == list(range(1, 24))
+    log = capsys.readouterr().out
+    assert "Performance report, spx_signal v1 window 2008-10-01..2008-11-01" in log and "health: critical" in log
+
+    # idempotent: a re-run replaces its rows with identical values
+    before = _snapshot(conn, OCT[1])
+    assert run_window("performance_daily", *OCT).state == "success"
+    assert _snapshot(conn, OCT[1]) == before
+
+    # a month later every October estimate has matured: the realized value fills in
+    assert run_window("performance_daily", *NOV).state == "success"
+    filled = {r["metric"]: r for r in _rows(conn, "SELECT * FROM performance_estimates WHERE window_end = %s", (OCT[1],))}
+    ids = filled["accuracy"]["prediction_ids"]
+    truth = _rows(conn, """SELECT avg((p.predicted_label = o.realized_label)::int)::float AS acc FROM predictions p
+                           JOIN outcomes o USING (prediction_id) WHERE p.prediction_id = ANY(%s)""", (ids,))[0]["acc"]
+    assert abs(filled["accuracy"]["realized"] - truth) < 1e-12
+    assert filled["accuracy"]["realized_n"] == len(ids) and filled["macro_f1"]["realized"] is not None
+    if filled["accuracy"]["estimate"] is not None:
+        assert abs(filled["accuracy"]["abs_error"] - abs(filled["accuracy"]["estimate"] - truth)) < 1e-12
+    else:
+        assert filled["accuracy"]["abs_error"] is None
+    assert abs(filled["accuracy"]["abs_error_unchecked"] - abs(filled["accuracy"]["estimate_unchecked"] - truth)) < 1e-12
+    assert len(_rows(conn, "SELECT 1 FROM model_health_daily")) == 2
+    # re-running October keeps the filled-in realized value (same predictions)
+    assert run_window("performance_daily", *OCT).state == "success"
+    again = _rows(conn, "SELECT realized FROM performance_estimates WHERE window_end = %s AND metric = 'accuracy'", (OCT[1],))
+    assert again == [{"realized": filled["accuracy"]["realized"]}]
+
+    nov = {r["metric"]: r for r in _rows(conn, "SELECT * FROM live_vs_backtest_comparison WHERE window_end = %s", (NOV[1],))}
+    print(f"\nscored 2007-07..2008-12 in {scored:.0f}s")
+    for end, c in ((OCT[1], cmp), (NOV[1], nov)):
+        for m, r in c.items():
+            print(f"as of {end[:10]} {m}: live {r['live_value']} CI [{r['ci_low']}, {r['ci_high']}] baseline {r['baseline_value']} -> {r['status']}")
+    print("estimate:", {k: (v["estimate"], v["estimate_unchecked"], v["realized"], v["status"], v["reason"]) for k, v in filled.items()})
+    conn.close()
+
+
+def test_window_without_predictions_records_empty_results(champion, monitoring_uri):
+    conn = storage.connect(monitoring_uri)
+    assert run_window("performance_daily", "2030-01-01T00:00:00+00:00", "2030-01-02T00:00:00+00:00").state == "success"
+    s = _rows(conn, "SELECT n, accuracy, hit_rate FROM live_performance_daily")
+    assert s == [{"n": 0, "accuracy": None, "hit_rate": None}]
+    cmp = _rows(conn, "SELECT metric, status, degraded FROM live_vs_backtest_comparison WHERE metric = 'accuracy'")
+    assert cmp == [{"metric": "accuracy", "status": "insufficient_data", "degraded": None}]
+    est = _rows(conn, "SELECT status, n_predictions, estimate FROM performance_estimates")
+    assert est == [{"status": "empty", "n_predictions": 0, "estimate": None}] * 2
+    assert _rows(conn, "SELECT count(*) AS n FROM alerts")[0]["n"] == 0
+    conn.close()
