@@ -12,11 +12,18 @@ from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_su
 
 from include.modelwatch.performance import (
     CLASSES,
+    PRIMARY_METRIC,
     Calibrator,
     HealthThresholds,
     block_bootstrap_ci,
     calibration_check,
+    calibration_split,
     compare_to_baseline,
+    comparison_block_length,
+    degradation_decision,
+    ece_null_quantile,
+    importance_shares,
+    trailing_period,
     daily_stats,
     default_block_length,
     estimate_performance,
@@ -423,3 +430,105 @@ def test_health_status_custom_thresholds():
     assert health_status(None, None, None, 4, 0, t)[0] == "critical"
     status, reasons = health_status(None, None, None, 0, 8, t)
     assert status == "warning" and "8 days" in reasons[0]
+
+
+# --------------------------------------------------------------------------- performance_daily helpers
+
+
+def _cohort_frame(rng: np.random.Generator, days: int, per_day: int, acc: float, horizon: int) -> pd.DataFrame:
+    """Correctness whose daily probability is acc + a moving average of ``horizon`` daily
+    shocks: neighbouring entry days share most of their outcome window, as real cohorts do."""
+    shocks = rng.uniform(-1, 1, days + horizon - 1)
+    p_day = acc + 0.35 * np.convolve(shocks, np.ones(horizon) / horizon, mode="valid")  # stays in (0.05, 0.75)
+    correct = rng.random((days, per_day)) < p_day[:, None]
+    pred = np.full(days * per_day, "BUY")
+    real = np.where(correct.ravel(), "BUY", "SELL")
+    return pd.DataFrame({
+        "ts": pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(days * per_day) // per_day, unit="D"),
+        "predicted_label": pred, "realized_label": real,
+        "realized_return": np.where(real == "BUY", 0.01, -0.01),
+        "p_SELL": 0.3, "p_HOLD": 0.3, "p_BUY": 0.4, "horizon_days": horizon,
+    })
+
+
+def test_comparison_interval_coverage_near_95_on_overlapping_cohorts():
+    coverage = {}
+    for mode in ("blocks", "iid"):
+        rng = np.random.default_rng(5)
+        reps, hits = 150, 0
+        for r in range(reps):
+            daily = daily_stats(_cohort_frame(rng, days=126, per_day=4, acc=0.40, horizon=5))
+            block = comparison_block_length(len(daily), 5) if mode == "blocks" else 1
+            cmp = compare_to_baseline(daily, {"accuracy": 0.40}, "accuracy", horizon=5, block=block, n_boot=200, seed=r)
+            hits += cmp["ci_low"] <= 0.40 <= cmp["ci_high"]
+        coverage[mode] = hits / reps
+    assert 0.88 <= coverage["blocks"] <= 0.99  # measured 0.907 (nominal 0.95, 126 days)
+    assert coverage["iid"] < coverage["blocks"]  # resampling single days ignores the overlap (0.86)
+
+
+def test_comparison_block_length_covers_the_horizon():
+    assert comparison_block_length(63, 5) == 5  # round(63^(1/3)) = 4 < horizon
+    assert comparison_block_length(1000, 5) == 10
+    assert comparison_block_length(0, 1) == 1
+
+
+def test_baseline_found_under_its_training_name():
+    df = _daily_frame(0.55, 40, 5, seed=7)
+    cmp = compare_to_baseline(daily_stats(df), {"f1_macro": 0.5}, "macro_f1", n_boot=50)
+    assert cmp["baseline"] == 0.5 and cmp["status"] in ("ok", "degraded")
+
+
+def _cmp(**kw):
+    base = {"metric": "accuracy", "live": 0.27, "baseline": 0.33, "rel_diff": (0.27 - 0.33) / 0.33, "ci_low": 0.22,
+            "ci_high": 0.29, "rel_ci_high": (0.29 - 0.33) / 0.33, "tolerance_rel": 0.10, "degraded": True, "status": "degraded"}
+    return {**base, **kw}
+
+
+def test_degradation_decision_table():
+    assert PRIMARY_METRIC == "accuracy"
+    d = degradation_decision(_cmp())
+    assert d.action == "raise" and d.severity == "warning" and d.score == pytest.approx(0.06 / 0.33)
+    assert "[0.220, 0.290]" in d.reason
+    # CI's upper end more than 2 x tolerance (20 %) below the baseline -> critical
+    d = degradation_decision(_cmp(ci_high=0.25, rel_ci_high=(0.25 - 0.33) / 0.33))
+    assert d.action == "raise" and d.severity == "critical"
+    d = degradation_decision(_cmp(degraded=False, status="ok", live=0.40, rel_diff=0.07 / 0.33))
+    assert d.action == "resolve" and d.severity is None and d.score == pytest.approx(-0.07 / 0.33)
+    d = degradation_decision(_cmp(degraded=None, status="insufficient_data", live=None, rel_diff=None))
+    assert d.action == "keep" and d.score is None and "insufficient_data" in d.reason
+
+
+def test_trailing_period_counts_days_with_matured_outcomes():
+    ts = pd.to_datetime(["2024-03-01 21:00", "2024-03-01 22:00", "2024-03-04 21:00", "2024-03-08 21:00", "2024-03-11 21:00"])
+    df = pd.DataFrame({"ts": ts.tz_localize("UTC"), "x": range(5)})
+    assert trailing_period(df, 2)["x"].tolist() == [3, 4]
+    assert trailing_period(df, 4)["x"].tolist() == [0, 1, 2, 3, 4]
+    assert trailing_period(df, 3)["x"].tolist() == [2, 3, 4]
+    assert trailing_period(df.iloc[:0], 3).empty
+
+
+def test_calibration_split_is_disjoint_and_recent_last():
+    df = pd.DataFrame({"ts": pd.date_range("2024-01-01", periods=10, freq="D"), "i": range(10)})
+    df["matured_at"] = df["ts"] + pd.Timedelta(days=7)
+    fit, check = calibration_split(df.sample(frac=1, random_state=0), check_rows=3, fit_rows=4)
+    assert check["i"].tolist() == [7, 8, 9] and fit["i"].tolist() == [3, 4, 5, 6]
+    fit, check = calibration_split(df.iloc[:2], check_rows=3, fit_rows=4)
+    assert fit.empty and check["i"].tolist() == [0, 1]
+
+
+def test_importance_shares():
+    assert importance_shares({"a": 3.0, "b": 1.0, "c": 0.0}) == {"a": 0.75, "b": 0.25, "c": 0.0}
+    assert importance_shares({"a": 0.0}) == {"a": 0.0}
+
+
+def test_calibration_check_allows_for_small_sample_noise_but_flags_decay():
+    cal = fit_calibrator(_simulate(20_000, seed=41)[0])
+    small = _simulate(150, seed=42)[0]  # same process: calibrated
+    q95 = ece_null_quantile(cal.transform(small[["p_SELL", "p_HOLD", "p_BUY"]].to_numpy()).max(axis=1))
+    assert 0.05 < q95 < 0.2  # binning noise alone exceeds a fixed 0.05 limit on 150 rows
+    ok = calibration_check(small, cal, min_rows=100)
+    assert ok["reliable"] is True and ok["limit"] == pytest.approx(ok["ece_null_q95"])
+    strict = calibration_check(small, cal, min_rows=100, null_draws=0)
+    assert strict["limit"] == 0.05 and strict["reliable"] is (strict["ece"] <= 0.05)
+    decayed = calibration_check(_simulate(600, seed=43, temp_true=0.2)[0], cal, min_rows=100)
+    assert decayed["reliable"] is False and decayed["ece"] > decayed["limit"] and "decayed" in decayed["reason"]
