@@ -53,14 +53,16 @@ def _settings() -> tuple[float, int]:
     return tol, age
 
 
-def _frame(conn, mv, start, end):
-    """Predictions of ``mv`` in [start, end) with outcomes matured before ``end``."""
+def _frame(conn, mv, start, end, window_start):
+    """Predictions of ``mv`` in [start, end) with outcomes matured before ``end``
+    (features only from ``window_start``: the SHAP log needs no more)."""
     import pandas as pd
 
     from include.modelwatch import storage
 
     rows = storage.fetch_dicts(conn, storage.read_sql("dml/perf_select_predictions.sql"),
-                               {"model": mv.model_name, "version": mv.version, "start": start, "end": end})
+                               {"model": mv.model_name, "version": mv.version, "start": start, "end": end,
+                                "window_start": window_start})
     conn.rollback()
     if not rows:
         return pd.DataFrame(columns=["prediction_id", "ts", "symbol", "timeframe", "predicted_label", "confidence",
@@ -103,7 +105,7 @@ def evaluate(target: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
     try:
         mv = registry.get_version(conn, target["model_name"], int(target["version"]))
         where = f"{mv.label} window {start:%Y-%m-%d}..{end:%Y-%m-%d}"
-        df = _frame(conn, mv, end - timedelta(days=LOOKBACK_DAYS), end)
+        df = _frame(conn, mv, min(start, end - timedelta(days=LOOKBACK_DAYS)), end, start)
         matured = _matured(df, end)
         period = perf.trailing_period(matured, EVAL_DAYS)
         horizon = mv.horizon_days or (int(period["horizon_days"].median()) if len(period) else 1)
