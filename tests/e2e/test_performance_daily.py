@@ -136,3 +136,38 @@ def test_window_without_predictions_records_empty_results(champion, monitoring_u
     assert est == [{"status": "empty", "n_predictions": 0, "estimate": None}] * 2
     assert _rows(conn, "SELECT count(*) AS n FROM alerts")[0]["n"] == 0
     conn.close()
+
+
+def test_degradation_raises_and_resolves_the_performance_alert(champion, monitoring_uri):
+    """The real 2008 data show no degradation (see the test above), so the alert path is
+    driven by a raised baseline: 0.80 accuracy, which live 2008 accuracy is far below."""
+    conn = storage.connect(monitoring_uri)
+    for m in range(7, 11):
+        assert run_window("score_signals", f"2008-{m:02d}-01T00:00:00+00:00", f"2008-{m + 1:02d}-01T00:00:00+00:00").state == "success"
+    real = _rows(conn, "SELECT value FROM backtest_baseline WHERE model_version = 1 AND metric = 'accuracy'")[0]["value"]
+    try:
+        with storage.transaction(conn) as cur:
+            cur.execute("UPDATE backtest_baseline SET value = 0.80 WHERE model_version = 1 AND metric = 'accuracy'")
+        assert run_window("performance_daily", *OCT).state == "success"
+        acc = _rows(conn, "SELECT * FROM live_vs_backtest_comparison WHERE window_end = %s AND metric = 'accuracy'", (OCT[1],))[0]
+        assert acc["degraded"] is True and acc["status"] == "degraded" and acc["ci_high"] < 0.72
+        alert = _rows(conn, "SELECT * FROM alerts WHERE kind = 'performance'")
+        assert len(alert) == 1 and alert[0]["status"] == "open" and alert[0]["model_version"] == 1
+        assert abs(alert[0]["score"] - (0.80 - acc["live_value"]) / 0.80) < 1e-12  # performance_drop, as a fraction
+        assert alert[0]["severity"] == "critical"  # even the CI's top is > 20 % below the baseline
+        assert alert[0]["evidence"]["comparison_ids"] == [r["comparison_id"] for r in _rows(
+            conn, "SELECT comparison_id FROM live_vs_backtest_comparison WHERE window_end = %s ORDER BY comparison_id", (OCT[1],))]
+        assert alert[0]["evidence"]["ci"] == [acc["ci_low"], acc["ci_high"]]
+        health = _rows(conn, "SELECT status, perf_degraded, reasons FROM model_health_current")[0]
+        assert health["perf_degraded"] is True and any("performance degraded" in r for r in health["reasons"])
+        # re-running the window updates the same alert, it does not open a second one
+        assert run_window("performance_daily", *OCT).state == "success"
+        assert _rows(conn, "SELECT count(*) AS n, max(occurrences) AS occ FROM alerts WHERE kind = 'performance'") == [{"n": 1, "occ": 1}]
+    finally:
+        with storage.transaction(conn) as cur:
+            cur.execute("UPDATE backtest_baseline SET value = %s WHERE model_version = 1 AND metric = 'accuracy'", (real,))
+    # with the real baseline the interval reaches the tolerated level: the alert resolves
+    assert run_window("performance_daily", *OCT).state == "success"
+    alert = _rows(conn, "SELECT status, resolution FROM alerts WHERE kind = 'performance'")
+    assert len(alert) == 1 and alert[0]["status"] == "resolved" and "reaches the tolerated level" in alert[0]["resolution"]
+    conn.close()
