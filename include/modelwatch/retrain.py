@@ -1,0 +1,236 @@
+"""Database side of quality-gated retraining and rollback (Airflow-free).
+
+Every function takes a psycopg2 connection, writes in one transaction and is
+keyed on the trigger (and algorithm), never on wall-clock time, so a re-run of
+a task overwrites its own rows instead of adding new ones.
+
+Lifecycle of a trigger: ``pending`` -> :func:`claim_trigger` -> ``claimed``
+-> :func:`complete_trigger` -> ``done`` (outcome ``deployed`` /
+``rejected: <gates>`` / ``awaiting_approval``) or ``failed``
+(outcome ``failed: <error>``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+from typing import Any
+
+from include.modelwatch import registry
+from include.modelwatch.gates import GateResult
+from include.modelwatch.storage import fetch_dicts, transaction
+
+PRIORITY_ORDER = ("critical", "high", "medium", "low")
+FINAL_STATUSES = ("done", "failed", "cancelled")
+
+_TRIGGER_COLUMNS = (
+    "trigger_id, model_name, model_version, trigger_type, retrain_mode, priority, rule_name, reason, "
+    "evidence, status, window_start, window_end, triggered_at, created_by, claimed_at, claimed_by, "
+    "completed_at, outcome, result"
+)
+
+
+class RetrainError(RuntimeError):
+    """A retraining step cannot go on; the message names model, trigger and window."""
+
+
+def _row(cur) -> dict[str, Any] | None:
+    row = cur.fetchone()
+    if row is None:
+        return None
+    return {d[0]: v for d, v in zip(cur.description, row)}
+
+
+def claim_trigger(conn, *, run_id: str, claimed_at: datetime, model_name: str | None = None) -> dict[str, Any] | None:
+    """Atomically claim the most urgent pending trigger (optionally of one model).
+
+    ``FOR UPDATE SKIP LOCKED`` lets concurrent runs pass over a row another run
+    is claiming, so two runs never take the same trigger; a model that already
+    has a claimed trigger is skipped (one retrain per model at a time). A run
+    that already claimed a trigger gets the same one back (idempotent retry).
+    Returns the trigger row or None when nothing is pending.
+    """
+    with transaction(conn) as cur:
+        cur.execute(f"SELECT {_TRIGGER_COLUMNS} FROM retraining_triggers WHERE status = 'claimed' AND claimed_by = %s "
+                    "ORDER BY trigger_id LIMIT 1", (run_id,))
+        mine = _row(cur)
+        if mine is not None:
+            return mine
+        cur.execute(
+            f"""
+            UPDATE retraining_triggers SET status = 'claimed', claimed_at = %s, claimed_by = %s, updated_at = now()
+            WHERE trigger_id = (
+                SELECT t.trigger_id FROM retraining_triggers t
+                WHERE t.status = 'pending' AND (%s::text IS NULL OR t.model_name = %s)
+                  AND NOT EXISTS (SELECT 1 FROM retraining_triggers c
+                                  WHERE c.model_name = t.model_name AND c.status = 'claimed')
+                ORDER BY array_position(%s::text[], t.priority), t.triggered_at, t.trigger_id
+                LIMIT 1 FOR UPDATE SKIP LOCKED)
+            RETURNING {_TRIGGER_COLUMNS}
+            """,
+            (claimed_at, run_id, model_name, model_name, list(PRIORITY_ORDER)),
+        )
+        return _row(cur)
+
+
+def get_trigger(conn, trigger_id: int) -> dict[str, Any]:
+    rows = fetch_dicts(conn, f"SELECT {_TRIGGER_COLUMNS} FROM retraining_triggers WHERE trigger_id = %s", (trigger_id,))
+    conn.rollback()
+    if not rows:
+        raise RetrainError(f"retraining trigger {trigger_id} does not exist")
+    return rows[0]
+
+
+def complete_trigger(conn, trigger_id: int, *, status: str, outcome: str, result: Mapping[str, Any],
+                     completed_at: datetime, cur=None) -> None:
+    """Close a claimed trigger with its outcome (``status`` 'done' or 'failed').
+
+    ``awaiting_approval`` keeps the trigger claimed (status 'claimed') until a
+    human decides. Pass ``cur`` to join a caller's transaction.
+    """
+    if status not in ("done", "failed", "claimed"):
+        raise ValueError(f"trigger {trigger_id}: status must be done, failed or claimed, got {status!r}")
+
+    def _apply(c) -> None:
+        c.execute(
+            "UPDATE retraining_triggers SET status = %s, outcome = %s, result = %s, "
+            "completed_at = CASE WHEN %s = 'claimed' THEN NULL ELSE %s::timestamptz END, updated_at = now() "
+            "WHERE trigger_id = %s AND status IN ('claimed', 'done', 'failed')",
+            (status, outcome, json.dumps(dict(result), default=str), status, completed_at, trigger_id),
+        )
+        if c.rowcount != 1:
+            raise RetrainError(f"retraining trigger {trigger_id} is not claimed; cannot record outcome {outcome!r}")
+
+    if cur is not None:
+        _apply(cur)
+    else:
+        with transaction(conn) as c:
+            _apply(c)
+
+
+def record_dataset(conn, *, trigger_id: int, model_name: str, fingerprint: str, date_start: date, date_end: date,
+                   rows_per_class: Mapping[str, int], validation: Mapping[str, Any] | None = None,
+                   run_id: str | None = None) -> int:
+    """Version a training dataset; the same trigger and fingerprint give the same id."""
+    n_rows = int(sum(int(v) for v in rows_per_class.values()))
+    with transaction(conn) as cur:
+        cur.execute(
+            "INSERT INTO training_datasets (trigger_id, model_name, fingerprint, date_start, date_end, n_rows, "
+            "rows_per_class, validation, created_by_run) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (trigger_id, fingerprint) DO UPDATE SET validation = EXCLUDED.validation "
+            "RETURNING dataset_id",
+            (trigger_id, model_name, fingerprint, date_start, date_end, n_rows,
+             json.dumps({str(k): int(v) for k, v in rows_per_class.items()}),
+             json.dumps(dict(validation or {}), default=str), run_id),
+        )
+        return int(cur.fetchone()[0])
+
+
+def start_job(conn, *, trigger_id: int, dataset_id: int | None, model_name: str, algorithm: str, retrain_mode: str,
+              params: Mapping[str, Any], started_at: datetime, run_id: str | None = None) -> int:
+    """Open (or re-open on retry) the job of one algorithm for one trigger."""
+    with transaction(conn) as cur:
+        cur.execute(
+            "INSERT INTO training_jobs (trigger_id, dataset_id, model_name, algorithm, retrain_mode, status, params, "
+            "started_by_run, started_at) VALUES (%s, %s, %s, %s, %s, 'running', %s, %s, %s) "
+            "ON CONFLICT (trigger_id, algorithm) DO UPDATE SET status = 'running', dataset_id = EXCLUDED.dataset_id, "
+            "params = EXCLUDED.params, error = NULL, finished_at = NULL, duration_s = NULL, candidate_version = NULL, "
+            "started_by_run = EXCLUDED.started_by_run, started_at = EXCLUDED.started_at RETURNING job_id",
+            (trigger_id, dataset_id, model_name, algorithm, retrain_mode, json.dumps(dict(params), default=str),
+             run_id, started_at),
+        )
+        return int(cur.fetchone()[0])
+
+
+def finish_job(conn, job_id: int, *, status: str, duration_s: float, finished_at: datetime,
+               metrics: Mapping[str, Any] | None = None, candidate_version: int | None = None,
+               error: str | None = None) -> None:
+    """Record a job's outcome ('succeeded' with its candidate version, or 'failed' with the error)."""
+    if status not in ("succeeded", "failed"):
+        raise ValueError(f"training job {job_id}: status must be succeeded or failed, got {status!r}")
+    with transaction(conn) as cur:
+        cur.execute(
+            "UPDATE training_jobs SET status = %s, duration_s = %s, finished_at = %s, metrics = %s, "
+            "candidate_version = %s, error = %s WHERE job_id = %s",
+            (status, float(duration_s), finished_at, json.dumps(dict(metrics or {}), default=float),
+             candidate_version, error, job_id),
+        )
+        if cur.rowcount != 1:
+            raise RetrainError(f"training job {job_id} does not exist")
+
+
+def record_gates(conn, *, trigger_id: int, job_id: int | None, model_name: str, candidate_version: int | None,
+                 champion_version: int | None, results: Sequence[GateResult], evaluated_at: datetime,
+                 run_id: str | None = None) -> int:
+    """Replace the gate rows of (trigger, job) with ``results``; returns the row count."""
+    with transaction(conn) as cur:
+        cur.execute("DELETE FROM quality_gate_results WHERE trigger_id = %s AND job_id IS NOT DISTINCT FROM %s",
+                    (trigger_id, job_id))
+        for r in results:
+            cur.execute(
+                "INSERT INTO quality_gate_results (trigger_id, job_id, model_name, candidate_version, champion_version, "
+                "gate, status, value, threshold, message, evidence, run_id, evaluated_at) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (trigger_id, job_id, model_name, candidate_version, champion_version, r.name, r.status,
+                 _finite(r.value), _finite(r.threshold), r.message, json.dumps(r.evidence, default=_json_default),
+                 run_id, evaluated_at),
+            )
+    return len(results)
+
+
+def _finite(x: float | None) -> float | None:
+    if x is None:
+        return None
+    x = float(x)
+    return x if x == x and abs(x) != float("inf") else None
+
+
+def _json_default(o: Any) -> Any:
+    try:
+        return float(o)
+    except (TypeError, ValueError):
+        return str(o)
+
+
+def deploy(conn, *, model_name: str, version: int, alias: str = registry.CHAMPION, reason: str,
+           changed_at: datetime, run_id: str | None, trigger_id: int | None = None,
+           outcome: str | None = None, result: Mapping[str, Any] | None = None) -> int | None:
+    """Point ``alias`` at the registered candidate and close its trigger, in one transaction.
+
+    The previous version stays registered (addressable by version, and the
+    alias history records the change, why and which run). Returns the
+    previous version of the alias. Nothing changes if any step fails.
+    """
+    registry.get_version(conn, model_name, version)  # raises if unknown
+    with transaction(conn) as cur:
+        previous = registry.set_alias(conn, model_name, alias, version, reason=reason, changed_at=changed_at,
+                                      run_id=run_id, cur=cur)
+        if trigger_id is not None:
+            res = {"deployed_version": version, "previous_version": previous, "alias": alias, **dict(result or {})}
+            complete_trigger(conn, trigger_id, status="done", outcome=outcome or "deployed", result=res,
+                             completed_at=changed_at, cur=cur)
+    return previous
+
+
+def rollback(conn, *, model_name: str, target_version: int, reason: str, changed_at: datetime,
+             run_id: str | None, alias: str = registry.CHAMPION) -> int | None:
+    """Restore ``target_version`` as ``alias`` exactly (same artifact, SHA-256 checked first).
+
+    Refuses a version whose artifact is missing or modified, so a rollback never
+    installs something that the scorer would then refuse. Returns the version
+    that was replaced.
+    """
+    mv = registry.get_version(conn, model_name, target_version)
+    registry.read_artifact(mv)  # ArtifactIntegrityError if corrupted
+    current = registry.resolve_alias(conn, model_name, alias)
+    if current == target_version:
+        raise RetrainError(f"{model_name}: version {target_version} already is {alias}; nothing to roll back")
+    return registry.set_alias(conn, model_name, alias, target_version, reason=f"rollback: {reason}",
+                              changed_at=changed_at, run_id=run_id)
+
+
+def previous_alias_version(conn, model_name: str, alias: str = registry.CHAMPION) -> int | None:
+    """The version ``alias`` pointed to before its latest change (the rollback target)."""
+    hist = registry.alias_history(conn, model_name, alias)
+    return int(hist[-1]["from_version"]) if hist and hist[-1]["from_version"] is not None else None
