@@ -1,5 +1,8 @@
 """Pure branch decisions for ``@task.branch`` callables; each returns a task-id constant.
 
+Light at import (numpy / scipy load inside the functions that need them), so
+DAG files may import the constants at parse time.
+
 The DAG files keep only the Airflow wiring; the choice itself lives here so it
 can be unit-tested without Airflow. The constants are the task ids the DAGs
 must use for the branch targets.
@@ -10,13 +13,12 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from numpy.typing import ArrayLike
-from scipy import stats
+if TYPE_CHECKING:  # DAG files import the task-id constants at parse time: keep this module light
+    from numpy.typing import ArrayLike
 
-from include.modelwatch.gates import GateSummary
+    from include.modelwatch.gates import GateSummary
 
 # Retrain DAG
 TASK_NO_TRIGGER = "end_no_trigger"
@@ -80,6 +82,9 @@ def should_rollback(
     series the answer is False with ``evidence['reason']`` saying so; an
     undefined p-value (e.g. Welch on two constant series) is also False.
     """
+    import numpy as np
+    from scipy import stats
+
     if method not in ROLLBACK_METHODS:
         raise ValueError(f"unknown method {method!r}; expected one of {ROLLBACK_METHODS}")
     if not 0.0 < alpha < 1.0:

@@ -321,17 +321,16 @@ def _bin_index(conf: np.ndarray, n_bins: int = N_BINS) -> np.ndarray:
 
 
 def expected_calibration_error(y_true: ArrayLike, proba: ArrayLike, classes: Sequence[Any], n_bins: int = N_BINS) -> float:
-    """Top-label ECE: sum over equal-width confidence bins of share * |accuracy - mean confidence|."""
+    """Top-label ECE of a probability matrix: the project's one ECE
+    (:func:`include.modelwatch.performance.expected_calibration_error`) applied to
+    the top-label confidence and whether the top label is correct."""
+    from include.modelwatch.performance import expected_calibration_error as ece_from_confidence
+
     p = _proba_matrix(proba, "proba", len(classes))
     y_idx = _label_index(y_true, classes, p.shape[0])
-    conf = p.max(axis=1)
-    correct = (p.argmax(axis=1) == y_idx).astype(float)
-    idx = _bin_index(conf, n_bins)
-    ece = 0.0
-    for k in range(n_bins):
-        mask = idx == k
-        if mask.any():
-            ece += mask.mean() * abs(correct[mask].mean() - conf[mask].mean())
+    ece = ece_from_confidence(p.max(axis=1), p.argmax(axis=1) == y_idx, n_bins)
+    if ece is None:
+        raise ValueError("expected_calibration_error needs at least one row")
     return float(ece)
 
 
