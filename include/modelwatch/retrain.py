@@ -234,3 +234,15 @@ def previous_alias_version(conn, model_name: str, alias: str = registry.CHAMPION
     """The version ``alias`` pointed to before its latest change (the rollback target)."""
     hist = registry.alias_history(conn, model_name, alias)
     return int(hist[-1]["from_version"]) if hist and hist[-1]["from_version"] is not None else None
+
+
+_STATUS_RANK = {"deploy": 0, "review": 1, "reject": 2}
+
+
+def pick_candidate(candidates: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The candidate to act on: best gate verdict (deploy < review < reject), then the
+    highest out-of-sample accuracy, then the lowest version (deterministic)."""
+    valid = [dict(c) for c in candidates if c]
+    if not valid:
+        raise RetrainError("no candidate was trained")
+    return min(valid, key=lambda c: (_STATUS_RANK.get(c["status"], 3), -float(c["oos_accuracy"]), int(c["version"])))

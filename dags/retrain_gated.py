@@ -1,0 +1,161 @@
+"""
+### retrain_gated
+
+Quality-gated retraining and deployment. Runs when a retraining trigger is
+written (Asset `modelwatch_retraining_triggers`) and daily at 02:00 UTC.
+
+1. `claim_trigger`: claims the most urgent pending trigger atomically
+   (`FOR UPDATE SKIP LOCKED`: concurrent runs never share one). Conf
+   `{"model_name": ..., "reason": ..., "retrain_mode": "full"|"incremental"}`
+   first creates a manual trigger. Nothing pending -> `end_no_trigger` says why.
+2. `assemble_training_data`: labelled bars whose horizon closed before the
+   trigger's window end; the last `eval_sessions` sessions are the shared
+   out-of-sample period, training stops an embargo before it. Checked with
+   Great Expectations, versioned in `training_datasets`.
+3. `train_candidate` (mapped per algorithm, pool `training`): purged
+   walk-forward validation, final fit (warm start from the champion for
+   incremental triggers), gates against the champion on the same
+   out-of-sample rows -> `training_jobs`, `quality_gate_results`; the
+   candidate is registered without an alias.
+4. `branch_on_gates`: deploy, reject (failing gates named) or ask a human
+   (`human_decision`, approval in the UI) when a gate is borderline or the
+   variable `modelwatch_require_approval` (e.g. `{"spx_signal": true}`) says so.
+5. `deploy_candidate`: alias change + trigger outcome in one transaction;
+   conf `deploy_alias: "challenger"` deploys for an A/B test instead.
+
+Conf (tests / quick runs): `num_boost_round`, `eval_sessions`, `embargo`,
+`train_years`, `shuffle_labels`.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.providers.standard.operators.hitl import HITLBranchOperator
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, TriggerRule, dag, task
+
+from include.modelwatch.decisions import TASK_DEPLOY, TASK_HUMAN, TASK_NO_TRIGGER, TASK_REJECT, TASK_TRAIN
+from include.tasks.assets import RETRAINING_TRIGGERS
+from include.tasks.common import DEFAULT_ARGS
+from include.tasks.retrain import ALGORITHMS
+
+TASK_HUMAN_DECISION = "human_decision"
+TASK_DEPLOY_APPROVED = "deploy_approved"
+TASK_REJECT_NOT_APPROVED = "reject_not_approved"
+
+
+@dag(
+    dag_id="retrain_gated",
+    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 2 * * *", timezone="UTC"), assets=RETRAINING_TRIGGERS),
+    start_date=pendulum.datetime(2006, 12, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=3,
+    default_args=DEFAULT_ARGS,
+    tags=["modelwatch", "retraining"],
+    doc_md=__doc__,
+)
+def retrain_gated():
+    @task
+    def claim_trigger(**context) -> dict | None:
+        from include.tasks.retrain import claim
+
+        return claim(context)
+
+    @task.branch
+    def branch_on_trigger(claimed: dict | None) -> str:
+        from include.modelwatch.decisions import choose_after_claim
+
+        return choose_after_claim(claimed)
+
+    @task(task_id=TASK_NO_TRIGGER)
+    def end_no_trigger() -> str:
+        why = "no pending retraining trigger to claim (none pending, or claimed by another run)"
+        print(why)
+        return why
+
+    @task(task_id=TASK_TRAIN)
+    def assemble_training_data(claimed: dict, **context) -> dict:
+        from include.tasks.retrain import assemble
+
+        return assemble(claimed, context)
+
+    @task(pool="training", map_index_template="{{ algorithm }}")
+    def train_candidate(dataset: dict, algorithm: str, **context) -> dict:
+        from include.tasks.retrain import train_candidate as run
+
+        return run(dataset, algorithm, context)
+
+    @task(trigger_rule=TriggerRule.ALL_DONE)
+    def pick_best(dataset: dict, candidates, **context) -> dict:
+        from include.tasks.retrain import _fail_trigger, best_candidate
+
+        done = [c for c in (candidates or []) if c]
+        if not done:
+            _fail_trigger(dataset, context, "every training job failed (see training_jobs)")
+            raise RuntimeError(f"{dataset['model_name']} trigger {dataset['trigger_id']}: every training job failed")
+        return best_candidate(done)
+
+    @task.branch
+    def branch_on_gates(dataset: dict, best: dict) -> str:
+        from include.tasks.retrain import choose
+
+        return choose(dataset, best)
+
+    @task(task_id=TASK_DEPLOY)
+    def deploy_candidate(dataset: dict, best: dict, **context) -> int:
+        from include.tasks.retrain import deploy
+
+        return deploy(dataset, best, context)
+
+    @task(task_id=TASK_REJECT)
+    def reject_candidate(dataset: dict, best: dict, **context) -> str:
+        from include.tasks.retrain import reject
+
+        return reject(dataset, best, context)
+
+    @task(task_id=TASK_HUMAN)
+    def request_human_approval(dataset: dict, best: dict, **context) -> None:
+        from include.tasks.retrain import mark_awaiting
+
+        mark_awaiting(dataset, best, context)
+
+    human = HITLBranchOperator(
+        task_id=TASK_HUMAN_DECISION,
+        subject="Deploy retrained model {{ ti.xcom_pull(task_ids='pick_best')['version'] }}?",
+        body=("Candidate {{ ti.xcom_pull(task_ids='pick_best') }}; gate evidence in quality_gate_results "
+              "for trigger {{ ti.xcom_pull(task_ids='" + TASK_TRAIN + "')['trigger_id'] }}."),
+        options=["Approve", "Reject"],
+        options_mapping={"Approve": TASK_DEPLOY_APPROVED, "Reject": TASK_REJECT_NOT_APPROVED},
+    )
+
+    @task(task_id=TASK_DEPLOY_APPROVED)
+    def deploy_approved(dataset: dict, best: dict, **context) -> str:
+        from include.tasks.retrain import apply_approval
+
+        return apply_approval(dataset, best, context["ti"].xcom_pull(task_ids=TASK_HUMAN_DECISION), context)
+
+    @task(task_id=TASK_REJECT_NOT_APPROVED)
+    def reject_not_approved(dataset: dict, best: dict, **context) -> str:
+        from include.tasks.retrain import apply_approval
+
+        return apply_approval(dataset, best, context["ti"].xcom_pull(task_ids=TASK_HUMAN_DECISION), context)
+
+    @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
+    def finish() -> None:
+        print("retrain_gated run finished; see retraining_triggers.outcome")
+
+    claimed = claim_trigger()
+    dataset = assemble_training_data(claimed)
+    branch_on_trigger(claimed) >> [end_no_trigger(), dataset]
+    candidates = train_candidate.partial(dataset=dataset).expand(algorithm=ALGORITHMS)
+    best = pick_best(dataset, candidates)
+    gate_branch = branch_on_gates(dataset, best)
+    deployed = deploy_candidate(dataset, best)
+    rejected = reject_candidate(dataset, best)
+    asked = request_human_approval(dataset, best)
+    gate_branch >> [deployed, rejected, asked]
+    approved, not_approved = deploy_approved(dataset, best), reject_not_approved(dataset, best)
+    asked >> human >> [approved, not_approved]
+    [deployed, rejected, approved, not_approved] >> finish()
+
+
+retrain_gated()
