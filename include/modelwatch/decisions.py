@@ -136,3 +136,14 @@ def should_rollback(
         return True, evidence
     evidence["reason"] = f"no significant degradation (p={p:.4g} >= alpha {alpha:g})"
     return False, evidence
+
+
+# Rollback DAG
+TASK_ROLLBACK = "rollback_champion"
+TASK_KEEP = "keep_champion"
+
+
+def choose_rollback(manual_target: int | None, automatic: bool) -> str:
+    """A manual target version (conf) or an automatic 'significantly worse' verdict
+    -> TASK_ROLLBACK; else TASK_KEEP."""
+    return TASK_ROLLBACK if manual_target is not None or automatic else TASK_KEEP

@@ -246,3 +246,30 @@ def pick_candidate(candidates: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     if not valid:
         raise RetrainError("no candidate was trained")
     return min(valid, key=lambda c: (_STATUS_RANK.get(c["status"], 3), -float(c["oos_accuracy"]), int(c["version"])))
+
+
+def live_metric_series(conn, model_name: str, version: int, start: datetime, end: datetime,
+                       metric: str = "accuracy") -> list[float]:
+    """Daily live values of ``metric`` (all symbols, ``live_performance_daily``) in ``(start, end]``."""
+    allowed = ("accuracy", "macro_f1", "hit_rate", "profit_factor", "sharpe")
+    if metric not in allowed:
+        raise ValueError(f"metric must be one of {allowed}, got {metric!r}")
+    from psycopg2 import sql
+
+    q = sql.SQL("SELECT {m} AS v FROM live_performance_daily WHERE model_name = %s AND model_version = %s "
+                "AND symbol = '*' AND timeframe = '*' AND window_end > %s AND window_end <= %s "
+                "AND {m} IS NOT NULL ORDER BY window_end").format(m=sql.Identifier(metric))
+    with conn.cursor() as cur:
+        cur.execute(q, (model_name, version, start, end))
+        out = [float(r[0]) for r in cur.fetchall()]
+    conn.rollback()
+    return out
+
+
+def last_champion_change(conn, model_name: str, as_of: datetime) -> dict[str, Any] | None:
+    """The latest champion change at or before ``as_of`` (from_version, to_version, changed_at)."""
+    rows = fetch_dicts(conn, "SELECT from_version, to_version, changed_at, reason, run_id FROM model_alias_history "
+                             "WHERE model_name = %s AND alias = %s AND changed_at <= %s ORDER BY changed_at DESC, id DESC "
+                             "LIMIT 1", (model_name, registry.CHAMPION, as_of))
+    conn.rollback()
+    return rows[0] if rows else None

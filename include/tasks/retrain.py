@@ -385,3 +385,59 @@ def apply_approval(dataset: dict[str, Any], best: dict[str, Any], approval: dict
         deploy(dataset, best, context, approved_by=str(who))
         return "deployed"
     return reject(dataset, best, context, why=f"not approved by {who}")
+
+
+# ------------------------------------------------------------------ rollback_model
+
+
+def rollback_plan(context: dict[str, Any]) -> dict[str, Any]:
+    """Manual (conf ``model_name``, ``target_version``, ``reason``) or automatic: the champion
+    deployed last is compared with the previous one on daily live accuracy
+    (``live_performance_daily``) over ``period_days`` before / after the change."""
+    from datetime import timedelta
+
+    from include.modelwatch import registry, retrain
+    from include.modelwatch.decisions import should_rollback
+
+    conf = (context["dag_run"].conf or {}) if context.get("dag_run") else {}
+    model_name = conf.get("model_name") or _model_name()
+    as_of = context.get("logical_date") or context["dag_run"].run_after
+    conn = monitoring_conn()
+    try:
+        current = registry.resolve_alias(conn, model_name, registry.CHAMPION)
+        if conf.get("target_version") is not None:
+            target = int(conf["target_version"])
+            reason = str(conf.get("reason") or "").strip()
+            if not reason:
+                raise ValueError(f"{model_name}: a manual rollback to v{target} needs conf 'reason'")
+            return {"model_name": model_name, "target_version": target, "current_version": current,
+                    "reason": f"manual: {reason}", "rollback": True, "manual": True, "as_of": str(as_of)}
+        change = retrain.last_champion_change(conn, model_name, as_of)
+        if not change or change["from_version"] is None:
+            print(f"{model_name}: champion v{current} has no predecessor; nothing to compare")
+            return {"model_name": model_name, "rollback": False, "as_of": str(as_of)}
+        period = timedelta(days=int(conf.get("period_days", 30)))
+        at = change["changed_at"]
+        new = retrain.live_metric_series(conn, model_name, change["to_version"], at, min(as_of, at + period))
+        prev = retrain.live_metric_series(conn, model_name, change["from_version"], at - period, at)
+    finally:
+        conn.close()
+    worse, evidence = should_rollback(new, prev, min_days=int(conf.get("min_days", 10)))
+    print(f"{model_name}: v{change['to_version']} (since {at:%Y-%m-%d}) vs v{change['from_version']}: {evidence['reason']}")
+    return {"model_name": model_name, "target_version": change["from_version"], "current_version": change["to_version"],
+            "reason": f"automatic: live accuracy significantly worse ({evidence['reason']})", "rollback": worse,
+            "evidence": _jsonable(evidence), "as_of": str(as_of)}
+
+
+def do_rollback(plan: dict[str, Any], context: dict[str, Any]) -> int:
+    from include.modelwatch import retrain
+
+    conn = monitoring_conn()
+    try:
+        prev = retrain.rollback(conn, model_name=plan["model_name"], target_version=int(plan["target_version"]),
+                                reason=plan["reason"], changed_at=datetime.fromisoformat(plan["as_of"]),
+                                run_id=run_id(context))
+    finally:
+        conn.close()
+    print(f"{plan['model_name']}: champion restored to v{plan['target_version']} (was v{prev}); {plan['reason']}")
+    return int(plan["target_version"])

@@ -128,3 +128,12 @@ def test_rollback_constant_series_welch_undefined():
 def test_rollback_bad_method():
     with pytest.raises(ValueError, match="method"):
         should_rollback([1.0] * 10, [1.0] * 10, method="ks")
+
+
+def test_choose_rollback():
+    from include.modelwatch.decisions import TASK_KEEP, TASK_ROLLBACK, choose_rollback
+
+    assert (TASK_ROLLBACK, TASK_KEEP) == ("rollback_champion", "keep_champion")
+    assert choose_rollback(1, False) == TASK_ROLLBACK
+    assert choose_rollback(None, True) == TASK_ROLLBACK
+    assert choose_rollback(None, False) == TASK_KEEP

@@ -1,0 +1,69 @@
+"""
+### rollback_model
+
+Restores a previous champion exactly (same registered artifact, SHA-256
+verified before the alias moves; a corrupted artifact is refused).
+
+* **Manual**: trigger with conf
+  `{"model_name": "spx_signal", "target_version": 1, "reason": "..."}`.
+* **Automatic** (daily 03:30 UTC): if the champion deployed last has daily
+  live accuracy (`live_performance_daily`) significantly worse than its
+  predecessor's over `period_days` (default 30) before / after the change
+  (one-sided Mann-Whitney, alpha 0.05, at least `min_days` = 10 days each),
+  the predecessor is restored.
+
+The alias history records why and which run; the next `score_signals` run
+scores with the restored version.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import CronTriggerTimetable, TriggerRule, dag, task
+
+from include.modelwatch.decisions import TASK_KEEP, TASK_ROLLBACK
+from include.tasks.common import DEFAULT_ARGS
+
+
+@dag(
+    dag_id="rollback_model",
+    schedule=CronTriggerTimetable("30 3 * * *", timezone="UTC"),
+    start_date=pendulum.datetime(2006, 12, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["modelwatch", "retraining", "rollback"],
+    doc_md=__doc__,
+)
+def rollback_model():
+    @task
+    def plan_rollback(**context) -> dict:
+        from include.tasks.retrain import rollback_plan
+
+        return rollback_plan(context)
+
+    @task.branch
+    def decide(plan: dict) -> str:
+        from include.modelwatch.decisions import choose_rollback
+
+        return choose_rollback(plan.get("target_version") if plan.get("manual") else None, bool(plan.get("rollback")))
+
+    @task(task_id=TASK_ROLLBACK)
+    def rollback_champion(plan: dict, **context) -> int:
+        from include.tasks.retrain import do_rollback
+
+        return do_rollback(plan, context)
+
+    @task(task_id=TASK_KEEP)
+    def keep_champion(plan: dict) -> None:
+        print(f"{plan['model_name']}: champion kept")
+
+    @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
+    def finish() -> None:
+        print("rollback_model run finished; see model_alias_history")
+
+    plan = plan_rollback()
+    decide(plan) >> [rollback_champion(plan), keep_champion(plan)] >> finish()
+
+
+rollback_model()
