@@ -222,13 +222,14 @@ def train_candidate(dataset: dict[str, Any], algorithm: str, context: dict[str, 
         tm = lambda lab: training.trading_metrics(lab, evalf["r_fwd"].to_numpy(), evalf["threshold"].to_numpy(),
                                                   evalf["date"].to_numpy())
         m_cand, m_champ = tm(lab_cand), tm(lab_champ)
+        ov = gate_overrides(model_name)
         results = [
-            gates.performance_gate(ye, lab_champ, lab_cand),
-            gates.business_gate(m_cand, m_champ),
-            gates.calibration_gate(ye, p_cand, list(features.CLASSES)),
-            gates.stability_gate(p_champ, p_cand),
+            gates.performance_gate(ye, lab_champ, lab_cand, **ov.get("performance", {})),
+            gates.business_gate(m_cand, m_champ, **ov.get("business", {})),
+            gates.calibration_gate(ye, p_cand, list(features.CLASSES), **ov.get("calibration", {})),
+            gates.stability_gate(p_champ, p_cand, **ov.get("stability", {})),
             gates.data_quality_gate(len(train), dataset["rows_per_class"],
-                                    float(train[cols].isna().mean().mean())),
+                                    float(train[cols].isna().mean().mean()), **ov.get("data_quality", {})),
         ]
         summary = gates.run_gates(results)
         # the candidate as a full registry version, so drift/performance monitoring work once deployed
@@ -282,6 +283,15 @@ def train_candidate(dataset: dict[str, Any], algorithm: str, context: dict[str, 
     return {"algorithm": algorithm, "job_id": job, "version": mv.version, "status": summary.status,
             "failing": list(summary.failing), "borderline": list(summary.borderline), "oos_accuracy": acc,
             "champion_version": champ.version}
+
+
+def gate_overrides(model_name: str) -> dict[str, dict[str, float]]:
+    """Per-model gate thresholds from the variable ``modelwatch_gate_overrides``,
+    e.g. ``{"spx_signal": {"business": {"max_dd_limit": 0.4}}}`` (keyword arguments of the gate functions)."""
+    from airflow.sdk import Variable
+
+    overrides = json.loads(Variable.get("modelwatch_gate_overrides", default="{}") or "{}")
+    return dict(overrides.get(model_name, {}))
 
 
 def _artifact_dir() -> str:

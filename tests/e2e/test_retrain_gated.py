@@ -65,3 +65,122 @@ def test_drift_trigger_retrains_and_records_gates(champion, monitoring_uri):
         assert registry.resolve_alias(conn, "spx_signal", "champion") == 1
     assert st["finish"] == "success" and str(dr.state) == "success"
     conn.close()
+
+
+LOOSE = {"spx_signal": {"performance": {"min_improvement": -1.0, "max_drop": 1.0, "alpha": 1e-9},
+                        "business": {"pf_tolerance": 100.0, "sharpe_tolerance": 100.0, "max_dd_limit": 10.0},
+                        "calibration": {"max_ece": 1.0, "max_brier": 2.0},
+                        "stability": {"max_label_flip": 10.0, "max_psi": 100.0}}}
+
+
+def _variables(**values):
+    import json
+
+    from airflow.models import Variable
+
+    for k, v in values.items():
+        Variable.set(k, json.dumps(v))
+
+
+def test_passing_candidate_is_deployed_once_and_scored(champion, monitoring_uri):
+    from tests.e2e.conftest import run_window
+
+    conn = storage.connect(monitoring_uri)
+    tid = _trigger(conn)
+    _variables(modelwatch_gate_overrides=LOOSE, modelwatch_require_approval={})
+    try:
+        dr1 = _run(FAST)
+        dr2 = _run(FAST, when="2008-10-03")  # a second run: the trigger is taken, nothing is deployed twice
+    finally:
+        _variables(modelwatch_gate_overrides={})
+    assert _states(dr1)["deploy_candidate"] == "success"
+    assert _states(dr2)["end_no_trigger"] == "success"
+    trig = rows(conn, "SELECT status, outcome, result FROM retraining_triggers WHERE trigger_id = %s", (tid,))[0]
+    new = trig["result"]["deployed_version"]
+    assert (trig["status"], trig["outcome"], trig["result"]["previous_version"]) == ("done", "deployed", 1)
+    assert registry.resolve_alias(conn, "spx_signal", "champion") == new
+    hist = [h for h in registry.alias_history(conn, "spx_signal", "champion") if h["run_id"] in (dr1.run_id, dr2.run_id)]
+    assert len(hist) == 1 and hist[0]["from_version"] == 1 and f"trigger {tid}" in hist[0]["reason"]
+    # deployed with its own baseline and reference profile, so monitoring works for it
+    assert rows(conn, "SELECT count(*) > 5 AS ok FROM backtest_baseline WHERE model_version = %s", (new,)) == [{"ok": True}]
+    assert registry.get_version(conn, "spx_signal", new).reference_profile
+    run_window("score_signals", "2008-10-01", "2008-10-15")
+    assert {r["model_version"] for r in rows(conn, "SELECT DISTINCT model_version FROM predictions")} == {new}
+    conn.close()
+
+
+def test_shuffled_labels_candidate_is_rejected(champion, monitoring_uri):
+    conn = storage.connect(monitoring_uri)
+    tid = _trigger(conn)
+    dr = _run({**FAST, "shuffle_labels": True})
+    assert _states(dr)["reject_candidate"] == "success"
+    trig = rows(conn, "SELECT outcome, result FROM retraining_triggers WHERE trigger_id = %s", (tid,))[0]
+    best = trig["result"]["candidate_version"]
+    failing = [g["gate"] for g in rows(conn, "SELECT gate FROM quality_gate_results WHERE candidate_version = %s "
+                                             "AND status = 'fail' ORDER BY gate", (best,))]
+    assert failing and trig["outcome"] == "rejected: " + ", ".join(trig["result"]["failing_gates"])
+    assert sorted(trig["result"]["failing_gates"]) == failing
+    assert registry.resolve_alias(conn, "spx_signal", "champion") == 1
+    conn.close()
+
+
+def _respond(choice: str, stop):
+    """Answer the HITL request like the UI does (the API's update_hitl_detail): record the
+    response on the HITL detail row and resume the parked task instance."""
+    import time
+
+    from airflow.models.hitl import HITLDetail, HITLUser
+    from airflow.models.taskinstance import TaskInstance as TI
+    from airflow.models.trigger import handle_event_submit
+    from airflow.triggers.base import TriggerEvent
+    from airflow.utils import timezone
+    from airflow.utils.session import create_session
+    from airflow.utils.state import TaskInstanceState
+    from sqlalchemy import select
+
+    while not stop.is_set():
+        with create_session() as s:
+            ti = s.scalar(select(TI).where(TI.dag_id == "retrain_gated", TI.task_id == "human_decision",
+                                           TI.state == TaskInstanceState.AWAITING_INPUT).with_for_update(of=TI))
+            hd = s.get(HITLDetail, ti.id) if ti is not None else None
+            if hd is not None:
+                hd.responded_by = HITLUser(id="risk-officer", name="risk-officer")
+                hd.responded_at = timezone.utcnow()
+                hd.chosen_options = [choice]
+                hd.params_input = {}
+                handle_event_submit(TriggerEvent(hd.as_resume_event_payload()), task_instance=ti, session=s)
+                return
+        time.sleep(0.5)
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize("choice", ["Approve", "Reject"])
+def test_human_approval(champion, monitoring_uri, choice):
+    import threading
+
+    conn = storage.connect(monitoring_uri)
+    tid = _trigger(conn)
+    _variables(modelwatch_gate_overrides=LOOSE, modelwatch_require_approval={"spx_signal": True})
+    stop = threading.Event()
+    responder = threading.Thread(target=_respond, args=(choice, stop), daemon=True)
+    responder.start()
+    try:
+        dr = _run(FAST)
+    finally:
+        stop.set()
+        _variables(modelwatch_gate_overrides={}, modelwatch_require_approval={})
+    st = _states(dr)
+    assert st["request_human_approval"] == "success" and st["human_decision"] == "success"
+    trig = rows(conn, "SELECT status, outcome, result FROM retraining_triggers WHERE trigger_id = %s", (tid,))[0]
+    champ = registry.resolve_alias(conn, "spx_signal", "champion")
+    if choice == "Approve":
+        assert st["deploy_approved"] == "success" and st["reject_not_approved"] == "skipped"
+        assert trig["outcome"] == "deployed" and trig["result"]["approved_by"] == "risk-officer"
+        assert champ == trig["result"]["deployed_version"] != 1
+    else:
+        assert st["reject_not_approved"] == "success" and st["deploy_approved"] == "skipped"
+        assert trig["outcome"] == "rejected: not approved by risk-officer" and champ == 1
+    assert str(dr.state) == "success"
+    conn.close()
