@@ -131,13 +131,13 @@ def retrain_gated():
     def deploy_approved(dataset: dict, best: dict, **context) -> str:
         from include.tasks.retrain import apply_approval
 
-        return apply_approval(dataset, best, context["ti"].xcom_pull(task_ids=TASK_HUMAN_DECISION), context)
+        return apply_approval(dataset, best, True, context)
 
     @task(task_id=TASK_REJECT_NOT_APPROVED)
     def reject_not_approved(dataset: dict, best: dict, **context) -> str:
         from include.tasks.retrain import apply_approval
 
-        return apply_approval(dataset, best, context["ti"].xcom_pull(task_ids=TASK_HUMAN_DECISION), context)
+        return apply_approval(dataset, best, False, context)
 
     @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
     def finish() -> None:

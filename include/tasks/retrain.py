@@ -384,15 +384,12 @@ def mark_awaiting(dataset: dict[str, Any], best: dict[str, Any], context: dict[s
         conn.close()
 
 
-def apply_approval(dataset: dict[str, Any], best: dict[str, Any], approval: dict[str, Any] | None,
-                   context: dict[str, Any]) -> str:
-    """Deploy or reject after the human's answer (the ApprovalOperator's XCom)."""
-    chosen = (approval or {}).get("chosen_options") or []
-    who = (approval or {}).get("responded_by_user") or (approval or {}).get("responded_by") or "a reviewer"
-    if isinstance(who, dict):
-        who = who.get("name") or who.get("id") or "a reviewer"
-    if "Approve" in chosen:
-        deploy(dataset, best, context, approved_by=str(who))
+def apply_approval(dataset: dict[str, Any], best: dict[str, Any], approved: bool, context: dict[str, Any]) -> str:
+    """Deploy or reject after the human's answer. ``human_decision`` (HITLBranchOperator)
+    branches here; who answered and when is kept in its HITL detail (Airflow UI / API)."""
+    who = f"the reviewer of {run_id(context)} (human_decision)"
+    if approved:
+        deploy(dataset, best, context, approved_by=who)
         return "deployed"
     return reject(dataset, best, context, why=f"not approved by {who}")
 

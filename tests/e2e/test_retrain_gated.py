@@ -177,10 +177,22 @@ def test_human_approval(champion, monitoring_uri, choice):
     champ = registry.resolve_alias(conn, "spx_signal", "champion")
     if choice == "Approve":
         assert st["deploy_approved"] == "success" and st["reject_not_approved"] == "skipped"
-        assert trig["outcome"] == "deployed" and trig["result"]["approved_by"] == "risk-officer"
+        assert trig["outcome"] == "deployed" and trig["result"]["approved_by"] == (
+            f"the reviewer of {dr.run_id} (human_decision)")
         assert champ == trig["result"]["deployed_version"] != 1
     else:
         assert st["reject_not_approved"] == "success" and st["deploy_approved"] == "skipped"
-        assert trig["outcome"] == "rejected: not approved by risk-officer" and champ == 1
+        assert trig["outcome"] == f"rejected: not approved by the reviewer of {dr.run_id} (human_decision)"
+        assert champ == 1
     assert str(dr.state) == "success"
+    # the response the run acted on is the one recorded on the HITL detail row
+    from airflow.models.hitl import HITLDetail
+    from airflow.models.taskinstance import TaskInstance as TI
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as s:
+        hd = s.scalar(select(HITLDetail).join(TI, TI.id == HITLDetail.ti_id).where(
+            TI.run_id == dr.run_id, TI.task_id == "human_decision"))
+        assert hd.chosen_options == [choice] and hd.responded_by_user_name == "risk-officer"
     conn.close()
