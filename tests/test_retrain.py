@@ -160,3 +160,13 @@ def test_rollback_restores_and_refuses_corrupted(db, tmp_path):
     with pytest.raises(registry.ArtifactIntegrityError):
         retrain.rollback(db, model_name="m", target_version=1, reason="x", changed_at=T1, run_id="rb")
     assert registry.resolve_alias(db, "m", "champion") == 2
+
+
+def test_pick_candidate_prefers_verdict_then_accuracy():
+    c = [{"version": 2, "status": "reject", "oos_accuracy": 0.9},
+         {"version": 3, "status": "review", "oos_accuracy": 0.4},
+         {"version": 4, "status": "review", "oos_accuracy": 0.5}]
+    assert retrain.pick_candidate(c)["version"] == 4
+    assert retrain.pick_candidate(c + [{"version": 5, "status": "deploy", "oos_accuracy": 0.1}])["version"] == 5
+    with pytest.raises(retrain.RetrainError, match="no candidate"):
+        retrain.pick_candidate([None])
