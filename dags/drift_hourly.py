@@ -23,8 +23,11 @@ such as `champion` or `challenger`), mapped per version:
      a `drift` alert. Windows above `sql_counts_min_rows` rows are binned in
      PostgreSQL (`width_bucket`), so only counts leave the database;
 3. `respond_to_alerts` evaluates the automated response rules on the open
-   alerts, writes `retraining_triggers` and updates the
-   `modelwatch_retraining_triggers` Asset that schedules `retrain_gated`.
+   alerts (`include.modelwatch.loop`): fires, upgrades or suppresses
+   (cooldown, same episode) a `retraining_triggers` row, every decision in
+   `closed_loop_actions`; `announce_triggers` updates the
+   `modelwatch_retraining_triggers` Asset that schedules `retrain_gated`,
+   and is skipped when no trigger changed.
 
 Re-running a window replaces its rows in one transaction. On daily bars the
 replay runs it once per market month (see README, "Replay"). The branch is
@@ -97,16 +100,24 @@ def drift_hourly():
         only_on_path(COMPUTE, checked)
         return run(checked, context)
 
-    @task(outlets=[RETRAINING_TRIGGERS], trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
+    @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
     def respond_to_alerts(**context) -> dict:
         from include.tasks.loop import respond
 
         return respond("drift", context)
 
+    @task(outlets=[RETRAINING_TRIGGERS])
+    def announce_triggers(result: dict) -> str:
+        from include.tasks.loop import announce
+
+        return announce(result)
+
     checked = check_window.expand(target=active_model_versions())
     paths = [record_empty_window.expand(checked=checked), raise_data_quality_alert.expand(checked=checked),
              compute_drift.expand(checked=checked)]
-    choose_paths(checked) >> paths >> respond_to_alerts()
+    responded = respond_to_alerts()
+    choose_paths(checked) >> paths >> responded
+    announce_triggers(responded)
 
 
 drift_hourly()

@@ -32,6 +32,12 @@ the window end: a prediction counts only when its outcome matured before it
 5. **interpretability**: gain share and mean |SHAP| per feature of the
    window's predictions -> `interpretability_log`.
 
+Then `respond_to_alerts` evaluates the performance response rule on the open
+`performance` alert (a relative drop above 10%: incremental retrain) and
+refreshes `feedback_loop_metrics` (live accuracy before and after each
+completed retrain); `announce_triggers` updates the
+`modelwatch_retraining_triggers` Asset only when a trigger changed.
+
 Statsd gauges `modelwatch.performance.*` and `modelwatch.health.status`; the
 task log ends with a short report. Re-running a window replaces its rows.
 """
@@ -39,8 +45,9 @@ task log ends with a short report. Re-running a window replaces its rows.
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import CronDataIntervalTimetable, dag, task
+from airflow.sdk import CronDataIntervalTimetable, TriggerRule, dag, task
 
+from include.tasks.assets import RETRAINING_TRIGGERS
 from include.tasks.common import DEFAULT_ARGS, window_params
 
 
@@ -68,13 +75,21 @@ def performance_daily():
 
         return run(target, context)
 
-    evaluated = evaluate.expand(target=active_model_versions())
+    @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
+    def respond_to_alerts(**context) -> dict:
+        from include.tasks.loop import respond
 
-    # --- respond_to_alerts goes here (wired by the closed-loop work, not in this file yet):
-    # @task(outlets=[RETRAINING_TRIGGERS], trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
-    # def respond_to_alerts(**context): ...
-    # evaluated >> respond_to_alerts()
-    _ = evaluated
+        return respond("performance", context)
+
+    @task(outlets=[RETRAINING_TRIGGERS])
+    def announce_triggers(result: dict) -> str:
+        from include.tasks.loop import announce
+
+        return announce(result)
+
+    responded = respond_to_alerts()
+    evaluate.expand(target=active_model_versions()) >> responded
+    announce_triggers(responded)
 
 
 performance_daily()

@@ -67,9 +67,20 @@ def monitoring_uri(pg) -> str:
     conn = storage.connect(uri)
     try:
         migrations.migrate(conn)
+        # the response rules as migration 007 seeded them; tests reset to these
+        with storage.transaction(conn) as cur:
+            cur.execute("CREATE SCHEMA IF NOT EXISTS test_seed")
+            cur.execute("CREATE TABLE IF NOT EXISTS test_seed.automated_response_rules AS "
+                        "SELECT * FROM automated_response_rules")
     finally:
         conn.close()
     return uri
+
+
+def reset_rules(cur) -> None:
+    """Put the response rules back to the migration's seed (a test may have changed them)."""
+    cur.execute("DELETE FROM automated_response_rules")
+    cur.execute("INSERT INTO automated_response_rules SELECT * FROM test_seed.automated_response_rules")
 
 
 @pytest.fixture()
@@ -81,11 +92,12 @@ def db(monitoring_uri):
     with storage.transaction(conn) as cur:
         cur.execute(
             "SELECT string_agg(format('%I', tablename), ', ') FROM pg_tables "
-            "WHERE schemaname = 'public' AND tablename <> 'schema_migrations'"
+            "WHERE schemaname = 'public' AND tablename NOT IN ('schema_migrations', 'automated_response_rules')"
         )
         tables = cur.fetchone()[0]
         if tables:
             cur.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+        reset_rules(cur)
     # append-only tables refuse DELETE but TRUNCATE is a table-level reset for tests
     yield conn
     conn.close()

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 # DAGs a replayed month runs through, stage by stage (a stage's DAGs run in parallel)
-REPLAY_STAGES = ("score_signals", "drift_hourly")
+REPLAY_STAGES = ("score_signals", "drift_hourly,performance_daily")
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -93,6 +93,131 @@ def _replay(args: argparse.Namespace) -> int:
     return 0 if all(set(t) <= {"success"} for t in tally.values()) else 1
 
 
+def _when(text: str | None):
+    """--at for operator commands: an ISO time, or now (a person acting is a wall-clock event)."""
+    from datetime import datetime, timezone
+
+    if not text:
+        return datetime.now(timezone.utc)
+    dt = datetime.fromisoformat(text)
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+def _who(args: argparse.Namespace) -> str:
+    import getpass
+
+    return f"cli:{args.by or getpass.getuser()}"
+
+
+def _rules_list(args: argparse.Namespace) -> int:
+    from include.modelwatch import loop, storage
+
+    conn = storage.connect(args.uri)
+    try:
+        stored = loop.load_rules(conn)
+    finally:
+        conn.close()
+    print(f"{'rule':<26}{'condition':<30}{'retrain':<20}{'cooldown':>9}  enabled  overrides")
+    for base in stored:
+        r = base.for_model(args.model) if args.model else base
+        overrides = "" if args.model else ", ".join(f"{m}: {dict(o)}" for m, o in base.model_overrides.items())
+        print(f"{r.name:<26}{f'{r.metric} {r.operator} {r.threshold:g}':<30}{f'{r.retrain_mode}/{r.priority}':<20}"
+              f"{f'{r.cooldown_hours:g}h':>9}  {str(r.enabled).lower():<7}  {overrides}")
+    return 0
+
+
+def _rules_set(args: argparse.Namespace) -> int:
+    from include.modelwatch import loop, rules, storage
+
+    changes = {}
+    for item in args.changes:
+        key, sep, value = item.partition("=")
+        if not sep:
+            print(f"error: {item!r}: expected field=value", file=sys.stderr)
+            return 2
+        changes[key.strip()] = value.strip()
+    conn = storage.connect(args.uri)
+    try:
+        rule = loop.set_rule(conn, args.rule, changes, model=args.model, clear_override=args.clear, by=_who(args))
+    except rules.RuleError as exc:
+        print(f"error: rule {args.rule} not changed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        conn.close()
+    eff = rule.for_model(args.model) if args.model else rule
+    where = f" for {args.model}" if args.model else ""
+    print(f"{rule.name}{where}: {eff.metric} {eff.operator} {eff.threshold:g} -> {eff.retrain_mode}/{eff.priority}, "
+          f"cooldown {eff.cooldown_hours:g}h, enabled {str(eff.enabled).lower()}")
+    return 0
+
+
+def _trigger_create(args: argparse.Namespace) -> int:
+    from include.modelwatch import loop, storage
+
+    conn = storage.connect(args.uri)
+    try:
+        tid = loop.create_manual_trigger(conn, args.model, args.reason, retrain_mode=args.mode, priority=args.priority,
+                                         requested_by=_who(args), as_of=_when(args.at))
+    except ValueError as exc:
+        print(f"error: no trigger created: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        conn.close()
+    print(f"{args.model}: pending trigger {tid} (retrain_gated picks it up on its next run)")
+    return 0
+
+
+def _trigger_list(args: argparse.Namespace) -> int:
+    from include.modelwatch import storage
+
+    conn = storage.connect(args.uri)
+    try:
+        rows = storage.fetch_dicts(
+            conn, "SELECT trigger_id, model_name, status, trigger_type, retrain_mode, priority, triggered_at, reason, "
+                  "outcome FROM retraining_triggers WHERE (%s OR status IN ('pending', 'claimed')) "
+                  "ORDER BY trigger_id DESC LIMIT %s", (args.all, args.limit))
+    finally:
+        conn.close()
+    for r in rows:
+        print(f"{r['trigger_id']:>5}  {r['model_name']:<14}{r['status']:<10}{r['trigger_type']:<12}"
+              f"{r['retrain_mode']}/{r['priority']:<10}{r['triggered_at']:%Y-%m-%d %H:%M}  {r['reason']}"
+              + (f"  [{r['outcome']}]" if r["outcome"] else ""))
+    if not rows:
+        print("no pending or claimed triggers" if not args.all else "no triggers")
+    return 0
+
+
+def _trigger_cancel(args: argparse.Namespace) -> int:
+    from include.modelwatch import loop, storage
+
+    conn = storage.connect(args.uri)
+    try:
+        loop.cancel_trigger(conn, args.trigger_id, reason=args.reason, by=_who(args), at=_when(args.at))
+    except loop.LoopError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        conn.close()
+    print(f"trigger {args.trigger_id} cancelled")
+    return 0
+
+
+def _alerts_ack(args: argparse.Namespace) -> int:
+    from include.modelwatch import alerts, storage
+
+    conn = storage.connect(args.uri)
+    try:
+        with storage.transaction(conn) as cur:
+            ok = alerts.acknowledge_alert(cur, args.alert_id, by=_who(args), at=_when(args.at))
+    finally:
+        conn.close()
+    if not ok:
+        print(f"error: alert {args.alert_id} is not open", file=sys.stderr)
+        return 1
+    print(f"alert {args.alert_id} acknowledged")
+    return 0
+
+
 def _dev_run(args: argparse.Namespace) -> int:
     from include.modelwatch import devstack
 
@@ -129,6 +254,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--end", default="2009-01-01")
     p.add_argument("--stages", nargs="+", default=list(REPLAY_STAGES), help="comma-separated DAG ids per stage")
     p.set_defaults(func=_replay)
+
+    def _uri(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--uri", help="PostgreSQL URI (default: $AIRFLOW_CONN_MONITORING_DB)")
+        return p
+
+    def _person(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--by", help="who acts (default: the OS user)")
+        p.add_argument("--at", help="ISO time of the action (default: now)")
+        return _uri(p)
+
+    ru = groups.add_parser("rules", help="automated response rules").add_subparsers(dest="cmd", required=True)
+    p = _uri(ru.add_parser("list", help="show the rules (with --model: as they apply to that model)"))
+    p.add_argument("--model")
+    p.set_defaults(func=_rules_list)
+    p = _person(ru.add_parser("set", help="change a rule: field=value ... (validated; all or nothing)"))
+    p.add_argument("rule")
+    p.add_argument("changes", nargs="*", help="threshold=, operator=, retrain_mode=, priority=, cooldown_hours=, enabled=")
+    p.add_argument("--model", help="change only this model's override")
+    p.add_argument("--clear", action="store_true", help="with --model: remove the model's override")
+    p.set_defaults(func=_rules_set)
+
+    tr = groups.add_parser("trigger", help="retraining triggers").add_subparsers(dest="cmd", required=True)
+    p = _person(tr.add_parser("create", help="manual retraining trigger (a reason is required)"))
+    p.add_argument("model")
+    p.add_argument("--reason", required=True)
+    p.add_argument("--mode", default="full", choices=("full", "incremental"))
+    p.add_argument("--priority", default="high", choices=("low", "medium", "high", "critical"))
+    p.set_defaults(func=_trigger_create)
+    p = _uri(tr.add_parser("list", help="pending and claimed triggers (--all: every trigger)"))
+    p.add_argument("--all", action="store_true")
+    p.add_argument("--limit", type=int, default=50)
+    p.set_defaults(func=_trigger_list)
+    p = _person(tr.add_parser("cancel", help="cancel a pending trigger (a reason is required)"))
+    p.add_argument("trigger_id", type=int)
+    p.add_argument("--reason", required=True)
+    p.set_defaults(func=_trigger_cancel)
+
+    al = groups.add_parser("alerts", help="monitoring alerts").add_subparsers(dest="cmd", required=True)
+    p = _person(al.add_parser("ack", help="acknowledge an open alert"))
+    p.add_argument("alert_id", type=int)
+    p.set_defaults(func=_alerts_ack)
 
     dev = groups.add_parser("dev", help="local stack").add_subparsers(dest="cmd", required=True)
     dev.add_parser("run", help="embedded PostgreSQL + Airflow on 127.0.0.1:8080 (make run)").set_defaults(func=_dev_run)

@@ -118,7 +118,8 @@ def replay(
     """Run each window through ``stages`` in order of windows.
 
     The first stage (scoring) runs strictly month after month; the DAGs of
-    later stages are triggered once their month is scored and awaited at the end.
+    later stages are triggered once their month is scored, and a month's
+    monitoring starts only after the previous month's finished.
     """
     for stage in stages:
         for dag_id in stage:
@@ -139,7 +140,12 @@ def replay(
         for dag_id, state in states.items():
             count(dag_id, state)
         # monitoring of month m runs while month m+1 is scored: it reads only
-        # month m's predictions and outcomes matured before the month's end
+        # month m's predictions and outcomes matured before the month's end.
+        # Month m-1's monitoring finishes first: hysteresis and the response
+        # rules build on the previous windows' results.
+        for dag_id, prev in pending:
+            count(dag_id, api.wait(dag_id, prev))
+        pending.clear()
         for dag_id in later:
             api.trigger(dag_id, run_id, start, end)
             pending.append((dag_id, run_id))

@@ -12,6 +12,9 @@ applies a rule set to one model's observations and returns one
                             of the model is already at least as strong;
 * ``suppressed_cooldown`` - matched, but the same rule fired for this model less
                             than ``cooldown_hours`` before ``as_of``;
+* ``suppressed_episode``  - matched, but the rule already fired for the episode
+                            behind the observation (e.g. the same open alert):
+                            one trigger per episode, however long it lasts;
 * ``fire``                - matched, strongest of this evaluation, no pending
                             trigger: create a trigger;
 * ``upgrade``             - matched, strongest of this evaluation, and stronger
@@ -35,7 +38,7 @@ METRICS: tuple[str, ...] = ("drift_score", "performance_drop", "model_age_days",
 OPERATORS: tuple[str, ...] = (">", ">=")
 RETRAIN_MODES: tuple[str, ...] = ("full", "incremental")
 PRIORITIES: tuple[str, ...] = ("low", "medium", "high", "critical")
-ACTIONS: tuple[str, ...] = ("fire", "upgrade", "suppressed_cooldown", "no_change", "disabled")
+ACTIONS: tuple[str, ...] = ("fire", "upgrade", "suppressed_cooldown", "suppressed_episode", "no_change", "disabled")
 TRIGGER_TYPES: tuple[str, ...] = ("drift", "degradation", "age", "risk", "manual")
 
 #: Priority order used to compare triggers: low < medium < high < critical.
@@ -304,6 +307,7 @@ def evaluate_rules(
     pending: PendingTrigger | None,
     last_fired: Mapping[str, datetime],
     as_of: datetime,
+    handled: Mapping[str, str] | None = None,
 ) -> list[Decision]:
     """Apply ``rules`` to one model's ``observations``; one Decision per rule, in rule order.
 
@@ -313,9 +317,14 @@ def evaluate_rules(
     ``0 <= as_of - fired < cooldown_hours``: the cooldown has expired exactly
     ``cooldown_hours`` after the fire, and fires later than ``as_of`` (seen when
     replaying the past) are ignored.
+    ``handled`` maps rule name -> why the current episode is already handled
+    (the rule fired for the same open alert); such a matched rule is
+    ``suppressed_episode`` and, like a cooled-down rule, lets the next strongest
+    rule act.
     Among matched rules not in cooldown only the strongest (ties: first in
     ``rules``) can become ``fire``/``upgrade``; the rest are ``no_change``.
     """
+    handled = handled or {}
     if not isinstance(model, str) or not model.strip():
         raise ValueError("model must be a non-empty string")
     validate_rules(rules)
@@ -354,6 +363,10 @@ def evaluate_rules(
             decisions[i] = make(
                 "no_change", f"{rule.metric} {_fmt(value)} {negated} threshold {_fmt(rule.threshold)}: not triggered"
             )
+            continue
+        if rule.name in handled:
+            ev["episode"] = handled[rule.name]
+            decisions[i] = make("suppressed_episode", f"{comparison}, but {handled[rule.name]}")
             continue
         fired = last_fired.get(rule.name)
         if fired is not None:

@@ -58,12 +58,24 @@ def claim(context: dict[str, Any]) -> dict[str, Any] | None:
     claimed_at = context["dag_run"].run_after
     conn = monitoring_conn()
     try:
-        if conf.get("model_name") and conf.get("reason"):
-            from include.modelwatch import loop
+        from include.modelwatch import loop
 
-            tid = loop.create_manual_trigger(conn, conf["model_name"], conf["reason"],
-                                             retrain_mode=conf.get("retrain_mode", "full"),
-                                             requested_by=f"run:{rid}", as_of=claimed_at)
+        run_type = str(getattr(context.get("dag_run"), "run_type", "")).split(".")[-1].lower()
+        if run_type == "scheduled":  # the daily 02:00 run evaluates the time-based rules (model age)
+            for model in loop.models_with_champion(conn):
+                print(loop.evaluate(conn, model, source="schedule", as_of=claimed_at, run_id=rid).summary())
+        if "reason" in conf:  # a manual request; refused (task fails) without model or reason
+            from airflow.sdk.exceptions import AirflowFailException
+
+            try:
+                if not conf.get("model_name"):
+                    raise ValueError("a manual retrain needs conf model_name as well as reason")
+                tid = loop.create_manual_trigger(conn, conf["model_name"], conf.get("reason") or "",
+                                                 retrain_mode=conf.get("retrain_mode", "full"),
+                                                 priority=conf.get("priority", "high"),
+                                                 requested_by=f"run:{rid}", as_of=claimed_at)
+            except ValueError as exc:  # a bad request does not get better on retry
+                raise AirflowFailException(f"manual retrain refused: {exc}") from exc
             print(f"manual retrain of {conf['model_name']} requested by this run: trigger {tid}")
         trig = retrain.claim_trigger(conn, run_id=rid, claimed_at=claimed_at, model_name=conf.get("model_name"))
     finally:

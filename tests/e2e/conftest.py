@@ -6,6 +6,8 @@ import os
 
 import pytest
 
+from tests.conftest import reset_rules
+
 
 # Tables an e2e test may rely on staying put: the registry, market data, the
 # baseline and the seeded response rules. Everything else is emptied per test.
@@ -25,6 +27,7 @@ def champion(airflow_db, monitoring_uri):
             "SELECT string_agg(format('%%I', tablename), ', ') FROM pg_tables "
             "WHERE schemaname = 'public' AND NOT (tablename = ANY(%s))", (list(KEEP_TABLES),))
         cur.execute(f"TRUNCATE {cur.fetchone()[0]} RESTART IDENTITY")
+        reset_rules(cur)
         # a test that deployed or rolled back leaves other aliases behind: every
         # test starts with the bootstrapped version as the only active one
         cur.execute("DELETE FROM model_aliases WHERE alias <> 'champion'")

@@ -10,6 +10,7 @@ from tests.e2e.conftest import rows as _rows
 from tests.e2e.conftest import run_window
 
 OCT = ("2008-10-01T00:00:00+00:00", "2008-11-01T00:00:00+00:00")
+SEP = ("2008-09-01T00:00:00+00:00",)
 MAY07 = ("2007-05-01T00:00:00+00:00", "2007-06-01T00:00:00+00:00")
 
 
@@ -34,7 +35,20 @@ def test_crisis_window_drifts_calm_window_does_not_and_reruns_replace(champion, 
     may = _rows(conn, "SELECT status, drifted, level, drift_score FROM drift_windows WHERE window_start = %s", (MAY07[0],))
     assert may == [{"status": "evaluated", "drifted": False, "level": "none", "drift_score": 0.0}]
 
-    assert run_window("drift_hourly", *OCT).state == "success"
+    assert _states(calm)["announce_triggers"] == "skipped"  # nothing fired in a calm month
+    # hysteresis: an alert needs 2 of the last 3 windows drifted; September 2008 is the first
+    assert run_window("drift_hourly", SEP[0], OCT[0]).state == "success"
+    assert _rows(conn, "SELECT count(*) AS n FROM retraining_triggers")[0]["n"] == 0
+    oct_run = run_window("drift_hourly", *OCT)
+    assert oct_run.state == "success"
+    # the closed loop: the critical drift alert became exactly one pending trigger for the champion
+    champ = _rows(conn, "SELECT version FROM model_aliases WHERE alias = 'champion'")[0]["version"]
+    trig = _rows(conn, "SELECT model_version, status, trigger_type, retrain_mode, priority, rule_name, window_end "
+                       "FROM retraining_triggers")
+    assert trig == [{"model_version": champ, "status": "pending", "trigger_type": "drift", "retrain_mode": "full",
+                     "priority": "high", "rule_name": "drift_full_retrain", "window_end": trig[0]["window_end"]}]
+    assert trig[0]["window_end"].isoformat() == OCT[1]
+    assert _states(oct_run)["announce_triggers"] == "success"
     win = _rows(conn, "SELECT status, n_rows, drift_score, level, drifted, summary FROM drift_windows WHERE window_start = %s", (OCT[0],))
     assert len(win) == 1
     assert win[0]["status"] == "evaluated" and win[0]["n_rows"] == 46 and win[0]["summary"]["mode"] == "rows"
@@ -54,6 +68,9 @@ def test_crisis_window_drifts_calm_window_does_not_and_reruns_replace(champion, 
     assert run_window("drift_hourly", *OCT).state == "success"
     after = _rows(conn, "SELECT feature, test, statistic FROM drift_results WHERE window_start = %s ORDER BY feature, test", (OCT[0],))
     assert after == before  # replaced, not duplicated
+    # the re-run found its earlier decision: still one trigger, one 'fire' action, no asset event
+    assert _rows(conn, "SELECT count(*) AS n FROM retraining_triggers")[0]["n"] == 1
+    assert [r["action"] for r in _rows(conn, "SELECT action FROM closed_loop_actions")] == ["fire"]
     assert _rows(conn, "SELECT count(*) AS n FROM drift_windows WHERE window_start = %s", (OCT[0],))[0]["n"] == 1
 
     # a window with no predictions takes the empty path: recorded, no drift rows

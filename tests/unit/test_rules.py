@@ -104,6 +104,23 @@ def test_cooldown_suppression_and_expiry(hours_ago, action):
         assert "cooldown 24h" in d.reason
 
 
+@pytest.mark.parametrize(("value", "action"), [(0.25, "no_change"), (0.26, "suppressed_episode")])
+def test_handled_episode_suppresses_only_a_matching_rule(value, action):
+    handled = {"drift_full_retrain": "rule already acted on this episode (alert 7)"}
+    d = _by_rule(evaluate_rules(MODEL, {"drift_score": value}, list(DEFAULT_RULES), None, {}, AS_OF, handled))
+    assert d["drift_full_retrain"].action == action
+    if action == "suppressed_episode":
+        assert d["drift_full_retrain"].reason.endswith("but rule already acted on this episode (alert 7)")
+        assert d["drift_full_retrain"].evidence["episode"] == handled["drift_full_retrain"]
+
+
+def test_handled_strongest_lets_next_strongest_fire():
+    obs = {"drift_score": 0.4, "performance_drop": 0.2}
+    d = _by_rule(evaluate_rules(MODEL, obs, list(DEFAULT_RULES), None, {}, AS_OF, {"drift_full_retrain": "done"}))
+    assert d["drift_full_retrain"].action == "suppressed_episode"
+    assert d["performance_incremental"].action == "fire"
+
+
 def test_cooldown_of_other_rule_does_not_suppress():
     d = _eval({"drift_score": 0.4}, last_fired={"risk_full_retrain": AS_OF})["drift_full_retrain"]
     assert d.action == "fire"
