@@ -109,6 +109,21 @@ def _who(args: argparse.Namespace) -> str:
     return f"cli:{args.by or getpass.getuser()}"
 
 
+def _db_call(args: argparse.Namespace, fn: Callable, refused: str) -> tuple[bool, object]:
+    """Run ``fn(conn)`` on the monitoring DB; a ValueError (bad rule, missing reason, ...)
+    is printed as ``error: <refused><why>`` and reported as (False, None)."""
+    from include.modelwatch import storage
+
+    conn = storage.connect(args.uri)
+    try:
+        return True, fn(conn)
+    except ValueError as exc:
+        print(f"error: {refused}{exc}", file=sys.stderr)
+        return False, None
+    finally:
+        conn.close()
+
+
 def _rules_list(args: argparse.Namespace) -> int:
     from include.modelwatch import loop, storage
 
@@ -127,7 +142,7 @@ def _rules_list(args: argparse.Namespace) -> int:
 
 
 def _rules_set(args: argparse.Namespace) -> int:
-    from include.modelwatch import loop, rules, storage
+    from include.modelwatch import loop
 
     changes = {}
     for item in args.changes:
@@ -136,14 +151,11 @@ def _rules_set(args: argparse.Namespace) -> int:
             print(f"error: {item!r}: expected field=value", file=sys.stderr)
             return 2
         changes[key.strip()] = value.strip()
-    conn = storage.connect(args.uri)
-    try:
-        rule = loop.set_rule(conn, args.rule, changes, model=args.model, clear_override=args.clear, by=_who(args))
-    except rules.RuleError as exc:
-        print(f"error: rule {args.rule} not changed: {exc}", file=sys.stderr)
+    ok, rule = _db_call(args, lambda c: loop.set_rule(c, args.rule, changes, model=args.model,
+                                                      clear_override=args.clear, by=_who(args)),
+                        f"rule {args.rule} not changed: ")
+    if not ok:
         return 1
-    finally:
-        conn.close()
     eff = rule.for_model(args.model) if args.model else rule
     where = f" for {args.model}" if args.model else ""
     print(f"{rule.name}{where}: {eff.metric} {eff.operator} {eff.threshold:g} -> {eff.retrain_mode}/{eff.priority}, "
@@ -152,17 +164,13 @@ def _rules_set(args: argparse.Namespace) -> int:
 
 
 def _trigger_create(args: argparse.Namespace) -> int:
-    from include.modelwatch import loop, storage
+    from include.modelwatch import loop
 
-    conn = storage.connect(args.uri)
-    try:
-        tid = loop.create_manual_trigger(conn, args.model, args.reason, retrain_mode=args.mode, priority=args.priority,
-                                         requested_by=_who(args), as_of=_when(args.at))
-    except ValueError as exc:
-        print(f"error: no trigger created: {exc}", file=sys.stderr)
+    ok, tid = _db_call(args, lambda c: loop.create_manual_trigger(
+        c, args.model, args.reason, retrain_mode=args.mode, priority=args.priority, requested_by=_who(args),
+        as_of=_when(args.at)), "no trigger created: ")
+    if not ok:
         return 1
-    finally:
-        conn.close()
     print(f"{args.model}: pending trigger {tid} (retrain_gated picks it up on its next run)")
     return 0
 
@@ -188,16 +196,12 @@ def _trigger_list(args: argparse.Namespace) -> int:
 
 
 def _trigger_cancel(args: argparse.Namespace) -> int:
-    from include.modelwatch import loop, storage
+    from include.modelwatch import loop
 
-    conn = storage.connect(args.uri)
-    try:
-        loop.cancel_trigger(conn, args.trigger_id, reason=args.reason, by=_who(args), at=_when(args.at))
-    except loop.LoopError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    ok, _ = _db_call(args, lambda c: loop.cancel_trigger(c, args.trigger_id, reason=args.reason, by=_who(args),
+                                                         at=_when(args.at)), "")
+    if not ok:
         return 1
-    finally:
-        conn.close()
     print(f"trigger {args.trigger_id} cancelled")
     return 0
 
