@@ -41,6 +41,23 @@ def test_no_trigger_ends_early(champion, monitoring_uri):
     conn.close()
 
 
+def test_manual_retrain_from_conf_needs_a_reason(champion, monitoring_uri):
+    conn = storage.connect(monitoring_uri)
+    refused = _run({**FAST, "model_name": "spx_signal", "reason": "  "})
+    st = _states(refused)
+    assert str(refused.state) == "failed" and st["claim_trigger"] == "failed"
+    assert rows(conn, "SELECT count(*) AS n FROM retraining_triggers") == [{"n": 0}]
+    done = _run({**FAST, "model_name": "spx_signal", "reason": "vendor changed the NASDAQ feed"})
+    assert str(done.state) == "success", _states(done)
+    trig = rows(conn, "SELECT trigger_type, rule_name, reason, status, claimed_by, outcome FROM retraining_triggers")
+    assert len(trig) == 1 and trig[0]["trigger_type"] == "manual" and trig[0]["rule_name"] == "manual"
+    assert trig[0]["reason"].endswith(": vendor changed the NASDAQ feed") and trig[0]["claimed_by"] == done.run_id
+    assert trig[0]["status"] in ("done", "claimed") and trig[0]["outcome"]
+    acts = rows(conn, "SELECT source, action, trigger_id FROM closed_loop_actions")
+    assert acts == [{"source": "manual", "action": "fire", "trigger_id": 1}]
+    conn.close()
+
+
 def test_drift_trigger_retrains_and_records_gates(champion, monitoring_uri):
     conn = storage.connect(monitoring_uri)
     tid = _trigger(conn)
