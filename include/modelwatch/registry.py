@@ -88,37 +88,57 @@ def register_version(
     feature_importance: dict[str, float] | None = None,
     reference_profile: dict[str, Any] | None = None,
     run_id: str | None = None,
+    cur=None,
 ) -> ModelVersion:
-    """Write the artifact and register it as the next version of ``model_name``."""
+    """Write the artifact and register it as the next version of ``model_name``.
+
+    Pass ``cur`` to register inside a caller's transaction (a candidate, its
+    baseline, gate rows and job outcome commit together or not at all); a
+    rolled-back registration leaves at most an orphan artifact file, which
+    the next registration of that version number overwrites.
+    """
+    if cur is not None:
+        return _register(cur, model_name, algorithm, artifact, artifact_dir, features, classes, params, horizon_days,
+                         train_start, train_end, dataset_fingerprint, metrics, feature_importance, reference_profile,
+                         run_id)
+    with transaction(conn) as own:
+        return _register(own, model_name, algorithm, artifact, artifact_dir, features, classes, params, horizon_days,
+                         train_start, train_end, dataset_fingerprint, metrics, feature_importance, reference_profile,
+                         run_id)
+
+
+def _register(cur, model_name, algorithm, artifact, artifact_dir, features, classes, params, horizon_days,
+              train_start, train_end, dataset_fingerprint, metrics, feature_importance, reference_profile,
+              run_id) -> ModelVersion:
     digest = sha256_bytes(artifact)
     written: Path | None = None
     try:
-        with transaction(conn) as cur:
-            # serialise version numbering per model without locking the table
-            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"registry:{model_name}",))
-            cur.execute("SELECT coalesce(max(version), 0) + 1 FROM model_versions WHERE model_name = %s", (model_name,))
-            version = int(cur.fetchone()[0])
-            path = Path(artifact_dir) / model_name / f"v{version}" / "model.bin"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(artifact)
-            written = path
-            cur.execute(
-                f"INSERT INTO model_versions ({_COLUMNS}) VALUES "
-                "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'registered', %s)",
-                (
-                    model_name, version, algorithm, json.dumps(features), json.dumps(classes),
-                    json.dumps(params or {}), horizon_days, train_start, train_end, dataset_fingerprint,
-                    json.dumps(metrics or {}, default=float),
-                    json.dumps(feature_importance) if feature_importance is not None else None,
-                    json.dumps(reference_profile) if reference_profile is not None else None,
-                    str(path), digest, run_id,
-                ),
-            )
+        # serialise version numbering per model without locking the table
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"registry:{model_name}",))
+        cur.execute("SELECT coalesce(max(version), 0) + 1 FROM model_versions WHERE model_name = %s", (model_name,))
+        version = int(cur.fetchone()[0])
+        path = Path(artifact_dir) / model_name / f"v{version}" / "model.bin"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(artifact)
+        written = path
+        cur.execute(
+            f"INSERT INTO model_versions ({_COLUMNS}) VALUES "
+            "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'registered', %s)",
+            (
+                model_name, version, algorithm, json.dumps(features), json.dumps(classes),
+                json.dumps(params or {}), horizon_days, train_start, train_end, dataset_fingerprint,
+                json.dumps(metrics or {}, default=float),
+                json.dumps(feature_importance) if feature_importance is not None else None,
+                json.dumps(reference_profile) if reference_profile is not None else None,
+                str(path), digest, run_id,
+            ),
+        )
     except BaseException:
         if written is not None:
             written.unlink(missing_ok=True)
         raise
-    return get_version(conn, model_name, version)
+    cur.execute(f"SELECT {_COLUMNS} FROM model_versions WHERE model_name = %s AND version = %s", (model_name, version))
+    return _row_to_version(dict(zip([c.name for c in cur.description], cur.fetchone())))
 
 
 def get_version(conn, model_name: str, version: int) -> ModelVersion:

@@ -145,37 +145,49 @@ def start_job(conn, *, trigger_id: int, dataset_id: int | None, model_name: str,
 
 def finish_job(conn, job_id: int, *, status: str, duration_s: float, finished_at: datetime,
                metrics: Mapping[str, Any] | None = None, candidate_version: int | None = None,
-               error: str | None = None) -> None:
-    """Record a job's outcome ('succeeded' with its candidate version, or 'failed' with the error)."""
+               error: str | None = None, cur=None) -> None:
+    """Record a job's outcome ('succeeded' with its candidate version, or 'failed' with the error).
+
+    Pass ``cur`` to take part in a caller's transaction."""
     if status not in ("succeeded", "failed"):
         raise ValueError(f"training job {job_id}: status must be succeeded or failed, got {status!r}")
-    with transaction(conn) as cur:
-        cur.execute(
-            "UPDATE training_jobs SET status = %s, duration_s = %s, finished_at = %s, metrics = %s, "
-            "candidate_version = %s, error = %s WHERE job_id = %s",
-            (status, float(duration_s), finished_at, json.dumps(dict(metrics or {}), default=float),
-             candidate_version, error, job_id),
-        )
-        if cur.rowcount != 1:
-            raise RetrainError(f"training job {job_id} does not exist")
+    if cur is None:
+        with transaction(conn) as own:
+            finish_job(conn, job_id, status=status, duration_s=duration_s, finished_at=finished_at, metrics=metrics,
+                       candidate_version=candidate_version, error=error, cur=own)
+        return
+    cur.execute(
+        "UPDATE training_jobs SET status = %s, duration_s = %s, finished_at = %s, metrics = %s, "
+        "candidate_version = %s, error = %s WHERE job_id = %s",
+        (status, float(duration_s), finished_at, json.dumps(dict(metrics or {}), default=float),
+         candidate_version, error, job_id),
+    )
+    if cur.rowcount != 1:
+        raise RetrainError(f"training job {job_id} does not exist")
 
 
 def record_gates(conn, *, trigger_id: int, job_id: int | None, model_name: str, candidate_version: int | None,
                  champion_version: int | None, results: Sequence[GateResult], evaluated_at: datetime,
-                 run_id: str | None = None) -> int:
-    """Replace the gate rows of (trigger, job) with ``results``; returns the row count."""
-    with transaction(conn) as cur:
-        cur.execute("DELETE FROM quality_gate_results WHERE trigger_id = %s AND job_id IS NOT DISTINCT FROM %s",
-                    (trigger_id, job_id))
-        for r in results:
-            cur.execute(
-                "INSERT INTO quality_gate_results (trigger_id, job_id, model_name, candidate_version, champion_version, "
-                "gate, status, value, threshold, message, evidence, run_id, evaluated_at) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                (trigger_id, job_id, model_name, candidate_version, champion_version, r.name, r.status,
-                 _finite(r.value), _finite(r.threshold), r.message, json.dumps(r.evidence, default=_json_default),
-                 run_id, evaluated_at),
-            )
+                 run_id: str | None = None, cur=None) -> int:
+    """Replace the gate rows of (trigger, job) with ``results``; returns the row count.
+
+    Pass ``cur`` to take part in a caller's transaction."""
+    if cur is None:
+        with transaction(conn) as own:
+            return record_gates(conn, trigger_id=trigger_id, job_id=job_id, model_name=model_name,
+                                candidate_version=candidate_version, champion_version=champion_version,
+                                results=results, evaluated_at=evaluated_at, run_id=run_id, cur=own)
+    cur.execute("DELETE FROM quality_gate_results WHERE trigger_id = %s AND job_id IS NOT DISTINCT FROM %s",
+                (trigger_id, job_id))
+    for r in results:
+        cur.execute(
+            "INSERT INTO quality_gate_results (trigger_id, job_id, model_name, candidate_version, champion_version, "
+            "gate, status, value, threshold, message, evidence, run_id, evaluated_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (trigger_id, job_id, model_name, candidate_version, champion_version, r.name, r.status,
+             _finite(r.value), _finite(r.threshold), r.message, json.dumps(r.evidence, default=_json_default),
+             run_id, evaluated_at),
+        )
     return len(results)
 
 

@@ -255,28 +255,32 @@ def train_candidate(dataset: dict[str, Any], algorithm: str, context: dict[str, 
         importance = training.feature_importance_gain(model, cols)
         profile = bootstrap.reference_profile(X, training.predict_proba(model, X), importance,
                                               prediction_proba=oof[[f"proba_{c}" for c in features.CLASSES]].to_numpy())
+        secs = time.perf_counter() - t0
+        acc = float(np.mean(lab_cand == ye))
         conn = monitoring_conn()
         try:
-            mv = registry.register_version(
-                conn, model_name=model_name, algorithm=algorithm, artifact=training.serialize_model(model),
-                artifact_dir=_artifact_dir(), features=cols, classes=list(features.CLASSES),
-                params={**(champ.params or {}), **params, "trigger_id": tid},
-                horizon_days=bootstrap.HORIZON, train_start=train["date"].min().date(),
-                train_end=train["date"].max().date(), dataset_fingerprint=bootstrap.fingerprint(train),
-                metrics={"walk_forward": baseline, "out_of_sample": {"candidate": m_cand, "champion": m_champ},
-                         "gates": summary.status, "train_rows": len(train)},
-                feature_importance=importance, reference_profile=profile, run_id=rid)
             from include.modelwatch.storage import transaction
 
+            # version, baseline, gate rows and job outcome: one transaction, so a
+            # failure here leaves no half-registered candidate behind
             with transaction(conn) as cur:
-                bootstrap.write_baseline(cur, mv, baseline, held["date"].min().date(), held["date"].max().date(), len(oof))
-            retrain.record_gates(conn, trigger_id=tid, job_id=job, model_name=model_name, candidate_version=mv.version,
-                                 champion_version=champ.version, results=results, evaluated_at=when, run_id=rid)
-            secs = time.perf_counter() - t0
-            acc = float(np.mean(lab_cand == ye))
-            retrain.finish_job(conn, job, status="succeeded", duration_s=secs, finished_at=when,
-                               candidate_version=mv.version,
-                               metrics={"oos_accuracy": acc, "gates": summary.status, **info})
+                mv = registry.register_version(
+                    conn, model_name=model_name, algorithm=algorithm, artifact=training.serialize_model(model),
+                    artifact_dir=_artifact_dir(), features=cols, classes=list(features.CLASSES),
+                    params={**(champ.params or {}), **params, "trigger_id": tid},
+                    horizon_days=bootstrap.HORIZON, train_start=train["date"].min().date(),
+                    train_end=train["date"].max().date(), dataset_fingerprint=bootstrap.fingerprint(train),
+                    metrics={"walk_forward": baseline, "out_of_sample": {"candidate": m_cand, "champion": m_champ},
+                             "gates": summary.status, "train_rows": len(train)},
+                    feature_importance=importance, reference_profile=profile, run_id=rid, cur=cur)
+                bootstrap.write_baseline(cur, mv, baseline, held["date"].min().date(), held["date"].max().date(),
+                                         len(oof))
+                retrain.record_gates(conn, trigger_id=tid, job_id=job, model_name=model_name,
+                                     candidate_version=mv.version, champion_version=champ.version, results=results,
+                                     evaluated_at=when, run_id=rid, cur=cur)
+                retrain.finish_job(conn, job, status="succeeded", duration_s=secs, finished_at=when,
+                                   candidate_version=mv.version,
+                                   metrics={"oos_accuracy": acc, "gates": summary.status, **info}, cur=cur)
         finally:
             conn.close()
     except Exception as exc:
