@@ -4,10 +4,13 @@
 Quality-gated retraining and deployment. Runs when a retraining trigger is
 written (Asset `modelwatch_retraining_triggers`) and daily at 02:00 UTC.
 
-1. `claim_trigger`: claims the most urgent pending trigger atomically
-   (`FOR UPDATE SKIP LOCKED`: concurrent runs never share one). Conf
-   `{"model_name": ..., "reason": ..., "retrain_mode": "full"|"incremental"}`
-   first creates a manual trigger. Nothing pending -> `end_no_trigger` says why.
+1. `claim_trigger`: the scheduled 02:00 run first evaluates the time-based
+   response rule (`age_incremental`: champion trained on data older than 30
+   days). Conf `{"model_name": ..., "reason": ..., "retrain_mode":
+   "full"|"incremental"}` creates a manual trigger (refused, without retries,
+   when the reason is blank). Then it claims the most urgent pending trigger
+   atomically (`FOR UPDATE SKIP LOCKED`: concurrent runs never share one).
+   Nothing pending -> `end_no_trigger` says why.
 2. `assemble_training_data`: labelled bars whose horizon closed before the
    trigger's window end; the last `eval_sessions` sessions are the shared
    out-of-sample period, training stops an embargo before it. Checked with

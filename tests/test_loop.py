@@ -314,3 +314,21 @@ def test_feedback_before_after_and_rule_precision(db, tmp_path):
     stats = {r["rule_name"]: r for r in loop.rule_stats(db)}
     assert stats["drift_full_retrain"]["fired"] == 1 and stats["drift_full_retrain"]["precision"] == 1.0
     assert stats["age_incremental"]["fired"] == 0 and stats["age_incremental"]["precision"] is None
+
+
+@pytest.mark.parametrize("run_type,claims_age_trigger", [("scheduled", True), ("asset_triggered", False),
+                                                         ("manual", False)])
+def test_only_the_scheduled_retrain_run_evaluates_the_age_rule(db, tmp_path, run_type, claims_age_trigger):
+    """retrain_gated's claim step, run as the 02:00 schedule would run it (the age rule is time-based)."""
+    from types import SimpleNamespace
+
+    from include.tasks import retrain as retrain_tasks
+
+    _champion(db, tmp_path, train_end=date(2008, 8, 1))
+    ctx = {"dag_run": SimpleNamespace(conf={}, run_after=T0, run_type=run_type), "run_id": f"{run_type}__x"}
+    claimed = retrain_tasks.claim(ctx)
+    if claims_age_trigger:
+        assert (claimed["trigger_type"], claimed["retrain_mode"], claimed["priority"]) == ("age", "incremental", "low")
+        assert claimed["claimed_by"] == "scheduled__x" and "model_age_days 61 > threshold 30" in claimed["reason"]
+    else:
+        assert claimed is None and _triggers(db) == []
