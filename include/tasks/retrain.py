@@ -365,7 +365,24 @@ def deploy(dataset: dict[str, Any], best: dict[str, Any], context: dict[str, Any
     finally:
         conn.close()
     print(f"deployed {dataset['model_name']} v{best['version']} as {alias} (previous v{prev}): {why}")
+    _record_feedback(dataset, context)
     return best["version"]
+
+
+def _record_feedback(dataset: dict[str, Any], context: dict[str, Any]) -> None:
+    """Start the trigger's feedback row at once (before-value; a rejection is final);
+    performance_daily fills in the after-value as outcomes mature."""
+    from include.modelwatch import loop
+
+    conn = monitoring_conn()
+    try:
+        rows = loop.update_feedback(conn, as_of=_trigger_end(dataset), run_id=run_id(context))
+    finally:
+        conn.close()
+    for r in rows:
+        if r["trigger_id"] == dataset["trigger_id"]:
+            print(f"feedback: trigger {r['trigger_id']} ({r['rule_name']}): live accuracy before "
+                  f"{r['before_value']} (v{r['version_before']}); improved={r['improved']}")
 
 
 def reject(dataset: dict[str, Any], best: dict[str, Any], context: dict[str, Any], *, why: str | None = None) -> str:
@@ -384,6 +401,7 @@ def reject(dataset: dict[str, Any], best: dict[str, Any], context: dict[str, Any
         conn.close()
     print(f"{dataset['model_name']} trigger {dataset['trigger_id']}: candidate v{best['version']} {outcome}; "
           f"failing gates: {', '.join(failing) or 'none'}; champion v{best['champion_version']} stays")
+    _record_feedback(dataset, context)
     return outcome
 
 

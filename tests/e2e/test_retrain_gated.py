@@ -138,6 +138,10 @@ def test_shuffled_labels_candidate_is_rejected(champion, monitoring_uri):
     assert failing and trig["outcome"] == "rejected: " + ", ".join(trig["result"]["failing_gates"])
     assert sorted(trig["result"]["failing_gates"]) == failing
     assert registry.resolve_alias(conn, "spx_signal", "champion") == 1
+    # the closed loop learns at once that this retrain did not improve the model
+    fb = rows(conn, "SELECT trigger_id, rule_name, version_before, version_after, improved FROM feedback_loop_metrics")
+    assert fb == [{"trigger_id": tid, "rule_name": "drift_score", "version_before": 1, "version_after": 1,
+                   "improved": False}]
     conn.close()
 
 
