@@ -71,3 +71,20 @@ def test_failed_registration_leaves_no_file_and_no_row(db, tmp_path):
 def test_unknown_alias_message_names_model(db):
     with pytest.raises(registry.RegistryError, match="model nope has no 'champion' alias"):
         registry.get_alias(db, "nope", "champion")
+
+
+def test_registration_inside_a_failed_caller_transaction_leaves_no_version(db, tmp_path):
+    """retrain_gated registers a candidate with its baseline, gates and job outcome in one
+    transaction: when a later step fails, no half-registered version remains."""
+    from include.modelwatch import storage
+
+    with pytest.raises(RuntimeError, match="gate rows"):
+        with storage.transaction(db) as cur:
+            mv = registry.register_version(db, model_name="m", algorithm="lightgbm", artifact=b"candidate",
+                                           artifact_dir=tmp_path, features=["f"], classes=["A", "B"], cur=cur)
+            assert mv.version == 1 and mv.artifact_sha256
+            raise RuntimeError("writing gate rows failed")
+    assert storage.fetch_dicts(db, "SELECT count(*) AS n FROM model_versions")[0]["n"] == 0
+    db.rollback()
+    again = _register(db, tmp_path, b"next")  # the version number is free again
+    assert again.version == 1 and registry.read_artifact(again) == b"next"
