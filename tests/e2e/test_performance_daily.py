@@ -160,9 +160,15 @@ def test_degradation_raises_and_resolves_the_performance_alert(champion, monitor
         assert alert[0]["evidence"]["ci"] == [acc["ci_low"], acc["ci_high"]]
         health = _rows(conn, "SELECT status, perf_degraded, reasons FROM model_health_current")[0]
         assert health["perf_degraded"] is True and any("performance degraded" in r for r in health["reasons"])
+        # the closed loop: the performance rule turned the alert into one incremental, medium trigger
+        trig = _rows(conn, "SELECT trigger_type, rule_name, retrain_mode, priority, status, evidence FROM retraining_triggers")
+        assert [(t["trigger_type"], t["rule_name"], t["retrain_mode"], t["priority"], t["status"]) for t in trig] == \
+            [("degradation", "performance_incremental", "incremental", "medium", "pending")]
+        assert trig[0]["evidence"]["observed"] == alert[0]["score"] and trig[0]["evidence"]["threshold"] == 0.10
         # re-running the window updates the same alert, it does not open a second one
         assert run_window("performance_daily", *OCT).state == "success"
         assert _rows(conn, "SELECT count(*) AS n, max(occurrences) AS occ FROM alerts WHERE kind = 'performance'") == [{"n": 1, "occ": 1}]
+        assert _rows(conn, "SELECT count(*) AS n FROM retraining_triggers") == [{"n": 1}]
     finally:
         with storage.transaction(conn) as cur:
             cur.execute("UPDATE backtest_baseline SET value = %s WHERE model_version = 1 AND metric = 'accuracy'", (real,))
