@@ -312,8 +312,12 @@ def _categorical_counts(values: Any) -> tuple[dict[str, int], int]:
     s = values if isinstance(values, pd.Series) else pd.Series(np.asarray(values, dtype=object))
     null = s.isna()
     n_null = int(null.sum())
-    vc = s[~null].map(_level_key).value_counts(sort=False)
-    items = sorted(((str(k), int(v)) for k, v in vc.items()), key=lambda kv: (-kv[1], kv[0]))
+    # count the raw values first, then key the few distinct ones (1 and "1" merge)
+    counts: dict[str, int] = {}
+    for k, v in s[~null].value_counts(sort=False).items():
+        key = _level_key(k)
+        counts[key] = counts.get(key, 0) + int(v)
+    items = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     return dict(items), n_null
 
 
