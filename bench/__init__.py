@@ -1,0 +1,1 @@
+"""ModelWatch drift benchmark: ``python -m bench`` (see bench/__main__.py)."""
