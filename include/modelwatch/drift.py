@@ -12,7 +12,8 @@ Pure numpy/scipy; no Airflow, no database. The pieces:
   Kolmogorov-Smirnov (statistic and p-value identical to
   ``scipy.stats.ks_2samp(ref_sample, cur)`` in its default ``method='auto'``),
   Wasserstein-1 (identical to ``scipy.stats.wasserstein_distance``) and its
-  normalized version, chi-square for categoricals.
+  normalized version, two-sample chi-square (homogeneity, equal to
+  ``scipy.stats.chi2_contingency(correction=False)``) for categoricals.
 * :func:`evaluate_window` - one entry point. A feature is ``drifted`` only when
   its primary p-value (KS for numeric, chi-square for categorical) survives
   Benjamini-Hochberg at ``fdr_q`` across all features of the window AND a
@@ -117,9 +118,8 @@ __all__ = [
 ]
 
 #: Added to every bin/level proportion (reference and current) before PSI and
-#: KL, so empty bins give a large but finite contribution. For the chi-square
-#: test a level never seen in the reference gets this reference proportion
-#: (then the reference proportions are renormalized to sum 1).
+#: KL, so empty bins give a large but finite contribution. (The chi-square
+#: test needs no epsilon: it is a two-sample test on the raw counts.)
 PSI_EPSILON: float = 1e-4
 
 #: Version of the dict layout produced by :func:`build_reference_profile`
@@ -393,24 +393,47 @@ def _append_lognormal(out: dict[str, list[float]], values: np.ndarray) -> None:
     out.setdefault("log_sigma", []).append(float(max(logs.std(), _MIN_LOG_SIGMA)))
 
 
-def null_pvalue(null: Mapping[str, Any] | None, value: float | None, n: int) -> float | None:
+def _null_scale(sizes: np.ndarray, n: float, n_ref: int | None, power: float) -> tuple[np.ndarray, float]:
+    """Log-factors that turn the reference's *own* windows into independent ones.
+
+    A window of ``L`` rows taken from the ``N``-row reference is part of it, so
+    its distance to the whole is smaller than that of an independent window:
+    for an i.i.d. ``1/sqrt(size)`` statistic the variances are ``1/L - 1/N``
+    against ``1/L + 1/N``. Returns ``(log factor per measured size, log factor
+    from the largest size to a window of n rows)``; the latter is
+    ``(1/n + 1/N) / (1/L + 1/N)`` to the ``power`` (0.5 for W and share
+    shifts, 1 for PSI). ``n_ref=None`` means an infinite reference (factors
+    1 and ``L/n``)."""
+    inv_ref = 0.0 if not n_ref else 1.0 / float(n_ref)
+    inv = 1.0 / sizes
+    at_sizes = power * np.log((inv + inv_ref) / np.maximum(inv - inv_ref, 1e-300))
+    beyond = power * math.log((1.0 / n + inv_ref) / (inv[-1] + inv_ref))
+    return at_sizes, beyond
+
+
+def null_pvalue(null: Mapping[str, Any] | None, value: float | None, n: int,
+                n_ref: int | None = None) -> float | None:
     """How unusual ``value`` (the null's own statistic: ``null['stat']``) is
-    among the reference's contiguous windows of ``n`` rows: the upper tail of
-    the log-normal fitted to those windows, so it extrapolates beyond the
-    ~100 windows measured. None if there is no null. Between measured sizes
-    the log-mean is interpolated linearly in log n; beyond the largest it
-    falls as ``-0.5 log n`` (a 1/sqrt(n) statistic); below the smallest the
-    smallest size is used."""
+    for an independent window of ``n`` rows, judged by the reference's
+    contiguous windows: the upper tail of the log-normal fitted to those
+    windows, so it extrapolates beyond the ~100 windows measured. None if
+    there is no null. The log-mean is corrected for the overlap of a
+    reference window with the ``n_ref``-row reference (:func:`_null_scale`);
+    between measured sizes it is interpolated linearly in log n; beyond the
+    largest it falls like a ``sqrt(1/n + 1/n_ref)`` statistic; below the
+    smallest the smallest size is used."""
     if not null or not null.get("log_mu") or value is None or n <= 0:
         return None
     if value <= 0:
         return 1.0
-    ln_sizes = np.log(np.asarray(null["sizes"], dtype=np.float64))
-    mu = np.asarray(null["log_mu"], dtype=np.float64)
+    sizes = np.asarray(null["sizes"], dtype=np.float64)
+    at_sizes, beyond = _null_scale(sizes, float(n), n_ref, 0.5)
+    mu = np.asarray(null["log_mu"], dtype=np.float64) + at_sizes
     sigma = np.asarray(null["log_sigma"], dtype=np.float64)
     ln_n = math.log(n)
+    ln_sizes = np.log(sizes)
     if ln_n >= ln_sizes[-1]:
-        m, sd = mu[-1] - 0.5 * (ln_n - ln_sizes[-1]), sigma[-1]
+        m, sd = mu[-1] + beyond, sigma[-1]
     else:
         m, sd = float(np.interp(ln_n, ln_sizes, mu)), float(np.interp(ln_n, ln_sizes, sigma))
     return float(stats.norm.sf((math.log(value) - m) / sd))
@@ -487,22 +510,23 @@ def _null_categorical(values: pd.Series, levels: Mapping[str, int]) -> dict[str,
 _NULL_KEY = {"psi": "psi", "wasserstein_norm": "w_norm", "share_shift": "share"}
 
 
-def null_threshold(null: Mapping[str, Any] | None, key: str, n: int) -> float:
-    """The reference null of statistic ``key`` for a window of ``n`` rows (0 if
-    the profile has none). Log-log interpolation between measured sizes;
-    below the smallest size its value; above the largest, scaled as
-    ``1/sqrt(n)`` ('w_norm', 'share') or ``1/n`` ('psi', a chi-square-like
-    bias)."""
+def null_threshold(null: Mapping[str, Any] | None, key: str, n: int, n_ref: int | None = None) -> float:
+    """The reference null of statistic ``key`` for an independent window of
+    ``n`` rows (0 if the profile has none): the measured quantiles corrected
+    for the overlap with the ``n_ref``-row reference (:func:`_null_scale`),
+    log-log interpolated between measured sizes; below the smallest size its
+    value; above the largest, scaled like ``sqrt(1/n + 1/n_ref)`` ('w_norm',
+    'share') or ``1/n + 1/n_ref`` ('psi', a chi-square-like bias)."""
     if not null or not null.get("sizes") or n <= 0:
         return 0.0
     sizes = np.asarray(null["sizes"], dtype=np.float64)
-    vals = np.maximum(np.asarray(null[key], dtype=np.float64), 1e-12)
+    at_sizes, beyond = _null_scale(sizes, float(n), n_ref, 1.0 if key == "psi" else 0.5)
+    log_vals = np.log(np.maximum(np.asarray(null[key], dtype=np.float64), 1e-12)) + at_sizes
     if n <= sizes[0]:
-        return float(vals[0])
+        return float(np.exp(log_vals[0]))
     if n >= sizes[-1]:
-        power = 1.0 if key == "psi" else 0.5
-        return float(vals[-1] * (sizes[-1] / n) ** power)
-    return float(np.exp(np.interp(np.log(n), np.log(sizes), np.log(vals))))
+        return float(np.exp(log_vals[-1] + beyond))
+    return float(np.exp(np.interp(np.log(n), np.log(sizes), log_vals)))
 
 
 def build_reference_profile(
@@ -865,16 +889,31 @@ def _ks_and_wasserstein(ref_sorted: np.ndarray, cur_sorted: np.ndarray,
     return d, p, w
 
 
-def chi_square(observed: Any, expected: Any) -> tuple[float, float, int]:
-    """Pearson chi-square goodness of fit ``(statistic, p_value, dof)``, equal
-    to ``scipy.stats.chisquare(observed, expected)`` (sums must match).
-    With fewer than 2 categories the result is ``(0.0, 1.0, 0)``."""
-    o = np.asarray(observed, dtype=np.float64)
-    e = np.asarray(expected, dtype=np.float64)
-    k = o.size
-    if k < 2:
+def chi_square(ref_counts: Any, cur_counts: Any) -> tuple[float, float, int]:
+    """Pearson chi-square test of homogeneity of two count vectors over the
+    same levels: ``(statistic, p_value, dof)``, equal to
+    ``scipy.stats.chi2_contingency([ref_counts, cur_counts], correction=False)``.
+
+    A two-sample test: the reference is a sample too, so its own sampling
+    noise is part of the null. (A goodness-of-fit test against the reference
+    shares treats them as exact and, with a reference as small as the window,
+    rejects a true null about 10x too often.) Levels absent from both samples
+    are dropped; a level seen in only one sample is fine. With fewer than 2
+    levels left the result is ``(0.0, 1.0, 0)``.
+    """
+    r = np.asarray(ref_counts, dtype=np.float64)
+    c = np.asarray(cur_counts, dtype=np.float64)
+    if r.shape != c.shape or r.ndim != 1:
+        raise ValueError(f"count vectors must be 1-D of equal length, got {r.shape} and {c.shape}")
+    seen = (r + c) > 0
+    r, c = r[seen], c[seen]
+    k = r.size
+    if k < 2 or r.sum() <= 0 or c.sum() <= 0:
         return 0.0, 1.0, 0
-    stat = float(np.sum((o - e) ** 2 / e))
+    col = r + c
+    total = col.sum()
+    e_r, e_c = col * (r.sum() / total), col * (c.sum() / total)
+    stat = float(np.sum((r - e_r) ** 2 / e_r) + np.sum((c - e_c) ** 2 / e_c))
     return stat, float(stats.chi2.sf(stat, k - 1)), k - 1
 
 
@@ -1161,12 +1200,11 @@ def _eval_categorical_counts(name: str, ref: Mapping[str, Any], cur_levels: Mapp
         return {**base, "status": "no_reference", "note": "no reference levels"}
     unseen = tuple(lv for lv in cur_levels if lv not in ref_levels)
     levels = [*ref_levels.keys(), *unseen]
-    r = np.array([ref_levels.get(lv, 0) for lv in levels], dtype=np.float64) / ref_n
+    ref_c = np.array([ref_levels.get(lv, 0) for lv in levels], dtype=np.float64)
     c = np.array([cur_levels.get(lv, 0) for lv in levels], dtype=np.float64)
+    r = ref_c / ref_n
     p_cur = c / n
-    q = np.where(r > 0, r, PSI_EPSILON)
-    expected = n * q / q.sum()
-    stat, p, dof = chi_square(c, expected)
+    stat, p, dof = chi_square(ref_c, c)
     return {
         **base, "status": "ok", "statistic": stat, "p_value": p, "chi2": stat, "chi2_pvalue": p, "chi2_dof": dof,
         "psi": _psi(r, p_cur, PSI_EPSILON), "kl": _kl(r, p_cur, PSI_EPSILON), "js": _js(r, p_cur),
@@ -1285,7 +1323,8 @@ def _decide(profile: dict, raw: list[dict[str, Any]], n_rows: int, config: Drift
     for r in ok:
         null = refs[r["feature"]].get("null")
         stat = {"w_norm": "wasserstein_norm", "share": "share_shift"}.get((null or {}).get("stat", ""))
-        r["p_null"] = null_pvalue(null, r.get(stat), r["n_current"]) if stat else None
+        n_ref = refs[r["feature"]].get("n")
+        r["p_null"] = null_pvalue(null, r.get(stat), r["n_current"], n_ref) if stat else None
     # a feature must be unusual both as a sample (KS / chi-square) and against the
     # reference's own windows of this size: intersection-union, p = the larger one
     adjusted, rejected = benjamini_hochberg(
@@ -1304,7 +1343,7 @@ def _decide(profile: dict, raw: list[dict[str, Any]], n_rows: int, config: Drift
         warn = crit = False
         effect = 0.0
         for key, value, w0, c0 in checks:
-            q99 = null_threshold(null, _NULL_KEY[key], n)
+            q99 = null_threshold(null, _NULL_KEY[key], n, refs[r["feature"]].get("n"))
             w_eff, c_eff = max(w0, q99), max(c0, 2.0 * q99)
             thresholds[key] = w_eff
             if value is None:

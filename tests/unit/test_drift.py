@@ -112,19 +112,29 @@ def test_chi_square_equals_scipy_and_unseen_level() -> None:
     prof = build_reference_profile(ref, [], ["c"], None, reference_null=False)
     cur = pd.DataFrame({"c": ["a"] * 40 + ["b"] * 40 + ["c"] * 15 + ["z"] * 5})
     res = evaluate_window(prof, cur, DriftConfig()).feature("c")
-    q = np.array([0.6, 0.3, 0.1, PSI_EPSILON])
-    expected = 100 * q / q.sum()
-    sc = stats.chisquare([40, 40, 15, 5], expected)
+    # two-sample test of homogeneity: the reference counts are a sample too
+    sc = stats.chi2_contingency([[60, 30, 10, 0], [40, 40, 15, 5]], correction=False)
     assert _close(res.chi2, float(sc.statistic))
     assert _close(res.p_value, float(sc.pvalue))
-    assert res.chi2_dof == 3
+    assert res.chi2_dof == 3 == sc.dof
     assert res.unseen_levels == ("z",)
     # PSI on level proportions, unseen level has reference proportion 0 (+eps)
     assert _close(res.psi, psi_from_counts([60, 30, 10, 0], [40, 40, 15, 5]))
     assert _close(res.js, float(jensenshannon([0.6, 0.3, 0.1, 0], [0.4, 0.4, 0.15, 0.05], base=2)))
     assert res.drifted and res.level == "critical"  # psi ~0.54
-    stat, p, dof = chi_square([7], [7.0])
-    assert (stat, p, dof) == (0.0, 1.0, 0)
+    assert chi_square([7], [7]) == (0.0, 1.0, 0)
+    # a level absent from both samples is dropped (dof counts seen levels only)
+    assert chi_square([5, 0, 5], [3, 0, 7]) == chi_square([5, 5], [3, 7])
+
+
+def test_chi_square_keeps_its_level_when_reference_is_as_small_as_the_window() -> None:
+    """Under no change, with reference and window of 1,000 rows each, the
+    two-sample test rejects at its nominal rate (a goodness-of-fit test
+    against the reference shares would reject ~10x too often)."""
+    rng = np.random.default_rng(3)
+    p = np.full(5, 0.2)
+    rejections = sum(chi_square(rng.multinomial(1000, p), rng.multinomial(1000, p))[1] < 0.05 for _ in range(2000))
+    assert 0.035 <= rejections / 2000 <= 0.065
 
 
 def test_numeric_feature_bin_metrics_equal_scipy() -> None:
@@ -466,6 +476,15 @@ def test_null_threshold_and_pvalue_interpolate_and_extrapolate() -> None:
     assert null_pvalue(null, 0.05 * math.exp(0.5 * 2.0), 100) == pytest.approx(float(stats.norm.sf(2.0)))
     assert null_pvalue(null, 0.025, 400) == pytest.approx(0.5)  # median falls as 1/sqrt(n)
     assert null_pvalue(null, 0.0, 100) == 1.0 and null_pvalue(None, 1.0, 100) is None
+    # a finite reference: its own windows overlap it (variance 1/L - 1/N), an
+    # independent window does not (1/n + 1/N)
+    k10, k100 = math.sqrt(1010 / 990), math.sqrt(1100 / 900)
+    assert null_threshold(null, "w_norm", 10, n_ref=1000) == pytest.approx(0.4 * k10)
+    assert null_threshold(null, "w_norm", 1000, n_ref=1000) == pytest.approx(
+        0.1 * k100 * math.sqrt((1 / 1000 + 1 / 1000) / (1 / 100 + 1 / 1000)))
+    assert null_threshold(null, "psi", 1000, n_ref=1000) == pytest.approx(
+        0.1 * k100 ** 2 * (1 / 1000 + 1 / 1000) / (1 / 100 + 1 / 1000))
+    assert null_pvalue(null, 0.05 * k100, 100, n_ref=1000) == pytest.approx(0.5)
 
 
 def test_category_share_shift_is_detected_where_psi_is_not() -> None:
