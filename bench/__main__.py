@@ -30,13 +30,17 @@ THROUGHPUT_SIZES = [(100_000, 50), (1_000_000, 20), (100_000, 200)]
 THROUGHPUT_TIMEOUT = 120  # s per tool run (whole subprocess incl. import + data generation)
 ALARM_TIMEOUT = 400
 # (rows, windows, scenarios); evidently only at 1k and 10k
+# (rows, windows for modelwatch, windows for evidently, scenarios); window w is the
+# same data for both, so evidently's verdicts sit beside modelwatch's first ones.
+# 100 windows at 1k rows resolve a 1% false-alarm rate; evidently is too slow for more.
 ALARM_PLAN = [
-    (1_000, 20, ["none", "one_0.25", "cat_0.1"]),
-    (10_000, 10, ["none", "one_0.25", "cat_0.1"]),
-    (100_000, 10, ["none", "one_0.25", "cat_0.1"]),
-    (1_000_000, 5, ["all_0.02"]),
+    (1_000, 100, 20, ["none", "one_0.25", "cat_0.1"]),
+    (10_000, 20, 10, ["none", "one_0.25", "cat_0.1"]),
+    (100_000, 10, 0, ["none", "one_0.25", "cat_0.1"]),
+    (1_000_000, 5, 0, ["all_0.02"]),
 ]
-EVIDENTLY_ALARM_ROWS = {1_000, 10_000}
+THROUGHPUT_TOOLS = ["modelwatch", "modelwatch_1t", "sort", "evidently", "nannyml"]
+NO_TRACE = {"evidently"}  # a second, traced call would take minutes; RSS only
 ENV = dict(os.environ, NML_DISABLE_USAGE_LOGGING="1", DO_NOT_TRACK="1",
            EVIDENTLY_DISABLE_TELEMETRY="1", MODELWATCH_ROOT=str(ROOT), PYTHONWARNINGS="ignore")
 
@@ -85,34 +89,49 @@ def bench_throughput() -> list[dict]:
     rows = []
     for n_rows, n_cols in THROUGHPUT_SIZES:
         res = {}
-        for tool in ["modelwatch", "sort", "evidently", "nannyml"]:
+        for tool in THROUGHPUT_TOOLS:
             print(f"throughput {n_rows}x{n_cols} {tool} ...", flush=True)
-            r = run_peer(tool, ["throughput", str(n_rows), str(n_cols), "7"], THROUGHPUT_TIMEOUT)
+            args = ["throughput", str(n_rows), str(n_cols), "7"] + ([] if tool in NO_TRACE else ["trace"])
+            r = run_peer(tool, args, THROUGHPUT_TIMEOUT)
             if r.get("status") == "ok":
                 r["row_features_per_s"] = n_rows * n_cols / r["wall_s"] if r["wall_s"] > 0 else None
+                if "call_peak_mb" in r:  # what the call holds at its peak: its inputs + its own allocations
+                    r["peak_over_input"] = (r["input_mb"] + r["call_peak_mb"]) / r["input_mb"]
             res[tool] = r
         rows.append({
             "rows": n_rows, "cols": n_cols, "tools": res,
             "ratio_evidently_over_modelwatch": _ratio(res["evidently"], res["modelwatch"]),
             "ratio_nannyml_over_modelwatch": _ratio(res["nannyml"], res["modelwatch"]),
             "ratio_modelwatch_over_sort": _ratio(res["modelwatch"], res["sort"]),
+            "ratio_evidently_over_modelwatch_1t": _ratio(res["evidently"], res["modelwatch_1t"]),
+            "ratio_nannyml_over_modelwatch_1t": _ratio(res["nannyml"], res["modelwatch_1t"]),
+            "ratio_modelwatch_1t_over_sort": _ratio(res["modelwatch_1t"], res["sort"]),
         })
     return rows
 
 
+def _rate(verdicts: list) -> float | None:
+    v = [x for x in verdicts if x is not None]
+    return sum(v) / len(v) if v else None
+
+
 def bench_alarm() -> list[dict]:
     rows = []
-    for n_rows, windows, scenarios in ALARM_PLAN:
+    for n_rows, mw_windows, ev_windows, scenarios in ALARM_PLAN:
         for scen in scenarios:
-            entry = {"rows": n_rows, "windows": windows, "scenario": scen}
-            tools = ["modelwatch"] + (["evidently"] if n_rows in EVIDENTLY_ALARM_ROWS else [])
-            for tool in tools:
+            entry = {"rows": n_rows, "windows": mw_windows, "scenario": scen}
+            for tool, windows in (("modelwatch", mw_windows), ("evidently", ev_windows)):
+                if not windows:
+                    continue
                 print(f"alarm {n_rows} {scen} {tool} x{windows} ...", flush=True)
                 r = run_peer(tool, ["alarm", str(n_rows), str(windows), scen, "11"], ALARM_TIMEOUT)
                 if r.get("status") == "ok":
-                    v = [x for x in r["verdicts"] if x is not None]
-                    r["drift_rate"] = sum(v) / len(v) if v else None
+                    r["windows"] = windows
+                    r["drift_rate"] = _rate(r["verdicts"])
                 entry[tool] = r
+            mw, ev = entry.get("modelwatch", {}), entry.get("evidently", {})
+            if mw.get("status") == "ok" and ev.get("status") == "ok":  # modelwatch on evidently's windows
+                mw["drift_rate_on_evidently_windows"] = _rate(mw["verdicts"][:ev["windows"]])
             rows.append(entry)
     return rows
 
@@ -124,32 +143,58 @@ def _fmt(x, spec=".2f", na="-") -> str:
 def _cell(r: dict) -> str:
     if r.get("status") != "ok":
         return f"{r.get('status')}"
-    return f"{r['wall_s']:.2f}s {r['peak_mb']:.0f}MB {r['row_features_per_s'] / 1e6:.1f}M/s"
+    return f"{r['wall_s']:.2f}s {r['row_features_per_s'] / 1e6:.1f}M/s"
+
+
+def _mem(r: dict) -> str:
+    if r.get("status") != "ok":
+        return "-"
+    if "call_peak_mb" in r:
+        return f"+{r['call_peak_mb']:.0f}MB ({r['peak_over_input']:.2f}x)"
+    return f"rss +{r['peak_mb'] - r['peak_mb_before_call']:.0f}MB"
+
+
+def _size(r: dict) -> str:
+    return f"{r['rows'] // 1000}k x {r['cols']}" if r["rows"] < 1e6 else f"{r['rows'] // 10**6}M x {r['cols']}"
 
 
 def print_tables(result: dict) -> None:
-    print("\n== Throughput: one window evaluation (wall s, peak RSS of the process, row-features/s) ==")
-    print(f"{'size':<12}{'modelwatch':<26}{'evidently':<26}{'nannyml':<26}{'np.sort floor':<26}"
-          f"{'ev/mw':>7}{'nml/mw':>8}{'mw/sort':>8}{'mw profile':>11}")
+    print("\n== Throughput: one window evaluation (wall s, row-features/s) ==")
+    tools = THROUGHPUT_TOOLS
+    print(f"{'size':<12}" + "".join(f"{t:<20}" for t in tools)
+          + f"{'ev/mw':>7}{'nml/mw':>8}{'mw/sort':>8}{'nml/mw1t':>9}{'mw1t/sort':>10}{'mw profile':>11}")
     for r in result["throughput"]:
         t = r["tools"]
-        size = f"{r['rows'] // 1000}k x {r['cols']}" if r["rows"] < 1e6 else f"{r['rows'] // 10**6}M x {r['cols']}"
         prof = t["modelwatch"].get("profile_s")
-        print(f"{size:<12}{_cell(t['modelwatch']):<26}{_cell(t['evidently']):<26}{_cell(t['nannyml']):<26}"
-              f"{_cell(t['sort']):<26}{_fmt(r['ratio_evidently_over_modelwatch'], '.1f'):>7}"
+        print(f"{_size(r):<12}" + "".join(f"{_cell(t[x]):<20}" for x in tools)
+              + f"{_fmt(r['ratio_evidently_over_modelwatch'], '.1f'):>7}"
               f"{_fmt(r['ratio_nannyml_over_modelwatch'], '.1f'):>8}{_fmt(r['ratio_modelwatch_over_sort'], '.1f'):>8}"
-              f"{_fmt(prof, '.2f') + 's':>11}")
+              f"{_fmt(r['ratio_nannyml_over_modelwatch_1t'], '.1f'):>9}"
+              f"{_fmt(r['ratio_modelwatch_1t_over_sort'], '.1f'):>10}{_fmt(prof, '.2f') + 's':>11}")
+    print("\n== Memory: what the call allocates at its peak (tracemalloc; in brackets: (input + that) / input,"
+          " input = reference + current frames) ==")
+    print(f"{'size':<12}{'input':>9}  " + "".join(f"{t:<22}" for t in tools))
+    for r in result["throughput"]:
+        t = r["tools"]
+        print(f"{_size(r):<12}{t['modelwatch'].get('input_mb', 0):>7.0f}MB  "
+              + "".join(f"{_mem(t[x]):<22}" for x in tools))
     print("\n== Alarm quality: share of windows flagged as drifted (20 num + 2 cat features) ==")
-    print(f"{'rows':>9} {'windows':>7}  {'scenario':<34}{'modelwatch':>11}{'evidently':>11}")
+    print(f"{'rows':>9}  {'scenario':<34}{'modelwatch':>16}{'evidently':>16}{'mw same windows':>17}")
     names = {"none": "no shift (false alarm rate)", "one_0.25": "0.25 sigma mean shift, 1 feature",
              "cat_0.1": "+0.1 share of one level, 1 cat", "all_0.02": "0.02 sigma shift, all numerics"}
+
+    def rate(x: dict | None) -> str:
+        if x is None:
+            return "n/a"
+        if x.get("status") != "ok":
+            return str(x.get("status"))
+        return f"{_fmt(x.get('drift_rate'), '.2f')} ({x['windows']})"
+
     for r in result["alarm"]:
-        def rate(tool):
-            x = r.get(tool)
-            if x is None:
-                return "n/a"
-            return _fmt(x.get("drift_rate"), ".2f") if x.get("status") == "ok" else x.get("status")
-        print(f"{r['rows']:>9} {r['windows']:>7}  {names[r['scenario']]:<34}{rate('modelwatch'):>11}{rate('evidently'):>11}")
+        same = (r.get("modelwatch") or {}).get("drift_rate_on_evidently_windows")
+        print(f"{r['rows']:>9}  {names[r['scenario']]:<34}{rate(r.get('modelwatch')):>16}"
+              f"{rate(r.get('evidently')):>16}{_fmt(same, '.2f'):>17}")
+    print("(in brackets: windows; 'mw same windows' = modelwatch's rate on exactly the windows evidently judged)")
 
 
 def main() -> None:
@@ -159,9 +204,11 @@ def main() -> None:
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
         "notes": ("wall_s = one evaluation call only (data generation, imports and, for ModelWatch, "
                   "the reference profile excluded; profile_s reported separately). Evidently/NannyML "
-                  "get raw reference+current (their fit is part of the call). peak_mb = ru_maxrss of the "
-                  "tool's own subprocess (includes the generated frames; peak_mb_before_call is the level "
-                  "before the timed call). Evidently verdict = its default DriftedColumnsCount share >= 0.5. "
+                  "get raw reference+current (their fit is part of the call). modelwatch uses its default "
+                  "threads (up to 4, never more than the CPUs), modelwatch_1t one thread. call_peak_mb = "
+                  "tracemalloc peak of a second, untimed call (what the call allocates; not for evidently, "
+                  "too slow to repeat); input_mb = reference + current frames; peak_mb = ru_maxrss of the "
+                  "tool's subprocess. Evidently verdict = its default DriftedColumnsCount share >= 0.5. "
                   f"Per-run timeout {THROUGHPUT_TIMEOUT}s (throughput), {ALARM_TIMEOUT}s (alarm)."),
     }
     result["command"] = "make bench"

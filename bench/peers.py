@@ -3,7 +3,7 @@
 Run by ``python -m bench`` in the project venv (modelwatch, sort) or in the
 isolated peer venvs (evidently, nannyml)::
 
-    python bench/peers.py throughput TOOL ROWS COLS SEED
+    python bench/peers.py throughput TOOL ROWS COLS SEED [trace]
     python bench/peers.py alarm TOOL ROWS WINDOWS SCENARIO SEED
 
 Data are generated from the seed inside this process (so nothing big crosses
@@ -98,6 +98,15 @@ def _modelwatch():
     return prepare, run, timing
 
 
+def _modelwatch_1t():
+    """ModelWatch with ``threads=1``: the engine's single-core speed."""
+    prepare, run, timing = _modelwatch()
+    from include.modelwatch import drift
+
+    config = drift.DriftConfig(threads=1)
+    return prepare, (lambda profile, cur: bool(drift.evaluate_window(profile, cur, config).drifted)), timing
+
+
 def _evidently():
     from evidently import Report
     from evidently.presets import DataDriftPreset
@@ -150,10 +159,17 @@ def _sort():
     return prepare, run, {}
 
 
-TOOLS = {"modelwatch": _modelwatch, "evidently": _evidently, "nannyml": _nannyml, "sort": _sort}
+TOOLS = {"modelwatch": _modelwatch, "modelwatch_1t": _modelwatch_1t, "evidently": _evidently, "nannyml": _nannyml, "sort": _sort}
 
 
-def throughput(tool: str, n_rows: int, n_cols: int, seed: int) -> dict:
+def _frame_mb(df: pd.DataFrame) -> float:
+    return float(df.memory_usage(deep=True).sum()) / 2**20
+
+
+def throughput(tool: str, n_rows: int, n_cols: int, seed: int, trace_memory: bool) -> dict:
+    """Time one evaluation call; then, with ``trace_memory``, repeat it under
+    tracemalloc (untimed) for the memory the call itself allocates at its peak
+    (numpy and pandas buffers are traced)."""
     prepare, run, timing = TOOLS[tool]()
     numeric, categorical = columns(n_cols)
     ref = make_frame(n_rows, numeric, categorical, seed)
@@ -163,12 +179,21 @@ def throughput(tool: str, n_rows: int, n_cols: int, seed: int) -> dict:
     t = time.perf_counter()
     run(state, cur)
     wall = time.perf_counter() - t
-    out = {"status": "ok", "wall_s": wall, "peak_mb": peak_mb(), "peak_mb_before_call": mb_before}
+    out = {"status": "ok", "wall_s": wall, "peak_mb": peak_mb(), "peak_mb_before_call": mb_before,
+           "input_mb": _frame_mb(ref) + _frame_mb(cur), "current_mb": _frame_mb(cur)}
+    if trace_memory:
+        import tracemalloc
+
+        tracemalloc.start()
+        run(state, cur)
+        out["call_peak_mb"] = tracemalloc.get_traced_memory()[1] / 2**20
+        tracemalloc.stop()
     out.update(timing)
     return out
 
 
 def alarm(tool: str, n_rows: int, windows: int, scenario: str, seed: int) -> dict:
+    """Verdicts on windows 0..windows-1 (window w is the same data for every tool)."""
     prepare, run, _ = TOOLS[tool]()
     verdicts = []
     t = time.perf_counter()
@@ -182,7 +207,7 @@ def main(argv: list[str]) -> None:
     warnings.filterwarnings("ignore")
     mode, tool = argv[0], argv[1]
     if mode == "throughput":
-        out = throughput(tool, int(argv[2]), int(argv[3]), int(argv[4]))
+        out = throughput(tool, int(argv[2]), int(argv[3]), int(argv[4]), trace_memory=argv[5:] == ["trace"])
     elif mode == "alarm":
         out = alarm(tool, int(argv[2]), int(argv[3]), argv[4], int(argv[5]))
     else:

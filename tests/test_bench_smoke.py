@@ -8,13 +8,16 @@ import pytest
 from bench.__main__ import _ratio, run_peer
 
 
-@pytest.mark.parametrize("tool", ["modelwatch", "sort"])
+@pytest.mark.parametrize("tool", ["modelwatch", "modelwatch_1t", "sort"])
 def test_throughput_worker_reports_time_and_memory(tool):
-    r = run_peer(tool, ["throughput", "5000", "10", "7"], 120)
+    r = run_peer(tool, ["throughput", "20000", "10", "7", "trace"], 120)
     assert r["status"] == "ok", r
     assert 0 < r["wall_s"] < r["process_wall_s"]
     assert r["peak_mb"] >= r["peak_mb_before_call"] > 10
-    if tool == "modelwatch":
+    # 20000 x (9 float64 + 1 string column): the numerics alone are 1.37 MB per frame
+    assert 2.7 < r["input_mb"] < 20 and r["current_mb"] < r["input_mb"]
+    assert 0 < r["call_peak_mb"] < r["input_mb"]  # the call allocates less than its input
+    if tool.startswith("modelwatch"):
         assert r["profile_s"] > 0  # the reference profile is built, and timed apart from the window
 
 
