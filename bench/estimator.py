@@ -6,11 +6,12 @@ scores every 2007-2008 session of SPX and IXIC. For each calendar month M:
 
 * **realized**: accuracy of M's predictions once all their outcomes matured;
 * **ModelWatch**: what ``performance_daily`` would publish at the start of M
-  for M's predictions: isotonic calibrator fitted on up to 500 matured
-  predictions, checked on the 126 most recent ones (``include.tasks.performance
-  ._estimate``; out-of-fold 1999-2006 predictions count as matured history),
-  reported only when the check passes (``ok``), withheld otherwise; the
-  unchecked number is reported too;
+  for M's predictions: isotonic calibrator fitted on every matured prediction
+  of its lookback (``LOOKBACK_DAYS``) before the 126 most recent ones, checked
+  on those 126 (``include.tasks.performance._estimate``; out-of-fold 1999-2006
+  predictions count as matured history, as if the reference were in the
+  predictions table), reported only when the check passes (``ok``), withheld
+  otherwise; the unchecked number is reported too;
 * **NannyML CBPE**: multiclass CBPE fitted on the out-of-fold reference,
   estimating accuracy per calendar-month chunk (isolated venv, bench/cbpe_worker.py);
 * **naive**: the realized accuracy of the predictions that matured in the 21
@@ -76,7 +77,7 @@ def modelwatch_estimates(ref, live) -> list[dict[str, Any]]:
     import pandas as pd
 
     from include.modelwatch import performance as perf
-    from include.tasks.performance import _estimate
+    from include.tasks.performance import LOOKBACK_DAYS, _estimate
 
     rows = []
     months = pd.period_range("2007-01", "2008-12", freq="M")
@@ -85,6 +86,7 @@ def modelwatch_estimates(ref, live) -> list[dict[str, Any]]:
         end = pd.Timestamp(m.end_time).tz_localize("UTC")
         unlabeled = live[(live["ts"] >= start) & (live["ts"] <= end)].reset_index(drop=True)
         history = pd.concat([ref, live[live["ts"] < start]], ignore_index=True)
+        history = history[history["ts"] >= start - pd.Timedelta(days=LOOKBACK_DAYS)]  # what the task reads
         matured = history[history["matured_at"].notna() & (history["matured_at"] < start)].reset_index(drop=True)
         t = time.perf_counter()
         est, unchecked, check = _estimate(perf, matured, unlabeled.drop(columns=["realized_label"]))
@@ -95,7 +97,7 @@ def modelwatch_estimates(ref, live) -> list[dict[str, Any]]:
         rows.append({"month": f"{m}", "n": len(unlabeled), "realized_accuracy": realized,
                      "modelwatch_status": est["status"], "modelwatch": est["expected_accuracy"],
                      "modelwatch_unchecked": unchecked["expected_accuracy"], "naive_last_month": naive,
-                     "check_reason": check.get("reason"), "modelwatch_s": secs})
+                     "check_reason": check.get("reason"), "n_fit": check.get("n_fit"), "modelwatch_s": secs})
     return rows
 
 

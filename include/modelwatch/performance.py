@@ -622,9 +622,18 @@ def fit_calibrator(matured_df: pd.DataFrame, min_rows: int = 100) -> Calibrator:
 
     For each class k an increasing ``IsotonicRegression`` (clipped to [0, 1])
     regresses 1[realized_label == k] on p_k; ``Calibrator.transform`` applies
-    the maps and renormalises rows to sum 1. Use recently matured data (e.g. the
-    last few hundred to few thousand outcomes). Raises ValueError with fewer
-    than ``min_rows`` matured rows.
+    the maps and renormalises rows to sum 1. Raises ValueError with fewer than
+    ``min_rows`` matured rows.
+
+    Give it as much matured data of the model as its premise allows: the
+    estimate rests on the map p -> P(y | p) being stable (``calibration_check``
+    on recent outcomes tests that), and under that premise every extra row only
+    lowers the variance. Rows are far from independent (symbols that move
+    together share an entry day; overlapping horizons make neighbouring days
+    alike), so a few hundred rows carry the information of far fewer: on the
+    SPX/IXIC replay a 500-row fit moves the estimated accuracy of a month by
+    about 0.03 (10-day block bootstrap) against about 0.01 for a fit on the
+    whole history (out-of-fold reference plus live, 2,700-3,600 rows).
     """
     from sklearn.isotonic import IsotonicRegression
 
@@ -929,15 +938,18 @@ def trailing_period(matured: pd.DataFrame, n_days: int) -> pd.DataFrame:
     return matured.loc[day.isin(keep).to_numpy()].sort_values("ts", kind="stable").reset_index(drop=True)
 
 
-def calibration_split(matured: pd.DataFrame, check_rows: int, fit_rows: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+def calibration_split(matured: pd.DataFrame, check_rows: int,
+                      fit_rows: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(fit, check)`` for the label-free estimator, by time: ``check`` is the
     ``check_rows`` most recently matured predictions (the estimator's own
-    calibration is judged there), ``fit`` the up to ``fit_rows`` matured
-    before them. Disjoint, so the check is out of sample."""
+    calibration is judged there), ``fit`` every prediction matured before them
+    (``fit_rows=None``, the default) or only the ``fit_rows`` most recent of
+    those. Disjoint, so the check is out of sample."""
     order = "matured_at" if "matured_at" in matured.columns else "ts"
     data = matured.sort_values([order, "ts"], kind="stable").reset_index(drop=True)
-    check = data.iloc[max(0, len(data) - check_rows):]
-    fit = data.iloc[max(0, len(data) - check_rows - fit_rows): max(0, len(data) - check_rows)]
+    n_before = max(0, len(data) - check_rows)
+    check = data.iloc[n_before:]
+    fit = data.iloc[0 if fit_rows is None else max(0, n_before - fit_rows): n_before]
     return fit.reset_index(drop=True), check.reset_index(drop=True)
 
 

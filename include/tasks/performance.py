@@ -18,10 +18,19 @@ from include.tasks.common import monitoring_conn, run_id, window
 #: Evaluation period: the last EVAL_DAYS entry days with matured outcomes.
 EVAL_DAYS = 63
 #: Calendar days of predictions read per run (evaluation period + calibration data).
-LOOKBACK_DAYS = 400
-#: Label-free estimator: calibration fitted on up to FIT_ROWS matured predictions
-#: before the CHECK_ROWS most recent ones, on which its own calibration is checked.
-FIT_ROWS, FIT_MIN_ROWS = 500, 100
+#: Three years: the label-free estimator's calibration uses all of it (see below).
+LOOKBACK_DAYS = 1096
+#: Label-free estimator (CBPE): calibration fitted on every matured prediction of the
+#: lookback before the CHECK_ROWS most recent ones, on which its own calibration is
+#: checked (FIT_ROWS None = no row cap). CBPE's premise is a stable map from the
+#: model's probabilities to outcome frequencies; under it more rows only cut the
+#: variance, and the check on recent outcomes is what catches a broken premise. A
+#: short window (it used to be the 500 rows before the check, i.e. 3-15 months old
+#: for two daily symbols) cannot follow drift anyway and, its rows being strongly
+#: dependent (same-day symbols, overlapping horizons), made the estimate wander
+#: with the noise of a few hundred outcomes.
+FIT_ROWS: int | None = None
+FIT_MIN_ROWS = 100
 CHECK_ROWS, CHECK_MIN_ROWS = 126, 100
 #: Block bootstrap of the comparison.
 N_BOOT, ALPHA, MIN_DAYS = 1000, 0.05, 10

@@ -80,6 +80,11 @@ def test_2008_live_vs_backtest_estimates_realized_and_reruns(champion, monitorin
     assert est["accuracy"]["status"] in ("ok", "unreliable") and est["accuracy"]["realized"] is None
     assert (est["accuracy"]["estimate"] is None) == (est["accuracy"]["status"] == "unreliable")
     assert est["accuracy"]["calibration"]["n"] == 126
+    # the calibrator is fitted on every matured prediction before those 126 (the
+    # lookback reaches back to the first scored month), not on a 500-row window
+    n_matured = _rows(conn, """SELECT count(*) AS n FROM predictions p JOIN outcomes o USING (prediction_id)
+                                 WHERE o.matured_at < %s AND p.ts < %s""", (OCT[1], OCT[1]))[0]["n"]
+    assert est["accuracy"]["calibration"]["n_fit"] == n_matured - 126 > 500
 
     health = _rows(conn, "SELECT status, reasons, model_age_days FROM model_health_current")
     age = _rows(conn, "SELECT (DATE '2008-11-01' - train_end) AS d FROM model_versions WHERE version = 1")[0]["d"]

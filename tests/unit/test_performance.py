@@ -514,6 +514,49 @@ def test_calibration_split_is_disjoint_and_recent_last():
     assert check["i"].tolist() == [7, 8, 9] and fit["i"].tolist() == [3, 4, 5, 6]
     fit, check = calibration_split(df.iloc[:2], check_rows=3, fit_rows=4)
     assert fit.empty and check["i"].tolist() == [0, 1]
+    # default: every row matured before the check rows
+    fit, check = calibration_split(df.sample(frac=1, random_state=1), check_rows=3)
+    assert fit["i"].tolist() == [0, 1, 2, 3, 4, 5, 6] and check["i"].tolist() == [7, 8, 9]
+
+
+def _matured_history(n: int, seed: int, temp_model: float = 1.0) -> tuple[pd.DataFrame, np.ndarray]:
+    df, p_true = _simulate(n, seed=seed, temp_model=temp_model)
+    df["matured_at"] = df["ts"] + pd.Timedelta(days=7)
+    return df, p_true
+
+
+def test_estimator_calibrates_on_all_matured_history_before_the_check():
+    from include.modelwatch import performance as perf
+    from include.tasks.performance import CHECK_ROWS, FIT_ROWS, _estimate
+
+    assert FIT_ROWS is None and CHECK_ROWS == 126
+    matured, _ = _matured_history(2_000, seed=51)
+    live, _ = _simulate(400, seed=52)
+    unlabeled = live.drop(columns=["realized_label", "realized_return"])
+    est, unchecked, check = _estimate(perf, matured, unlabeled)
+    assert check["n_fit"] == 2_000 - 126 and check["n"] == 126 and check["reliable"] is True
+    by_hand = estimate_performance(unlabeled, fit_calibrator(matured.iloc[:1_874]))["expected_accuracy"]
+    assert est["status"] == "ok" and unchecked["status"] == "unchecked"
+    assert est["expected_accuracy"] == pytest.approx(by_hand, abs=1e-12)
+    assert unchecked["expected_accuracy"] == pytest.approx(by_hand, abs=1e-12)
+    assert abs(est["expected_accuracy"] - live_metrics(live)["accuracy"]) < 0.05
+
+
+def test_more_calibration_rows_estimate_the_expected_accuracy_more_closely():
+    # stable but overconfident model: the calibrator is needed, and a stable map is
+    # learned better from the whole history than from its last 500 rows
+    errs: dict[int | None, list[float]] = {500: [], None: []}
+    for seed in range(12):
+        matured, _ = _matured_history(6_000, seed=100 + seed, temp_model=2.5)
+        live, p_true = _simulate(400, seed=200 + seed, temp_model=2.5)
+        pred = pd.Series(live["predicted_label"]).map({c: i for i, c in enumerate(CLASSES)}).to_numpy()
+        expected = p_true[np.arange(len(live)), pred].mean()  # what the accuracy is in expectation
+        for rows in errs:
+            fit, _ = calibration_split(matured, check_rows=126, fit_rows=rows)
+            est = estimate_performance(live, fit_calibrator(fit))["expected_accuracy"]
+            errs[rows].append(abs(est - expected))
+    window, whole = float(np.mean(errs[500])), float(np.mean(errs[None]))
+    assert whole < 0.5 * window and whole < 0.015, (window, whole)  # about 0.010 vs 0.031
 
 
 def test_importance_shares():
