@@ -43,8 +43,9 @@ from airflow.sdk import CronDataIntervalTimetable, TriggerRule, dag, task
 from include.tasks.assets import RETRAINING_TRIGGERS
 from include.tasks.common import DEFAULT_ARGS, window_params
 
-# the branch targets; equal to include.modelwatch.decisions.TASK_* (checked by the DAG integrity tests)
-RECORD_EMPTY, DQ_ALERT, COMPUTE = "record_empty_window", "raise_data_quality_alert", "compute_drift"
+from include.modelwatch.decisions import TASK_COMPUTE_DRIFT as COMPUTE
+from include.modelwatch.decisions import TASK_DQ_ALERT as DQ_ALERT
+from include.modelwatch.decisions import TASK_RECORD_EMPTY as RECORD_EMPTY
 VERSION_LABEL = "{{ checked['model_name'] }} v{{ checked['version'] }}"
 
 

@@ -87,15 +87,12 @@ def retrain_gated():
 
         return run(dataset, algorithm, context)
 
+    # ALL_DONE, not NONE_FAILED_MIN_ONE_SUCCESS: one failed candidate must not stop the other's gates
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def pick_best(dataset: dict, candidates, **context) -> dict:
-        from include.tasks.retrain import _fail_trigger, best_candidate
+        from include.tasks.retrain import pick_best as run
 
-        done = [c for c in (candidates or []) if c]
-        if not done:
-            _fail_trigger(dataset, context, "every training job failed (see training_jobs)")
-            raise RuntimeError(f"{dataset['model_name']} trigger {dataset['trigger_id']}: every training job failed")
-        return best_candidate(done)
+        return run(dataset, candidates, context)
 
     @task.branch
     def branch_on_gates(dataset: dict, best: dict) -> str:

@@ -316,6 +316,25 @@ def test_feedback_before_after_and_rule_precision(db, tmp_path):
     assert stats["age_incremental"]["fired"] == 0 and stats["age_incremental"]["precision"] is None
 
 
+def test_feedback_of_a_challenger_deployment_keeps_the_champion(db, tmp_path):
+    """A candidate deployed as challenger serves no live traffic: the retrain is
+    judged on the champion, which did not change (so: not improved)."""
+    v1 = _champion(db, tmp_path)
+    _alert(db, score=0.4)
+    loop.evaluate(db, "m", source="drift", as_of=T0)
+    claimed = retrain.claim_trigger(db, run_id="retrain-1", claimed_at=T0 + H)
+    v2 = registry.register_version(db, model_name="m", algorithm="lightgbm", artifact=b"v2", artifact_dir=tmp_path,
+                                   features=["f"], classes=["SELL", "HOLD", "BUY"]).version
+    retrain.deploy(db, model_name="m", version=v2, reason="A/B test", changed_at=T0 + 2 * H, run_id="retrain-1",
+                   trigger_id=claimed["trigger_id"], alias="challenger", outcome="deployed as challenger")
+    _perf_row(db, v1, T0, date(2008, 7, 1), 0.31, 120)
+    _perf_row(db, v2, T0 + timedelta(days=20), date(2008, 10, 2), 0.42, 40)
+    rows = loop.update_feedback(db, as_of=T0 + timedelta(days=20), run_id="perf-1")
+    assert (rows[0]["version_before"], rows[0]["version_after"]) == (v1, v1)
+    assert rows[0]["outcome"] == "deployed as challenger" and rows[0]["after_value"] is None
+    assert rows[0]["improved"] is False and registry.resolve_alias(db, "m", registry.CHAMPION) == v1
+
+
 @pytest.mark.parametrize("run_type,claims_age_trigger", [("scheduled", True), ("asset_triggered", False),
                                                          ("manual", False)])
 def test_only_the_scheduled_retrain_run_evaluates_the_age_rule(db, tmp_path, run_type, claims_age_trigger):

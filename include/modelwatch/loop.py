@@ -462,8 +462,11 @@ def update_feedback(conn, *, as_of: datetime, run_id: str | None, min_after: int
         cols = [c.name for c in cur.description]
         for t in [dict(zip(cols, r)) for r in cur.fetchall()]:
             res = t["result"] or {}
-            before_v = res.get("previous_version") or t["model_version"]
-            deployed = t["status"] == "done" and (t["outcome"] or "").startswith("deployed") and res.get("deployed_version")
+            # only a new champion changes live performance; a challenger serves no live traffic yet
+            to_champion = res.get("alias", "champion") == "champion"
+            before_v = (res.get("previous_version") if to_champion else None) or t["model_version"]
+            deployed = (t["status"] == "done" and (t["outcome"] or "").startswith("deployed") and to_champion
+                        and res.get("deployed_version"))
             after_v = int(res["deployed_version"]) if deployed else before_v
             before, n_before = _perf(cur, t["model_name"], before_v, upto=t["completed_at"], since=None) \
                 if before_v is not None else (None, 0)

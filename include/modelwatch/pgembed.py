@@ -73,6 +73,7 @@ class EmbeddedPostgres:
     def ensure_database(self, name: str) -> bool:
         """Create database ``name`` if missing; return True when it was created."""
         import psycopg2
+        from psycopg2 import sql
 
         conn = psycopg2.connect(self.dsn("postgres"))
         conn.autocommit = True
@@ -81,7 +82,7 @@ class EmbeddedPostgres:
                 cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
                 if cur.fetchone():
                     return False
-                cur.execute(f'CREATE DATABASE "{name}"')  # identifier, validated below
+                cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
                 return True
         finally:
             conn.close()

@@ -319,11 +319,19 @@ def _artifact_dir() -> str:
 # ------------------------------------------------------------------ decide
 
 
-def best_candidate(candidates: list[dict[str, Any]]) -> dict[str, Any]:
-    """The candidate to act on: deployable first, then review, then reject; highest accuracy within."""
+def pick_best(dataset: dict[str, Any], candidates: list[dict[str, Any]] | None,
+              context: dict[str, Any]) -> dict[str, Any]:
+    """The candidate to act on among the jobs that finished (a failed job
+    returns nothing): deployable first, then review, then reject; highest
+    accuracy within. When every job failed the trigger is marked failed and
+    the task fails."""
     from include.modelwatch.retrain import pick_candidate
 
-    return pick_candidate(candidates)
+    done = [c for c in (candidates or []) if c]
+    if not done:
+        _fail_trigger(dataset, context, "every training job failed (see training_jobs)")
+        raise RuntimeError(f"{dataset['model_name']} trigger {dataset['trigger_id']}: every training job failed")
+    return pick_candidate(done)
 
 
 def policy_requires_human(model_name: str) -> bool:
@@ -449,8 +457,10 @@ def rollback_plan(context: dict[str, Any]) -> dict[str, Any]:
         if conf.get("target_version") is not None:
             target = int(conf["target_version"])
             reason = str(conf.get("reason") or "").strip()
-            if not reason:
-                raise ValueError(f"{model_name}: a manual rollback to v{target} needs conf 'reason'")
+            if not reason:  # a bad request does not get better on retry
+                from airflow.sdk.exceptions import AirflowFailException
+
+                raise AirflowFailException(f"{model_name}: a manual rollback to v{target} needs conf 'reason'")
             return {"model_name": model_name, "target_version": target, "current_version": current,
                     "reason": f"manual: {reason}", "rollback": True, "manual": True, "as_of": str(as_of)}
         change = retrain.last_champion_change(conn, model_name, as_of)

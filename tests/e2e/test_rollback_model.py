@@ -85,3 +85,15 @@ def test_corrupted_artifact_is_refused(champion, monitoring_uri):
 def test_automatic_without_live_evidence_keeps_champion(champion, monitoring_uri):
     dr, st = _rollback({})
     assert str(dr.state) == "success" and st["keep_champion"] == "success" and st["rollback_champion"] == "skipped"
+
+
+def test_manual_rollback_without_reason_fails_without_retrying(champion, monitoring_uri):
+    conn = storage.connect(monitoring_uri)
+    v2 = _register_v2(conn, champion)
+    retrain.deploy(conn, model_name="spx_signal", version=v2.version, reason="test: deploy v2",
+                   changed_at=T_DEPLOY, run_id="test")
+    dr, st = _rollback({"model_name": "spx_signal", "target_version": champion.model.version, "reason": "  "})
+    # failed at once (a bad request does not get better on retry), nothing changed
+    assert st["plan_rollback"] == "failed" and st["rollback_champion"] == "upstream_failed"
+    assert registry.resolve_alias(conn, "spx_signal", "champion") == v2.version
+    conn.close()
