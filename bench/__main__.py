@@ -27,14 +27,15 @@ PEER_REQS = {
     "nannyml": ["nannyml==0.13.*", "statsmodels"],
 }
 THROUGHPUT_SIZES = [(100_000, 50), (1_000_000, 20), (100_000, 200)]
-THROUGHPUT_TIMEOUT = 120  # s per tool run (whole subprocess incl. import + data generation)
+THROUGHPUT_TIMEOUT = 300  # s per tool run (whole subprocess incl. import + data generation)
 ALARM_TIMEOUT = 400
 # (rows, windows, scenarios); evidently only at 1k and 10k
 # (rows, windows for modelwatch, windows for evidently, scenarios); window w is the
 # same data for both, so evidently's verdicts sit beside modelwatch's first ones.
-# 100 windows at 1k rows resolve a 1% false-alarm rate; evidently is too slow for more.
+# 300 windows at 1k rows resolve a 1% false-alarm rate; evidently is too slow for more.
 ALARM_PLAN = [
-    (1_000, 100, 20, ["none", "one_0.25", "cat_0.1"]),
+    (1_000, 300, 20, ["none"]),
+    (1_000, 100, 20, ["one_0.25", "cat_0.1"]),
     (10_000, 20, 10, ["none", "one_0.25", "cat_0.1"]),
     (100_000, 10, 0, ["none", "one_0.25", "cat_0.1"]),
     (1_000_000, 5, 0, ["all_0.02"]),
@@ -202,7 +203,8 @@ def main() -> None:
     ensure_venvs()
     result = {
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
-        "notes": ("wall_s = one evaluation call only (data generation, imports and, for ModelWatch, "
+        "notes": ("wall_s = the best of up to 3 evaluation calls (fewer when they take over 10 s; "
+                  "walls_s lists them), the call only (data generation, imports and, for ModelWatch, "
                   "the reference profile excluded; profile_s reported separately). Evidently/NannyML "
                   "get raw reference+current (their fit is part of the call). modelwatch uses its default "
                   "threads (up to 4, never more than the CPUs), modelwatch_1t one thread. call_peak_mb = "

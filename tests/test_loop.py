@@ -292,16 +292,21 @@ def _perf_row(db, version, window_end, eval_start, accuracy, n):
             (version, window_end - timedelta(days=1), window_end, eval_start, window_end.date(), n, n, accuracy))
 
 
-def test_feedback_before_after_and_rule_precision(db, tmp_path):
+def _retrain_to_v2(db, tmp_path, **deploy) -> tuple[int, int]:
+    """A drift trigger claimed by a retrain that registers v2 and deploys it (``deploy`` kwargs)."""
     v1 = _champion(db, tmp_path)
     _alert(db, score=0.4)
     loop.evaluate(db, "m", source="drift", as_of=T0)
     claimed = retrain.claim_trigger(db, run_id="retrain-1", claimed_at=T0 + H)
     v2 = registry.register_version(db, model_name="m", algorithm="lightgbm", artifact=b"v2", artifact_dir=tmp_path,
                                    features=["f"], classes=["SELL", "HOLD", "BUY"]).version
-    done_at = T0 + 2 * H
-    retrain.deploy(db, model_name="m", version=v2, reason="gates passed", changed_at=done_at, run_id="retrain-1",
-                   trigger_id=claimed["trigger_id"])
+    retrain.deploy(db, model_name="m", version=v2, changed_at=T0 + 2 * H, run_id="retrain-1",
+                   trigger_id=claimed["trigger_id"], **deploy)
+    return v1, v2
+
+
+def test_feedback_before_after_and_rule_precision(db, tmp_path):
+    v1, v2 = _retrain_to_v2(db, tmp_path, reason="gates passed")
     _perf_row(db, v1, T0, date(2008, 7, 1), 0.31, 120)
     _perf_row(db, v2, T0 + timedelta(days=10), date(2008, 10, 2), 0.40, 12)   # too few outcomes yet
     rows = loop.update_feedback(db, as_of=T0 + timedelta(days=10), run_id="perf-1")
@@ -319,14 +324,7 @@ def test_feedback_before_after_and_rule_precision(db, tmp_path):
 def test_feedback_of_a_challenger_deployment_keeps_the_champion(db, tmp_path):
     """A candidate deployed as challenger serves no live traffic: the retrain is
     judged on the champion, which did not change (so: not improved)."""
-    v1 = _champion(db, tmp_path)
-    _alert(db, score=0.4)
-    loop.evaluate(db, "m", source="drift", as_of=T0)
-    claimed = retrain.claim_trigger(db, run_id="retrain-1", claimed_at=T0 + H)
-    v2 = registry.register_version(db, model_name="m", algorithm="lightgbm", artifact=b"v2", artifact_dir=tmp_path,
-                                   features=["f"], classes=["SELL", "HOLD", "BUY"]).version
-    retrain.deploy(db, model_name="m", version=v2, reason="A/B test", changed_at=T0 + 2 * H, run_id="retrain-1",
-                   trigger_id=claimed["trigger_id"], alias="challenger", outcome="deployed as challenger")
+    v1, v2 = _retrain_to_v2(db, tmp_path, reason="A/B test", alias="challenger", outcome="deployed as challenger")
     _perf_row(db, v1, T0, date(2008, 7, 1), 0.31, 120)
     _perf_row(db, v2, T0 + timedelta(days=20), date(2008, 10, 2), 0.42, 40)
     rows = loop.update_feedback(db, as_of=T0 + timedelta(days=20), run_id="perf-1")
