@@ -1365,16 +1365,15 @@ def _decide(profile: dict, raw: list[dict[str, Any]], n_rows: int, config: Drift
     ok = [r for r in raw if r["status"] == "ok" and r["n_current"] >= config.min_rows]
     refs = {**profile.get("numeric", {}), **profile.get("categorical", {})}
     for r in ok:
-        null = refs[r["feature"]].get("null")
-        stat = {"w_norm": "wasserstein_norm", "share": "share_shift"}.get((null or {}).get("stat", ""))
-        n_ref = refs[r["feature"]].get("n")
-        r["p_null"] = null_pvalue(null, r.get(stat), r["n_current"], n_ref) if stat else None
+        ref = refs[r["feature"]]
+        stat = {"w_norm": "wasserstein_norm", "share": "share_shift"}.get((ref.get("null") or {}).get("stat", ""))
+        r["p_null"] = null_pvalue(ref.get("null"), r.get(stat), r["n_current"], ref.get("n")) if stat else None
     # a feature must be unusual both as a sample (KS / chi-square) and against the
     # reference's own windows of this size: intersection-union, p = the larger one
     adjusted, rejected = benjamini_hochberg(
         [r["p_value"] if r["p_null"] is None else max(r["p_value"], r["p_null"]) for r in ok], config.fdr_q)
     for r, adj, rej in zip(ok, adjusted, rejected):
-        null = refs[r["feature"]].get("null")
+        null, n_ref = refs[r["feature"]].get("null"), refs[r["feature"]].get("n")
         n = r["n_current"]
         # (statistic, warning, critical) with the reference null folded into the thresholds
         checks = [("psi", r["psi"], config.psi_warning, config.psi_critical)]
@@ -1387,7 +1386,7 @@ def _decide(profile: dict, raw: list[dict[str, Any]], n_rows: int, config: Drift
         warn = crit = False
         effect = 0.0
         for key, value, w0, c0 in checks:
-            q99 = null_threshold(null, _NULL_KEY[key], n, refs[r["feature"]].get("n"))
+            q99 = null_threshold(null, _NULL_KEY[key], n, n_ref)
             w_eff, c_eff = max(w0, q99), max(c0, 2.0 * q99)
             thresholds[key] = w_eff
             if value is None:

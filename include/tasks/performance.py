@@ -18,18 +18,11 @@ from include.tasks.common import monitoring_conn, run_id, window
 #: Evaluation period: the last EVAL_DAYS entry days with matured outcomes.
 EVAL_DAYS = 63
 #: Calendar days of predictions read per run (evaluation period + calibration data).
-#: Three years: the label-free estimator's calibration uses all of it (see below).
+#: Three years: the label-free estimator's calibration uses all of it.
 LOOKBACK_DAYS = 1096
 #: Label-free estimator (CBPE): calibration fitted on every matured prediction of the
 #: lookback before the CHECK_ROWS most recent ones, on which its own calibration is
-#: checked (FIT_ROWS None = no row cap). CBPE's premise is a stable map from the
-#: model's probabilities to outcome frequencies; under it more rows only cut the
-#: variance, and the check on recent outcomes is what catches a broken premise. A
-#: short window (it used to be the 500 rows before the check, i.e. 3-15 months old
-#: for two daily symbols) cannot follow drift anyway and, its rows being strongly
-#: dependent (same-day symbols, overlapping horizons), made the estimate wander
-#: with the noise of a few hundred outcomes.
-FIT_ROWS: int | None = None
+#: checked (why all of them: ``performance.fit_calibrator``).
 FIT_MIN_ROWS = 100
 CHECK_ROWS, CHECK_MIN_ROWS = 126, 100
 #: Block bootstrap of the comparison.
@@ -223,7 +216,7 @@ def evaluate(target: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
 def _estimate(perf, matured, unlabeled) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """CBPE estimate of ``unlabeled`` with a calibrator fitted and checked on matured data:
     (estimate, the same numbers ignoring the check, the check)."""
-    fit, recent = perf.calibration_split(matured, CHECK_ROWS, FIT_ROWS)
+    fit, recent = perf.calibration_split(matured, CHECK_ROWS)
     if len(fit) < FIT_MIN_ROWS:
         check = {"reliable": False, "n_fit": len(fit), "n": len(recent),
                  "reason": f"only {len(fit)} matured predictions to fit the calibrator (< {FIT_MIN_ROWS})"}

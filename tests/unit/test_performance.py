@@ -527,9 +527,9 @@ def _matured_history(n: int, seed: int, temp_model: float = 1.0) -> tuple[pd.Dat
 
 def test_estimator_calibrates_on_all_matured_history_before_the_check():
     from include.modelwatch import performance as perf
-    from include.tasks.performance import CHECK_ROWS, FIT_ROWS, _estimate
+    from include.tasks.performance import CHECK_ROWS, _estimate
 
-    assert FIT_ROWS is None and CHECK_ROWS == 126
+    assert CHECK_ROWS == 126
     matured, _ = _matured_history(2_000, seed=51)
     live, _ = _simulate(400, seed=52)
     unlabeled = live.drop(columns=["realized_label", "realized_return"])
