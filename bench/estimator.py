@@ -41,8 +41,10 @@ def build_predictions() -> tuple[Any, Any]:
     import numpy as np
     import pandas as pd
 
-    from include.modelwatch import bootstrap, features, training
+    from include.modelwatch.ops import bootstrap
 
+    from include.modelwatch.data import features
+    from include.modelwatch.training import training
     bars = bootstrap.load_clean_bars(bootstrap.SYMBOLS)
     panel = bootstrap.feature_panel(bars)
     panel = panel[panel["label"].notna()].reset_index(drop=True)
@@ -76,7 +78,7 @@ def build_predictions() -> tuple[Any, Any]:
 def modelwatch_estimates(ref, live) -> list[dict[str, Any]]:
     import pandas as pd
 
-    from include.modelwatch import performance as perf
+    from include.modelwatch.monitoring import performance as perf
     from include.tasks.performance import LOOKBACK_DAYS, _estimate
 
     rows = []

@@ -81,7 +81,7 @@ def peak_mb() -> float:
 
 def _modelwatch():
     sys.path.insert(0, os.environ.get("MODELWATCH_ROOT", os.getcwd()))
-    from include.modelwatch import drift
+    from include.modelwatch.monitoring import drift
 
     config = drift.DriftConfig()
     timing = {}
@@ -101,7 +101,7 @@ def _modelwatch():
 def _modelwatch_1t():
     """ModelWatch with ``threads=1``: the engine's single-core speed."""
     prepare, run, timing = _modelwatch()
-    from include.modelwatch import drift
+    from include.modelwatch.monitoring import drift
 
     config = drift.DriftConfig(threads=1)
     return prepare, (lambda profile, cur: bool(drift.evaluate_window(profile, cur, config).drifted)), timing

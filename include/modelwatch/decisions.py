@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # DAG files import the task-id constants at parse time: keep this module light
     from numpy.typing import ArrayLike
 
-    from include.modelwatch.gates import GateSummary
+    from include.modelwatch.training.gates import GateSummary
 
 # Retrain DAG
 TASK_NO_TRIGGER = "end_no_trigger"

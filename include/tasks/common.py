@@ -4,6 +4,7 @@ run's data interval. Light imports only: DAG files import this at parse time."""
 from __future__ import annotations
 
 import os
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -18,19 +19,18 @@ DEFAULT_ARGS: dict[str, Any] = {
 }
 
 
-def monitoring_conn():
-    """psycopg2 connection to the monitoring database (Airflow connection ``monitoring_db``).
+def monitoring_db() -> AbstractContextManager[Any]:
+    """``with monitoring_db() as conn:`` a psycopg (3) connection to the monitoring database.
 
-    Resolved through Airflow (env var, secrets backend or metadata DB), opened
-    with psycopg2 like the CLI does, so tasks and CLI share one code path.
+    Opened through ``PostgresHook`` on the Airflow connection ``monitoring_db``
+    (env var, secrets backend or metadata DB; every connection extra is
+    honoured) and closed when the block ends. The one way tasks reach the DB.
     """
-    import psycopg2
-    from airflow.sdk import BaseHook
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
 
-    c = BaseHook.get_connection(MONITORING_CONN_ID)
-    kwargs = {"host": c.host, "port": c.port, "user": c.login, "password": c.password, "dbname": c.schema}
-    kwargs.update({k: v for k, v in (c.extra_dejson or {}).items() if k in {"sslmode", "sslrootcert", "connect_timeout", "application_name"}})
-    return psycopg2.connect(**{k: v for k, v in kwargs.items() if v not in (None, "")})
+    from include.modelwatch.data import storage
+
+    return storage.session(opener=lambda: storage.client_side(PostgresHook(postgres_conn_id=MONITORING_CONN_ID).get_conn()))
 
 
 def data_interval(context: dict[str, Any]) -> tuple[datetime, datetime]:

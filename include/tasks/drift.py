@@ -5,17 +5,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from include.tasks.common import monitoring_conn, run_id, window
+from include.tasks.common import monitoring_db, run_id, window
 
 
 def active_targets() -> list[dict[str, Any]]:
     from include.modelwatch import registry
 
-    conn = monitoring_conn()
-    try:
+    with monitoring_db() as conn:
         return [{"model_name": r["model_name"], "version": r["version"]} for r in registry.active_versions(conn)]
-    finally:
-        conn.close()
 
 
 #: Rows of a large (binned-mode) window that the data-quality checks read.
@@ -26,7 +23,7 @@ def _window_frame(conn, model_name: str, version: int, start, end, every: int | 
     """The window's predictions (every ``every``-th by id when given) as a frame."""
     import pandas as pd
 
-    from include.modelwatch import storage
+    from include.modelwatch.data import storage
 
     if every:
         rows = storage.fetch_dicts(conn, storage.read_sql("dml/select_window_sample.sql"),
@@ -48,7 +45,7 @@ def _window_frame(conn, model_name: str, version: int, start, end, every: int | 
 
 
 def _spec(mv):
-    from include.modelwatch.quality import ColumnSpec, FrameSpec
+    from include.modelwatch.data.quality import ColumnSpec, FrameSpec
 
     cols = [ColumnSpec(f) for f in mv.features]
     cols += [ColumnSpec(f"p_{c}", min_value=0.0, max_value=1.0, max_null_share=0.0) for c in mv.classes]
@@ -77,7 +74,7 @@ def _concept_rows(df, baseline_accuracy: float | None, baseline_auc: float | Non
     import numpy as np
     from scipy.stats import binomtest
 
-    from include.modelwatch.training import macro_auc_ovr
+    from include.modelwatch.training.training import macro_auc_ovr
 
     m = df[df["correct"].notna()]
     n = int(len(m))
@@ -116,7 +113,7 @@ def _concept_rows(df, baseline_accuracy: float | None, baseline_auc: float | Non
 def _config(mv):
     from airflow.sdk import Variable
 
-    from include.modelwatch import drift
+    from include.modelwatch.monitoring import drift
 
     overrides = json.loads(Variable.get("modelwatch_drift_overrides", default="{}")).get(mv.model_name)
     return drift.DriftConfig.from_dict(overrides)
@@ -135,8 +132,9 @@ def _binned(conn, mv, start, end, config, n_rows: int):
     """Binned mode: bucket counts from PostgreSQL, labels/probabilities of matured rows only."""
     import pandas as pd
 
-    from include.modelwatch import drift, storage
+    from include.modelwatch.monitoring import drift
 
+    from include.modelwatch.data import storage
     params = {"model": mv.model_name, "version": mv.version, "start": start, "end": end}
     num = mv.reference_profile.get("numeric", {})
     edges = json.dumps([{"feature": f, "edges": ref["fine_edges"]} for f, ref in num.items()])
@@ -206,10 +204,9 @@ def only_on_path(path: str, checked: dict[str, Any]) -> None:
 def check_window(target: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
     """Read the window and validate it with Great Expectations; store the
     expectation results. Returns what the branch decides on."""
-    from include.modelwatch import quality, storage
+    from include.modelwatch.data import quality, storage
 
-    conn = monitoring_conn()
-    try:
+    with monitoring_db() as conn:
         mv, start, end = _load(conn, target, context)
         n = _count(conn, mv, start, end)
         binned = n >= _config(mv).sql_counts_min_rows
@@ -224,8 +221,6 @@ def check_window(target: dict[str, Any], context: dict[str, Any]) -> dict[str, A
                     "VALUES ('drift_window', %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
                     (mv.label, start, end, exp, col, ok, json.dumps(obs, default=str), run_id(context)),
                 )
-    finally:
-        conn.close()
     failed = [f.describe() for f in report.failures] if report else []
     mode = "binned" if binned else "rows"
     print(f"{mv.label} window {start:%Y-%m-%d %H:%M}..{end:%Y-%m-%d %H:%M}: {n} rows, "
@@ -235,27 +230,24 @@ def check_window(target: dict[str, Any], context: dict[str, Any]) -> dict[str, A
 
 
 def record_empty(checked: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
-    from include.modelwatch import storage
+    from include.modelwatch.data import storage
 
-    conn = monitoring_conn()
-    try:
+    with monitoring_db() as conn:
         mv, start, end = _load(conn, checked, context)
         with storage.transaction(conn) as cur:
             _clear_window(cur, mv, start)
             _insert_window(cur, mv, start, end, "empty", 0, None, None, 0, False, None, {}, run_id(context))
-    finally:
-        conn.close()
     print(f"{mv.label} window {start:%Y-%m-%d %H:%M}..{end:%Y-%m-%d %H:%M}: empty (no predictions); recorded, no drift computed")
     return {"model": mv.label, "status": "empty"}
 
 
 def raise_dq_alert(checked: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
-    from include.modelwatch import alerts, storage
+    from include.modelwatch.loop import alerts
+    from include.modelwatch.data import storage
     from include.modelwatch.metrics import get_metrics
 
     failed = list(checked["failed"])
-    conn = monitoring_conn()
-    try:
+    with monitoring_db() as conn:
         mv, start, end = _load(conn, checked, context)
         with storage.transaction(conn) as cur:
             _clear_window(cur, mv, start)
@@ -265,8 +257,6 @@ def raise_dq_alert(checked: dict[str, Any], context: dict[str, Any]) -> dict[str
                                severity="critical", title=f"{mv.label}: data quality failed",
                                message=f"window {start:%Y-%m-%d %H:%M}..{end:%Y-%m-%d %H:%M}: " + "; ".join(failed[:5]),
                                window_start=start, window_end=end, evidence={"failed": failed}, run_id=run_id(context))
-    finally:
-        conn.close()
     get_metrics().gauge("data_quality.failures", len(failed), mv.model_name, mv.version)
     print(f"{mv.label} window {start:%Y-%m-%d %H:%M}..{end:%Y-%m-%d %H:%M}: DATA QUALITY FAILED, no drift rows written:")
     for line in failed:
@@ -275,13 +265,14 @@ def raise_dq_alert(checked: dict[str, Any], context: dict[str, Any]) -> dict[str
 
 
 def compute_drift(checked: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
-    from include.modelwatch import alerts, drift, storage
+    from include.modelwatch.loop import alerts
+    from include.modelwatch.monitoring import drift
+    from include.modelwatch.data import storage
     from include.modelwatch.metrics import get_metrics
 
     rid = run_id(context)
     metrics = get_metrics()
-    conn = monitoring_conn()
-    try:
+    with monitoring_db() as conn:
         mv, start, end = _load(conn, checked, context)
         config = _config(mv)
         n = _count(conn, mv, start, end)
@@ -336,8 +327,6 @@ def compute_drift(checked: dict[str, Any], context: dict[str, Any]) -> dict[str,
             elif hyst.transition == "resolve":
                 alerts.resolve_alert(cur, model_name=mv.model_name, kind="drift", at=end,
                                      resolution=f"{config.resolve_k} consecutive clean windows")
-    finally:
-        conn.close()
     metrics.gauge("drift.score", result.drift_score, mv.model_name, mv.version)
     for f in sorted(result.features, key=lambda f: -(f.psi or 0))[:5]:
         metrics.gauge("drift.psi", f.psi, mv.model_name, mv.version, f.feature)

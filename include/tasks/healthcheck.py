@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from include.modelwatch import migrations, storage
+from include.modelwatch.ops import migrations
+from include.modelwatch.data import storage
 from include.modelwatch.metrics import get_metrics
-from include.tasks.common import data_interval, monitoring_conn, run_id
+from include.tasks.common import data_interval, monitoring_db, run_id
 
 
 def write_and_read_heartbeat(context: dict[str, Any]) -> dict[str, Any]:
     """UPSERT one heartbeat row for the run's interval and read it back."""
     start, end = data_interval(context)
     dag_id = context["dag"].dag_id
-    conn = monitoring_conn()
-    try:
+    with monitoring_db() as conn:
         states = migrations.status(conn)
         pending = [f"{r['version']:03d}_{r['name']}" for r in states if r["state"] != "applied"]
         if pending:
@@ -28,8 +28,6 @@ def write_and_read_heartbeat(context: dict[str, Any]) -> dict[str, Any]:
             "FROM pipeline_heartbeats WHERE dag_id = %s AND interval_start = %s",
             (dag_id, start),
         )
-    finally:
-        conn.close()
     if len(rows) != 1:
         raise RuntimeError(f"heartbeat for {dag_id} {start} not readable back: {rows}")
     get_metrics().gauge("health.schema_version", schema_version)

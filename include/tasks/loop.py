@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from include.tasks.common import monitoring_conn, run_id, window
+from include.tasks.common import monitoring_db, run_id, window
 
 
 def respond(source: str, context: dict[str, Any]) -> dict[str, Any]:
@@ -14,18 +14,17 @@ def respond(source: str, context: dict[str, Any]) -> dict[str, Any]:
     reason; after ``performance`` also refreshes the retrain feedback. Returns
     counts per action and whether any trigger changed (the asset event).
     """
-    from include.modelwatch import loop
+    from include.modelwatch.loop import responses
     from include.modelwatch.metrics import get_metrics
 
     start, end = window(context)
     rid = run_id(context)
-    conn = monitoring_conn()
-    counts: dict[str, int] = {}
-    changed: list[int] = []
-    try:
-        models = loop.models_with_champion(conn)
+    with monitoring_db() as conn:
+        counts: dict[str, int] = {}
+        changed: list[int] = []
+        models = responses.models_with_champion(conn)
         for model in models:
-            ev = loop.evaluate(conn, model, source=source, as_of=end, run_id=rid, window=(start, end))
+            ev = responses.evaluate(conn, model, source=source, as_of=end, run_id=rid, window=(start, end))
             print(ev.summary())
             if ev.changed and ev.trigger_id is not None:
                 changed.append(ev.trigger_id)
@@ -33,10 +32,8 @@ def respond(source: str, context: dict[str, Any]) -> dict[str, Any]:
                 if not ev.replayed:
                     counts[a["action"]] = counts.get(a["action"], 0) + 1
                     get_metrics().incr("loop.actions", source, a["action"])
-        feedback = loop.update_feedback(conn, as_of=end, run_id=rid) if source == "performance" else []
-        pending = loop.pending_count(conn)
-    finally:
-        conn.close()
+        feedback = responses.update_feedback(conn, as_of=end, run_id=rid) if source == "performance" else []
+        pending = responses.pending_count(conn)
     get_metrics().gauge("loop.pending_triggers", pending)
     for row in feedback:
         print(f"feedback: trigger {row['trigger_id']} ({row['rule_name']}, {row['outcome']}): accuracy "

@@ -13,7 +13,7 @@ import json
 from datetime import timedelta
 from typing import Any
 
-from include.tasks.common import monitoring_conn, run_id, window
+from include.tasks.common import monitoring_db, run_id, window
 
 #: Evaluation period: the last EVAL_DAYS entry days with matured outcomes.
 EVAL_DAYS = 63
@@ -37,12 +37,9 @@ def active_targets() -> list[dict[str, Any]]:
     """Every version holding an alias, with its aliases (only the champion's evidence moves the alert)."""
     from include.modelwatch import registry
 
-    conn = monitoring_conn()
-    try:
+    with monitoring_db() as conn:
         return [{"model_name": r["model_name"], "version": r["version"], "aliases": r["aliases"]}
                 for r in registry.active_versions(conn)]
-    finally:
-        conn.close()
 
 
 def _settings() -> tuple[float, int]:
@@ -60,7 +57,7 @@ def _frame(conn, mv, start, end, window_start):
     (features only from ``window_start``: the SHAP log needs no more)."""
     import pandas as pd
 
-    from include.modelwatch import storage
+    from include.modelwatch.data import storage
 
     rows = storage.fetch_dicts(conn, storage.read_sql("dml/perf_select_predictions.sql"),
                                {"model": mv.model_name, "version": mv.version, "start": start, "end": end,
@@ -80,7 +77,7 @@ def _frame(conn, mv, start, end, window_start):
 
 
 def _matured(df, end):
-    from include.modelwatch import performance as perf
+    from include.modelwatch.monitoring import performance as perf
 
     outcome_cols = ["prediction_id", "realized_label", "realized_return", "r_multiple", "horizon_days", "matured_at"]
     preds = df.drop(columns=[c for c in outcome_cols if c != "prediction_id"] + ["features"])
@@ -96,15 +93,16 @@ def evaluate(target: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
     """Live metrics, live vs backtest, label-free estimate, health and SHAP log of one version."""
     import pandas as pd
 
-    from include.modelwatch import alerts, registry, storage
-    from include.modelwatch import performance as perf
+    from include.modelwatch.loop import alerts
+    from include.modelwatch import registry
+    from include.modelwatch.data import storage
+    from include.modelwatch.monitoring import performance as perf
     from include.modelwatch.metrics import get_metrics
 
     tol, max_age = _settings()
     rid = run_id(context)
     start, end = window(context)
-    conn = monitoring_conn()
-    try:
+    with monitoring_db() as conn:
         mv = registry.get_version(conn, target["model_name"], int(target["version"]))
         where = f"{mv.label} window {start:%Y-%m-%d}..{end:%Y-%m-%d}"
         df = _frame(conn, mv, min(start, end - timedelta(days=LOOKBACK_DAYS)), end, start)
@@ -192,8 +190,6 @@ def evaluate(target: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
                     "mean_abs_shap, shap_rank, n_predictions, run_id) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
                     (mv.model_name, mv.version, start, end, f, row["gain"], row["shap"], row["rank"], len(in_window), rid))
             alert = _alert(cur, alerts, mv, target, decision, primary, ids, start, end, rid)
-    finally:
-        conn.close()
 
     overall = snapshots[0][2]
     m = get_metrics()
@@ -229,7 +225,7 @@ def _estimate(perf, matured, unlabeled) -> tuple[dict[str, Any], dict[str, Any],
 
 def _realizations(perf, conn, mv, end, df, matured, horizon) -> list[dict[str, Any]]:
     """Realized values of earlier estimates whose predictions have all matured by ``end``."""
-    from include.modelwatch import storage
+    from include.modelwatch.data import storage
 
     pending = storage.fetch_dicts(conn, storage.read_sql("dml/perf_realize_estimates.sql"),
                                   {"model": mv.model_name, "version": mv.version, "end": end})
@@ -248,7 +244,7 @@ def _realizations(perf, conn, mv, end, df, matured, horizon) -> list[dict[str, A
 
 def _drift_and_dq(conn, mv, end) -> tuple[float | None, int]:
     """Latest evaluated drift score and the data-quality failures of the last 30 days, as of ``end``."""
-    from include.modelwatch import storage
+    from include.modelwatch.data import storage
 
     d = storage.fetch_dicts(conn, "SELECT drift_score FROM drift_windows WHERE model_name = %s AND model_version = %s "
                             "AND window_end <= %s AND status = 'evaluated' ORDER BY window_end DESC LIMIT 1",
@@ -263,9 +259,10 @@ def _interpretability(mv, in_window) -> dict[str, dict[str, Any]]:
     """Per feature: gain share of the model and mean |SHAP| over the window's predictions."""
     import pandas as pd
 
-    from include.modelwatch import performance as perf
-    from include.modelwatch import registry, training
+    from include.modelwatch.monitoring import performance as perf
+    from include.modelwatch import registry
 
+    from include.modelwatch.training import training
     model = training.deserialize_model(registry.read_artifact(mv))
     gain = perf.importance_shares(training.feature_importance_gain(model, mv.features))
     shap = dict.fromkeys(mv.features)

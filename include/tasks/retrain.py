@@ -16,7 +16,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from include.tasks.common import monitoring_conn, run_id
+from include.tasks.common import monitoring_db, run_id
 
 ALGORITHMS = ["lightgbm", "xgboost"]
 DEFAULTS: dict[str, Any] = {"eval_sessions": 126, "embargo": 5, "num_boost_round": 150, "shuffle_labels": False,
@@ -51,26 +51,25 @@ def _trigger_end(trigger: dict[str, Any]) -> datetime:
 
 def claim(context: dict[str, Any]) -> dict[str, Any] | None:
     """Create a manual trigger if the run's conf asks for one, then claim one trigger."""
-    from include.modelwatch import retrain
+    from include.modelwatch.training import retrain
 
     conf = (context["dag_run"].conf or {}) if context.get("dag_run") else {}
     rid = run_id(context)
     claimed_at = context["dag_run"].run_after
-    conn = monitoring_conn()
-    try:
-        from include.modelwatch import loop
+    with monitoring_db() as conn:
+        from include.modelwatch.loop import responses
 
         run_type = str(getattr(context.get("dag_run"), "run_type", "")).split(".")[-1].lower()
         if run_type == "scheduled":  # the daily 02:00 run evaluates the time-based rules (model age)
-            for model in loop.models_with_champion(conn):
-                print(loop.evaluate(conn, model, source="schedule", as_of=claimed_at, run_id=rid).summary())
+            for model in responses.models_with_champion(conn):
+                print(responses.evaluate(conn, model, source="schedule", as_of=claimed_at, run_id=rid).summary())
         if "reason" in conf:  # a manual request; refused (task fails) without model or reason
             from airflow.sdk.exceptions import AirflowFailException
 
             try:
                 if not conf.get("model_name"):
                     raise ValueError("a manual retrain needs conf model_name as well as reason")
-                tid = loop.create_manual_trigger(conn, conf["model_name"], conf.get("reason") or "",
+                tid = responses.create_manual_trigger(conn, conf["model_name"], conf.get("reason") or "",
                                                  retrain_mode=conf.get("retrain_mode", "full"),
                                                  priority=conf.get("priority", "high"),
                                                  requested_by=f"run:{rid}", as_of=claimed_at)
@@ -78,8 +77,6 @@ def claim(context: dict[str, Any]) -> dict[str, Any] | None:
                 raise AirflowFailException(f"manual retrain refused: {exc}") from exc
             print(f"manual retrain of {conf['model_name']} requested by this run: trigger {tid}")
         trig = retrain.claim_trigger(conn, run_id=rid, claimed_at=claimed_at, model_name=conf.get("model_name"))
-    finally:
-        conn.close()
     if trig is None:
         print("no pending retraining trigger (or its model already has a retrain in progress): nothing to do")
         return None
@@ -96,15 +93,12 @@ def _frames(trigger: dict[str, Any], conf: dict[str, Any]):
     import numpy as np
     import pandas as pd
 
-    from include.modelwatch import bootstrap
+    from include.modelwatch.ops import bootstrap
 
-    conn = monitoring_conn()
-    try:
+    with monitoring_db() as conn:
         from include.modelwatch import registry
 
         champ = registry.get_alias(conn, trigger["model_name"], registry.CHAMPION)
-    finally:
-        conn.close()
     end = pd.Timestamp(_trigger_end(trigger).date())
     syms = (champ.params or {}).get("symbols") or list(bootstrap.SYMBOLS)
     bars = bootstrap.load_clean_bars(syms)
@@ -137,8 +131,10 @@ def _frames(trigger: dict[str, Any], conf: dict[str, Any]):
 
 def assemble(trigger: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
     """Build, GX-validate and version the training set of the trigger; fails naming model, column, window."""
-    from include.modelwatch import bootstrap, features, retrain
-    from include.modelwatch.quality import ColumnSpec, FrameSpec, validate_frame
+    from include.modelwatch.ops import bootstrap
+    from include.modelwatch.data import features
+    from include.modelwatch.training import retrain
+    from include.modelwatch.data.quality import ColumnSpec, FrameSpec, validate_frame
 
     conf = _conf(context)
     try:
@@ -149,16 +145,13 @@ def assemble(trigger: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]
         report = validate_frame(train, spec)
         fp = bootstrap.fingerprint(train)
         per_class = {str(k): int(v) for k, v in train["label"].value_counts().sort_index().items()}
-        conn = monitoring_conn()
-        try:
+        with monitoring_db() as conn:
             ds = retrain.record_dataset(conn, trigger_id=trigger["trigger_id"], model_name=trigger["model_name"],
                                         fingerprint=fp, date_start=train["date"].min().date(),
                                         date_end=train["date"].max().date(), rows_per_class=per_class,
                                         validation={"success": report.success,
                                                     "failures": [f.describe() for f in report.failures]},
                                         run_id=run_id(context))
-        finally:
-            conn.close()
         if not report.success:
             raise ValueError(f"{trigger['model_name']}: training set {info['train_start']}..{info['train_end']} "
                              f"fails Great Expectations: " + "; ".join(f.describe() for f in report.failures))
@@ -172,17 +165,15 @@ def assemble(trigger: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]
 
 
 def _fail_trigger(trigger: dict[str, Any], context: dict[str, Any], error: str) -> None:
-    from include.modelwatch import retrain
+    from include.modelwatch.training import retrain
 
-    conn = monitoring_conn()
-    try:
-        retrain.complete_trigger(conn, trigger["trigger_id"], status="failed", outcome=f"failed: {error}"[:500],
-                                 result={"error": error, "run_id": run_id(context)},
-                                 completed_at=_trigger_end(trigger))
-    except retrain.RetrainError as exc:
-        print(f"could not mark trigger {trigger['trigger_id']} failed: {exc}")
-    finally:
-        conn.close()
+    with monitoring_db() as conn:
+        try:
+            retrain.complete_trigger(conn, trigger["trigger_id"], status="failed", outcome=f"failed: {error}"[:500],
+                                     result={"error": error, "run_id": run_id(context)},
+                                     completed_at=_trigger_end(trigger))
+        except retrain.RetrainError as exc:
+            print(f"could not mark trigger {trigger['trigger_id']} failed: {exc}")
 
 
 # ------------------------------------------------------------------ train + gates
@@ -193,7 +184,10 @@ def train_candidate(dataset: dict[str, Any], algorithm: str, context: dict[str, 
     register it (status 'registered', no alias) and record job and gate rows."""
     import numpy as np
 
-    from include.modelwatch import bootstrap, features, gates, registry, retrain, training
+    from include.modelwatch.ops import bootstrap
+    from include.modelwatch.data import features
+    from include.modelwatch.training import gates, retrain, training
+    from include.modelwatch import registry
     from include.modelwatch.metrics import get_metrics
 
     conf = _conf(context)
@@ -203,24 +197,18 @@ def train_candidate(dataset: dict[str, Any], algorithm: str, context: dict[str, 
     params = {"num_boost_round": int(conf["num_boost_round"]), "retrain_mode": dataset["retrain_mode"],
               "embargo": int(conf["embargo"]), "eval_sessions": int(conf["eval_sessions"]),
               "shuffle_labels": bool(conf["shuffle_labels"])}
-    conn = monitoring_conn()
-    try:
+    with monitoring_db() as conn:
         job = retrain.start_job(conn, trigger_id=tid, dataset_id=dataset["dataset_id"], model_name=model_name,
                                 algorithm=algorithm, retrain_mode=dataset["retrain_mode"], params=params,
                                 started_at=when, run_id=rid)
-    finally:
-        conn.close()
     t0 = time.perf_counter()
     try:
         train, evalf, info, champ = _frames(dataset, conf)
         cols = list(features.FEATURE_COLUMNS)
         X, y = train[cols], train["label"].astype(str).to_numpy()
         init = None
-        conn = monitoring_conn()
-        try:
+        with monitoring_db() as conn:
             champ_model = training.deserialize_model(registry.read_artifact(champ))
-        finally:
-            conn.close()
         if dataset["retrain_mode"] == "incremental" and training.model_algorithm(champ_model) == algorithm:
             init = champ_model
         wf = training.walk_forward_evaluate(X, y, train["date"], algorithm=algorithm, n_splits=3,
@@ -257,9 +245,8 @@ def train_candidate(dataset: dict[str, Any], algorithm: str, context: dict[str, 
                                               prediction_proba=oof[[f"proba_{c}" for c in features.CLASSES]].to_numpy())
         secs = time.perf_counter() - t0
         acc = float(np.mean(lab_cand == ye))
-        conn = monitoring_conn()
-        try:
-            from include.modelwatch.storage import transaction
+        with monitoring_db() as conn:
+            from include.modelwatch.data.storage import transaction
 
             # version, baseline, gate rows and job outcome: one transaction, so a
             # failure here leaves no half-registered candidate behind
@@ -281,15 +268,10 @@ def train_candidate(dataset: dict[str, Any], algorithm: str, context: dict[str, 
                 retrain.finish_job(conn, job, status="succeeded", duration_s=secs, finished_at=when,
                                    candidate_version=mv.version,
                                    metrics={"oos_accuracy": acc, "gates": summary.status, **info}, cur=cur)
-        finally:
-            conn.close()
     except Exception as exc:
-        conn = monitoring_conn()
-        try:
+        with monitoring_db() as conn:
             retrain.finish_job(conn, job, status="failed", duration_s=time.perf_counter() - t0, finished_at=when,
                                error=f"{type(exc).__name__}: {exc}"[:1000])
-        finally:
-            conn.close()
         raise RuntimeError(f"{model_name} trigger {tid}: {algorithm} training failed: {exc}") from exc
     get_metrics().timing(f"retrain.train_seconds.{model_name}.{algorithm}", secs)
     for r in results:
@@ -325,7 +307,7 @@ def pick_best(dataset: dict[str, Any], candidates: list[dict[str, Any]] | None,
     returns nothing): deployable first, then review, then reject; highest
     accuracy within. When every job failed the trigger is marked failed and
     the task fails."""
-    from include.modelwatch.retrain import pick_candidate
+    from include.modelwatch.training.retrain import pick_candidate
 
     done = [c for c in (candidates or []) if c]
     if not done:
@@ -343,7 +325,7 @@ def policy_requires_human(model_name: str) -> bool:
 
 def choose(dataset: dict[str, Any], best: dict[str, Any]) -> str:
     from include.modelwatch.decisions import choose_after_gates
-    from include.modelwatch.gates import GateSummary
+    from include.modelwatch.training.gates import GateSummary
 
     summary = GateSummary(best["status"], tuple(best["failing"]), tuple(best["borderline"]))
     human = policy_requires_human(dataset["model_name"])
@@ -355,7 +337,7 @@ def choose(dataset: dict[str, Any], best: dict[str, Any]) -> str:
 
 
 def deploy(dataset: dict[str, Any], best: dict[str, Any], context: dict[str, Any], *, approved_by: str | None = None) -> int:
-    from include.modelwatch import retrain
+    from include.modelwatch.training import retrain
 
     conf = (context["dag_run"].conf or {}) if context.get("dag_run") else {}
     alias = conf.get("deploy_alias", "champion")
@@ -363,15 +345,12 @@ def deploy(dataset: dict[str, Any], best: dict[str, Any], context: dict[str, Any
            f"{best['algorithm']} v{best['version']} passed the gates")
     if approved_by:
         why += f"; approved by {approved_by}"
-    conn = monitoring_conn()
-    try:
+    with monitoring_db() as conn:
         prev = retrain.deploy(conn, model_name=dataset["model_name"], version=best["version"], alias=alias, reason=why,
                               changed_at=_trigger_end(dataset), run_id=run_id(context), trigger_id=dataset["trigger_id"],
                               outcome="deployed" if alias == "champion" else f"deployed as {alias}",
                               result={"algorithm": best["algorithm"], "gates": best["status"],
                                       "approved_by": approved_by})
-    finally:
-        conn.close()
     print(f"deployed {dataset['model_name']} v{best['version']} as {alias} (previous v{prev}): {why}")
     _record_feedback(dataset, context)
     return best["version"]
@@ -380,13 +359,10 @@ def deploy(dataset: dict[str, Any], best: dict[str, Any], context: dict[str, Any
 def _record_feedback(dataset: dict[str, Any], context: dict[str, Any]) -> None:
     """Start the trigger's feedback row at once (before-value; a rejection is final);
     performance_daily fills in the after-value as outcomes mature."""
-    from include.modelwatch import loop
+    from include.modelwatch.loop import responses
 
-    conn = monitoring_conn()
-    try:
-        rows = loop.update_feedback(conn, as_of=_trigger_end(dataset), run_id=run_id(context))
-    finally:
-        conn.close()
+    with monitoring_db() as conn:
+        rows = responses.update_feedback(conn, as_of=_trigger_end(dataset), run_id=run_id(context))
     for r in rows:
         if r["trigger_id"] == dataset["trigger_id"]:
             print(f"feedback: trigger {r['trigger_id']} ({r['rule_name']}): live accuracy before "
@@ -394,19 +370,16 @@ def _record_feedback(dataset: dict[str, Any], context: dict[str, Any]) -> None:
 
 
 def reject(dataset: dict[str, Any], best: dict[str, Any], context: dict[str, Any], *, why: str | None = None) -> str:
-    from include.modelwatch import retrain
+    from include.modelwatch.training import retrain
 
     failing = best.get("failing") or []
     outcome = f"rejected: {why}" if why else f"rejected: {', '.join(failing) or 'gates'}"
-    conn = monitoring_conn()
-    try:
+    with monitoring_db() as conn:
         retrain.complete_trigger(conn, dataset["trigger_id"], status="done", outcome=outcome,
                                  result={"candidate_version": best["version"], "algorithm": best["algorithm"],
                                          "failing_gates": failing, "previous_version": best["champion_version"],
                                          "run_id": run_id(context)},
                                  completed_at=_trigger_end(dataset))
-    finally:
-        conn.close()
     print(f"{dataset['model_name']} trigger {dataset['trigger_id']}: candidate v{best['version']} {outcome}; "
           f"failing gates: {', '.join(failing) or 'none'}; champion v{best['champion_version']} stays")
     _record_feedback(dataset, context)
@@ -414,16 +387,13 @@ def reject(dataset: dict[str, Any], best: dict[str, Any], context: dict[str, Any
 
 
 def mark_awaiting(dataset: dict[str, Any], best: dict[str, Any], context: dict[str, Any]) -> None:
-    from include.modelwatch import retrain
+    from include.modelwatch.training import retrain
 
-    conn = monitoring_conn()
-    try:
+    with monitoring_db() as conn:
         retrain.complete_trigger(conn, dataset["trigger_id"], status="claimed", outcome="awaiting_approval",
                                  result={"candidate_version": best["version"], "borderline_gates": best["borderline"],
                                          "run_id": run_id(context)},
                                  completed_at=_trigger_end(dataset))
-    finally:
-        conn.close()
 
 
 def apply_approval(dataset: dict[str, Any], best: dict[str, Any], approved: bool, context: dict[str, Any]) -> str:
@@ -445,14 +415,14 @@ def rollback_plan(context: dict[str, Any]) -> dict[str, Any]:
     (``live_performance_daily``) over ``period_days`` before / after the change."""
     from datetime import timedelta
 
-    from include.modelwatch import registry, retrain
+    from include.modelwatch import registry
+    from include.modelwatch.training import retrain
     from include.modelwatch.decisions import should_rollback
 
     conf = (context["dag_run"].conf or {}) if context.get("dag_run") else {}
     model_name = conf.get("model_name") or _model_name()
     as_of = context.get("logical_date") or context["dag_run"].run_after
-    conn = monitoring_conn()
-    try:
+    with monitoring_db() as conn:
         current = registry.resolve_alias(conn, model_name, registry.CHAMPION)
         if conf.get("target_version") is not None:
             target = int(conf["target_version"])
@@ -471,8 +441,6 @@ def rollback_plan(context: dict[str, Any]) -> dict[str, Any]:
         at = change["changed_at"]
         new = retrain.live_metric_series(conn, model_name, change["to_version"], at, min(as_of, at + period))
         prev = retrain.live_metric_series(conn, model_name, change["from_version"], at - period, at)
-    finally:
-        conn.close()
     worse, evidence = should_rollback(new, prev, min_days=int(conf.get("min_days", 10)))
     print(f"{model_name}: v{change['to_version']} (since {at:%Y-%m-%d}) vs v{change['from_version']}: {evidence['reason']}")
     return {"model_name": model_name, "target_version": change["from_version"], "current_version": change["to_version"],
@@ -481,14 +449,11 @@ def rollback_plan(context: dict[str, Any]) -> dict[str, Any]:
 
 
 def do_rollback(plan: dict[str, Any], context: dict[str, Any]) -> int:
-    from include.modelwatch import retrain
+    from include.modelwatch.training import retrain
 
-    conn = monitoring_conn()
-    try:
+    with monitoring_db() as conn:
         prev = retrain.rollback(conn, model_name=plan["model_name"], target_version=int(plan["target_version"]),
                                 reason=plan["reason"], changed_at=datetime.fromisoformat(plan["as_of"]),
                                 run_id=run_id(context))
-    finally:
-        conn.close()
     print(f"{plan['model_name']}: champion restored to v{plan['target_version']} (was v{prev}); {plan['reason']}")
     return int(plan["target_version"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from include.tasks.common import monitoring_conn, run_id, window
+from include.tasks.common import monitoring_db, run_id, window
 
 HISTORY_DAYS = 420  # calendar days of history the features need (252 sessions + margin)
 
@@ -28,19 +28,17 @@ def ingest_bars(context: dict[str, Any]) -> int:
     """UPSERT the source bars of the window (and the history features need)."""
     import pandas as pd
 
-    from include.modelwatch import bootstrap, signals, storage
+    from include.modelwatch.ops import bootstrap
 
+    from include.modelwatch.data import signals, storage
     start, end = window(context)
     syms = symbols()
     bars = bootstrap.load_clean_bars(syms)
     lo = pd.Timestamp(start.date() - timedelta(days=HISTORY_DAYS))
     sel = bars[(bars["date"] >= lo) & (bars["date"] < pd.Timestamp(end.date()))]
-    conn = monitoring_conn()
-    try:
+    with monitoring_db() as conn:
         with storage.transaction(conn) as cur:
             n = signals.upsert_bars(cur, sel)
-    finally:
-        conn.close()
     in_window = int(((sel["date"] >= pd.Timestamp(start.date())) & (sel["date"] < pd.Timestamp(end.date()))).sum())
     print(f"market_bars: upserted {n} bars of {', '.join(syms)} ({in_window} inside {start:%Y-%m-%d}..{end:%Y-%m-%d})")
     return in_window
@@ -50,13 +48,15 @@ def score_symbol(symbol: str, context: dict[str, Any]) -> dict[str, Any]:
     """Score the window's bars of ``symbol`` with the hash-checked champion; replace the window's rows."""
     import pandas as pd
 
-    from include.modelwatch import bootstrap, features, registry, signals, storage, training
+    from include.modelwatch.ops import bootstrap
+    from include.modelwatch.data import features, signals, storage
+    from include.modelwatch import registry
+    from include.modelwatch.training import training
     from include.modelwatch.metrics import get_metrics
 
     start, end = window(context)
     model_name = _model_name(context)
-    conn = monitoring_conn()
-    try:
+    with monitoring_db() as conn:
         mv, blob = registry.load_by_alias(conn, model_name, registry.CHAMPION)
         model = training.deserialize_model(blob)
         bars = signals.read_bars(conn, symbol, start.date() - timedelta(days=HISTORY_DAYS), end.date())
@@ -87,8 +87,6 @@ def score_symbol(symbol: str, context: dict[str, Any]) -> dict[str, Any]:
                 cur, model_name=mv.model_name, model_version=mv.version, symbol=symbol, timeframe="1d",
                 window_start=start, window_end=end, rows=rows, run_id=run_id(context),
             )
-    finally:
-        conn.close()
     counts = pd.Series([r["predicted_label"] for r in rows], dtype=object).value_counts().to_dict()
     get_metrics().gauge("scoring.predictions", n, mv.model_name, symbol)
     print(f"{mv.label} {symbol} {start:%Y-%m-%d}..{end:%Y-%m-%d}: {n} predictions {counts}")
@@ -99,12 +97,11 @@ def record_outcomes(symbol: str, context: dict[str, Any]) -> int:
     """Outcomes for predictions whose horizon closed before the window's end."""
     import pandas as pd
 
-    from include.modelwatch import features, signals, storage
+    from include.modelwatch.data import features, signals, storage
 
     start, end = window(context)
     model_name = _model_name(context)
-    conn = monitoring_conn()
-    try:
+    with monitoring_db() as conn:
         pending = signals.predictions_awaiting_outcome(conn, model_name, symbol, end)
         written = 0
         rows: list[tuple] = []
@@ -125,7 +122,5 @@ def record_outcomes(symbol: str, context: dict[str, Any]) -> int:
                                  int(horizon), signals.bar_ts(r.matured_at), run_id(context)))
         with storage.transaction(conn) as cur:
             written = signals.upsert_outcomes(cur, rows)
-    finally:
-        conn.close()
     print(f"{model_name} {symbol}: {written} outcomes matured before {end:%Y-%m-%d} ({len(pending)} were pending)")
     return written

@@ -1,5 +1,5 @@
 INSERT INTO market_bars (symbol, bar_date, open, high, low, close, volume, source)
-VALUES %s
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (symbol, bar_date) DO UPDATE
 SET open = EXCLUDED.open, high = EXCLUDED.high, low = EXCLUDED.low,
     close = EXCLUDED.close, volume = EXCLUDED.volume, source = EXCLUDED.source

@@ -19,8 +19,9 @@ KEEP_TABLES = ("schema_migrations", "model_versions", "model_aliases", "model_al
 def champion(airflow_db, monitoring_uri):
     """The real champion (trained on 1999-2006 bars; bootstrapped once, re-used while
     it exists) and empty run tables, so each end-to-end test starts from a known state."""
-    from include.modelwatch import bootstrap, storage
+    from include.modelwatch.ops import bootstrap
 
+    from include.modelwatch.data import storage
     conn = storage.connect(monitoring_uri)
     with storage.transaction(conn) as cur:
         cur.execute(
@@ -30,7 +31,8 @@ def champion(airflow_db, monitoring_uri):
         reset_rules(cur)
         # a test that deployed or rolled back leaves other aliases behind: every
         # test starts with the bootstrapped version as the only active one
-        cur.execute("DELETE FROM model_aliases WHERE alias <> 'champion'")
+        cur.execute("DELETE FROM model_aliases WHERE alias <> 'champion' OR model_name NOT IN "
+                    "(SELECT model_name FROM model_versions WHERE created_by_run = 'bootstrap')")
         cur.execute(
             "UPDATE model_aliases a SET version = v.version FROM (SELECT model_name, min(version) AS version "
             "FROM model_versions WHERE created_by_run = 'bootstrap' GROUP BY model_name) v "
@@ -58,7 +60,7 @@ def run_window(dag_id: str, start: str, end: str):
 
 def rows(conn, sql: str, params=None) -> list[dict]:
     """Query the monitoring DB and end the read transaction."""
-    from include.modelwatch import storage
+    from include.modelwatch.data import storage
 
     out = storage.fetch_dicts(conn, sql, params)
     conn.rollback()

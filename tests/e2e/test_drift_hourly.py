@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from include.modelwatch import storage
+from include.modelwatch.data import storage
 from tests.e2e.conftest import rows as _rows
 from tests.e2e.conftest import run_window
 

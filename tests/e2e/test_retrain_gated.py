@@ -6,7 +6,8 @@ from datetime import datetime, timezone
 
 import pendulum
 
-from include.modelwatch import registry, storage
+from include.modelwatch import registry
+from include.modelwatch.data import storage
 from tests.e2e.conftest import get_dag, rows
 
 FAST = {"num_boost_round": 40, "eval_sessions": 120, "train_years": 4}

@@ -7,7 +7,9 @@ from datetime import datetime, timezone
 
 import pendulum
 
-from include.modelwatch import features, registry, retrain, storage, training
+from include.modelwatch.data import features, storage
+from include.modelwatch import registry
+from include.modelwatch.training import retrain, training
 from tests.e2e.conftest import get_dag, rows, run_window
 
 T_DEPLOY = datetime(2008, 9, 1, tzinfo=timezone.utc)
@@ -19,7 +21,7 @@ def _register_v2(conn, champion) -> registry.ModelVersion:
     """A second version: the champion retrained for 10 more rounds (warm start) on its own rows."""
     import pandas as pd
 
-    from include.modelwatch import bootstrap
+    from include.modelwatch.ops import bootstrap
 
     bars = bootstrap.load_clean_bars(["SPX"])
     panel = bootstrap.feature_panel(bars[bars["date"] < pd.Timestamp("2007-01-01")], pd.Timestamp("2007-01-01"))

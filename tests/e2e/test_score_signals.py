@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from include.modelwatch import storage
+from include.modelwatch.data import storage
 from tests.e2e.conftest import rows as _rows
 from tests.e2e.conftest import run_window
 

@@ -20,7 +20,7 @@ from include.modelwatch.decisions import (
     choose_drift_path,
     should_rollback,
 )
-from include.modelwatch.gates import GateSummary
+from include.modelwatch.training.gates import GateSummary
 
 
 def test_task_ids():

@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
-from include.modelwatch.drift import (
+from include.modelwatch.monitoring.drift import (
     PSI_EPSILON,
     DriftConfig,
     Hysteresis,
@@ -503,7 +503,7 @@ def test_category_share_shift_is_detected_where_psi_is_not() -> None:
 def test_binned_mode_matches_raw_mode() -> None:
     """Counts per fine bucket (what PostgreSQL's width_bucket returns) give the same
     PSI/KL/JS/chi-square as the raw values, KS and W within a bin, the same verdicts."""
-    from include.modelwatch.drift import evaluate_binned
+    from include.modelwatch.monitoring.drift import evaluate_binned
 
     rng = np.random.default_rng(21)
     levels = np.array(list("xyz"))

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from include.modelwatch.features import (
+from include.modelwatch.data.features import (
     CLASSES,
     FEATURE_COLUMNS,
     compute_features,
@@ -19,7 +19,7 @@ from include.modelwatch.features import (
     make_labels,
     rsi_wilder,
 )
-from include.modelwatch.market import load_arch_bars
+from include.modelwatch.data.market import load_arch_bars
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from include.modelwatch.gates import (
+from include.modelwatch.training.gates import (
     GateResult,
     business_gate,
     calibration_gate,

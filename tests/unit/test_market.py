@@ -1,4 +1,4 @@
-"""Real arch bars and the data-problem policy of include.modelwatch.market."""
+"""Real arch bars and the data-problem policy of include.modelwatch.data.market."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from include.modelwatch.market import (
+from include.modelwatch.data.market import (
     BAR_COLUMNS,
     BarsDataError,
     BarsPolicy,

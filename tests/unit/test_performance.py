@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
-from include.modelwatch.performance import (
+from include.modelwatch.monitoring.performance import (
     CLASSES,
     PRIMARY_METRIC,
     Calibrator,
@@ -526,7 +526,7 @@ def _matured_history(n: int, seed: int, temp_model: float = 1.0) -> tuple[pd.Dat
 
 
 def test_estimator_calibrates_on_all_matured_history_before_the_check():
-    from include.modelwatch import performance as perf
+    from include.modelwatch.monitoring import performance as perf
     from include.tasks.performance import CHECK_ROWS, _estimate
 
     assert CHECK_ROWS == 126

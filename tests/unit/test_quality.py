@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from include.modelwatch.quality import ColumnSpec, FrameSpec, validate_frame
+from include.modelwatch.data.quality import ColumnSpec, FrameSpec, validate_frame
 
 SPEC = FrameSpec(
     columns=(

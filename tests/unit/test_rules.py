@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from include.modelwatch.rules import (
+from include.modelwatch.loop.rules import (
     DEFAULT_RULES,
     PRIORITY_RANK,
     Decision,

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from include.modelwatch.features import CLASSES, FEATURE_COLUMNS, compute_features, make_labels
-from include.modelwatch.market import load_arch_bars
-from include.modelwatch.training import (
+from include.modelwatch.data.features import CLASSES, FEATURE_COLUMNS, compute_features, make_labels
+from include.modelwatch.data.market import load_arch_bars
+from include.modelwatch.training.training import (
     balanced_sample_weights,
     classification_metrics,
     deserialize_model,
@@ -299,7 +299,7 @@ def test_classification_metrics_agree_with_sklearn():
 def test_macro_auc_ovr_equals_sklearn_and_needs_two_classes() -> None:
     from sklearn.metrics import roc_auc_score
 
-    from include.modelwatch.training import CLASSES, classification_metrics, macro_auc_ovr
+    from include.modelwatch.training.training import CLASSES, classification_metrics, macro_auc_ovr
 
     rng = np.random.default_rng(4)
     y = rng.choice(CLASSES, size=300)

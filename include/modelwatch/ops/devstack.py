@@ -29,10 +29,10 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from include.modelwatch import pgembed
-from include.modelwatch.storage import CONN_ENV, parse_conn_uri
+from include.modelwatch.ops import pgembed
+from include.modelwatch.data.storage import CONN_ENV, parse_conn_uri
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 ADMIN_USER = "admin"
 ADMIN_PASSWORD = "admin"
 HOST, PORT = "127.0.0.1", 8080

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-import psycopg2
+import psycopg
 import pytest
 
-from include.modelwatch import alerts, storage
+from include.modelwatch.loop import alerts
 
+from include.modelwatch.data import storage
 W0 = datetime(2008, 9, 1, tzinfo=timezone.utc)
 
 
@@ -47,7 +48,7 @@ def test_acknowledge_resolve_then_new_episode_opens_new_alert(db):
 def test_database_refuses_a_second_unresolved_alert(db):
     with storage.transaction(db) as cur:
         _raise(cur, W0)
-    with pytest.raises(psycopg2.errors.UniqueViolation):
+    with pytest.raises(psycopg.errors.UniqueViolation):
         with storage.transaction(db) as cur:
             cur.execute(
                 "INSERT INTO alerts (model_name, kind, severity, title, message, first_window, last_window, opened_at) "

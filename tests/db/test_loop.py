@@ -6,11 +6,15 @@ from __future__ import annotations
 import threading
 from datetime import date, datetime, timedelta, timezone
 
-import psycopg2
+import psycopg
 import pytest
 
-from include.modelwatch import alerts, cli, loop, registry, retrain, rules, storage
+from include.modelwatch.loop import alerts, responses, rules
 
+from include.modelwatch.ops import cli
+from include.modelwatch import registry
+from include.modelwatch.training import retrain
+from include.modelwatch.data import storage
 T0 = datetime(2008, 10, 1, tzinfo=timezone.utc)
 H = timedelta(hours=1)
 
@@ -46,7 +50,7 @@ def _triggers(db, model="m"):
 
 
 def test_migration_seeds_the_predecessor_defaults(db):
-    stored = {r.name: r for r in loop.load_rules(db)}
+    stored = {r.name: r for r in responses.load_rules(db)}
     assert stored == {r.name: r for r in rules.DEFAULT_RULES}
 
 
@@ -54,7 +58,7 @@ def test_migration_seeds_the_predecessor_defaults(db):
 def test_drift_rule_boundary_through_the_database(db, tmp_path, score, fires):
     _champion(db, tmp_path)
     _alert(db, score=score)
-    ev = loop.evaluate(db, "m", source="drift", as_of=T0, run_id="r1")
+    ev = responses.evaluate(db, "m", source="drift", as_of=T0, run_id="r1")
     trig = _triggers(db)
     assert [a["action"] for a in ev.actions] == ["fire" if fires else "no_change"]
     assert len(trig) == int(fires)
@@ -67,28 +71,28 @@ def test_drift_rule_boundary_through_the_database(db, tmp_path, score, fires):
 
 
 def test_no_alert_no_decision_and_no_champion_no_trigger(db, tmp_path):
-    assert loop.evaluate(db, "m", source="drift", as_of=T0).actions == []  # no champion at all
+    assert responses.evaluate(db, "m", source="drift", as_of=T0).actions == []  # no champion at all
     _champion(db, tmp_path)
-    ev = loop.evaluate(db, "m", source="drift", as_of=T0)
+    ev = responses.evaluate(db, "m", source="drift", as_of=T0)
     assert ev.actions == [] and not ev.changed and _triggers(db) == []
 
 
 def test_episode_fires_once_cooldown_and_new_episode(db, tmp_path):
     _champion(db, tmp_path)
     _alert(db, score=0.4, at=T0)
-    assert loop.evaluate(db, "m", source="drift", as_of=T0).actions[0]["action"] == "fire"
+    assert responses.evaluate(db, "m", source="drift", as_of=T0).actions[0]["action"] == "fire"
     # the retrain takes the trigger; the alert stays open
     retrain.claim_trigger(db, run_id="retrain-1", claimed_at=T0 + H)
-    nxt = loop.evaluate(db, "m", source="drift", as_of=T0 + 2 * H).actions[0]
+    nxt = responses.evaluate(db, "m", source="drift", as_of=T0 + 2 * H).actions[0]
     assert nxt["action"] == "suppressed_episode"  # same alert: same episode
-    later = loop.evaluate(db, "m", source="drift", as_of=T0 + 30 * H).actions[0]
+    later = responses.evaluate(db, "m", source="drift", as_of=T0 + 30 * H).actions[0]
     assert later["action"] == "suppressed_episode" and "alert 1" in later["reason"]
     # the alert resolves and a new one opens 3 h later: a new episode, but inside the 24 h cooldown
     _resolve(db, at=T0 + 31 * H)
     _alert(db, score=0.5, at=T0 + 32 * H)
-    cool = loop.evaluate(db, "m", source="drift", as_of=T0 + 23 * H).actions
+    cool = responses.evaluate(db, "m", source="drift", as_of=T0 + 23 * H).actions
     assert cool == []  # the new alert did not exist yet at that logical time
-    cool = loop.evaluate(db, "m", source="drift", as_of=T0 + 32 * H).actions[0]
+    cool = responses.evaluate(db, "m", source="drift", as_of=T0 + 32 * H).actions[0]
     assert cool["action"] == "fire"  # 32 h > 24 h cooldown and a new episode -> a second trigger
     trig = _triggers(db)
     assert [t["status"] for t in trig] == ["claimed", "pending"]
@@ -99,11 +103,11 @@ def test_episode_fires_once_cooldown_and_new_episode(db, tmp_path):
 def test_cooldown_suppresses_a_new_episode_and_is_recorded(db, tmp_path):
     _champion(db, tmp_path)
     _alert(db, score=0.4, at=T0)
-    loop.evaluate(db, "m", source="drift", as_of=T0)
+    responses.evaluate(db, "m", source="drift", as_of=T0)
     retrain.claim_trigger(db, run_id="retrain-1", claimed_at=T0 + H)
     _resolve(db, at=T0 + 2 * H)
     _alert(db, score=0.6, at=T0 + 5 * H)
-    act = loop.evaluate(db, "m", source="drift", as_of=T0 + 5 * H).actions[0]
+    act = responses.evaluate(db, "m", source="drift", as_of=T0 + 5 * H).actions[0]
     assert act["action"] == "suppressed_cooldown" and "cooldown 24h" in act["reason"]
     assert [t["status"] for t in _triggers(db)] == ["claimed"]
 
@@ -111,8 +115,8 @@ def test_cooldown_suppresses_a_new_episode_and_is_recorded(db, tmp_path):
 def test_rerun_of_a_window_returns_its_decisions(db, tmp_path):
     _champion(db, tmp_path)
     _alert(db, score=0.4)
-    first = loop.evaluate(db, "m", source="drift", as_of=T0, run_id="r1")
-    again = loop.evaluate(db, "m", source="drift", as_of=T0, run_id="r1-retry")
+    first = responses.evaluate(db, "m", source="drift", as_of=T0, run_id="r1")
+    again = responses.evaluate(db, "m", source="drift", as_of=T0, run_id="r1-retry")
     assert again.replayed and not again.changed
     assert [a["action"] for a in again.actions] == ["fire"] and again.trigger_id == first.trigger_id
     assert len(_triggers(db)) == 1
@@ -121,15 +125,15 @@ def test_rerun_of_a_window_returns_its_decisions(db, tmp_path):
 
 def test_stronger_rule_upgrades_the_pending_trigger(db, tmp_path):
     _champion(db, tmp_path, train_end=date(2008, 8, 1))
-    age = loop.evaluate(db, "m", source="schedule", as_of=T0)
+    age = responses.evaluate(db, "m", source="schedule", as_of=T0)
     assert age.actions[0]["action"] == "fire" and age.actions[0]["observed"] == 61.0
     t = _triggers(db)[0]
     assert (t["trigger_type"], t["priority"], t["retrain_mode"]) == ("age", "low", "incremental")
     _alert(db, kind="performance", score=0.15)
-    up = loop.evaluate(db, "m", source="performance", as_of=T0 + H).actions[0]
+    up = responses.evaluate(db, "m", source="performance", as_of=T0 + H).actions[0]
     assert up["action"] == "upgrade" and up["trigger_id"] == t["trigger_id"]
     _alert(db, kind="drift", score=0.3)
-    up2 = loop.evaluate(db, "m", source="drift", as_of=T0 + 2 * H).actions[0]
+    up2 = responses.evaluate(db, "m", source="drift", as_of=T0 + 2 * H).actions[0]
     assert up2["action"] == "upgrade"
     trig = _triggers(db)
     assert len(trig) == 1
@@ -140,7 +144,7 @@ def test_stronger_rule_upgrades_the_pending_trigger(db, tmp_path):
     # a weaker rule later leaves the stronger pending trigger alone
     _resolve(db, kind="performance", at=T0 + 3 * H)
     _alert(db, kind="performance", score=0.2, at=T0 + 50 * H)
-    weak = loop.evaluate(db, "m", source="performance", as_of=T0 + 50 * H).actions[0]
+    weak = responses.evaluate(db, "m", source="performance", as_of=T0 + 50 * H).actions[0]
     assert weak["action"] == "no_change" and "already at least as strong" in weak["reason"]
     assert _triggers(db)[0]["priority"] == "high"
 
@@ -148,11 +152,11 @@ def test_stronger_rule_upgrades_the_pending_trigger(db, tmp_path):
 def test_pending_trigger_about_a_replaced_champion_is_cancelled(db, tmp_path):
     _champion(db, tmp_path)
     _alert(db, score=0.4)
-    loop.evaluate(db, "m", source="drift", as_of=T0)
+    responses.evaluate(db, "m", source="drift", as_of=T0)
     v2 = registry.register_version(db, model_name="m", algorithm="lightgbm", artifact=b"v2", artifact_dir=tmp_path,
                                    features=["f"], classes=["SELL", "HOLD", "BUY"], train_end=date(2008, 9, 30))
     registry.set_alias(db, "m", "champion", v2.version, reason="deployed by hand", changed_at=T0 + H)
-    ev = loop.evaluate(db, "m", source="performance", as_of=T0 + 2 * H)
+    ev = responses.evaluate(db, "m", source="performance", as_of=T0 + 2 * H)
     assert [a["action"] for a in ev.actions] == ["cancelled"] and ev.changed
     assert "version 2 is the champion now" in ev.actions[0]["reason"]
     assert [t["status"] for t in _triggers(db)] == ["cancelled"]
@@ -161,11 +165,11 @@ def test_pending_trigger_about_a_replaced_champion_is_cancelled(db, tmp_path):
 def test_rule_override_and_disabled_rule(db, tmp_path):
     _champion(db, tmp_path)
     _alert(db, score=0.3)
-    loop.set_rule(db, "drift_full_retrain", {"threshold": "0.35"}, model="m", by="test")
-    assert loop.evaluate(db, "m", source="drift", as_of=T0).actions[0]["action"] == "no_change"
-    loop.set_rule(db, "drift_full_retrain", {}, model="m", clear_override=True, by="test")
-    loop.set_rule(db, "drift_full_retrain", {"enabled": "false"}, by="test")
-    assert loop.evaluate(db, "m", source="drift", as_of=T0 + H).actions[0]["action"] == "disabled"
+    responses.set_rule(db, "drift_full_retrain", {"threshold": "0.35"}, model="m", by="test")
+    assert responses.evaluate(db, "m", source="drift", as_of=T0).actions[0]["action"] == "no_change"
+    responses.set_rule(db, "drift_full_retrain", {}, model="m", clear_override=True, by="test")
+    responses.set_rule(db, "drift_full_retrain", {"enabled": "false"}, by="test")
+    assert responses.evaluate(db, "m", source="drift", as_of=T0 + H).actions[0]["action"] == "disabled"
     assert _triggers(db) == []
 
 
@@ -178,7 +182,7 @@ def test_rule_override_and_disabled_rule(db, tmp_path):
 def test_bad_rule_change_is_rejected_whole(db, changes, model, field):
     before = _q(db, "SELECT * FROM automated_response_rules ORDER BY rule_name")
     with pytest.raises(rules.RuleError) as err:
-        loop.set_rule(db, "drift_full_retrain", changes, model=model, by="test")
+        responses.set_rule(db, "drift_full_retrain", changes, model=model, by="test")
     assert err.value.field == field
     assert _q(db, "SELECT * FROM automated_response_rules ORDER BY rule_name") == before
 
@@ -192,11 +196,11 @@ def test_bad_rule_change_is_rejected_whole(db, changes, model, field):
      "model_overrides['m'].priority: unknown priority urgent"),
 ])
 def test_bad_rule_in_plain_sql_is_rejected_by_the_database(db, sql, message):
-    with pytest.raises(psycopg2.Error) as err:
+    with pytest.raises(psycopg.Error) as err:
         with storage.transaction(db) as cur:
             cur.execute(sql)
     assert message in str(err.value)
-    assert {r.name: r for r in loop.load_rules(db)} == {r.name: r for r in rules.DEFAULT_RULES}
+    assert {r.name: r for r in responses.load_rules(db)} == {r.name: r for r in rules.DEFAULT_RULES}
 
 
 def test_concurrent_evaluations_make_one_trigger(db, tmp_path, monitoring_uri):
@@ -212,7 +216,7 @@ def test_concurrent_evaluations_make_one_trigger(db, tmp_path, monitoring_uri):
         conn = storage.connect(monitoring_uri)
         try:
             barrier.wait()
-            results.append(loop.evaluate(conn, "m", source=source, as_of=as_of, run_id=f"{source}-{as_of}"))
+            results.append(responses.evaluate(conn, "m", source=source, as_of=as_of, run_id=f"{source}-{as_of}"))
         except Exception as exc:  # noqa: BLE001 - surfaced by the assertion below
             errors.append(exc)
         finally:
@@ -237,7 +241,7 @@ def test_the_database_refuses_a_second_pending_trigger(db):
            "VALUES ('m', 'manual', 'full', 'high', 'x', %s)")
     with storage.transaction(db) as cur:
         cur.execute(ins, (T0,))
-    with pytest.raises(psycopg2.errors.UniqueViolation):
+    with pytest.raises(psycopg.errors.UniqueViolation):
         with storage.transaction(db) as cur:
             cur.execute(ins, (T0 + H,))
 
@@ -246,20 +250,20 @@ def test_the_database_refuses_a_second_pending_trigger(db):
 def test_manual_trigger_without_reason_is_refused(db, tmp_path, reason):
     _champion(db, tmp_path)
     with pytest.raises(ValueError, match="needs a non-empty reason"):
-        loop.create_manual_trigger(db, "m", reason, requested_by="alice", as_of=T0)
+        responses.create_manual_trigger(db, "m", reason, requested_by="alice", as_of=T0)
     assert _triggers(db) == []
 
 
 def test_manual_trigger_is_idempotent_per_request_and_upgrades(db, tmp_path):
     _champion(db, tmp_path, train_end=date(2008, 8, 1))
-    loop.evaluate(db, "m", source="schedule", as_of=T0)  # age: low incremental
-    tid = loop.create_manual_trigger(db, "m", "new data vendor", requested_by="run:abc", as_of=T0 + H)
-    assert loop.create_manual_trigger(db, "m", "new data vendor", requested_by="run:abc", as_of=T0 + H) == tid
+    responses.evaluate(db, "m", source="schedule", as_of=T0)  # age: low incremental
+    tid = responses.create_manual_trigger(db, "m", "new data vendor", requested_by="run:abc", as_of=T0 + H)
+    assert responses.create_manual_trigger(db, "m", "new data vendor", requested_by="run:abc", as_of=T0 + H) == tid
     t = _triggers(db)
     assert len(t) == 1 and t[0]["trigger_type"] == "manual" and t[0]["priority"] == "high"
     assert "manual trigger by run:abc: new data vendor" == t[0]["reason"]
-    with pytest.raises(loop.LoopError, match="no champion"):
-        loop.create_manual_trigger(db, "unknown_model", "why not", requested_by="bob", as_of=T0)
+    with pytest.raises(responses.LoopError, match="no champion"):
+        responses.create_manual_trigger(db, "unknown_model", "why not", requested_by="bob", as_of=T0)
 
 
 def test_cli_rules_and_triggers(db, tmp_path, monitoring_uri, capsys):
@@ -269,7 +273,7 @@ def test_cli_rules_and_triggers(db, tmp_path, monitoring_uri, capsys):
     assert "drift_full_retrain" in out and "drift_score > 0.25" in out and "full/high" in out
     assert cli.main(["rules", "set", "drift_full_retrain", "threshold=0.3", "cooldown_hours=12",
                      "--uri", monitoring_uri]) == 0
-    r = {x.name: x for x in loop.load_rules(db)}["drift_full_retrain"]
+    r = {x.name: x for x in responses.load_rules(db)}["drift_full_retrain"]
     assert (r.threshold, r.cooldown_hours) == (0.3, 12.0)
     assert cli.main(["rules", "set", "drift_full_retrain", "threshold=abc", "--uri", monitoring_uri]) == 1
     assert "threshold: must be a finite number" in capsys.readouterr().err
@@ -296,7 +300,7 @@ def _retrain_to_v2(db, tmp_path, **deploy) -> tuple[int, int]:
     """A drift trigger claimed by a retrain that registers v2 and deploys it (``deploy`` kwargs)."""
     v1 = _champion(db, tmp_path)
     _alert(db, score=0.4)
-    loop.evaluate(db, "m", source="drift", as_of=T0)
+    responses.evaluate(db, "m", source="drift", as_of=T0)
     claimed = retrain.claim_trigger(db, run_id="retrain-1", claimed_at=T0 + H)
     v2 = registry.register_version(db, model_name="m", algorithm="lightgbm", artifact=b"v2", artifact_dir=tmp_path,
                                    features=["f"], classes=["SELL", "HOLD", "BUY"]).version
@@ -309,14 +313,14 @@ def test_feedback_before_after_and_rule_precision(db, tmp_path):
     v1, v2 = _retrain_to_v2(db, tmp_path, reason="gates passed")
     _perf_row(db, v1, T0, date(2008, 7, 1), 0.31, 120)
     _perf_row(db, v2, T0 + timedelta(days=10), date(2008, 10, 2), 0.40, 12)   # too few outcomes yet
-    rows = loop.update_feedback(db, as_of=T0 + timedelta(days=10), run_id="perf-1")
+    rows = responses.update_feedback(db, as_of=T0 + timedelta(days=10), run_id="perf-1")
     assert rows[0]["before_value"] == 0.31 and rows[0]["improved"] is None and rows[0]["n_after"] == 12
     _perf_row(db, v2, T0 + timedelta(days=20), date(2008, 10, 2), 0.42, 40)
-    rows = loop.update_feedback(db, as_of=T0 + timedelta(days=20), run_id="perf-2")
+    rows = responses.update_feedback(db, as_of=T0 + timedelta(days=20), run_id="perf-2")
     assert (rows[0]["version_before"], rows[0]["version_after"]) == (v1, v2)
     assert rows[0]["after_value"] == 0.42 and rows[0]["improved"] is True
     assert _q(db, "SELECT count(*) AS n FROM feedback_loop_metrics")[0]["n"] == 1
-    stats = {r["rule_name"]: r for r in loop.rule_stats(db)}
+    stats = {r["rule_name"]: r for r in responses.rule_stats(db)}
     assert stats["drift_full_retrain"]["fired"] == 1 and stats["drift_full_retrain"]["precision"] == 1.0
     assert stats["age_incremental"]["fired"] == 0 and stats["age_incremental"]["precision"] is None
 
@@ -327,7 +331,7 @@ def test_feedback_of_a_challenger_deployment_keeps_the_champion(db, tmp_path):
     v1, v2 = _retrain_to_v2(db, tmp_path, reason="A/B test", alias="challenger", outcome="deployed as challenger")
     _perf_row(db, v1, T0, date(2008, 7, 1), 0.31, 120)
     _perf_row(db, v2, T0 + timedelta(days=20), date(2008, 10, 2), 0.42, 40)
-    rows = loop.update_feedback(db, as_of=T0 + timedelta(days=20), run_id="perf-1")
+    rows = responses.update_feedback(db, as_of=T0 + timedelta(days=20), run_id="perf-1")
     assert (rows[0]["version_before"], rows[0]["version_after"]) == (v1, v1)
     assert rows[0]["outcome"] == "deployed as challenger" and rows[0]["after_value"] is None
     assert rows[0]["improved"] is False and registry.resolve_alias(db, "m", registry.CHAMPION) == v1

@@ -1,7 +1,7 @@
 """Training, walk-forward evaluation, explanations, serialization and metrics (no Airflow, no DB).
 
 Models are the libraries' native boosters (``lightgbm.Booster`` /
-``xgboost.Booster``), multiclass over :data:`~include.modelwatch.features.CLASSES`
+``xgboost.Booster``), multiclass over :data:`~include.modelwatch.data.features.CLASSES`
 (``SELL=0, HOLD=1, BUY=2``), trained with balanced class weights
 (``w_c = n / (3 * n_c)`` as sample weights).
 
@@ -23,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from include.modelwatch.features import CLASSES, TRADING_DAYS, label_to_index
+from include.modelwatch.data.features import CLASSES, TRADING_DAYS, label_to_index
 from include.modelwatch.registry import sha256_bytes  # noqa: F401  (the one hash helper, re-exported)
 
 Algorithm = Literal["lightgbm", "xgboost"]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("pandas", "scipy", "sklearn", "lightgbm", "xgboost", "great_expectations", "numpy")
 
 _PROBE = r"""
@@ -31,6 +31,8 @@ socket.socket.connect = _record("socket.connect")
 socket.create_connection = _record("socket.create_connection")
 import psycopg2
 psycopg2.connect = _record("psycopg2.connect")
+import psycopg
+psycopg.connect = _record("psycopg.connect")
 from airflow.dag_processing.dagbag import DagBag
 from airflow.sdk import Variable
 Variable.get = staticmethod(_record("Variable.get"))

@@ -322,9 +322,9 @@ def _bin_index(conf: np.ndarray, n_bins: int = N_BINS) -> np.ndarray:
 
 def expected_calibration_error(y_true: ArrayLike, proba: ArrayLike, classes: Sequence[Any], n_bins: int = N_BINS) -> float:
     """Top-label ECE of a probability matrix: the project's one ECE
-    (:func:`include.modelwatch.performance.expected_calibration_error`) applied to
+    (:func:`include.modelwatch.monitoring.performance.expected_calibration_error`) applied to
     the top-label confidence and whether the top label is correct."""
-    from include.modelwatch.performance import expected_calibration_error as ece_from_confidence
+    from include.modelwatch.monitoring.performance import expected_calibration_error as ece_from_confidence
 
     p = _proba_matrix(proba, "proba", len(classes))
     y_idx = _label_index(y_true, classes, p.shape[0])

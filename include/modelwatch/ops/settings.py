@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SETTINGS_FILE = Path(__file__).resolve().parents[2] / "airflow_settings.yaml"
+SETTINGS_FILE = Path(__file__).resolve().parents[3] / "airflow_settings.yaml"
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 

@@ -72,10 +72,10 @@ class EmbeddedPostgres:
 
     def ensure_database(self, name: str) -> bool:
         """Create database ``name`` if missing; return True when it was created."""
-        import psycopg2
-        from psycopg2 import sql
+        import psycopg
+        from psycopg import sql
 
-        conn = psycopg2.connect(self.dsn("postgres"))
+        conn = psycopg.connect(self.dsn("postgres"))
         conn.autocommit = True
         try:
             with conn.cursor() as cur:

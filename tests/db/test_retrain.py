@@ -7,8 +7,10 @@ from datetime import date, datetime, timezone
 
 import pytest
 
-from include.modelwatch import registry, retrain, storage
-from include.modelwatch.gates import GateResult
+from include.modelwatch import registry
+from include.modelwatch.training import retrain
+from include.modelwatch.data import storage
+from include.modelwatch.training.gates import GateResult
 
 T0 = datetime(2008, 10, 1, tzinfo=timezone.utc)
 T1 = datetime(2008, 11, 1, tzinfo=timezone.utc)
@@ -59,12 +61,9 @@ def test_concurrent_claims_never_share_a_trigger(db, monitoring_uri):
     barrier = threading.Barrier(6)
 
     def worker(i):
-        conn = storage.connect(monitoring_uri)
-        try:
+        with storage.session(monitoring_uri) as conn:
             barrier.wait()
             got.append(retrain.claim_trigger(conn, run_id=f"run{i}", claimed_at=T1))
-        finally:
-            conn.close()
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(6)]
     for t in threads:

@@ -17,8 +17,9 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def _db_migrate(args: argparse.Namespace) -> int:
-    from include.modelwatch import migrations, storage
+    from include.modelwatch.ops import migrations
 
+    from include.modelwatch.data import storage
     conn = storage.connect(args.uri)
     try:
         applied = migrations.migrate(conn)
@@ -36,13 +37,11 @@ def _db_migrate(args: argparse.Namespace) -> int:
 
 
 def _db_status(args: argparse.Namespace) -> int:
-    from include.modelwatch import migrations, storage
+    from include.modelwatch.ops import migrations
 
-    conn = storage.connect(args.uri)
-    try:
+    from include.modelwatch.data import storage
+    with storage.session(args.uri) as conn:
         rows = migrations.status(conn)
-    finally:
-        conn.close()
     for r in rows:
         print(f"{r['version']:03d}  {r['name']:<32} {r['state']}")
     pending = sum(r["state"] != "applied" for r in rows)
@@ -53,7 +52,7 @@ def _db_status(args: argparse.Namespace) -> int:
 def _settings_apply(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from include.modelwatch import settings
+    from include.modelwatch.ops import settings
 
     try:
         loaded = settings.load(Path(args.file) if args.file else settings.SETTINGS_FILE)
@@ -68,23 +67,21 @@ def _settings_apply(args: argparse.Namespace) -> int:
 def _bootstrap(args: argparse.Namespace) -> int:
     import os
 
-    from include.modelwatch import bootstrap, storage
+    from include.modelwatch.ops import bootstrap
 
-    conn = storage.connect(args.uri)
-    try:
+    from include.modelwatch.data import storage
+    with storage.session(args.uri) as conn:
         bootstrap.bootstrap_champion(
             conn, artifact_dir=args.artifact_dir or os.environ.get("MODELWATCH_ARTIFACT_DIR", ".modelwatch/artifacts"),
             model_name=args.model,
         )
-    finally:
-        conn.close()
     return 0
 
 
 def _replay(args: argparse.Namespace) -> int:
     from datetime import date
 
-    from include.modelwatch import devstack, replay
+    from include.modelwatch.ops import devstack, replay
 
     api = replay.AirflowApi(args.url, devstack.ADMIN_USER, devstack.ADMIN_PASSWORD)
     windows = replay.month_windows(date.fromisoformat(args.start), date.fromisoformat(args.end))
@@ -112,7 +109,7 @@ def _who(args: argparse.Namespace) -> str:
 def _db_call(args: argparse.Namespace, fn: Callable, refused: str) -> tuple[bool, object]:
     """Run ``fn(conn)`` on the monitoring DB; a ValueError (bad rule, missing reason, ...)
     is printed as ``error: <refused><why>`` and reported as (False, None)."""
-    from include.modelwatch import storage
+    from include.modelwatch.data import storage
 
     conn = storage.connect(args.uri)
     try:
@@ -125,13 +122,11 @@ def _db_call(args: argparse.Namespace, fn: Callable, refused: str) -> tuple[bool
 
 
 def _rules_list(args: argparse.Namespace) -> int:
-    from include.modelwatch import loop, storage
+    from include.modelwatch.loop import responses
 
-    conn = storage.connect(args.uri)
-    try:
-        stored = loop.load_rules(conn)
-    finally:
-        conn.close()
+    from include.modelwatch.data import storage
+    with storage.session(args.uri) as conn:
+        stored = responses.load_rules(conn)
     print(f"{'rule':<26}{'condition':<30}{'retrain':<20}{'cooldown':>9}  enabled  overrides")
     for base in stored:
         r = base.for_model(args.model) if args.model else base
@@ -142,7 +137,7 @@ def _rules_list(args: argparse.Namespace) -> int:
 
 
 def _rules_set(args: argparse.Namespace) -> int:
-    from include.modelwatch import loop
+    from include.modelwatch.loop import responses
 
     changes = {}
     for item in args.changes:
@@ -151,7 +146,7 @@ def _rules_set(args: argparse.Namespace) -> int:
             print(f"error: {item!r}: expected field=value", file=sys.stderr)
             return 2
         changes[key.strip()] = value.strip()
-    ok, rule = _db_call(args, lambda c: loop.set_rule(c, args.rule, changes, model=args.model,
+    ok, rule = _db_call(args, lambda c: responses.set_rule(c, args.rule, changes, model=args.model,
                                                       clear_override=args.clear, by=_who(args)),
                         f"rule {args.rule} not changed: ")
     if not ok:
@@ -164,9 +159,9 @@ def _rules_set(args: argparse.Namespace) -> int:
 
 
 def _trigger_create(args: argparse.Namespace) -> int:
-    from include.modelwatch import loop
+    from include.modelwatch.loop import responses
 
-    ok, tid = _db_call(args, lambda c: loop.create_manual_trigger(
+    ok, tid = _db_call(args, lambda c: responses.create_manual_trigger(
         c, args.model, args.reason, retrain_mode=args.mode, priority=args.priority, requested_by=_who(args),
         as_of=_when(args.at)), "no trigger created: ")
     if not ok:
@@ -176,16 +171,13 @@ def _trigger_create(args: argparse.Namespace) -> int:
 
 
 def _trigger_list(args: argparse.Namespace) -> int:
-    from include.modelwatch import storage
+    from include.modelwatch.data import storage
 
-    conn = storage.connect(args.uri)
-    try:
+    with storage.session(args.uri) as conn:
         rows = storage.fetch_dicts(
             conn, "SELECT trigger_id, model_name, status, trigger_type, retrain_mode, priority, triggered_at, reason, "
                   "outcome FROM retraining_triggers WHERE (%s OR status IN ('pending', 'claimed')) "
                   "ORDER BY trigger_id DESC LIMIT %s", (args.all, args.limit))
-    finally:
-        conn.close()
     for r in rows:
         print(f"{r['trigger_id']:>5}  {r['model_name']:<14}{r['status']:<10}{r['trigger_type']:<12}"
               f"{r['retrain_mode']}/{r['priority']:<10}{r['triggered_at']:%Y-%m-%d %H:%M}  {r['reason']}"
@@ -196,9 +188,9 @@ def _trigger_list(args: argparse.Namespace) -> int:
 
 
 def _trigger_cancel(args: argparse.Namespace) -> int:
-    from include.modelwatch import loop
+    from include.modelwatch.loop import responses
 
-    ok, _ = _db_call(args, lambda c: loop.cancel_trigger(c, args.trigger_id, reason=args.reason, by=_who(args),
+    ok, _ = _db_call(args, lambda c: responses.cancel_trigger(c, args.trigger_id, reason=args.reason, by=_who(args),
                                                          at=_when(args.at)), "")
     if not ok:
         return 1
@@ -207,14 +199,12 @@ def _trigger_cancel(args: argparse.Namespace) -> int:
 
 
 def _alerts_ack(args: argparse.Namespace) -> int:
-    from include.modelwatch import alerts, storage
+    from include.modelwatch.loop import alerts
 
-    conn = storage.connect(args.uri)
-    try:
+    from include.modelwatch.data import storage
+    with storage.session(args.uri) as conn:
         with storage.transaction(conn) as cur:
             ok = alerts.acknowledge_alert(cur, args.alert_id, by=_who(args), at=_when(args.at))
-    finally:
-        conn.close()
     if not ok:
         print(f"error: alert {args.alert_id} is not open", file=sys.stderr)
         return 1
@@ -223,7 +213,7 @@ def _alerts_ack(args: argparse.Namespace) -> int:
 
 
 def _dev_run(args: argparse.Namespace) -> int:
-    from include.modelwatch import devstack
+    from include.modelwatch.ops import devstack
 
     return devstack.run()
 

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from include.modelwatch.storage import SQL_DIR
+from include.modelwatch.data.storage import SQL_DIR
 
 MIGRATIONS_DIR = SQL_DIR / "migrations"
 _NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")

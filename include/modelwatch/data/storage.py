@@ -1,28 +1,34 @@
 """Connections to the monitoring database and small SQL helpers.
 
 Everything in ``include.modelwatch`` that touches PostgreSQL takes a DB-API
-(psycopg2) connection as its first argument. Inside Airflow tasks that
-connection comes from ``PostgresHook("monitoring_db").get_conn()``; from the
-CLI and tests it comes from :func:`connect`, which reads the same connection
+(psycopg 3) connection as its first argument. There is one way to open one:
+:func:`session`, a context manager that always closes it. Inside Airflow tasks
+``include.tasks.common.monitoring_db()`` opens it through
+``PostgresHook("monitoring_db")`` (every connection extra honoured); the CLI
+and tests call ``session()`` with no opener, which reads the same connection
 URI Airflow reads (``AIRFLOW_CONN_MONITORING_DB``).
+
+Writes go through :func:`transaction`. A library *read* never commits or
+rolls back: the connection may belong to a caller in the middle of its own
+transaction.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 CONN_ID = "monitoring_db"
 CONN_ENV = "AIRFLOW_CONN_MONITORING_DB"
-SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+SQL_DIR = Path(__file__).resolve().parents[3] / "sql"
 
 
 def parse_conn_uri(uri: str) -> dict[str, Any]:
-    """Turn an Airflow connection URI into psycopg2 ``connect`` keyword arguments.
+    """Turn an Airflow connection URI into libpq ``connect`` keyword arguments.
 
     Accepts ``postgres://``, ``postgresql://`` and ``postgresql+psycopg2://``.
     The host may be a URL-encoded Unix socket directory
@@ -72,11 +78,38 @@ def monitoring_uri(env: Mapping[str, str] | None = None) -> str:
     return uri
 
 
-def connect(uri: str | None = None):  # -> psycopg2 connection
-    """Open a psycopg2 connection to the monitoring database."""
-    import psycopg2
+def connect(uri: str | None = None):  # -> psycopg.Connection
+    """Open a psycopg (3) connection to the monitoring database (client-side binding, see :func:`client_side`)."""
+    import psycopg
 
-    return psycopg2.connect(**parse_conn_uri(uri or monitoring_uri()))
+    return client_side(psycopg.connect(**parse_conn_uri(uri or monitoring_uri())))
+
+
+def client_side(conn):
+    """Make ``conn`` (psycopg 3, as PostgresHook returns it) bind parameters client-side.
+
+    ModelWatch's SQL uses ``%(name)s`` parameters in places the server cannot type
+    (``interval``, DDL, literals inside expressions); ``ClientCursor`` merges
+    them into the statement as psycopg2 did. Returns ``conn``.
+    """
+    import psycopg
+
+    conn.cursor_factory = psycopg.ClientCursor
+    return conn
+
+
+@contextlib.contextmanager
+def session(uri: str | None = None, *, opener: Callable[[], Any] | None = None) -> Iterator[Any]:
+    """A monitoring-DB connection for the block, closed afterwards whatever happens.
+
+    ``opener`` returns a new DB-API connection (tasks pass PostgresHook's);
+    otherwise :func:`connect` opens ``uri`` (default: ``AIRFLOW_CONN_MONITORING_DB``).
+    """
+    conn = opener() if opener is not None else connect(uri)
+    try:
+        yield conn
+    finally:
+        conn.close()
 
 
 @contextlib.contextmanager

@@ -10,7 +10,7 @@ Conventions
 -----------
 * Input bars: columns ``date, open, high, low, close, volume`` (``symbol``
   optional; a single symbol), or a ``DatetimeIndex`` named ``date``; see
-  :mod:`include.modelwatch.market` (run :func:`~include.modelwatch.market.clean_bars`
+  :mod:`include.modelwatch.data.market` (run :func:`~include.modelwatch.data.market.clean_bars`
   first: dates must be unique, ascending, and closes non-NaN).
 * Output frames are indexed by a tz-naive ``DatetimeIndex`` named ``date``.
 * Returns are natural-log returns; volatilities are sample standard deviations

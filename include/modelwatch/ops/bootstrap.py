@@ -26,8 +26,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from include.modelwatch import drift, features, market, registry, signals, training
-from include.modelwatch.storage import transaction
+from include.modelwatch.monitoring import drift
+from include.modelwatch.data import features, market, signals
+from include.modelwatch import registry
+from include.modelwatch.training import training
+from include.modelwatch.data.storage import transaction
 
 MODEL_NAME = "spx_signal"
 SYMBOLS = ("SPX", "IXIC")

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from include.modelwatch import settings, storage
+from include.modelwatch.ops import settings
+from include.modelwatch.data import storage
 from include.modelwatch.metrics import Metrics
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_expand_env_defaults_and_missing():

@@ -76,7 +76,7 @@ def test_unknown_alias_message_names_model(db):
 def test_registration_inside_a_failed_caller_transaction_leaves_no_version(db, tmp_path):
     """retrain_gated registers a candidate with its baseline, gates and job outcome in one
     transaction: when a later step fails, no half-registered version remains."""
-    from include.modelwatch import storage
+    from include.modelwatch.data import storage
 
     with pytest.raises(RuntimeError, match="gate rows"):
         with storage.transaction(db) as cur:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from include.modelwatch.storage import fetch_dicts, read_sql
+from include.modelwatch.data.storage import fetch_dicts, read_sql
 
 # Daily bars are stamped at the US cash close (16:00 New York ~ 21:00 UTC) so
 # a bar belongs to the data interval that contains its close.
@@ -40,9 +40,7 @@ def upsert_bars(cur, bars: pd.DataFrame, source: str = "arch") -> int:
         (r.symbol, pd.Timestamp(r.date).date(), float(r.open), float(r.high), float(r.low), float(r.close), float(r.volume), source)
         for r in bars.itertuples(index=False)
     ]
-    from psycopg2.extras import execute_values
-
-    execute_values(cur, read_sql("dml/upsert_bars.sql"), rows, page_size=1000)
+    cur.executemany(read_sql("dml/upsert_bars.sql"), rows)
     return len(rows)
 
 
@@ -86,9 +84,8 @@ def replace_predictions(
             raise ValueError(f"{model_name} v{model_version} {symbol}: prediction at {ts} lies outside window [{window_start}, {window_end})")
     kept: list[int] = []
     if payload:
-        from psycopg2.extras import execute_values
-
-        kept = [r[0] for r in execute_values(cur, read_sql("dml/upsert_predictions.sql"), payload, page_size=500, fetch=True)]
+        cur.executemany(read_sql("dml/upsert_predictions.sql"), payload, returning=True)
+        kept = [row[0] for _ in cur.results() for row in cur.fetchall()]
     cur.execute(
         "DELETE FROM predictions WHERE model_name = %s AND model_version = %s AND symbol = %s AND timeframe = %s "
         "AND ts >= %s AND ts < %s AND NOT (prediction_id = ANY(%s))",
@@ -115,7 +112,5 @@ def upsert_outcomes(cur, rows: list[tuple[Any, ...]]) -> int:
     """rows: (prediction_id, realized_return, realized_label, r_multiple, horizon_days, matured_at, run_id)."""
     if not rows:
         return 0
-    from psycopg2.extras import execute_values
-
-    execute_values(cur, read_sql("dml/upsert_outcomes.sql"), rows, page_size=1000)
+    cur.executemany(read_sql("dml/upsert_outcomes.sql"), rows)
     return len(rows)

@@ -1,7 +1,7 @@
 """Daily market bars: the real index data the ``arch`` package ships, and bar validation.
 
 Bar frame convention (what every function here returns and what
-:mod:`include.modelwatch.features` consumes)::
+:mod:`include.modelwatch.data.features` consumes)::
 
     symbol  str
     date    datetime64[ns], tz-naive, normalized to midnight (the session date)

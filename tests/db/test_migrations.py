@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from include.modelwatch import migrations, storage
+from include.modelwatch.ops import migrations
 
 
+from include.modelwatch.data import storage
 @pytest.fixture()
 def fresh_db(pg):
     """A brand-new empty database, dropped afterwards."""

@@ -18,8 +18,8 @@ from datetime import date, datetime
 from typing import Any
 
 from include.modelwatch import registry
-from include.modelwatch.gates import GateResult
-from include.modelwatch.storage import fetch_dicts, transaction
+from include.modelwatch.training.gates import GateResult
+from include.modelwatch.data.storage import fetch_dicts, transaction
 
 PRIORITY_ORDER = ("critical", "high", "medium", "low")
 FINAL_STATUSES = ("done", "failed", "cancelled")
@@ -266,7 +266,7 @@ def live_metric_series(conn, model_name: str, version: int, start: datetime, end
     allowed = ("accuracy", "macro_f1", "hit_rate", "profit_factor", "sharpe")
     if metric not in allowed:
         raise ValueError(f"metric must be one of {allowed}, got {metric!r}")
-    from psycopg2 import sql
+    from psycopg import sql
 
     q = sql.SQL("SELECT {m} AS v FROM live_performance_daily WHERE model_name = %s AND model_version = %s "
                 "AND symbol = '*' AND timeframe = '*' AND window_end > %s AND window_end <= %s "

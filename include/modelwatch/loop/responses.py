@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from include.modelwatch import rules as R
-from include.modelwatch.storage import fetch_dicts, transaction
+from include.modelwatch.loop import rules as R
+from include.modelwatch.data.storage import fetch_dicts, transaction
 
 #: Metrics each source observes (and so the rules it evaluates).
 SOURCE_METRICS: dict[str, tuple[str, ...]] = {

@@ -17,7 +17,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from include.modelwatch.storage import fetch_dicts, transaction
+from include.modelwatch.data.storage import fetch_dicts, transaction
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 

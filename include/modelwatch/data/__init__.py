@@ -1,0 +1,1 @@
+"""Market data, features, signals, data-quality checks and the monitoring database access."""

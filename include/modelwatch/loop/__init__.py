@@ -1,0 +1,1 @@
+"""The closed loop: alerts, response rules, retraining triggers and their feedback."""

@@ -1,0 +1,1 @@
+"""What ModelWatch observes: drift and live performance of model versions."""

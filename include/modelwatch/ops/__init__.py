@@ -1,0 +1,1 @@
+"""Operations tooling: CLI, local stack, embedded PostgreSQL, migrations, settings, replay, bootstrap."""

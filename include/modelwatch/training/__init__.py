@@ -1,0 +1,1 @@
+"""Training, validation gates and retraining bookkeeping."""
