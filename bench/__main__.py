@@ -42,8 +42,14 @@ ALARM_PLAN = [
 ]
 THROUGHPUT_TOOLS = ["modelwatch", "modelwatch_1t", "sort", "evidently", "nannyml"]
 NO_TRACE = {"evidently"}  # a second, traced call would take minutes; RSS only
-ENV = dict(os.environ, NML_DISABLE_USAGE_LOGGING="1", DO_NOT_TRACK="1",
-           EVIDENTLY_DISABLE_TELEMETRY="1", MODELWATCH_ROOT=str(ROOT), PYTHONWARNINGS="ignore")
+ENV = dict(
+    os.environ,
+    NML_DISABLE_USAGE_LOGGING="1",
+    DO_NOT_TRACK="1",
+    EVIDENTLY_DISABLE_TELEMETRY="1",
+    MODELWATCH_ROOT=str(ROOT),
+    PYTHONWARNINGS="ignore",
+)
 
 
 def python_for(tool: str) -> Path:
@@ -99,15 +105,19 @@ def bench_throughput() -> list[dict]:
                 if "call_peak_mb" in r:  # what the call holds at its peak: its inputs + its own allocations
                     r["peak_over_input"] = (r["input_mb"] + r["call_peak_mb"]) / r["input_mb"]
             res[tool] = r
-        rows.append({
-            "rows": n_rows, "cols": n_cols, "tools": res,
-            "ratio_evidently_over_modelwatch": _ratio(res["evidently"], res["modelwatch"]),
-            "ratio_nannyml_over_modelwatch": _ratio(res["nannyml"], res["modelwatch"]),
-            "ratio_modelwatch_over_sort": _ratio(res["modelwatch"], res["sort"]),
-            "ratio_evidently_over_modelwatch_1t": _ratio(res["evidently"], res["modelwatch_1t"]),
-            "ratio_nannyml_over_modelwatch_1t": _ratio(res["nannyml"], res["modelwatch_1t"]),
-            "ratio_modelwatch_1t_over_sort": _ratio(res["modelwatch_1t"], res["sort"]),
-        })
+        rows.append(
+            {
+                "rows": n_rows,
+                "cols": n_cols,
+                "tools": res,
+                "ratio_evidently_over_modelwatch": _ratio(res["evidently"], res["modelwatch"]),
+                "ratio_nannyml_over_modelwatch": _ratio(res["nannyml"], res["modelwatch"]),
+                "ratio_modelwatch_over_sort": _ratio(res["modelwatch"], res["sort"]),
+                "ratio_evidently_over_modelwatch_1t": _ratio(res["evidently"], res["modelwatch_1t"]),
+                "ratio_nannyml_over_modelwatch_1t": _ratio(res["nannyml"], res["modelwatch_1t"]),
+                "ratio_modelwatch_1t_over_sort": _ratio(res["modelwatch_1t"], res["sort"]),
+            }
+        )
     return rows
 
 
@@ -132,7 +142,7 @@ def bench_alarm() -> list[dict]:
                 entry[tool] = r
             mw, ev = entry.get("modelwatch", {}), entry.get("evidently", {})
             if mw.get("status") == "ok" and ev.get("status") == "ok":  # modelwatch on evidently's windows
-                mw["drift_rate_on_evidently_windows"] = _rate(mw["verdicts"][:ev["windows"]])
+                mw["drift_rate_on_evidently_windows"] = _rate(mw["verdicts"][: ev["windows"]])
             rows.append(entry)
     return rows
 
@@ -162,27 +172,41 @@ def _size(r: dict) -> str:
 def print_tables(result: dict) -> None:
     print("\n== Throughput: one window evaluation (wall s, row-features/s) ==")
     tools = THROUGHPUT_TOOLS
-    print(f"{'size':<12}" + "".join(f"{t:<20}" for t in tools)
-          + f"{'ev/mw':>7}{'nml/mw':>8}{'mw/sort':>8}{'nml/mw1t':>9}{'mw1t/sort':>10}{'mw profile':>11}")
+    print(
+        f"{'size':<12}"
+        + "".join(f"{t:<20}" for t in tools)
+        + f"{'ev/mw':>7}{'nml/mw':>8}{'mw/sort':>8}{'nml/mw1t':>9}{'mw1t/sort':>10}{'mw profile':>11}"
+    )
     for r in result["throughput"]:
         t = r["tools"]
         prof = t["modelwatch"].get("profile_s")
-        print(f"{_size(r):<12}" + "".join(f"{_cell(t[x]):<20}" for x in tools)
-              + f"{_fmt(r['ratio_evidently_over_modelwatch'], '.1f'):>7}"
-              f"{_fmt(r['ratio_nannyml_over_modelwatch'], '.1f'):>8}{_fmt(r['ratio_modelwatch_over_sort'], '.1f'):>8}"
-              f"{_fmt(r['ratio_nannyml_over_modelwatch_1t'], '.1f'):>9}"
-              f"{_fmt(r['ratio_modelwatch_1t_over_sort'], '.1f'):>10}{_fmt(prof, '.2f') + 's':>11}")
-    print("\n== Memory: what the call allocates at its peak (tracemalloc; in brackets: (input + that) / input,"
-          " input = reference + current frames) ==")
+        print(
+            f"{_size(r):<12}"
+            + "".join(f"{_cell(t[x]):<20}" for x in tools)
+            + f"{_fmt(r['ratio_evidently_over_modelwatch'], '.1f'):>7}"
+            f"{_fmt(r['ratio_nannyml_over_modelwatch'], '.1f'):>8}{_fmt(r['ratio_modelwatch_over_sort'], '.1f'):>8}"
+            f"{_fmt(r['ratio_nannyml_over_modelwatch_1t'], '.1f'):>9}"
+            f"{_fmt(r['ratio_modelwatch_1t_over_sort'], '.1f'):>10}{_fmt(prof, '.2f') + 's':>11}"
+        )
+    print(
+        "\n== Memory: what the call allocates at its peak (tracemalloc; in brackets: (input + that) / input,"
+        " input = reference + current frames) =="
+    )
     print(f"{'size':<12}{'input':>9}  " + "".join(f"{t:<22}" for t in tools))
     for r in result["throughput"]:
         t = r["tools"]
-        print(f"{_size(r):<12}{t['modelwatch'].get('input_mb', 0):>7.0f}MB  "
-              + "".join(f"{_mem(t[x]):<22}" for x in tools))
+        print(
+            f"{_size(r):<12}{t['modelwatch'].get('input_mb', 0):>7.0f}MB  "
+            + "".join(f"{_mem(t[x]):<22}" for x in tools)
+        )
     print("\n== Alarm quality: share of windows flagged as drifted (20 num + 2 cat features) ==")
     print(f"{'rows':>9}  {'scenario':<34}{'modelwatch':>16}{'evidently':>16}{'mw same windows':>17}")
-    names = {"none": "no shift (false alarm rate)", "one_0.25": "0.25 sigma mean shift, 1 feature",
-             "cat_0.1": "+0.1 share of one level, 1 cat", "all_0.02": "0.02 sigma shift, all numerics"}
+    names = {
+        "none": "no shift (false alarm rate)",
+        "one_0.25": "0.25 sigma mean shift, 1 feature",
+        "cat_0.1": "+0.1 share of one level, 1 cat",
+        "all_0.02": "0.02 sigma shift, all numerics",
+    }
 
     def rate(x: dict | None) -> str:
         if x is None:
@@ -193,8 +217,10 @@ def print_tables(result: dict) -> None:
 
     for r in result["alarm"]:
         same = (r.get("modelwatch") or {}).get("drift_rate_on_evidently_windows")
-        print(f"{r['rows']:>9}  {names[r['scenario']]:<34}{rate(r.get('modelwatch')):>16}"
-              f"{rate(r.get('evidently')):>16}{_fmt(same, '.2f'):>17}")
+        print(
+            f"{r['rows']:>9}  {names[r['scenario']]:<34}{rate(r.get('modelwatch')):>16}"
+            f"{rate(r.get('evidently')):>16}{_fmt(same, '.2f'):>17}"
+        )
     print("(in brackets: windows; 'mw same windows' = modelwatch's rate on exactly the windows evidently judged)")
 
 
@@ -203,15 +229,17 @@ def main() -> None:
     ensure_venvs()
     result = {
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
-        "notes": ("wall_s = the best of up to 3 evaluation calls (fewer when they take over 10 s; "
-                  "walls_s lists them), the call only (data generation, imports and, for ModelWatch, "
-                  "the reference profile excluded; profile_s reported separately). Evidently/NannyML "
-                  "get raw reference+current (their fit is part of the call). modelwatch uses its default "
-                  "threads (up to 4, never more than the CPUs), modelwatch_1t one thread. call_peak_mb = "
-                  "tracemalloc peak of a second, untimed call (what the call allocates; not for evidently, "
-                  "too slow to repeat); input_mb = reference + current frames; peak_mb = ru_maxrss of the "
-                  "tool's subprocess. Evidently verdict = its default DriftedColumnsCount share >= 0.5. "
-                  f"Per-run timeout {THROUGHPUT_TIMEOUT}s (throughput), {ALARM_TIMEOUT}s (alarm)."),
+        "notes": (
+            "wall_s = the best of up to 3 evaluation calls (fewer when they take over 10 s; "
+            "walls_s lists them), the call only (data generation, imports and, for ModelWatch, "
+            "the reference profile excluded; profile_s reported separately). Evidently/NannyML "
+            "get raw reference+current (their fit is part of the call). modelwatch uses its default "
+            "threads (up to 4, never more than the CPUs), modelwatch_1t one thread. call_peak_mb = "
+            "tracemalloc peak of a second, untimed call (what the call allocates; not for evidently, "
+            "too slow to repeat); input_mb = reference + current frames; peak_mb = ru_maxrss of the "
+            "tool's subprocess. Evidently verdict = its default DriftedColumnsCount share >= 0.5. "
+            f"Per-run timeout {THROUGHPUT_TIMEOUT}s (throughput), {ALARM_TIMEOUT}s (alarm)."
+        ),
     }
     result["command"] = "make bench"
     result["run_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -226,8 +254,10 @@ def main() -> None:
     est = estimator.run()
     print_tables(result)
     estimator.print_table(est)
-    print(f"\nwrote {RESULTS.relative_to(ROOT)} and {estimator.RESULTS.relative_to(ROOT)} "
-          f"in {time.perf_counter() - t0:.0f}s")
+    print(
+        f"\nwrote {RESULTS.relative_to(ROOT)} and {estimator.RESULTS.relative_to(ROOT)} "
+        f"in {time.perf_counter() - t0:.0f}s"
+    )
 
 
 if __name__ == "__main__":

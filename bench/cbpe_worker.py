@@ -27,9 +27,15 @@ def main(ref_csv: str, ana_csv: str) -> None:
     ref = pd.read_csv(ref_csv, parse_dates=["ts"])
     ana = pd.read_csv(ana_csv, parse_dates=["ts"])
     t = time.perf_counter()
-    est = nml.CBPE(metrics=["accuracy"], y_pred_proba={c: f"p_{c}" for c in classes}, y_pred="predicted_label",
-                   y_true="realized_label", problem_type="classification_multiclass", timestamp_column_name="ts",
-                   chunk_period="M")
+    est = nml.CBPE(
+        metrics=["accuracy"],
+        y_pred_proba={c: f"p_{c}" for c in classes},
+        y_pred="predicted_label",
+        y_true="realized_label",
+        problem_type="classification_multiclass",
+        timestamp_column_name="ts",
+        chunk_period="M",
+    )
     est.fit(ref)
     res = est.estimate(ana.drop(columns=["realized_label"])).filter(period="analysis").to_df()
     chunks = []

@@ -32,8 +32,14 @@ def columns(n_cols: int, cat_share: float = 0.1) -> tuple[list[str], list[str]]:
     return [f"num_{i}" for i in range(n_cols - n_cat)], [f"cat_{i}" for i in range(n_cat)]
 
 
-def make_frame(n_rows: int, numeric: list[str], categorical: list[str], seed: int,
-               shift: dict | None = None, cat_p: dict | None = None) -> pd.DataFrame:
+def make_frame(
+    n_rows: int,
+    numeric: list[str],
+    categorical: list[str],
+    seed: int,
+    shift: dict | None = None,
+    cat_p: dict | None = None,
+) -> pd.DataFrame:
     """Standard normal numerics, uniform 5-level categoricals.
 
     ``shift``: {column: mean shift in sigma}; ``cat_p``: {column: probabilities}.
@@ -135,9 +141,12 @@ def _nannyml():
     def run(state, cur):
         ref, numeric, categorical = state
         calc = nml.UnivariateDriftCalculator(
-            column_names=numeric + categorical, treat_as_categorical=categorical,
+            column_names=numeric + categorical,
+            treat_as_categorical=categorical,
             continuous_methods=["kolmogorov_smirnov", "jensen_shannon"],
-            categorical_methods=["chi2", "jensen_shannon"], chunk_number=1)
+            categorical_methods=["chi2", "jensen_shannon"],
+            chunk_number=1,
+        )
         calc.fit(ref)
         calc.calculate(cur)
         return None
@@ -159,7 +168,13 @@ def _sort():
     return prepare, run, {}
 
 
-TOOLS = {"modelwatch": _modelwatch, "modelwatch_1t": _modelwatch_1t, "evidently": _evidently, "nannyml": _nannyml, "sort": _sort}
+TOOLS = {
+    "modelwatch": _modelwatch,
+    "modelwatch_1t": _modelwatch_1t,
+    "evidently": _evidently,
+    "nannyml": _nannyml,
+    "sort": _sort,
+}
 
 
 def _frame_mb(df: pd.DataFrame) -> float:
@@ -186,8 +201,15 @@ def throughput(tool: str, n_rows: int, n_cols: int, seed: int, trace_memory: boo
         t = time.perf_counter()
         run(state, cur)
         walls.append(time.perf_counter() - t)
-    out = {"status": "ok", "wall_s": min(walls), "walls_s": walls, "peak_mb": peak_mb(), "peak_mb_before_call": mb_before,
-           "input_mb": _frame_mb(ref) + _frame_mb(cur), "current_mb": _frame_mb(cur)}
+    out = {
+        "status": "ok",
+        "wall_s": min(walls),
+        "walls_s": walls,
+        "peak_mb": peak_mb(),
+        "peak_mb_before_call": mb_before,
+        "input_mb": _frame_mb(ref) + _frame_mb(cur),
+        "current_mb": _frame_mb(cur),
+    }
     if trace_memory:
         import tracemalloc
 

@@ -29,7 +29,13 @@ such as `champion` or `challenger`), mapped per version:
    `modelwatch_retraining_triggers` Asset that schedules `retrain_gated`,
    and is skipped when no trigger changed.
 
-Re-running a window replaces its rows in one transaction. On daily bars the
+Re-running a window replaces its rows in one transaction. Hysteresis reads
+the windows before the current one, so windows of a model are decided one at
+a time and in order: `max_active_runs=1` (catch-up runs go oldest first, each
+after the previous finished) and, for manual or replay runs that still meet,
+a per-model advisory lock under which `compute_drift` reads the earlier
+windows. Re-running an older window corrects only its own rows: an open
+alert keeps the newest window's evidence. On daily bars the
 replay runs it once per market month (see README, "Replay"). The branch is
 not inside a mapped task group on purpose: Airflow 3.3 does not skip branch
 siblings there (apache/airflow#67265).
@@ -40,12 +46,12 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, TriggerRule, dag, task
 
-from include.tasks.assets import RETRAINING_TRIGGERS
-from include.tasks.common import DEFAULT_ARGS, window_params
-
 from include.modelwatch.decisions import TASK_COMPUTE_DRIFT as COMPUTE
 from include.modelwatch.decisions import TASK_DQ_ALERT as DQ_ALERT
 from include.modelwatch.decisions import TASK_RECORD_EMPTY as RECORD_EMPTY
+from include.tasks.assets import RETRAINING_TRIGGERS
+from include.tasks.common import DEFAULT_ARGS, window_params
+
 VERSION_LABEL = "{{ checked['model_name'] }} v{{ checked['version'] }}"
 
 
@@ -54,7 +60,7 @@ VERSION_LABEL = "{{ checked['model_name'] }} v{{ checked['version'] }}"
     schedule=CronDataIntervalTimetable("@hourly", timezone="UTC"),
     start_date=pendulum.datetime(2006, 12, 1, tz="UTC"),  # replay starts 2007; catchup is off
     catchup=False,
-    max_active_runs=2,
+    max_active_runs=1,  # hysteresis reads the earlier windows: one window at a time, in order
     default_args=DEFAULT_ARGS,
     params=window_params(),
     tags=["modelwatch", "drift", "monitoring"],
@@ -67,7 +73,11 @@ def drift_hourly():
 
         return active_targets()
 
-    @task(pool="monitoring_db", map_index_template="{{ target['model_name'] }} v{{ target['version'] }}")
+    @task(
+        pool="monitoring_db",
+        map_index_template="{{ target['model_name'] }} v{{ target['version'] }}",
+        multiple_outputs=False,
+    )
     def check_window(target: dict, **context) -> dict:
         from include.tasks.drift import check_window as run
 
@@ -79,21 +89,21 @@ def drift_hourly():
 
         return [path for path, versions in route(list(checked)).items() if versions]
 
-    @task(task_id=RECORD_EMPTY, pool="monitoring_db", map_index_template=VERSION_LABEL)
+    @task(task_id=RECORD_EMPTY, pool="monitoring_db", map_index_template=VERSION_LABEL, multiple_outputs=False)
     def record_empty_window(checked: dict, **context) -> dict:
         from include.tasks.drift import only_on_path, record_empty
 
         only_on_path(RECORD_EMPTY, checked)
         return record_empty(checked, context)
 
-    @task(task_id=DQ_ALERT, pool="monitoring_db", map_index_template=VERSION_LABEL)
+    @task(task_id=DQ_ALERT, pool="monitoring_db", map_index_template=VERSION_LABEL, multiple_outputs=False)
     def raise_data_quality_alert(checked: dict, **context) -> dict:
         from include.tasks.drift import only_on_path, raise_dq_alert
 
         only_on_path(DQ_ALERT, checked)
         return raise_dq_alert(checked, context)
 
-    @task(task_id=COMPUTE, pool="monitoring_db", map_index_template=VERSION_LABEL)
+    @task(task_id=COMPUTE, pool="monitoring_db", map_index_template=VERSION_LABEL, multiple_outputs=False)
     def compute_drift(checked: dict, **context) -> dict:
         from include.tasks.drift import compute_drift as run
         from include.tasks.drift import only_on_path
@@ -101,7 +111,7 @@ def drift_hourly():
         only_on_path(COMPUTE, checked)
         return run(checked, context)
 
-    @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
+    @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS, multiple_outputs=False)
     def respond_to_alerts(**context) -> dict:
         from include.tasks.loop import respond
 
@@ -114,8 +124,11 @@ def drift_hourly():
         return announce(result)
 
     checked = check_window.expand(target=active_model_versions())
-    paths = [record_empty_window.expand(checked=checked), raise_data_quality_alert.expand(checked=checked),
-             compute_drift.expand(checked=checked)]
+    paths = [
+        record_empty_window.expand(checked=checked),
+        raise_data_quality_alert.expand(checked=checked),
+        compute_drift.expand(checked=checked),
+    ]
     responded = respond_to_alerts()
     choose_paths(checked) >> paths >> responded
     announce_triggers(responded)

@@ -28,14 +28,18 @@ the window end: a prediction counts only when its outcome matured before it
 4. **model health** (healthy / warning / critical) from drift score,
    performance, data-quality failures and model age (variable
    `modelwatch_max_model_age_days`, 30) -> `model_health_daily`, view
-   `model_health_current`;
+   `model_health_current`. The window's drift score comes from `drift_hourly`,
+   which may finish before or after this run: `respond_to_alerts` of both DAGs
+   recomputes the window's health row, so the last one sees both inputs;
 5. **interpretability**: gain share and mean |SHAP| per feature of the
    window's predictions -> `interpretability_log`.
 
-Then `respond_to_alerts` evaluates the performance response rule on the open
-`performance` alert (a relative drop above 10%: incremental retrain) and
-refreshes `feedback_loop_metrics` (live accuracy before and after each
-completed retrain); `announce_triggers` updates the
+Then `respond_to_alerts` refreshes the window's health rows, evaluates the
+performance response rule on the open `performance` alert (a relative drop
+above 10%: incremental retrain) and writes `feedback_loop_metrics` once per
+completed retrain whose feedback period is over (live accuracy before, and the
+new champion's first accuracy on at least 20 outcomes matured after the
+deployment; never rewritten by later runs); `announce_triggers` updates the
 `modelwatch_retraining_triggers` Asset only when a trigger changed.
 
 Statsd gauges `modelwatch.performance.*` and `modelwatch.health.status`; the
@@ -69,13 +73,17 @@ def performance_daily():
 
         return active_targets()
 
-    @task(pool="monitoring_db", map_index_template="{{ target['model_name'] }} v{{ target['version'] }}")
+    @task(
+        pool="monitoring_db",
+        multiple_outputs=False,
+        map_index_template="{{ target['model_name'] }} v{{ target['version'] }}",
+    )
     def evaluate(target: dict, **context) -> dict:
         from include.tasks.performance import evaluate as run
 
         return run(target, context)
 
-    @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
+    @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS, multiple_outputs=False)
     def respond_to_alerts(**context) -> dict:
         from include.tasks.loop import respond
 

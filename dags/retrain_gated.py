@@ -6,9 +6,9 @@ written (Asset `modelwatch_retraining_triggers`) and daily at 02:00 UTC.
 
 1. `claim_trigger`: the scheduled 02:00 run first evaluates the time-based
    response rule (`age_incremental`: champion trained on data older than 30
-   days). Conf `{"model_name": ..., "reason": ..., "retrain_mode":
-   "full"|"incremental"}` creates a manual trigger (refused, without retries,
-   when the reason is blank). Then it claims the most urgent pending trigger
+   days). A manual run (trigger form: model, reason, retrain mode; or the same
+   keys in conf) creates a manual trigger (refused, without retries, when the
+   reason is blank). Then it claims the most urgent pending trigger
    atomically (`FOR UPDATE SKIP LOCKED`: concurrent runs never share one).
    Nothing pending -> `end_no_trigger` says why.
 2. `assemble_training_data`: labelled bars whose horizon closed before the
@@ -19,15 +19,17 @@ written (Asset `modelwatch_retraining_triggers`) and daily at 02:00 UTC.
    walk-forward validation, final fit (warm start from the champion for
    incremental triggers), gates against the champion on the same
    out-of-sample rows -> `training_jobs`, `quality_gate_results`; the
-   candidate is registered without an alias.
+   candidate is registered without an alias, status `candidate`.
 4. `branch_on_gates`: deploy, reject (failing gates named) or ask a human
    (`human_decision`, approval in the UI) when a gate is borderline or the
    variable `modelwatch_require_approval` (e.g. `{"spx_signal": true}`) says so.
-5. `deploy_candidate`: alias change + trigger outcome in one transaction;
-   conf `deploy_alias: "challenger"` deploys for an A/B test instead.
+5. `deploy_candidate`: alias change + trigger outcome in one transaction; the
+   candidate becomes `active`, the replaced version `retired`, the trigger's
+   other candidates `rejected`. "Deploy as" `challenger` deploys for an A/B test.
+   `reject_candidate` marks the candidates `rejected`; the champion stays.
 
-Conf (tests / quick runs): `num_boost_round`, `eval_sessions`, `embargo`,
-`train_years`, `shuffle_labels`.
+Quick-run knobs (form or conf; empty = default): `num_boost_round`,
+`eval_sessions`, `embargo`, `train_years`, `shuffle_labels`.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, TriggerRule, 
 from include.modelwatch.decisions import TASK_DEPLOY, TASK_HUMAN, TASK_NO_TRIGGER, TASK_REJECT, TASK_TRAIN
 from include.tasks.assets import RETRAINING_TRIGGERS
 from include.tasks.common import DEFAULT_ARGS
-from include.tasks.retrain import ALGORITHMS
+from include.tasks.retrain import ALGORITHMS, retrain_params
 
 TASK_HUMAN_DECISION = "human_decision"
 TASK_DEPLOY_APPROVED = "deploy_approved"
@@ -48,13 +50,16 @@ TASK_REJECT_NOT_APPROVED = "reject_not_approved"
 
 @dag(
     dag_id="retrain_gated",
-    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 2 * * *", timezone="UTC"), assets=RETRAINING_TRIGGERS),
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("0 2 * * *", timezone="UTC"), assets=RETRAINING_TRIGGERS
+    ),
     start_date=pendulum.datetime(2006, 12, 1, tz="UTC"),
     catchup=False,
     max_active_runs=3,
     default_args=DEFAULT_ARGS,
     tags=["modelwatch", "retraining"],
     doc_md=__doc__,
+    params=retrain_params(),
 )
 def retrain_gated():
     @task
@@ -71,24 +76,28 @@ def retrain_gated():
 
     @task(task_id=TASK_NO_TRIGGER)
     def end_no_trigger() -> str:
-        why = "no pending retraining trigger to claim (none pending, or claimed by another run)"
-        print(why)
+        import logging
+
+        why = "no pending retraining trigger to claim (none pending, or claimed by another run): nothing trained"
+        logging.getLogger(__name__).info("summary: %s", why)
         return why
 
-    @task(task_id=TASK_TRAIN)
+    @task(task_id=TASK_TRAIN, multiple_outputs=False)
     def assemble_training_data(claimed: dict, **context) -> dict:
         from include.tasks.retrain import assemble
 
         return assemble(claimed, context)
 
-    @task(pool="training", map_index_template="{{ algorithm }}")
+    @task(pool="training", map_index_template="{{ algorithm }}", multiple_outputs=False)
     def train_candidate(dataset: dict, algorithm: str, **context) -> dict:
         from include.tasks.retrain import train_candidate as run
 
         return run(dataset, algorithm, context)
 
-    # ALL_DONE, not NONE_FAILED_MIN_ONE_SUCCESS: one failed candidate must not stop the other's gates
-    @task(trigger_rule=TriggerRule.ALL_DONE)
+    # ALL_DONE_MIN_ONE_SUCCESS: runs when every candidate finished, even if one failed (it must not stop the
+    # other's gates; when both failed, the dataset's success still lets pick_best mark the trigger failed), but
+    # is skipped when its upstream was skipped (no trigger claimed), unlike ALL_DONE, which ran it on nothing.
+    @task(trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS, multiple_outputs=False)
     def pick_best(dataset: dict, candidates, **context) -> dict:
         from include.tasks.retrain import pick_best as run
 
@@ -121,8 +130,10 @@ def retrain_gated():
     human = HITLBranchOperator(
         task_id=TASK_HUMAN_DECISION,
         subject="Deploy retrained model {{ ti.xcom_pull(task_ids='pick_best')['version'] }}?",
-        body=("Candidate {{ ti.xcom_pull(task_ids='pick_best') }}; gate evidence in quality_gate_results "
-              "for trigger {{ ti.xcom_pull(task_ids='" + TASK_TRAIN + "')['trigger_id'] }}."),
+        body=(
+            "Candidate {{ ti.xcom_pull(task_ids='pick_best') }}; gate evidence in quality_gate_results "
+            "for trigger {{ ti.xcom_pull(task_ids='" + TASK_TRAIN + "')['trigger_id'] }}."
+        ),
         options=["Approve", "Reject"],
         options_mapping={"Approve": TASK_DEPLOY_APPROVED, "Reject": TASK_REJECT_NOT_APPROVED},
     )
@@ -141,7 +152,9 @@ def retrain_gated():
 
     @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
     def finish() -> None:
-        print("retrain_gated run finished; see retraining_triggers.outcome")
+        import logging
+
+        logging.getLogger(__name__).info("summary: retrain_gated run finished; see retraining_triggers.outcome")
 
     claimed = claim_trigger()
     dataset = assemble_training_data(claimed)

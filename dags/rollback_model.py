@@ -4,8 +4,10 @@
 Restores a previous champion exactly (same registered artifact, SHA-256
 verified before the alias moves; a corrupted artifact is refused).
 
-* **Manual**: trigger with conf
-  `{"model_name": "spx_signal", "target_version": 1, "reason": "..."}`.
+* **Manual**: trigger with the form (model, target version, reason), or the
+  same keys in conf: `{"model_name": "spx_signal", "target_version": 1, "reason": "..."}`.
+  The target must be a version that served before (status `retired`); it
+  becomes `active` again and the replaced champion `retired`.
 * **Automatic** (daily 03:30 UTC): if the champion deployed last has daily
   live accuracy (`live_performance_daily`) significantly worse than its
   predecessor's over `period_days` (default 30) before / after the change
@@ -19,10 +21,48 @@ scores with the restored version.
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import CronTriggerTimetable, TriggerRule, dag, task
+from airflow.sdk import CronTriggerTimetable, Param, TriggerRule, dag, task
 
 from include.modelwatch.decisions import TASK_KEEP, TASK_ROLLBACK
+from include.modelwatch.defaults import MODEL_NAME
 from include.tasks.common import DEFAULT_ARGS
+
+PARAMS = {
+    "model_name": Param(
+        None,
+        type=["null", "string"],
+        enum=[None, MODEL_NAME],
+        title="Model",
+        description="the model to roll back (empty: the variable modelwatch_model_name)",
+    ),
+    "target_version": Param(
+        None,
+        type=["null", "integer"],
+        minimum=1,
+        title="Target version",
+        description="restore this version as champion (empty: automatic check only)",
+    ),
+    "reason": Param(
+        None,
+        type=["null", "string"],
+        title="Reason",
+        description="why (required with a target version; recorded in the alias history)",
+    ),
+    "period_days": Param(
+        None,
+        type=["null", "integer"],
+        minimum=1,
+        title="Period (days)",
+        description="automatic check: days compared before / after the last change (empty: 30)",
+    ),
+    "min_days": Param(
+        None,
+        type=["null", "integer"],
+        minimum=1,
+        title="Minimum days",
+        description="automatic check: days of live evidence needed on each side (empty: 10)",
+    ),
+}
 
 
 @dag(
@@ -34,9 +74,10 @@ from include.tasks.common import DEFAULT_ARGS
     default_args=DEFAULT_ARGS,
     tags=["modelwatch", "retraining", "rollback"],
     doc_md=__doc__,
+    params=PARAMS,
 )
 def rollback_model():
-    @task
+    @task(multiple_outputs=False)
     def plan_rollback(**context) -> dict:
         from include.tasks.retrain import rollback_plan
 
@@ -55,12 +96,16 @@ def rollback_model():
         return do_rollback(plan, context)
 
     @task(task_id=TASK_KEEP)
-    def keep_champion(plan: dict) -> None:
-        print(f"{plan['model_name']}: champion kept")
+    def keep_champion(plan: dict) -> str:
+        from include.tasks.retrain import keep
+
+        return keep(plan)
 
     @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
     def finish() -> None:
-        print("rollback_model run finished; see model_alias_history")
+        import logging
+
+        logging.getLogger(__name__).info("summary: rollback_model run finished; see model_alias_history")
 
     plan = plan_rollback()
     decide(plan) >> [rollback_champion(plan), keep_champion(plan)] >> finish()

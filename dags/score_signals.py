@@ -9,7 +9,9 @@ earlier predictions whose horizon has closed.
    features need) from the source into `market_bars`.
 2. `score` (mapped per symbol of variable `modelwatch_symbols`): features with
    no look-ahead, class probabilities, confidence; the interval's predictions
-   of the champion version are *replaced*, never duplicated.
+   of the champion version are *replaced*, never duplicated. A bar with a NaN
+   feature (e.g. zero volume) is scored with its NaN and marked
+   `data_quality = 'missing_features'` (the NaN names in `missing_features`).
 3. `record_outcomes` (mapped per symbol): realized return, realized label and
    R multiple for predictions whose horizon closed before the interval end.
 
@@ -48,7 +50,7 @@ def score_signals():
 
         return symbols()
 
-    @task(map_index_template="{{ symbol }}")
+    @task(map_index_template="{{ symbol }}", multiple_outputs=False)
     def score(symbol: str, **context) -> dict:
         from include.tasks.scoring import score_symbol
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:  # DAG files import the task-id constants at parse time: keep this module light
     from numpy.typing import ArrayLike
@@ -106,9 +106,7 @@ def should_rollback(
         "statistic": None,
     }
     if new.size < min_days or prev.size < min_days:
-        evidence["reason"] = (
-            f"not enough days to decide: {new.size} new / {prev.size} previous, need {min_days} each"
-        )
+        evidence["reason"] = f"not enough days to decide: {new.size} new / {prev.size} previous, need {min_days} each"
         return False, evidence
     evidence.update(
         mean_new=float(new.mean()),
@@ -116,15 +114,15 @@ def should_rollback(
         median_new=float(np.median(new)),
         median_prev=float(np.median(prev)),
     )
-    alternative = "less" if higher_is_better else "greater"
+    alternative: Literal["less", "greater"] = "less" if higher_is_better else "greater"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         if method == "mannwhitney":
-            res = stats.mannwhitneyu(new, prev, alternative=alternative)
+            mw = stats.mannwhitneyu(new, prev, alternative=alternative)
+            p, stat = float(mw.pvalue), float(mw.statistic)
         else:
-            res = stats.ttest_ind(new, prev, equal_var=False, alternative=alternative)
-    p = float(res.pvalue)
-    stat = float(res.statistic)
+            tt = stats.ttest_ind(new, prev, equal_var=False, alternative=alternative)
+            p, stat = float(tt.pvalue), float(tt.statistic)
     evidence["statistic"] = None if math.isnan(stat) else stat
     if math.isnan(p):
         evidence["reason"] = "test undefined (no variance in either series); keeping the new model"

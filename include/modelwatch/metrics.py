@@ -9,8 +9,8 @@ settings, so one switch turns both on::
 
 When metrics are off every call is a no-op. Metric names are dotted paths
 below ``modelwatch.``; model names and feature names are sanitised into path
-segments (``modelwatch.drift.score.spx_signal.v3``) so a statsd-exporter
-mapping (``include/monitoring/statsd_mapping.yml``) can turn them into labels.
+segments (``modelwatch.drift.score.spx_signal.v3``), so that a mapping of your
+statsd exporter can turn them into labels (ModelWatch ships no such mapping).
 """
 
 from __future__ import annotations
@@ -19,6 +19,10 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import statsd
 
 PREFIX = "modelwatch"
 _SEGMENT = re.compile(r"[^A-Za-z0-9_-]+")
@@ -43,7 +47,7 @@ class Metrics:
     port: int = 8125
     prefix: str = PREFIX
     sent: list[str] = field(default_factory=list, repr=False)  # last packets, for task logs and tests
-    _client: object = field(default=None, repr=False)
+    _client: statsd.StatsClient | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Metrics:
@@ -69,11 +73,11 @@ class Metrics:
         client = self._client
         try:
             if kind == "g":
-                client.gauge(name, value)  # type: ignore[attr-defined]
+                client.gauge(name, value)
             elif kind == "c":
-                client.incr(name, int(value))  # type: ignore[attr-defined]
+                client.incr(name, int(value))
             else:
-                client.timing(name, value)  # type: ignore[attr-defined]
+                client.timing(name, value)
         except OSError:
             pass  # metrics never fail a task
 
@@ -88,6 +92,12 @@ class Metrics:
 
     def timing(self, metric: str, millis: float, *labels: object) -> None:
         self._send("ms", self._name(metric, *labels), float(millis))
+
+    def close(self) -> None:
+        """Close the UDP socket (a later send opens a new one)."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
 
 
 _default: Metrics | None = None

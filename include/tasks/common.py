@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from contextlib import AbstractContextManager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 OWNER = "modelwatch"
@@ -30,7 +30,9 @@ def monitoring_db() -> AbstractContextManager[Any]:
 
     from include.modelwatch.data import storage
 
-    return storage.session(opener=lambda: storage.client_side(PostgresHook(postgres_conn_id=MONITORING_CONN_ID).get_conn()))
+    return storage.session(
+        opener=lambda: storage.client_side(PostgresHook(postgres_conn_id=MONITORING_CONN_ID).get_conn())
+    )
 
 
 def data_interval(context: dict[str, Any]) -> tuple[datetime, datetime]:
@@ -50,28 +52,74 @@ def window(context: dict[str, Any]) -> tuple[datetime, datetime]:
     """
     params = context.get("params") or {}
     ws, we = params.get("window_start"), params.get("window_end")
+    if bool(ws) != bool(we):
+        given, missing = ("window_start", "window_end") if ws else ("window_end", "window_start")
+        raise ValueError(f"{given} is set but {missing} is not: set both to re-run a window, or neither")
     if ws and we:
-        start, end = _utc(ws), _utc(we)
+        start, end = _utc("window_start", ws), _utc("window_end", we)
         if end <= start:
             raise ValueError(f"window_end {end} must be after window_start {start}")
         return start, end
     return data_interval(context)
 
 
-def _utc(value: Any) -> datetime:
-    dt = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+def _utc(field: str, value: Any) -> datetime:
+    if isinstance(value, datetime):
+        dt = value
+    else:
+        try:
+            dt = datetime.fromisoformat(str(value))
+        except ValueError:
+            raise ValueError(
+                f"{field} {value!r} is not an ISO 8601 timestamp (e.g. 2008-10-01T00:00:00+00:00)"
+            ) from None
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 def window_params() -> dict[str, Any]:
-    """DAG params that expose the window override in the trigger form."""
+    """DAG params that expose the window override in the trigger form as two date-time pickers.
+
+    Both empty (the default, and what the scheduler uses): the run works on its data
+    interval. Both set: the run works on [start, end) instead, e.g. to re-run a past
+    month. The values are ISO 8601 timestamps (the picker writes them); a time without
+    a zone is read as UTC.
+    """
     from airflow.sdk import Param
 
+    section = "Re-run another window (optional)"
     return {
-        "window_start": Param(None, type=["null", "string"], description="optional ISO start; default: the data interval"),
-        "window_end": Param(None, type=["null", "string"], description="optional ISO end (exclusive)"),
+        "window_start": Param(
+            None,
+            type=["null", "string"],
+            format="date-time",
+            title="Window start (UTC)",
+            description="First instant of the window to process. Leave both window fields empty to process "
+            "this run's data interval. If you set one, set the other too.",
+            section=section,
+        ),
+        "window_end": Param(
+            None,
+            type=["null", "string"],
+            format="date-time",
+            title="Window end (UTC, exclusive)",
+            description="End of the window: data up to, but not including, this instant. "
+            "Must be after the window start.",
+            section=section,
+        ),
     }
 
 
 def run_id(context: dict[str, Any]) -> str:
     return str(context["run_id"])
+
+
+def variable(name: str) -> Any:
+    """Airflow Variable ``name``, parsed, with its default from :mod:`include.modelwatch.defaults`.
+
+    The one way tasks read a ModelWatch Variable (at run time, never at DAG parse).
+    """
+    from airflow.sdk import Variable
+
+    from include.modelwatch import defaults
+
+    return defaults.parse(name, Variable.get(name, default=defaults.text(name)))

@@ -1,31 +1,45 @@
-"""Task bodies of the closed loop: evaluate the response rules after a monitor ran."""
+"""Task bodies of the closed loop: after a monitor ran, refresh the window's health and
+evaluate the response rules."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from include.tasks.common import monitoring_db, run_id, window
 
+log = logging.getLogger(__name__)
+
 
 def respond(source: str, context: dict[str, Any]) -> dict[str, Any]:
-    """Evaluate the rules of ``source`` for every model with a champion, at the window's end.
+    """Refresh the window's health rows, then evaluate the rules of ``source`` for every model
+    with a champion, at the window's end.
 
-    Prints each decision (fired, upgraded, suppressed, cancelled) with its
-    reason; after ``performance`` also refreshes the retrain feedback. Returns
-    counts per action and whether any trigger changed (the asset event).
+    Both drift_hourly and performance_daily call this after writing their
+    results for a window, so the health row of that window is recomputed by
+    whichever finishes last, from both inputs (order-independent). Logs each
+    decision (fired, upgraded, suppressed, cancelled) with its reason; after
+    ``performance`` also writes the retrain feedback whose period completed.
+    Returns counts per action and whether any trigger changed (the asset event).
     """
+    from include.modelwatch.data import storage
     from include.modelwatch.loop import responses
     from include.modelwatch.metrics import get_metrics
+    from include.modelwatch.monitoring.performance import store
+    from include.tasks.performance import settings
 
     start, end = window(context)
     rid = run_id(context)
+    _, max_age = settings()
     with monitoring_db() as conn:
+        with storage.transaction(conn) as cur:
+            health = store.refresh_health(cur, end, store.thresholds_for(max_age))
         counts: dict[str, int] = {}
         changed: list[int] = []
         models = responses.models_with_champion(conn)
         for model in models:
             ev = responses.evaluate(conn, model, source=source, as_of=end, run_id=rid, window=(start, end))
-            print(ev.summary())
+            log.info("%s", ev.summary())
             if ev.changed and ev.trigger_id is not None:
                 changed.append(ev.trigger_id)
             for a in ev.actions:
@@ -35,15 +49,51 @@ def respond(source: str, context: dict[str, Any]) -> dict[str, Any]:
         feedback = responses.update_feedback(conn, as_of=end, run_id=rid) if source == "performance" else []
         pending = responses.pending_count(conn)
     get_metrics().gauge("loop.pending_triggers", pending)
+    for h in health:
+        log.info(
+            "health %s v%s as of %s: %s (drift score %s, %s data-quality failure(s))%s",
+            h["model_name"],
+            h["model_version"],
+            end.isoformat(),
+            h["status"],
+            h["drift_score"],
+            h["dq_failures"],
+            "; " + "; ".join(h["reasons"]) if h["reasons"] else "",
+        )
     for row in feedback:
-        print(f"feedback: trigger {row['trigger_id']} ({row['rule_name']}, {row['outcome']}): accuracy "
-              f"{row['before_value']} (v{row['version_before']}) -> {row['after_value']} (v{row['version_after']}, "
-              f"n={row['n_after']}), improved={row['improved']}")
-    print(f"closed loop ({source}, window {start.isoformat()} .. {end.isoformat()}): "
-          f"{', '.join(f'{v} {k}' for k, v in sorted(counts.items())) or 'no decisions'}; "
-          f"{pending} pending trigger(s) in total")
-    return {"source": source, "models": models, "actions": counts, "changed_triggers": changed,
-            "pending": pending, "feedback_rows": len(feedback)}
+        log.info(
+            "feedback: trigger %s (%s, %s): accuracy %s (v%s) -> %s (v%s, n=%s), improved=%s, period complete %s",
+            row["trigger_id"],
+            row["rule_name"],
+            row["outcome"],
+            row["before_value"],
+            row["version_before"],
+            row["after_value"],
+            row["version_after"],
+            row["n_after"],
+            row["improved"],
+            row["evaluated_at"],
+        )
+    log.info(
+        "closed loop (%s, window %s .. %s): %s; %d health row(s) refreshed; %d feedback row(s) written; "
+        "%d pending trigger(s) in total",
+        source,
+        start.isoformat(),
+        end.isoformat(),
+        ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "no decisions",
+        len(health),
+        len(feedback),
+        pending,
+    )
+    return {
+        "source": source,
+        "models": models,
+        "actions": counts,
+        "changed_triggers": changed,
+        "pending": pending,
+        "feedback_rows": len(feedback),
+        "health_refreshed": len(health),
+    }
 
 
 def announce(result: dict[str, Any]) -> str:
@@ -53,5 +103,3 @@ def announce(result: dict[str, Any]) -> str:
     if not result or not result.get("changed_triggers"):
         raise AirflowSkipException("no trigger created, upgraded or cancelled: retrain_gated is not woken")
     return f"triggers changed: {result['changed_triggers']}"
-
-

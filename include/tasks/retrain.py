@@ -1,308 +1,368 @@
-"""Task bodies of ``retrain_gated`` and ``rollback_model``.
+"""Task bodies of ``retrain_gated`` and ``rollback_model``: context and connection in, library call, results out.
 
-The data a run works on is fixed by its claimed trigger: training rows are
-the labelled bars whose 5-session horizon closed before the trigger's
-``window_end`` (or ``triggered_at``); the out-of-sample period shared by the
-candidate and the champion is the last ``eval_sessions`` labelled sessions
-before that end, and training stops ``embargo`` sessions (plus the label
-horizon) before it. Every step recomputes the same frame from the same
-trigger, so a retry reproduces it and nothing large goes through XCom.
+The data a run works on is fixed by its claimed trigger (see
+:mod:`include.modelwatch.training.dataset`); every step recomputes the same
+frames from the same trigger, so a retry reproduces them and nothing large
+goes through XCom. What a run does comes from its trigger form (``params``) or
+its conf; the conf wins (tests and the API pass conf).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
-from datetime import datetime, timezone
 from typing import Any
 
-from include.tasks.common import monitoring_db, run_id
+from include.modelwatch import defaults
+from include.tasks.common import monitoring_db, run_id, variable
+
+log = logging.getLogger(__name__)
 
 ALGORITHMS = ["lightgbm", "xgboost"]
-DEFAULTS: dict[str, Any] = {"eval_sessions": 126, "embargo": 5, "num_boost_round": 150, "shuffle_labels": False,
-                            "train_years": 8}
+RETRAIN_MODES = ("full", "incremental")
+DEPLOY_ALIASES = ("champion", "challenger")
+#: Quick-run knobs (tests, demos) and their defaults.
+DEFAULTS: dict[str, Any] = {
+    "eval_sessions": 126,
+    "embargo": 5,
+    "num_boost_round": 150,
+    "shuffle_labels": False,
+    "train_years": 8,
+}
 
 
-def _conf(context: dict[str, Any]) -> dict[str, Any]:
-    p = dict(DEFAULTS)
-    for source in (context.get("params") or {}, (context["dag_run"].conf or {}) if context.get("dag_run") else {}):
-        p.update({k: v for k, v in source.items() if k in DEFAULTS and v is not None})
-    return p
+def request(context: dict[str, Any]) -> dict[str, Any]:
+    """What the run was asked to do: the trigger form's params, overridden by the run's conf (None = unset)."""
+    out: dict[str, Any] = {}
+    conf = (context["dag_run"].conf or {}) if context.get("dag_run") else {}
+    for source in (context.get("params") or {}, conf):
+        out.update({k: v for k, v in dict(source).items() if v is not None})
+    return out
+
+
+def _settings(context: dict[str, Any]) -> dict[str, Any]:
+    req = request(context)
+    return {k: req.get(k, v) for k, v in DEFAULTS.items()}
+
+
+def _split(context: dict[str, Any]):
+    from include.modelwatch.training.dataset import SplitSettings
+
+    return SplitSettings.from_mapping(_settings(context))
 
 
 def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(row, default=str))
 
 
-def _model_name() -> str:
-    from airflow.sdk import Variable
+def _refuse(message: str) -> None:
+    """Fail the task at once: a bad request does not get better on retry."""
+    from airflow.sdk.exceptions import AirflowFailException
 
-    return Variable.get("modelwatch_model_name", default="spx_signal")
-
-
-def _trigger_end(trigger: dict[str, Any]) -> datetime:
-    end = trigger.get("window_end") or trigger["triggered_at"]
-    dt = end if isinstance(end, datetime) else datetime.fromisoformat(str(end))
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+    raise AirflowFailException(message)
 
 
 # ------------------------------------------------------------------ claim
 
 
 def claim(context: dict[str, Any]) -> dict[str, Any] | None:
-    """Create a manual trigger if the run's conf asks for one, then claim one trigger."""
+    """Create a manual trigger if the run asks for one (model + reason), then claim one trigger."""
+    from include.modelwatch.loop import responses
     from include.modelwatch.training import retrain
 
-    conf = (context["dag_run"].conf or {}) if context.get("dag_run") else {}
+    req = request(context)
     rid = run_id(context)
     claimed_at = context["dag_run"].run_after
+    model, reason = req.get("model_name"), req.get("reason")
+    manual = model is not None or reason is not None
+    if manual and not (model and str(reason or "").strip()):
+        _refuse(
+            f"manual retrain refused: needs both model_name and a non-blank reason (got model_name={model!r}, "
+            f"reason={reason!r})"
+        )
+    mode = req.get("retrain_mode", "full")
+    if mode not in RETRAIN_MODES:
+        _refuse(f"manual retrain refused: retrain_mode must be one of {RETRAIN_MODES}, got {mode!r}")
+    decided: list[str] = []
     with monitoring_db() as conn:
-        from include.modelwatch.loop import responses
-
         run_type = str(getattr(context.get("dag_run"), "run_type", "")).split(".")[-1].lower()
         if run_type == "scheduled":  # the daily 02:00 run evaluates the time-based rules (model age)
-            for model in responses.models_with_champion(conn):
-                print(responses.evaluate(conn, model, source="schedule", as_of=claimed_at, run_id=rid).summary())
-        if "reason" in conf:  # a manual request; refused (task fails) without model or reason
-            from airflow.sdk.exceptions import AirflowFailException
-
+            for name in responses.models_with_champion(conn):
+                summary = responses.evaluate(conn, name, source="schedule", as_of=claimed_at, run_id=rid).summary()
+                log.info("%s", summary)
+                decided.append(f"schedule rules for {name}: {summary}")
+        if manual:
             try:
-                if not conf.get("model_name"):
-                    raise ValueError("a manual retrain needs conf model_name as well as reason")
-                tid = responses.create_manual_trigger(conn, conf["model_name"], conf.get("reason") or "",
-                                                 retrain_mode=conf.get("retrain_mode", "full"),
-                                                 priority=conf.get("priority", "high"),
-                                                 requested_by=f"run:{rid}", as_of=claimed_at)
-            except ValueError as exc:  # a bad request does not get better on retry
-                raise AirflowFailException(f"manual retrain refused: {exc}") from exc
-            print(f"manual retrain of {conf['model_name']} requested by this run: trigger {tid}")
-        trig = retrain.claim_trigger(conn, run_id=rid, claimed_at=claimed_at, model_name=conf.get("model_name"))
+                tid = responses.create_manual_trigger(
+                    conn,
+                    str(model),
+                    str(reason),
+                    retrain_mode=mode,
+                    priority=req.get("priority", "high"),
+                    requested_by=f"run:{rid}",
+                    as_of=claimed_at,
+                )
+            except ValueError as exc:
+                _refuse(f"manual retrain refused: {exc}")
+            decided.append(f"manual {mode} retrain of {model} requested by this run: trigger {tid}")
+        trig = retrain.claim_trigger(conn, run_id=rid, claimed_at=claimed_at, model_name=model)
     if trig is None:
-        print("no pending retraining trigger (or its model already has a retrain in progress): nothing to do")
-        return None
-    print(f"claimed trigger {trig['trigger_id']} of {trig['model_name']}: {trig['trigger_type']} / "
-          f"{trig['retrain_mode']} / {trig['priority']}: {trig['reason']}")
-    return _jsonable(trig)
+        decided.append(
+            "no pending retraining trigger (or its model already has a retrain in progress): nothing to train"
+        )
+    else:
+        decided.append(
+            f"claimed trigger {trig['trigger_id']} of {trig['model_name']}: {trig['trigger_type']} / "
+            f"{trig['retrain_mode']} / {trig['priority']}: {trig['reason']}"
+        )
+    log.info("summary: %s", "; ".join(decided))
+    return None if trig is None else _jsonable(trig)
 
 
 # ------------------------------------------------------------------ data
 
 
-def _frames(trigger: dict[str, Any], conf: dict[str, Any]):
-    """(train, eval, info) frames for the trigger; deterministic for a trigger and conf."""
-    import numpy as np
-    import pandas as pd
-
-    from include.modelwatch.ops import bootstrap
+def _champion(model_name: str):
+    from include.modelwatch import registry
 
     with monitoring_db() as conn:
-        from include.modelwatch import registry
+        return registry.get_alias(conn, model_name, registry.CHAMPION)
 
-        champ = registry.get_alias(conn, trigger["model_name"], registry.CHAMPION)
-    end = pd.Timestamp(_trigger_end(trigger).date())
-    syms = (champ.params or {}).get("symbols") or list(bootstrap.SYMBOLS)
-    bars = bootstrap.load_clean_bars(syms)
-    bars = bars[bars["date"] < end]
-    panel = bootstrap.feature_panel(bars, end)
-    # a label is known only once its horizon closed before the trigger's end
-    sessions = np.sort(panel["date"].unique())
-    if len(sessions) <= bootstrap.HORIZON:
-        raise ValueError(f"{trigger['model_name']}: not enough sessions before {end:%Y-%m-%d} for trigger {trigger['trigger_id']}")
-    last_matured = sessions[-bootstrap.HORIZON - 1]
-    panel = panel[panel["label"].notna() & (panel["date"] <= last_matured)].reset_index(drop=True)
-    labelled = np.sort(panel["date"].unique())
-    eval_start = labelled[-int(conf["eval_sessions"])]
-    gap = int(conf["embargo"]) + bootstrap.HORIZON
-    train_last = labelled[max(0, len(labelled) - int(conf["eval_sessions"]) - gap - 1)]
-    train_first = pd.Timestamp(train_last) - pd.DateOffset(years=int(conf["train_years"]))
-    if trigger["retrain_mode"] == "incremental" and champ.train_end is not None:
-        train_first = pd.Timestamp(champ.train_end) + pd.Timedelta(days=1)
-    train = panel[(panel["date"] >= train_first) & (panel["date"] <= train_last)].reset_index(drop=True)
-    evalf = panel[panel["date"] >= eval_start].reset_index(drop=True)
-    if conf["shuffle_labels"]:
-        rng = np.random.default_rng(0)
-        train["label"] = rng.permutation(train["label"].to_numpy())
-    info = {"train_start": str(train["date"].min().date()) if len(train) else None,
-            "train_end": str(pd.Timestamp(train_last).date()), "eval_start": str(pd.Timestamp(eval_start).date()),
-            "eval_end": str(pd.Timestamp(labelled[-1]).date()), "champion_version": champ.version,
-            "champion_train_end": str(champ.train_end), "embargo_sessions": gap}
-    return train, evalf, info, champ
+
+def _frames(trigger: dict[str, Any], context: dict[str, Any]):
+    from include.modelwatch.training import dataset
+
+    champ = _champion(trigger["model_name"])
+    symbols = (champ.params or {}).get("symbols") or list(dataset.SYMBOLS)
+    frames = dataset.trigger_frames(trigger, _split(context), symbols=symbols, champion_train_end=champ.train_end)
+    frames.info.update(champion_version=champ.version, champion_train_end=str(champ.train_end))
+    return frames, champ
 
 
 def assemble(trigger: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
     """Build, GX-validate and version the training set of the trigger; fails naming model, column, window."""
-    from include.modelwatch.ops import bootstrap
-    from include.modelwatch.data import features
-    from include.modelwatch.training import retrain
-    from include.modelwatch.data.quality import ColumnSpec, FrameSpec, validate_frame
+    from include.modelwatch.data.quality import validate_frame
+    from include.modelwatch.training import dataset, retrain
 
-    conf = _conf(context)
     try:
-        train, evalf, info, _ = _frames(trigger, conf)
-        spec = FrameSpec(columns=tuple([ColumnSpec(c, max_null_share=0.0) for c in features.FEATURE_COLUMNS]
-                                       + [ColumnSpec("label", kind="categorical", allowed=tuple(features.CLASSES),
-                                                     max_null_share=0.0)]), min_rows=200)
-        report = validate_frame(train, spec)
-        fp = bootstrap.fingerprint(train)
-        per_class = {str(k): int(v) for k, v in train["label"].value_counts().sort_index().items()}
+        frames, _ = _frames(trigger, context)
+        train, info = frames.train, frames.info
+        report = validate_frame(train, dataset.training_frame_spec())
+        fp = dataset.fingerprint(train)
+        per_class = dataset.rows_per_class(train)
         with monitoring_db() as conn:
-            ds = retrain.record_dataset(conn, trigger_id=trigger["trigger_id"], model_name=trigger["model_name"],
-                                        fingerprint=fp, date_start=train["date"].min().date(),
-                                        date_end=train["date"].max().date(), rows_per_class=per_class,
-                                        validation={"success": report.success,
-                                                    "failures": [f.describe() for f in report.failures]},
-                                        run_id=run_id(context))
+            ds = retrain.record_dataset(
+                conn,
+                trigger_id=trigger["trigger_id"],
+                model_name=trigger["model_name"],
+                fingerprint=fp,
+                date_start=train["date"].min().date(),
+                date_end=train["date"].max().date(),
+                rows_per_class=per_class,
+                validation={"success": report.success, "failures": [f.describe() for f in report.failures]},
+                run_id=run_id(context),
+            )
         if not report.success:
-            raise ValueError(f"{trigger['model_name']}: training set {info['train_start']}..{info['train_end']} "
-                             f"fails Great Expectations: " + "; ".join(f.describe() for f in report.failures))
+            raise ValueError(
+                f"{trigger['model_name']}: training set {info['train_start']}..{info['train_end']} "
+                f"fails Great Expectations: " + "; ".join(f.describe() for f in report.failures)
+            )
     except Exception as exc:
         _fail_trigger(trigger, context, f"training data: {exc}")
         raise
-    print(f"training set {ds}: {len(train)} rows {info['train_start']}..{info['train_end']} per class {per_class} "
-          f"(sha256 {fp[:12]}...); out-of-sample {info['eval_start']}..{info['eval_end']} ({len(evalf)} rows), "
-          f"embargo {info['embargo_sessions']} sessions")
+    log.info(
+        "summary: trigger %s: training set %s: %d rows %s..%s per class %s (sha256 %s...); out-of-sample "
+        "%s..%s (%d rows), embargo %s sessions",
+        trigger["trigger_id"],
+        ds,
+        len(train),
+        info["train_start"],
+        info["train_end"],
+        per_class,
+        fp[:12],
+        info["eval_start"],
+        info["eval_end"],
+        len(frames.evaluation),
+        info["embargo_sessions"],
+    )
     return {**trigger, "dataset_id": ds, "n_rows": len(train), "rows_per_class": per_class, **info}
 
 
 def _fail_trigger(trigger: dict[str, Any], context: dict[str, Any], error: str) -> None:
-    from include.modelwatch.training import retrain
+    from include.modelwatch.training import dataset, retrain
 
     with monitoring_db() as conn:
         try:
-            retrain.complete_trigger(conn, trigger["trigger_id"], status="failed", outcome=f"failed: {error}"[:500],
-                                     result={"error": error, "run_id": run_id(context)},
-                                     completed_at=_trigger_end(trigger))
+            retrain.complete_trigger(
+                conn,
+                trigger["trigger_id"],
+                status="failed",
+                outcome=f"failed: {error}"[:500],
+                result={"error": error, "run_id": run_id(context)},
+                completed_at=dataset.trigger_end(trigger),
+            )
         except retrain.RetrainError as exc:
-            print(f"could not mark trigger {trigger['trigger_id']} failed: {exc}")
+            log.warning("could not mark trigger %s failed: %s", trigger["trigger_id"], exc)
 
 
 # ------------------------------------------------------------------ train + gates
 
 
-def train_candidate(dataset: dict[str, Any], algorithm: str, context: dict[str, Any]) -> dict[str, Any]:
-    """Train one candidate, gate it against the champion on the same out-of-sample rows,
-    register it (status 'registered', no alias) and record job and gate rows."""
-    import numpy as np
-
-    from include.modelwatch.ops import bootstrap
-    from include.modelwatch.data import features
-    from include.modelwatch.training import gates, retrain, training
-    from include.modelwatch import registry
+def record_train_time(model_name: str, algorithm: str, seconds: float) -> None:
+    """``retrain.train_seconds.<model>.<algorithm>`` timer; statsd timers take milliseconds."""
     from include.modelwatch.metrics import get_metrics
 
-    conf = _conf(context)
+    get_metrics().timing("retrain.train_seconds", seconds * 1000.0, model_name, algorithm)
+
+
+def train_candidate(dataset_row: dict[str, Any], algorithm: str, context: dict[str, Any]) -> dict[str, Any]:
+    """Train one candidate, gate it against the champion on the same out-of-sample rows,
+    register it (status 'candidate', no alias) and record job and gate rows."""
+    from include.modelwatch import registry
+    from include.modelwatch.data import features
+    from include.modelwatch.data.storage import transaction
+    from include.modelwatch.training import candidate, dataset, retrain, training
+
+    conf = _settings(context)
     rid = run_id(context)
-    model_name, tid = dataset["model_name"], dataset["trigger_id"]
-    when = _trigger_end(dataset)
-    params = {"num_boost_round": int(conf["num_boost_round"]), "retrain_mode": dataset["retrain_mode"],
-              "embargo": int(conf["embargo"]), "eval_sessions": int(conf["eval_sessions"]),
-              "shuffle_labels": bool(conf["shuffle_labels"])}
+    model_name, tid = dataset_row["model_name"], dataset_row["trigger_id"]
+    when = dataset.trigger_end(dataset_row)
+    split = _split(context)
+    params = {
+        "num_boost_round": int(conf["num_boost_round"]),
+        "retrain_mode": dataset_row["retrain_mode"],
+        "embargo": split.embargo,
+        "eval_sessions": split.eval_sessions,
+        "shuffle_labels": split.shuffle_labels,
+    }
     with monitoring_db() as conn:
-        job = retrain.start_job(conn, trigger_id=tid, dataset_id=dataset["dataset_id"], model_name=model_name,
-                                algorithm=algorithm, retrain_mode=dataset["retrain_mode"], params=params,
-                                started_at=when, run_id=rid)
+        job = retrain.start_job(
+            conn,
+            trigger_id=tid,
+            dataset_id=dataset_row["dataset_id"],
+            model_name=model_name,
+            algorithm=algorithm,
+            retrain_mode=dataset_row["retrain_mode"],
+            params=params,
+            started_at=when,
+            run_id=rid,
+        )
     t0 = time.perf_counter()
     try:
-        train, evalf, info, champ = _frames(dataset, conf)
-        cols = list(features.FEATURE_COLUMNS)
-        X, y = train[cols], train["label"].astype(str).to_numpy()
-        init = None
-        with monitoring_db() as conn:
-            champ_model = training.deserialize_model(registry.read_artifact(champ))
-        if dataset["retrain_mode"] == "incremental" and training.model_algorithm(champ_model) == algorithm:
-            init = champ_model
-        wf = training.walk_forward_evaluate(X, y, train["date"], algorithm=algorithm, n_splits=3,
-                                            horizon=bootstrap.HORIZON, embargo=int(conf["embargo"]),
-                                            num_boost_round=int(conf["num_boost_round"]))
-        model = training.train_model(algorithm, X, y, init_model=init, num_boost_round=int(conf["num_boost_round"]))
-        ye = evalf["label"].astype(str).to_numpy()
-        p_cand = training.predict_proba(model, evalf[cols])
-        p_champ = training.predict_proba(champ_model, evalf[cols])
-        lab_cand, lab_champ = training.predict_labels(p_cand), training.predict_labels(p_champ)
-        tm = lambda lab: training.trading_metrics(lab, evalf["r_fwd"].to_numpy(), evalf["threshold"].to_numpy(),
-                                                  evalf["date"].to_numpy())
-        m_cand, m_champ = tm(lab_cand), tm(lab_champ)
-        ov = gate_overrides(model_name)
-        results = [
-            gates.performance_gate(ye, lab_champ, lab_cand, **ov.get("performance", {})),
-            gates.business_gate(m_cand, m_champ, **ov.get("business", {})),
-            gates.calibration_gate(ye, p_cand, list(features.CLASSES), **ov.get("calibration", {})),
-            gates.stability_gate(p_champ, p_cand, **ov.get("stability", {})),
-            gates.data_quality_gate(len(train), dataset["rows_per_class"],
-                                    float(train[cols].isna().mean().mean()), **ov.get("data_quality", {})),
-        ]
-        summary = gates.run_gates(results)
-        # the candidate as a full registry version, so drift/performance monitoring work once deployed
-        oof = wf.oof
-        held = train.loc[oof.index]
-        cls = training.classification_metrics(oof["y_true"].to_numpy(), oof["y_pred"].to_numpy(),
-                                              oof[[f"proba_{c}" for c in features.CLASSES]].to_numpy())
-        trade = training.trading_metrics(oof["y_pred"].to_numpy(), held["r_fwd"].to_numpy(),
-                                         held["threshold"].to_numpy(), held["date"].to_numpy())
-        baseline = {**bootstrap._finite(cls), **bootstrap._finite(trade)}
-        importance = training.feature_importance_gain(model, cols)
-        profile = bootstrap.reference_profile(X, training.predict_proba(model, X), importance,
-                                              prediction_proba=oof[[f"proba_{c}" for c in features.CLASSES]].to_numpy())
+        frames, champ = _frames(dataset_row, context)
+        train, info = frames.train, frames.info
+        champ_model = training.deserialize_model(registry.read_artifact(champ))
+        if algorithm not in ALGORITHMS:
+            raise ValueError(f"{model_name}: unknown algorithm {algorithm!r}; expected one of {ALGORITHMS}")
+        algo: training.Algorithm = "lightgbm" if algorithm == "lightgbm" else "xgboost"
+        ev = candidate.evaluate_candidate(
+            train,
+            frames.evaluation,
+            algorithm=algo,
+            champion_model=champ_model,
+            num_boost_round=int(conf["num_boost_round"]),
+            embargo=split.embargo,
+            horizon=split.horizon,
+            incremental=dataset_row["retrain_mode"] == "incremental",
+            overrides=variable("modelwatch_gate_overrides").get(model_name, {}),
+        )
         secs = time.perf_counter() - t0
-        acc = float(np.mean(lab_cand == ye))
         with monitoring_db() as conn:
-            from include.modelwatch.data.storage import transaction
-
             # version, baseline, gate rows and job outcome: one transaction, so a
             # failure here leaves no half-registered candidate behind
             with transaction(conn) as cur:
                 mv = registry.register_version(
-                    conn, model_name=model_name, algorithm=algorithm, artifact=training.serialize_model(model),
-                    artifact_dir=_artifact_dir(), features=cols, classes=list(features.CLASSES),
+                    conn,
+                    model_name=model_name,
+                    algorithm=algorithm,
+                    artifact=training.serialize_model(ev.model),
+                    artifact_dir=defaults.artifact_dir(),
+                    features=list(features.FEATURE_COLUMNS),
+                    classes=list(training.CLASSES),
                     params={**(champ.params or {}), **params, "trigger_id": tid},
-                    horizon_days=bootstrap.HORIZON, train_start=train["date"].min().date(),
-                    train_end=train["date"].max().date(), dataset_fingerprint=bootstrap.fingerprint(train),
-                    metrics={"walk_forward": baseline, "out_of_sample": {"candidate": m_cand, "champion": m_champ},
-                             "gates": summary.status, "train_rows": len(train)},
-                    feature_importance=importance, reference_profile=profile, run_id=rid, cur=cur)
-                bootstrap.write_baseline(cur, mv, baseline, held["date"].min().date(), held["date"].max().date(),
-                                         len(oof))
-                retrain.record_gates(conn, trigger_id=tid, job_id=job, model_name=model_name,
-                                     candidate_version=mv.version, champion_version=champ.version, results=results,
-                                     evaluated_at=when, run_id=rid, cur=cur)
-                retrain.finish_job(conn, job, status="succeeded", duration_s=secs, finished_at=when,
-                                   candidate_version=mv.version,
-                                   metrics={"oos_accuracy": acc, "gates": summary.status, **info}, cur=cur)
+                    horizon_days=split.horizon,
+                    train_start=train["date"].min().date(),
+                    train_end=train["date"].max().date(),
+                    dataset_fingerprint=dataset.fingerprint(train),
+                    metrics={
+                        "walk_forward": ev.baseline,
+                        "out_of_sample": {"candidate": ev.oos_candidate, "champion": ev.oos_champion},
+                        "gates": ev.summary.status,
+                        "train_rows": len(train),
+                    },
+                    feature_importance=ev.importance,
+                    reference_profile=ev.profile,
+                    run_id=rid,
+                    cur=cur,
+                )
+                registry.write_baseline(cur, mv, ev.baseline, *ev.baseline_period)
+                retrain.record_gates(
+                    conn,
+                    trigger_id=tid,
+                    job_id=job,
+                    model_name=model_name,
+                    candidate_version=mv.version,
+                    champion_version=champ.version,
+                    results=ev.results,
+                    evaluated_at=when,
+                    run_id=rid,
+                    cur=cur,
+                )
+                retrain.finish_job(
+                    conn,
+                    job,
+                    status="succeeded",
+                    duration_s=secs,
+                    finished_at=when,
+                    candidate_version=mv.version,
+                    metrics={"oos_accuracy": ev.oos_accuracy, "gates": ev.summary.status, **info},
+                    cur=cur,
+                )
     except Exception as exc:
         with monitoring_db() as conn:
-            retrain.finish_job(conn, job, status="failed", duration_s=time.perf_counter() - t0, finished_at=when,
-                               error=f"{type(exc).__name__}: {exc}"[:1000])
+            retrain.finish_job(
+                conn,
+                job,
+                status="failed",
+                duration_s=time.perf_counter() - t0,
+                finished_at=when,
+                error=f"{type(exc).__name__}: {exc}"[:1000],
+            )
         raise RuntimeError(f"{model_name} trigger {tid}: {algorithm} training failed: {exc}") from exc
-    get_metrics().timing(f"retrain.train_seconds.{model_name}.{algorithm}", secs)
-    for r in results:
-        print(f"  gate {r.name}: {r.status}: {r.message}")
-    print(f"{algorithm} candidate {mv.label}: out-of-sample accuracy {acc:.4f} on {info['eval_start']}..{info['eval_end']}; "
-          f"gates -> {summary.status} ({summary.message})")
-    return {"algorithm": algorithm, "job_id": job, "version": mv.version, "status": summary.status,
-            "failing": list(summary.failing), "borderline": list(summary.borderline), "oos_accuracy": acc,
-            "champion_version": champ.version}
-
-
-def gate_overrides(model_name: str) -> dict[str, dict[str, float]]:
-    """Per-model gate thresholds from the variable ``modelwatch_gate_overrides``,
-    e.g. ``{"spx_signal": {"business": {"max_dd_limit": 0.4}}}`` (keyword arguments of the gate functions)."""
-    from airflow.sdk import Variable
-
-    overrides = json.loads(Variable.get("modelwatch_gate_overrides", default="{}") or "{}")
-    return dict(overrides.get(model_name, {}))
-
-
-def _artifact_dir() -> str:
-    import os
-
-    return os.environ.get("MODELWATCH_ARTIFACT_DIR", ".modelwatch/artifacts")
+    record_train_time(model_name, algorithm, secs)
+    for line in candidate.gate_lines(ev.results):
+        log.info("%s", line)
+    log.info(
+        "summary: %s candidate %s (status candidate): out-of-sample accuracy %.4f on %s..%s; gates -> %s (%s); "
+        "trained in %.1f s",
+        algorithm,
+        mv.label,
+        ev.oos_accuracy,
+        info["eval_start"],
+        info["eval_end"],
+        ev.summary.status,
+        ev.summary.message,
+        secs,
+    )
+    return {
+        "algorithm": algorithm,
+        "job_id": job,
+        "version": mv.version,
+        "status": ev.summary.status,
+        "failing": list(ev.summary.failing),
+        "borderline": list(ev.summary.borderline),
+        "oos_accuracy": ev.oos_accuracy,
+        "champion_version": champ.version,
+    }
 
 
 # ------------------------------------------------------------------ decide
 
 
-def pick_best(dataset: dict[str, Any], candidates: list[dict[str, Any]] | None,
-              context: dict[str, Any]) -> dict[str, Any]:
+def pick_best(
+    dataset_row: dict[str, Any], candidates: list[dict[str, Any]] | None, context: dict[str, Any]
+) -> dict[str, Any]:
     """The candidate to act on among the jobs that finished (a failed job
     returns nothing): deployable first, then review, then reject; highest
     accuracy within. When every job failed the trigger is marked failed and
@@ -311,149 +371,329 @@ def pick_best(dataset: dict[str, Any], candidates: list[dict[str, Any]] | None,
 
     done = [c for c in (candidates or []) if c]
     if not done:
-        _fail_trigger(dataset, context, "every training job failed (see training_jobs)")
-        raise RuntimeError(f"{dataset['model_name']} trigger {dataset['trigger_id']}: every training job failed")
-    return pick_candidate(done)
+        _fail_trigger(dataset_row, context, "every training job failed (see training_jobs)")
+        raise RuntimeError(
+            f"{dataset_row['model_name']} trigger {dataset_row['trigger_id']}: every training job failed"
+        )
+    best = pick_candidate(done)
+    log.info(
+        "summary: %d of %d candidates trained; acting on %s v%s (gates %s, out-of-sample accuracy %.4f)",
+        len(done),
+        len(ALGORITHMS),
+        best["algorithm"],
+        best["version"],
+        best["status"],
+        best["oos_accuracy"],
+    )
+    return best
 
 
 def policy_requires_human(model_name: str) -> bool:
-    from airflow.sdk import Variable
-
-    policy = json.loads(Variable.get("modelwatch_require_approval", default="{}") or "{}")
+    policy = variable("modelwatch_require_approval")
     return bool(policy.get(model_name, policy.get("*", False)))
 
 
-def choose(dataset: dict[str, Any], best: dict[str, Any]) -> str:
+def choose(dataset_row: dict[str, Any], best: dict[str, Any]) -> str:
     from include.modelwatch.decisions import choose_after_gates
     from include.modelwatch.training.gates import GateSummary
 
     summary = GateSummary(best["status"], tuple(best["failing"]), tuple(best["borderline"]))
-    human = policy_requires_human(dataset["model_name"])
+    human = policy_requires_human(dataset_row["model_name"])
     branch = choose_after_gates(summary, human)
-    print(f"{dataset['model_name']} trigger {dataset['trigger_id']}: best candidate v{best['version']} "
-          f"({best['algorithm']}) gates {best['status']}; failing {best['failing'] or 'none'}, borderline "
-          f"{best['borderline'] or 'none'}; policy requires approval: {human} -> {branch}")
+    log.info(
+        "summary: %s trigger %s: best candidate v%s (%s) gates %s; failing %s, borderline %s; policy requires "
+        "approval: %s -> %s",
+        dataset_row["model_name"],
+        dataset_row["trigger_id"],
+        best["version"],
+        best["algorithm"],
+        best["status"],
+        best["failing"] or "none",
+        best["borderline"] or "none",
+        human,
+        branch,
+    )
     return branch
 
 
-def deploy(dataset: dict[str, Any], best: dict[str, Any], context: dict[str, Any], *, approved_by: str | None = None) -> int:
-    from include.modelwatch.training import retrain
+def deploy(
+    dataset_row: dict[str, Any], best: dict[str, Any], context: dict[str, Any], *, approved_by: str | None = None
+) -> int:
+    from include.modelwatch.training import dataset, retrain
 
-    conf = (context["dag_run"].conf or {}) if context.get("dag_run") else {}
-    alias = conf.get("deploy_alias", "champion")
-    why = (f"retrain_gated: trigger {dataset['trigger_id']} ({dataset['trigger_type']}: {dataset['reason']}); "
-           f"{best['algorithm']} v{best['version']} passed the gates")
+    alias = request(context).get("deploy_alias", "champion")
+    if alias not in DEPLOY_ALIASES:
+        _refuse(f"{dataset_row['model_name']}: deploy_alias must be one of {DEPLOY_ALIASES}, got {alias!r}")
+    why = (
+        f"retrain_gated: trigger {dataset_row['trigger_id']} ({dataset_row['trigger_type']}: "
+        f"{dataset_row['reason']}); {best['algorithm']} v{best['version']} passed the gates"
+    )
     if approved_by:
         why += f"; approved by {approved_by}"
     with monitoring_db() as conn:
-        prev = retrain.deploy(conn, model_name=dataset["model_name"], version=best["version"], alias=alias, reason=why,
-                              changed_at=_trigger_end(dataset), run_id=run_id(context), trigger_id=dataset["trigger_id"],
-                              outcome="deployed" if alias == "champion" else f"deployed as {alias}",
-                              result={"algorithm": best["algorithm"], "gates": best["status"],
-                                      "approved_by": approved_by})
-    print(f"deployed {dataset['model_name']} v{best['version']} as {alias} (previous v{prev}): {why}")
-    _record_feedback(dataset, context)
+        prev = retrain.deploy(
+            conn,
+            model_name=dataset_row["model_name"],
+            version=best["version"],
+            alias=alias,
+            reason=why,
+            changed_at=dataset.trigger_end(dataset_row),
+            run_id=run_id(context),
+            trigger_id=dataset_row["trigger_id"],
+            outcome="deployed" if alias == "champion" else f"deployed as {alias}",
+            result={"algorithm": best["algorithm"], "gates": best["status"], "approved_by": approved_by},
+        )
+    feedback = _record_feedback(dataset_row, context)
+    log.info(
+        "summary: deployed %s v%s as %s (now active; previous v%s retired unless it holds another alias): %s%s",
+        dataset_row["model_name"],
+        best["version"],
+        alias,
+        prev,
+        why,
+        feedback,
+    )
     return best["version"]
 
 
-def _record_feedback(dataset: dict[str, Any], context: dict[str, Any]) -> None:
+def _record_feedback(dataset_row: dict[str, Any], context: dict[str, Any]) -> str:
     """Start the trigger's feedback row at once (before-value; a rejection is final);
-    performance_daily fills in the after-value as outcomes mature."""
+    performance_daily fills in the after-value as outcomes mature. Returns a summary fragment."""
     from include.modelwatch.loop import responses
+    from include.modelwatch.training import dataset
 
     with monitoring_db() as conn:
-        rows = responses.update_feedback(conn, as_of=_trigger_end(dataset), run_id=run_id(context))
-    for r in rows:
-        if r["trigger_id"] == dataset["trigger_id"]:
-            print(f"feedback: trigger {r['trigger_id']} ({r['rule_name']}): live accuracy before "
-                  f"{r['before_value']} (v{r['version_before']}); improved={r['improved']}")
+        rows = responses.update_feedback(conn, as_of=dataset.trigger_end(dataset_row), run_id=run_id(context))
+    mine = [r for r in rows if r["trigger_id"] == dataset_row["trigger_id"]]
+    return "".join(
+        f"; feedback: trigger {r['trigger_id']} ({r['rule_name']}): live accuracy before "
+        f"{r['before_value']} (v{r['version_before']}); improved={r['improved']}"
+        for r in mine
+    )
 
 
-def reject(dataset: dict[str, Any], best: dict[str, Any], context: dict[str, Any], *, why: str | None = None) -> str:
-    from include.modelwatch.training import retrain
+def reject(
+    dataset_row: dict[str, Any], best: dict[str, Any], context: dict[str, Any], *, why: str | None = None
+) -> str:
+    from include.modelwatch.training import dataset, retrain
 
     failing = best.get("failing") or []
     outcome = f"rejected: {why}" if why else f"rejected: {', '.join(failing) or 'gates'}"
     with monitoring_db() as conn:
-        retrain.complete_trigger(conn, dataset["trigger_id"], status="done", outcome=outcome,
-                                 result={"candidate_version": best["version"], "algorithm": best["algorithm"],
-                                         "failing_gates": failing, "previous_version": best["champion_version"],
-                                         "run_id": run_id(context)},
-                                 completed_at=_trigger_end(dataset))
-    print(f"{dataset['model_name']} trigger {dataset['trigger_id']}: candidate v{best['version']} {outcome}; "
-          f"failing gates: {', '.join(failing) or 'none'}; champion v{best['champion_version']} stays")
-    _record_feedback(dataset, context)
+        rejected = retrain.reject(
+            conn,
+            trigger_id=dataset_row["trigger_id"],
+            outcome=outcome,
+            result={
+                "candidate_version": best["version"],
+                "algorithm": best["algorithm"],
+                "failing_gates": failing,
+                "previous_version": best["champion_version"],
+                "run_id": run_id(context),
+            },
+            completed_at=dataset.trigger_end(dataset_row),
+        )
+    feedback = _record_feedback(dataset_row, context)
+    log.info(
+        "summary: %s trigger %s: candidate v%s %s; failing gates: %s; versions %s now rejected; champion v%s stays%s",
+        dataset_row["model_name"],
+        dataset_row["trigger_id"],
+        best["version"],
+        outcome,
+        ", ".join(failing) or "none",
+        rejected,
+        best["champion_version"],
+        feedback,
+    )
     return outcome
 
 
-def mark_awaiting(dataset: dict[str, Any], best: dict[str, Any], context: dict[str, Any]) -> None:
-    from include.modelwatch.training import retrain
+def mark_awaiting(dataset_row: dict[str, Any], best: dict[str, Any], context: dict[str, Any]) -> None:
+    from include.modelwatch.training import dataset, retrain
 
     with monitoring_db() as conn:
-        retrain.complete_trigger(conn, dataset["trigger_id"], status="claimed", outcome="awaiting_approval",
-                                 result={"candidate_version": best["version"], "borderline_gates": best["borderline"],
-                                         "run_id": run_id(context)},
-                                 completed_at=_trigger_end(dataset))
+        retrain.complete_trigger(
+            conn,
+            dataset_row["trigger_id"],
+            status="claimed",
+            outcome="awaiting_approval",
+            result={
+                "candidate_version": best["version"],
+                "borderline_gates": best["borderline"],
+                "run_id": run_id(context),
+            },
+            completed_at=dataset.trigger_end(dataset_row),
+        )
+    log.info(
+        "summary: trigger %s: candidate v%s awaits a human decision (borderline gates: %s; policy or review)",
+        dataset_row["trigger_id"],
+        best["version"],
+        ", ".join(best["borderline"]) or "none",
+    )
 
 
-def apply_approval(dataset: dict[str, Any], best: dict[str, Any], approved: bool, context: dict[str, Any]) -> str:
+def apply_approval(dataset_row: dict[str, Any], best: dict[str, Any], approved: bool, context: dict[str, Any]) -> str:
     """Deploy or reject after the human's answer. ``human_decision`` (HITLBranchOperator)
     branches here; who answered and when is kept in its HITL detail (Airflow UI / API)."""
     who = f"the reviewer of {run_id(context)} (human_decision)"
     if approved:
-        deploy(dataset, best, context, approved_by=who)
+        deploy(dataset_row, best, context, approved_by=who)
         return "deployed"
-    return reject(dataset, best, context, why=f"not approved by {who}")
+    return reject(dataset_row, best, context, why=f"not approved by {who}")
 
 
 # ------------------------------------------------------------------ rollback_model
 
 
 def rollback_plan(context: dict[str, Any]) -> dict[str, Any]:
-    """Manual (conf ``model_name``, ``target_version``, ``reason``) or automatic: the champion
+    """Manual (``model_name``, ``target_version``, ``reason`` from the form or conf) or automatic: the champion
     deployed last is compared with the previous one on daily live accuracy
     (``live_performance_daily``) over ``period_days`` before / after the change."""
     from datetime import timedelta
 
     from include.modelwatch import registry
-    from include.modelwatch.training import retrain
     from include.modelwatch.decisions import should_rollback
+    from include.modelwatch.training import retrain
 
-    conf = (context["dag_run"].conf or {}) if context.get("dag_run") else {}
-    model_name = conf.get("model_name") or _model_name()
+    req = request(context)
+    model_name = req.get("model_name") or variable("modelwatch_model_name")
     as_of = context.get("logical_date") or context["dag_run"].run_after
     with monitoring_db() as conn:
         current = registry.resolve_alias(conn, model_name, registry.CHAMPION)
-        if conf.get("target_version") is not None:
-            target = int(conf["target_version"])
-            reason = str(conf.get("reason") or "").strip()
-            if not reason:  # a bad request does not get better on retry
-                from airflow.sdk.exceptions import AirflowFailException
-
-                raise AirflowFailException(f"{model_name}: a manual rollback to v{target} needs conf 'reason'")
-            return {"model_name": model_name, "target_version": target, "current_version": current,
-                    "reason": f"manual: {reason}", "rollback": True, "manual": True, "as_of": str(as_of)}
+        if req.get("target_version") is not None:
+            target = int(req["target_version"])
+            reason = str(req.get("reason") or "").strip()
+            if not reason:
+                _refuse(f"{model_name}: a manual rollback to v{target} needs a reason")
+            log.info(
+                "summary: %s: manual rollback of champion v%s to v%s requested: %s", model_name, current, target, reason
+            )
+            return {
+                "model_name": model_name,
+                "target_version": target,
+                "current_version": current,
+                "reason": f"manual: {reason}",
+                "rollback": True,
+                "manual": True,
+                "as_of": str(as_of),
+            }
         change = retrain.last_champion_change(conn, model_name, as_of)
         if not change or change["from_version"] is None:
-            print(f"{model_name}: champion v{current} has no predecessor; nothing to compare")
+            log.info(
+                "summary: %s: champion v%s has no predecessor; nothing to compare, champion kept", model_name, current
+            )
             return {"model_name": model_name, "rollback": False, "as_of": str(as_of)}
-        period = timedelta(days=int(conf.get("period_days", 30)))
+        period = timedelta(days=int(req.get("period_days", 30)))
         at = change["changed_at"]
         new = retrain.live_metric_series(conn, model_name, change["to_version"], at, min(as_of, at + period))
         prev = retrain.live_metric_series(conn, model_name, change["from_version"], at - period, at)
-    worse, evidence = should_rollback(new, prev, min_days=int(conf.get("min_days", 10)))
-    print(f"{model_name}: v{change['to_version']} (since {at:%Y-%m-%d}) vs v{change['from_version']}: {evidence['reason']}")
-    return {"model_name": model_name, "target_version": change["from_version"], "current_version": change["to_version"],
-            "reason": f"automatic: live accuracy significantly worse ({evidence['reason']})", "rollback": worse,
-            "evidence": _jsonable(evidence), "as_of": str(as_of)}
+    worse, evidence = should_rollback(new, prev, min_days=int(req.get("min_days", 10)))
+    log.info(
+        "summary: %s: v%s (since %s) vs v%s: %s -> %s",
+        model_name,
+        change["to_version"],
+        f"{at:%Y-%m-%d}",
+        change["from_version"],
+        evidence["reason"],
+        "roll back" if worse else "keep",
+    )
+    return {
+        "model_name": model_name,
+        "target_version": change["from_version"],
+        "current_version": change["to_version"],
+        "reason": f"automatic: live accuracy significantly worse ({evidence['reason']})",
+        "rollback": worse,
+        "evidence": _jsonable(evidence),
+        "as_of": str(as_of),
+    }
 
 
 def do_rollback(plan: dict[str, Any], context: dict[str, Any]) -> int:
+    from datetime import datetime
+
     from include.modelwatch.training import retrain
 
     with monitoring_db() as conn:
-        prev = retrain.rollback(conn, model_name=plan["model_name"], target_version=int(plan["target_version"]),
-                                reason=plan["reason"], changed_at=datetime.fromisoformat(plan["as_of"]),
-                                run_id=run_id(context))
-    print(f"{plan['model_name']}: champion restored to v{plan['target_version']} (was v{prev}); {plan['reason']}")
+        prev = retrain.rollback(
+            conn,
+            model_name=plan["model_name"],
+            target_version=int(plan["target_version"]),
+            reason=plan["reason"],
+            changed_at=datetime.fromisoformat(plan["as_of"]),
+            run_id=run_id(context),
+        )
+    log.info(
+        "summary: %s: champion restored to v%s (active again; v%s retired); %s",
+        plan["model_name"],
+        plan["target_version"],
+        prev,
+        plan["reason"],
+    )
     return int(plan["target_version"])
+
+
+def keep(plan: dict[str, Any]) -> str:
+    evidence = (plan.get("evidence") or {}).get("reason") or "no predecessor to compare with"
+    why = f"{plan['model_name']}: champion v{plan.get('current_version')} kept ({evidence})"
+    log.info("summary: %s", why)
+    return why
+
+
+# ------------------------------------------------------------------ trigger form
+
+
+def _knob(name: str, minimum: int, what: str) -> Any:
+    from airflow.sdk import Param
+
+    return Param(
+        None,
+        type=["null", "integer"],
+        minimum=minimum,
+        title=name.replace("_", " ").capitalize(),
+        description=f"optional quick-run knob: {what} (empty: {DEFAULTS[name]})",
+    )
+
+
+def retrain_params() -> dict[str, Any]:
+    """The trigger form of ``retrain_gated``: every field a manual run needs, none a JSON key to know."""
+    from airflow.sdk import Param
+
+    return {
+        "model_name": Param(
+            None,
+            type=["null", "string"],
+            enum=[None, defaults.MODEL_NAME],
+            title="Model",
+            description="retrain this model now (manual trigger); empty: only claim pending triggers",
+        ),
+        "reason": Param(
+            None,
+            type=["null", "string"],
+            title="Reason",
+            description="why (required when a model is chosen; recorded on the trigger)",
+        ),
+        "retrain_mode": Param(
+            "full",
+            type="string",
+            enum=list(RETRAIN_MODES),
+            title="Retrain mode",
+            description="full: retrain from scratch; incremental: continue the champion",
+        ),
+        "deploy_alias": Param(
+            "champion",
+            type="string",
+            enum=list(DEPLOY_ALIASES),
+            title="Deploy as",
+            description="champion: replace it; challenger: deploy for an A/B test",
+        ),
+        "num_boost_round": _knob("num_boost_round", 1, "boosting rounds"),
+        "eval_sessions": _knob("eval_sessions", 1, "sessions of the shared out-of-sample period"),
+        "embargo": _knob("embargo", 0, "sessions between training and out-of-sample (plus the label horizon)"),
+        "train_years": _knob("train_years", 1, "years of training data"),
+        "shuffle_labels": Param(
+            False,
+            type="boolean",
+            title="Shuffle labels",
+            description="sanity check: train on permuted labels (the gates must reject it)",
+        ),
+    }

@@ -1,36 +1,42 @@
-"""Task bodies of ``score_signals``: ingest bars, score with the champion, record outcomes."""
+"""Task bodies of ``score_signals``: ingest bars, score with the champion, record outcomes.
+
+A bar with a NaN feature (e.g. zero volume, so no ``volume_z_20``) is scored with
+its NaN and its prediction marked ``data_quality = 'missing_features'``; see
+:mod:`include.modelwatch.data.scoring` for the policy. Each task's log ends with a
+summary line.
+"""
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Any
 
-from include.tasks.common import monitoring_db, run_id, window
+from include.tasks.common import monitoring_db, run_id, variable, window
+
+log = logging.getLogger(__name__)
 
 HISTORY_DAYS = 420  # calendar days of history the features need (252 sessions + margin)
+OUTCOME_HISTORY_DAYS = 60  # calendar days before the oldest pending prediction (its risk unit needs 22 bars)
 
 
-def _model_name(context: dict[str, Any]) -> str:
-    from airflow.sdk import Variable
-
-    return Variable.get("modelwatch_model_name", default="spx_signal")
+def model_name() -> str:
+    """The monitored model (variable ``modelwatch_model_name``)."""
+    return variable("modelwatch_model_name")
 
 
 def symbols() -> list[str]:
-    import json
-
-    from airflow.sdk import Variable
-
-    return json.loads(Variable.get("modelwatch_symbols", default='["SPX"]'))
+    """The scored symbols (variable ``modelwatch_symbols``)."""
+    return variable("modelwatch_symbols")
 
 
 def ingest_bars(context: dict[str, Any]) -> int:
     """UPSERT the source bars of the window (and the history features need)."""
     import pandas as pd
 
+    from include.modelwatch.data import signals, storage
     from include.modelwatch.ops import bootstrap
 
-    from include.modelwatch.data import signals, storage
     start, end = window(context)
     syms = symbols()
     bars = bootstrap.load_clean_bars(syms)
@@ -40,57 +46,62 @@ def ingest_bars(context: dict[str, Any]) -> int:
         with storage.transaction(conn) as cur:
             n = signals.upsert_bars(cur, sel)
     in_window = int(((sel["date"] >= pd.Timestamp(start.date())) & (sel["date"] < pd.Timestamp(end.date()))).sum())
-    print(f"market_bars: upserted {n} bars of {', '.join(syms)} ({in_window} inside {start:%Y-%m-%d}..{end:%Y-%m-%d})")
+    log.info(
+        "summary: market_bars upserted %d bars of %s (%d inside %s..%s, the rest is feature history)",
+        n,
+        ", ".join(syms),
+        in_window,
+        f"{start:%Y-%m-%d}",
+        f"{end:%Y-%m-%d}",
+    )
     return in_window
 
 
 def score_symbol(symbol: str, context: dict[str, Any]) -> dict[str, Any]:
     """Score the window's bars of ``symbol`` with the hash-checked champion; replace the window's rows."""
-    import pandas as pd
-
-    from include.modelwatch.ops import bootstrap
-    from include.modelwatch.data import features, signals, storage
     from include.modelwatch import registry
-    from include.modelwatch.training import training
+    from include.modelwatch.data import scoring, signals, storage
     from include.modelwatch.metrics import get_metrics
+    from include.modelwatch.training import training
 
     start, end = window(context)
-    model_name = _model_name(context)
     with monitoring_db() as conn:
-        mv, blob = registry.load_by_alias(conn, model_name, registry.CHAMPION)
+        mv, blob = registry.load_by_alias(conn, model_name(), registry.CHAMPION)
         model = training.deserialize_model(blob)
         bars = signals.read_bars(conn, symbol, start.date() - timedelta(days=HISTORY_DAYS), end.date())
-        rows: list[dict[str, Any]] = []
-        if not bars.empty:
-            feats = features.compute_features(bars)[mv.features]
-            ts_index = pd.DatetimeIndex([signals.bar_ts(d) for d in feats.index])
-            mask = (ts_index >= start) & (ts_index < end)
-            todo = feats[mask]
-            missing = todo[todo.isna().any(axis=1)]
-            if len(missing):
-                first = missing.index[0]
-                cols = [c for c in mv.features if pd.isna(missing.iloc[0][c])]
-                raise ValueError(f"{mv.label} {symbol} {first:%Y-%m-%d}: features {cols} are NaN (not enough history in market_bars?)")
-            if len(todo):
-                proba = training.predict_proba(model, todo)
-                pred = bootstrap.prediction_frame(proba)
-                for i, (d, frow) in enumerate(todo.iterrows()):
-                    rows.append({
-                        "ts": signals.bar_ts(d),
-                        "features": frow.to_dict(),
-                        "predicted_label": pred["predicted_label"].iat[i],
-                        "probabilities": {c: float(proba[i, j]) for j, c in enumerate(features.CLASSES)},
-                        "confidence": float(pred["confidence"].iat[i]),
-                    })
+        scored = scoring.score_window(model, mv.features, bars, start, end, symbol=symbol, label=mv.label)
         with storage.transaction(conn) as cur:
             n = signals.replace_predictions(
-                cur, model_name=mv.model_name, model_version=mv.version, symbol=symbol, timeframe="1d",
-                window_start=start, window_end=end, rows=rows, run_id=run_id(context),
+                cur,
+                model_name=mv.model_name,
+                model_version=mv.version,
+                symbol=symbol,
+                timeframe="1d",
+                window_start=start,
+                window_end=end,
+                rows=scored.rows,
+                run_id=run_id(context),
             )
-    counts = pd.Series([r["predicted_label"] for r in rows], dtype=object).value_counts().to_dict()
+    flagged = scored.flagged
+    for r in flagged:
+        log.warning(
+            "%s %s %s: features %s are NaN; scored with NaN (native missing-value handling), "
+            "marked data_quality=missing_features",
+            mv.label,
+            symbol,
+            f"{r['ts']:%Y-%m-%d}",
+            r["missing_features"],
+        )
     get_metrics().gauge("scoring.predictions", n, mv.model_name, symbol)
-    print(f"{mv.label} {symbol} {start:%Y-%m-%d}..{end:%Y-%m-%d}: {n} predictions {counts}")
-    return {"symbol": symbol, "model": mv.label, "predictions": n, "labels": counts}
+    get_metrics().gauge("scoring.missing_feature_rows", len(flagged), mv.model_name, symbol)
+    log.info("summary: %s %s..%s %s", mv.label, f"{start:%Y-%m-%d}", f"{end:%Y-%m-%d}", scored.summary())
+    return {
+        "symbol": symbol,
+        "model": mv.label,
+        "predictions": n,
+        "labels": scored.label_counts(),
+        "missing_feature_rows": [{"ts": r["ts"].isoformat(), "features": r["missing_features"]} for r in flagged],
+    }
 
 
 def record_outcomes(symbol: str, context: dict[str, Any]) -> int:
@@ -100,27 +111,50 @@ def record_outcomes(symbol: str, context: dict[str, Any]) -> int:
     from include.modelwatch.data import features, signals, storage
 
     start, end = window(context)
-    model_name = _model_name(context)
+    name = model_name()
     with monitoring_db() as conn:
-        pending = signals.predictions_awaiting_outcome(conn, model_name, symbol, end)
-        written = 0
-        rows: list[tuple] = []
+        pending = signals.predictions_awaiting_outcome(conn, name, symbol, end)
+        rows: list[dict[str, Any]] = []
         if not pending.empty:
             first = pd.Timestamp(pending["ts"].min()).tz_convert("UTC").date()
-            bars = signals.read_bars(conn, symbol, first - timedelta(days=60), end.date())
+            bars = signals.read_bars(conn, symbol, first - timedelta(days=OUTCOME_HISTORY_DAYS), end.date())
             bars = bars[[signals.bar_ts(d) < end for d in bars["date"]]]
-            for (horizon, params_json), grp in pending.groupby(["horizon_days", pending["params"].map(lambda p: (p.get("k", 0.5), p.get("vol_window", 21)))]):
-                k, vol_window = params_json
-                preds = pd.DataFrame({
-                    "prediction_id": grp["prediction_id"].to_numpy(),
-                    "date": [pd.Timestamp(t).tz_convert("UTC").tz_localize(None).normalize() for t in grp["ts"]],
-                    "predicted_label": grp["predicted_label"].to_numpy(),
-                })
-                out = features.compute_outcomes(preds, bars, horizon=int(horizon), k=float(k), vol_window=int(vol_window))
-                for r in out.itertuples(index=False):
-                    rows.append((int(r.prediction_id), float(r.realized_return), str(r.realized_label), float(r.r_multiple),
-                                 int(horizon), signals.bar_ts(r.matured_at), run_id(context)))
+            # outcomes depend on each version's horizon and label parameters (k, vol_window)
+            keys = [
+                (int(h), float(p.get("k", 0.5)), int(p.get("vol_window", 21)))
+                for h, p in zip(pending["horizon_days"], pending["params"], strict=True)
+            ]
+            for horizon, k, vol_window in sorted(set(keys)):
+                grp = pending[[key == (horizon, k, vol_window) for key in keys]]
+                preds = pd.DataFrame(
+                    {
+                        "prediction_id": grp["prediction_id"].to_numpy(),
+                        "date": [pd.Timestamp(t).tz_convert("UTC").tz_localize(None).normalize() for t in grp["ts"]],
+                        "predicted_label": grp["predicted_label"].to_numpy(),
+                    }
+                )
+                out = features.compute_outcomes(preds, bars, horizon=horizon, k=k, vol_window=vol_window)
+                rows.extend(
+                    {
+                        "prediction_id": int(r["prediction_id"]),
+                        "realized_return": float(r["realized_return"]),
+                        "realized_label": str(r["realized_label"]),
+                        "r_multiple": float(r["r_multiple"]),
+                        "horizon_days": horizon,
+                        "matured_at": signals.bar_ts(r["matured_at"]),
+                        "run_id": run_id(context),
+                    }
+                    for r in out.to_dict("records")
+                )
         with storage.transaction(conn) as cur:
             written = signals.upsert_outcomes(cur, rows)
-    print(f"{model_name} {symbol}: {written} outcomes matured before {end:%Y-%m-%d} ({len(pending)} were pending)")
+    log.info(
+        "summary: %s %s: %d outcomes matured before %s (%d predictions were pending, %d still immature)",
+        name,
+        symbol,
+        written,
+        f"{end:%Y-%m-%d}",
+        len(pending),
+        len(pending) - written,
+    )
     return written

@@ -64,7 +64,11 @@ def parsed() -> dict:
     env = os.environ.copy()
     res = subprocess.run(
         [sys.executable, "-c", _PROBE, str(ROOT / "dags")],
-        capture_output=True, text=True, env=env, cwd=ROOT, timeout=300,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
     )
     assert res.returncode == 0, res.stderr[-3000:]
     line = next(ln for ln in res.stdout.splitlines() if ln.startswith("@@"))
@@ -118,10 +122,12 @@ def test_drift_branch_targets_are_the_decision_constants():
     branch = dag.get_task("choose_paths")
     targets = {decisions.TASK_RECORD_EMPTY, decisions.TASK_DQ_ALERT, decisions.TASK_COMPUTE_DRIFT}
     assert set(branch.downstream_task_ids) == targets
-    checked = [{"model_name": "m", "version": 1, "rows": 0, "dq_passed": True},
-               {"model_name": "m", "version": 2, "rows": 40, "dq_passed": False},
-               {"model_name": "n", "version": 1, "rows": 40, "dq_passed": True},
-               {"model_name": "n", "version": 2, "rows": 9, "dq_passed": True}]
+    checked = [
+        {"model_name": "m", "version": 1, "rows": 0, "dq_passed": True},
+        {"model_name": "m", "version": 2, "rows": 40, "dq_passed": False},
+        {"model_name": "n", "version": 1, "rows": 40, "dq_passed": True},
+        {"model_name": "n", "version": 2, "rows": 9, "dq_passed": True},
+    ]
     routes = route(checked)
     assert set(routes) == targets
     assert [c["version"] for c in routes[decisions.TASK_COMPUTE_DRIFT]] == [1, 2]

@@ -4,32 +4,50 @@ cooldowns, episodes, concurrency, manual triggers, CLI and feedback."""
 from __future__ import annotations
 
 import threading
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import psycopg
 import pytest
 
-from include.modelwatch.loop import alerts, responses, rules
-
-from include.modelwatch.ops import cli
 from include.modelwatch import registry
-from include.modelwatch.training import retrain
 from include.modelwatch.data import storage
-T0 = datetime(2008, 10, 1, tzinfo=timezone.utc)
+from include.modelwatch.loop import alerts, responses, rules
+from include.modelwatch.ops import cli
+from include.modelwatch.training import retrain
+
+T0 = datetime(2008, 10, 1, tzinfo=UTC)
 H = timedelta(hours=1)
 
 
 def _champion(db, tmp_path, model="m", train_end=date(2008, 9, 1), payload=b"v1") -> int:
-    mv = registry.register_version(db, model_name=model, algorithm="lightgbm", artifact=payload, artifact_dir=tmp_path,
-                                   features=["f"], classes=["SELL", "HOLD", "BUY"], train_end=train_end)
+    mv = registry.register_version(
+        db,
+        model_name=model,
+        algorithm="lightgbm",
+        artifact=payload,
+        artifact_dir=tmp_path,
+        features=["f"],
+        classes=["SELL", "HOLD", "BUY"],
+        train_end=train_end,
+    )
     registry.set_alias(db, model, "champion", mv.version, reason="test", changed_at=T0 - timedelta(days=30))
     return mv.version
 
 
 def _alert(db, model="m", kind="drift", score=0.4, at=T0, severity="critical"):
     with storage.transaction(db) as cur:
-        ch = alerts.raise_alert(cur, model_name=model, model_version=1, kind=kind, severity=severity,
-                                title=f"{kind} alert", message="test", window_start=at - H, window_end=at, score=score)
+        ch = alerts.raise_alert(
+            cur,
+            model_name=model,
+            model_version=1,
+            kind=kind,
+            severity=severity,
+            title=f"{kind} alert",
+            message="test",
+            window_start=at - H,
+            window_end=at,
+            score=score,
+        )
     return ch.alert_id
 
 
@@ -45,8 +63,12 @@ def _q(db, sql, params=None):
 
 
 def _triggers(db, model="m"):
-    return _q(db, "SELECT trigger_id, status, trigger_type, rule_name, retrain_mode, priority, reason, evidence "
-                  "FROM retraining_triggers WHERE model_name = %s ORDER BY trigger_id", (model,))
+    return _q(
+        db,
+        "SELECT trigger_id, status, trigger_type, rule_name, retrain_mode, priority, reason, evidence "
+        "FROM retraining_triggers WHERE model_name = %s ORDER BY trigger_id",
+        (model,),
+    )
 
 
 def test_migration_seeds_the_predecessor_defaults(db):
@@ -64,8 +86,13 @@ def test_drift_rule_boundary_through_the_database(db, tmp_path, score, fires):
     assert len(trig) == int(fires)
     if fires:
         t = trig[0]
-        assert (t["status"], t["trigger_type"], t["retrain_mode"], t["priority"], t["rule_name"]) == \
-            ("pending", "drift", "full", "high", "drift_full_retrain")
+        assert (t["status"], t["trigger_type"], t["retrain_mode"], t["priority"], t["rule_name"]) == (
+            "pending",
+            "drift",
+            "full",
+            "high",
+            "drift_full_retrain",
+        )
         assert f"drift_score {score:g} > threshold 0.25" in t["reason"]
         assert t["evidence"]["alert"]["alert_id"] == 1 and ev.trigger_id == t["trigger_id"] and ev.changed
 
@@ -138,9 +165,14 @@ def test_stronger_rule_upgrades_the_pending_trigger(db, tmp_path):
     trig = _triggers(db)
     assert len(trig) == 1
     t = trig[0]
-    assert (t["trigger_type"], t["rule_name"], t["priority"], t["retrain_mode"]) == \
-        ("drift", "drift_full_retrain", "high", "full")
-    assert [u["to"]["rule_name"] for u in t["evidence"]["upgrades"]] == ["performance_incremental", "drift_full_retrain"]
+    assert (t["trigger_type"], t["rule_name"], t["priority"], t["retrain_mode"]) == (
+        "drift",
+        "drift_full_retrain",
+        "high",
+        "full",
+    )
+    upgrades = [u["to"]["rule_name"] for u in t["evidence"]["upgrades"]]
+    assert upgrades == ["performance_incremental", "drift_full_retrain"]
     # a weaker rule later leaves the stronger pending trigger alone
     _resolve(db, kind="performance", at=T0 + 3 * H)
     _alert(db, kind="performance", score=0.2, at=T0 + 50 * H)
@@ -153,8 +185,16 @@ def test_pending_trigger_about_a_replaced_champion_is_cancelled(db, tmp_path):
     _champion(db, tmp_path)
     _alert(db, score=0.4)
     responses.evaluate(db, "m", source="drift", as_of=T0)
-    v2 = registry.register_version(db, model_name="m", algorithm="lightgbm", artifact=b"v2", artifact_dir=tmp_path,
-                                   features=["f"], classes=["SELL", "HOLD", "BUY"], train_end=date(2008, 9, 30))
+    v2 = registry.register_version(
+        db,
+        model_name="m",
+        algorithm="lightgbm",
+        artifact=b"v2",
+        artifact_dir=tmp_path,
+        features=["f"],
+        classes=["SELL", "HOLD", "BUY"],
+        train_end=date(2008, 9, 30),
+    )
     registry.set_alias(db, "m", "champion", v2.version, reason="deployed by hand", changed_at=T0 + H)
     ev = responses.evaluate(db, "m", source="performance", as_of=T0 + 2 * H)
     assert [a["action"] for a in ev.actions] == ["cancelled"] and ev.changed
@@ -173,12 +213,15 @@ def test_rule_override_and_disabled_rule(db, tmp_path):
     assert _triggers(db) == []
 
 
-@pytest.mark.parametrize("changes,model,field", [
-    ({"threshold": "1.5"}, None, "threshold"),
-    ({"threshold": "0.3", "priority": "urgent"}, None, "priority"),
-    ({"cooldown_hours": "-1"}, "m", "model_overrides['m'].cooldown_hours"),
-    ({"metric": "risk_score"}, None, "metric"),
-])
+@pytest.mark.parametrize(
+    "changes,model,field",
+    [
+        ({"threshold": "1.5"}, None, "threshold"),
+        ({"threshold": "0.3", "priority": "urgent"}, None, "priority"),
+        ({"cooldown_hours": "-1"}, "m", "model_overrides['m'].cooldown_hours"),
+        ({"metric": "risk_score"}, None, "metric"),
+    ],
+)
 def test_bad_rule_change_is_rejected_whole(db, changes, model, field):
     before = _q(db, "SELECT * FROM automated_response_rules ORDER BY rule_name")
     with pytest.raises(rules.RuleError) as err:
@@ -187,14 +230,25 @@ def test_bad_rule_change_is_rejected_whole(db, changes, model, field):
     assert _q(db, "SELECT * FROM automated_response_rules ORDER BY rule_name") == before
 
 
-@pytest.mark.parametrize("sql,message", [
-    ("UPDATE automated_response_rules SET threshold = 2 WHERE rule_name = 'drift_full_retrain'",
-     "threshold: 2 out of range [0, 1] for metric drift_score"),
-    ("""UPDATE automated_response_rules SET model_overrides = '{"m": {"treshold": 0.3}}' WHERE rule_name = 'drift_full_retrain'""",
-     "model_overrides['m'].treshold: cannot be overridden"),
-    ("""UPDATE automated_response_rules SET model_overrides = '{"m": {"priority": "urgent"}}' WHERE rule_name = 'age_incremental'""",
-     "model_overrides['m'].priority: unknown priority urgent"),
-])
+@pytest.mark.parametrize(
+    "sql,message",
+    [
+        (
+            "UPDATE automated_response_rules SET threshold = 2 WHERE rule_name = 'drift_full_retrain'",
+            "threshold: 2 out of range [0, 1] for metric drift_score",
+        ),
+        (
+            """UPDATE automated_response_rules SET model_overrides = '{"m": {"treshold": 0.3}}'
+        WHERE rule_name = 'drift_full_retrain'""",
+            "model_overrides['m'].treshold: cannot be overridden",
+        ),
+        (
+            """UPDATE automated_response_rules SET model_overrides = '{"m": {"priority": "urgent"}}'
+        WHERE rule_name = 'age_incremental'""",
+            "model_overrides['m'].priority: unknown priority urgent",
+        ),
+    ],
+)
 def test_bad_rule_in_plain_sql_is_rejected_by_the_database(db, sql, message):
     with pytest.raises(psycopg.Error) as err:
         with storage.transaction(db) as cur:
@@ -237,8 +291,10 @@ def test_concurrent_evaluations_make_one_trigger(db, tmp_path, monitoring_uri):
 
 
 def test_the_database_refuses_a_second_pending_trigger(db):
-    ins = ("INSERT INTO retraining_triggers (model_name, trigger_type, retrain_mode, priority, reason, triggered_at) "
-           "VALUES ('m', 'manual', 'full', 'high', 'x', %s)")
+    ins = (
+        "INSERT INTO retraining_triggers (model_name, trigger_type, retrain_mode, priority, reason, triggered_at) "
+        "VALUES ('m', 'manual', 'full', 'high', 'x', %s)"
+    )
     with storage.transaction(db) as cur:
         cur.execute(ins, (T0,))
     with pytest.raises(psycopg.errors.UniqueViolation):
@@ -271,16 +327,34 @@ def test_cli_rules_and_triggers(db, tmp_path, monitoring_uri, capsys):
     assert cli.main(["rules", "list", "--uri", monitoring_uri]) == 0
     out = capsys.readouterr().out
     assert "drift_full_retrain" in out and "drift_score > 0.25" in out and "full/high" in out
-    assert cli.main(["rules", "set", "drift_full_retrain", "threshold=0.3", "cooldown_hours=12",
-                     "--uri", monitoring_uri]) == 0
+    assert (
+        cli.main(["rules", "set", "drift_full_retrain", "threshold=0.3", "cooldown_hours=12", "--uri", monitoring_uri])
+        == 0
+    )
     r = {x.name: x for x in responses.load_rules(db)}["drift_full_retrain"]
     assert (r.threshold, r.cooldown_hours) == (0.3, 12.0)
     assert cli.main(["rules", "set", "drift_full_retrain", "threshold=abc", "--uri", monitoring_uri]) == 1
     assert "threshold: must be a finite number" in capsys.readouterr().err
     assert cli.main(["trigger", "create", "m", "--reason", " ", "--uri", monitoring_uri]) == 1
     assert "non-empty reason" in capsys.readouterr().err
-    assert cli.main(["trigger", "create", "m", "--reason", "vendor change", "--by", "alice",
-                     "--at", "2008-10-02T00:00:00+00:00", "--uri", monitoring_uri]) == 0
+    assert (
+        cli.main(
+            [
+                "trigger",
+                "create",
+                "m",
+                "--reason",
+                "vendor change",
+                "--by",
+                "alice",
+                "--at",
+                "2008-10-02T00:00:00+00:00",
+                "--uri",
+                monitoring_uri,
+            ]
+        )
+        == 0
+    )
     assert "trigger 1" in capsys.readouterr().out
     assert cli.main(["trigger", "list", "--uri", monitoring_uri]) == 0
     assert "manual trigger by cli:alice: vendor change" in capsys.readouterr().out
@@ -293,7 +367,8 @@ def _perf_row(db, version, window_end, eval_start, accuracy, n):
         cur.execute(
             "INSERT INTO live_performance_daily (model_name, model_version, window_start, window_end, eval_start, "
             "eval_end, n, n_trades, n_days, accuracy) VALUES ('m', %s, %s, %s, %s, %s, %s, %s, 20, %s)",
-            (version, window_end - timedelta(days=1), window_end, eval_start, window_end.date(), n, n, accuracy))
+            (version, window_end - timedelta(days=1), window_end, eval_start, window_end.date(), n, n, accuracy),
+        )
 
 
 def _retrain_to_v2(db, tmp_path, **deploy) -> tuple[int, int]:
@@ -302,27 +377,69 @@ def _retrain_to_v2(db, tmp_path, **deploy) -> tuple[int, int]:
     _alert(db, score=0.4)
     responses.evaluate(db, "m", source="drift", as_of=T0)
     claimed = retrain.claim_trigger(db, run_id="retrain-1", claimed_at=T0 + H)
-    v2 = registry.register_version(db, model_name="m", algorithm="lightgbm", artifact=b"v2", artifact_dir=tmp_path,
-                                   features=["f"], classes=["SELL", "HOLD", "BUY"]).version
-    retrain.deploy(db, model_name="m", version=v2, changed_at=T0 + 2 * H, run_id="retrain-1",
-                   trigger_id=claimed["trigger_id"], **deploy)
+    v2 = registry.register_version(
+        db,
+        model_name="m",
+        algorithm="lightgbm",
+        artifact=b"v2",
+        artifact_dir=tmp_path,
+        features=["f"],
+        classes=["SELL", "HOLD", "BUY"],
+    ).version
+    retrain.deploy(
+        db,
+        model_name="m",
+        version=v2,
+        changed_at=T0 + 2 * H,
+        run_id="retrain-1",
+        trigger_id=claimed["trigger_id"],
+        **deploy,
+    )
     return v1, v2
 
 
 def test_feedback_before_after_and_rule_precision(db, tmp_path):
     v1, v2 = _retrain_to_v2(db, tmp_path, reason="gates passed")
     _perf_row(db, v1, T0, date(2008, 7, 1), 0.31, 120)
-    _perf_row(db, v2, T0 + timedelta(days=10), date(2008, 10, 2), 0.40, 12)   # too few outcomes yet
-    rows = responses.update_feedback(db, as_of=T0 + timedelta(days=10), run_id="perf-1")
-    assert rows[0]["before_value"] == 0.31 and rows[0]["improved"] is None and rows[0]["n_after"] == 12
+    _perf_row(db, v2, T0 + timedelta(days=10), date(2008, 10, 2), 0.40, 12)  # too few outcomes yet
+    # the feedback period (the first snapshot with >= 20 outcomes after the deployment) is not complete: no row
+    assert responses.update_feedback(db, as_of=T0 + timedelta(days=10), run_id="perf-1") == []
     _perf_row(db, v2, T0 + timedelta(days=20), date(2008, 10, 2), 0.42, 40)
     rows = responses.update_feedback(db, as_of=T0 + timedelta(days=20), run_id="perf-2")
     assert (rows[0]["version_before"], rows[0]["version_after"]) == (v1, v2)
-    assert rows[0]["after_value"] == 0.42 and rows[0]["improved"] is True
+    assert rows[0]["before_value"] == 0.31 and rows[0]["after_value"] == 0.42 and rows[0]["improved"] is True
     assert _q(db, "SELECT count(*) AS n FROM feedback_loop_metrics")[0]["n"] == 1
     stats = {r["rule_name"]: r for r in responses.rule_stats(db)}
     assert stats["drift_full_retrain"]["fired"] == 1 and stats["drift_full_retrain"]["precision"] == 1.0
     assert stats["age_incremental"]["fired"] == 0 and stats["age_incremental"]["precision"] is None
+
+
+def _feedback(db) -> list[dict]:
+    return _q(
+        db,
+        "SELECT trigger_id, before_value, after_value, n_after, improved, evaluated_at, run_id "
+        "FROM feedback_loop_metrics ORDER BY trigger_id",
+    )
+
+
+def test_feedback_is_written_once_for_its_own_period_whatever_the_order_of_runs(db, tmp_path):
+    """Issue 12, defect 9: later performance runs rewrote a trigger's feedback (value and evaluated_at)."""
+    v1, v2 = _retrain_to_v2(db, tmp_path, reason="gates passed")
+    _perf_row(db, v1, T0, date(2008, 7, 1), 0.31, 120)
+    _perf_row(db, v2, T0 + timedelta(days=20), date(2008, 10, 2), 0.42, 40)
+    _perf_row(db, v2, T0 + timedelta(days=30), date(2008, 10, 2), 0.25, 80)
+    # runs in time order: the window ending day 20 completes the period
+    responses.update_feedback(db, as_of=T0 + timedelta(days=20), run_id="perf-20")
+    first = _feedback(db)
+    assert [(r["after_value"], r["n_after"], r["evaluated_at"]) for r in first] == [(0.42, 40, T0 + timedelta(days=20))]
+    # a later run changes nothing
+    assert responses.update_feedback(db, as_of=T0 + timedelta(days=30), run_id="perf-30") == []
+    assert _feedback(db) == first
+    # the later window run first (e.g. a catch-up out of order): the same row
+    with storage.transaction(db) as cur:
+        cur.execute("DELETE FROM feedback_loop_metrics")
+    responses.update_feedback(db, as_of=T0 + timedelta(days=30), run_id="perf-20")
+    assert _feedback(db) == first
 
 
 def test_feedback_of_a_challenger_deployment_keeps_the_champion(db, tmp_path):
@@ -337,8 +454,9 @@ def test_feedback_of_a_challenger_deployment_keeps_the_champion(db, tmp_path):
     assert rows[0]["improved"] is False and registry.resolve_alias(db, "m", registry.CHAMPION) == v1
 
 
-@pytest.mark.parametrize("run_type,claims_age_trigger", [("scheduled", True), ("asset_triggered", False),
-                                                         ("manual", False)])
+@pytest.mark.parametrize(
+    "run_type,claims_age_trigger", [("scheduled", True), ("asset_triggered", False), ("manual", False)]
+)
 def test_only_the_scheduled_retrain_run_evaluates_the_age_rule(db, tmp_path, run_type, claims_age_trigger):
     """retrain_gated's claim step, run as the 02:00 schedule would run it (the age rule is time-based)."""
     from types import SimpleNamespace

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from include.modelwatch.data import storage
 from include.modelwatch.ops import migrations
 
 
-from include.modelwatch.data import storage
 @pytest.fixture()
 def fresh_db(pg):
     """A brand-new empty database, dropped afterwards."""
@@ -44,7 +44,14 @@ def test_fresh_apply_creates_core_tables_and_records_versions(fresh_db):
     files = migrations.discover()
     assert [m.version for m in applied] == [m.version for m in files]
     tables = {r[0] for r in _schema(fresh_db) if len(r) == 3}
-    assert {"predictions", "outcomes", "model_versions", "model_aliases", "model_alias_history", "schema_migrations"} <= tables
+    assert {
+        "predictions",
+        "outcomes",
+        "model_versions",
+        "model_aliases",
+        "model_alias_history",
+        "schema_migrations",
+    } <= tables
     assert all(r["state"] == "applied" for r in migrations.status(fresh_db))
 
 
@@ -143,3 +150,47 @@ def _only(directory: Path, name: str) -> Path:
     sub.mkdir(exist_ok=True)
     (sub / name).write_text((directory / name).read_text())
     return sub
+
+
+def test_status_is_a_read_that_keeps_the_callers_transaction(fresh_db):
+    """migrations.status() used to roll back the connection: a caller's uncommitted write was lost."""
+    migrations.migrate(fresh_db)
+    with fresh_db.cursor() as cur:
+        cur.execute("CREATE TABLE caller_work (id int)")
+        cur.execute("INSERT INTO caller_work VALUES (%(id)s)", {"id": 7})
+    assert {r["state"] for r in migrations.status(fresh_db)} == {"applied"}
+    fresh_db.commit()
+    with fresh_db.cursor() as cur:
+        cur.execute("SELECT id FROM caller_work")
+        assert cur.fetchall() == [(7,)]
+    fresh_db.rollback()
+
+
+def test_heartbeat_schema_version_names_every_pending_migration(fresh_db, tmp_path: Path):
+    from include.modelwatch.ops import heartbeat
+
+    files = migrations.discover()
+    first = tmp_path / "first"
+    first.mkdir()
+    (first / files[0].path.name).write_text(files[0].sql)
+    migrations.migrate(fresh_db, first)
+    with pytest.raises(RuntimeError, match="unapplied migrations") as err:
+        heartbeat.schema_version(fresh_db)
+    for mig in files[1:]:
+        assert f"{mig.version:03d}_{mig.name} (pending)" in str(err.value)
+    assert files[0].path.name.removesuffix(".sql") not in str(err.value)
+    migrations.migrate(fresh_db)
+    assert heartbeat.schema_version(fresh_db) == files[-1].version
+
+
+def test_sqlparse_splits_every_migration_file_into_statements_with_code():
+    """The splitter is sqlparse.split: every shipped migration splits into non-empty statements, and no
+    split falls inside a dollar-quoted function body (each statement holds balanced $$ quotes)."""
+    n_bodies = 0
+    for mig in migrations.discover():
+        parts = migrations.split_statements(mig.sql)
+        assert parts and all(migrations.has_code(p) and not p.endswith(";") for p in parts), mig.path.name
+        for p in parts:
+            assert p.count("$$") % 2 == 0, (mig.path.name, p[:80])
+            n_bodies += p.count("$$") // 2
+    assert n_bodies >= 3  # the trigger functions of 001 and 007 at least

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from include.modelwatch.ops import settings
 from include.modelwatch.data import storage
 from include.modelwatch.metrics import Metrics
+from include.modelwatch.ops import settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,7 +29,12 @@ def test_repo_settings_file_has_training_pool_and_monitoring_conn():
     pools = {p["pool_name"]: p["pool_slot"] for p in s.pools}
     assert pools["training"] == 3
     conn = next(c for c in s.connections if c["conn_id"] == "monitoring_db")
-    assert (conn["conn_type"], conn["conn_host"], conn["conn_port"], conn["conn_schema"]) == ("postgres", "/tmp/sock", 5433, "modelwatch")
+    assert (conn["conn_type"], conn["conn_host"], conn["conn_port"], conn["conn_schema"]) == (
+        "postgres",
+        "/tmp/sock",
+        5433,
+        "modelwatch",
+    )
 
 
 def test_bad_settings_name_the_entry(tmp_path: Path):
@@ -43,7 +48,9 @@ def test_bad_settings_name_the_entry(tmp_path: Path):
 
 
 def test_settings_apply_is_idempotent(airflow_db):
-    from airflow.models import Connection, Pool, Variable
+    from airflow.models.connection import Connection  # ORM models: the test reads the metadata DB's rows
+    from airflow.models.pool import Pool
+    from airflow.models.variable import Variable
     from airflow.utils.session import create_session
 
     s = settings.load()
@@ -60,7 +67,13 @@ def test_settings_apply_is_idempotent(airflow_db):
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "include.modelwatch", *args], capture_output=True, text=True, cwd=ROOT, env=os.environ.copy())
+    return subprocess.run(
+        [sys.executable, "-m", "include.modelwatch", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=os.environ.copy(),
+    )
 
 
 def test_cli_db_migrate_and_status(monitoring_uri):
@@ -81,13 +94,22 @@ def test_cli_status_on_empty_database_reports_pending(pg):
 
 def test_parse_conn_uri_variants():
     assert storage.parse_conn_uri("postgres://u:p%40ss@db.example:5433/mw?sslmode=require") == {
-        "user": "u", "password": "p@ss", "host": "db.example", "port": 5433, "dbname": "mw", "sslmode": "require",
+        "user": "u",
+        "password": "p@ss",
+        "host": "db.example",
+        "port": 5433,
+        "dbname": "mw",
+        "sslmode": "require",
     }
     assert storage.parse_conn_uri("postgres://postgres@%2FTmp%2FSock/modelwatch") == {
-        "user": "postgres", "host": "/Tmp/Sock", "dbname": "modelwatch",
+        "user": "postgres",
+        "host": "/Tmp/Sock",
+        "dbname": "modelwatch",
     }
     assert storage.parse_conn_uri("postgresql+psycopg2://postgres@/airflow?host=/tmp/s") == {
-        "user": "postgres", "dbname": "airflow", "host": "/tmp/s",
+        "user": "postgres",
+        "dbname": "airflow",
+        "host": "/tmp/s",
     }
     with pytest.raises(ValueError, match="not a PostgreSQL"):
         storage.parse_conn_uri("mysql://x@y/z")
@@ -103,12 +125,18 @@ def test_metrics_off_is_noop_and_on_sends_statsd_packets():
     sock.bind(("127.0.0.1", 0))
     sock.settimeout(5)
     port = sock.getsockname()[1]
-    on = Metrics.from_env({"AIRFLOW__METRICS__STATSD_ON": "True", "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",
-                           "AIRFLOW__METRICS__STATSD_PORT": str(port)})
+    on = Metrics.from_env(
+        {
+            "AIRFLOW__METRICS__STATSD_ON": "True",
+            "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",
+            "AIRFLOW__METRICS__STATSD_PORT": str(port),
+        }
+    )
     on.gauge("performance.hit_rate", 0.55, "spx_signal")
     on.incr("alerts.fired", "drift")
     got = {sock.recv(512).decode(), sock.recv(512).decode()}
     sock.close()
+    on.close()
     assert got == {"modelwatch.performance.hit_rate.spx_signal:0.55|g", "modelwatch.alerts.fired.drift:1|c"}
     on.gauge("x", None)  # None values are skipped
     assert len(on.sent) == 2

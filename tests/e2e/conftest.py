@@ -8,37 +8,49 @@ import pytest
 
 from tests.conftest import reset_rules
 
-
 # Tables an e2e test may rely on staying put: the registry, market data, the
 # baseline and the seeded response rules. Everything else is emptied per test.
-KEEP_TABLES = ("schema_migrations", "model_versions", "model_aliases", "model_alias_history",
-               "market_bars", "backtest_baseline", "automated_response_rules")
+KEEP_TABLES = (
+    "schema_migrations",
+    "model_versions",
+    "model_aliases",
+    "model_alias_history",
+    "market_bars",
+    "backtest_baseline",
+    "automated_response_rules",
+)
 
 
 @pytest.fixture()
 def champion(airflow_db, monitoring_uri):
     """The real champion (trained on 1999-2006 bars; bootstrapped once, re-used while
     it exists) and empty run tables, so each end-to-end test starts from a known state."""
+    from include.modelwatch.data import storage
     from include.modelwatch.ops import bootstrap
 
-    from include.modelwatch.data import storage
-    conn = storage.connect(monitoring_uri)
-    with storage.transaction(conn) as cur:
-        cur.execute(
-            "SELECT string_agg(format('%%I', tablename), ', ') FROM pg_tables "
-            "WHERE schemaname = 'public' AND NOT (tablename = ANY(%s))", (list(KEEP_TABLES),))
-        cur.execute(f"TRUNCATE {cur.fetchone()[0]} RESTART IDENTITY")
-        reset_rules(cur)
-        # a test that deployed or rolled back leaves other aliases behind: every
-        # test starts with the bootstrapped version as the only active one
-        cur.execute("DELETE FROM model_aliases WHERE alias <> 'champion' OR model_name NOT IN "
-                    "(SELECT model_name FROM model_versions WHERE created_by_run = 'bootstrap')")
-        cur.execute(
-            "UPDATE model_aliases a SET version = v.version FROM (SELECT model_name, min(version) AS version "
-            "FROM model_versions WHERE created_by_run = 'bootstrap' GROUP BY model_name) v "
-            "WHERE a.model_name = v.model_name AND a.alias = 'champion' AND a.version <> v.version")
-    result = bootstrap.bootstrap_champion(conn, artifact_dir=os.environ["MODELWATCH_ARTIFACT_DIR"], log=lambda *_: None)
-    conn.close()
+    with storage.session(monitoring_uri) as conn:
+        with storage.transaction(conn) as cur:
+            cur.execute(
+                "SELECT string_agg(format('%%I', tablename), ', ') FROM pg_tables "
+                "WHERE schemaname = 'public' AND NOT (tablename = ANY(%(keep)s))",
+                {"keep": list(KEEP_TABLES)},
+            )
+            cur.execute(f"TRUNCATE {cur.fetchone()[0]} RESTART IDENTITY")
+            reset_rules(cur)
+            # a test that deployed or rolled back leaves other aliases behind: every
+            # test starts with the bootstrapped version as the only active one
+            cur.execute(
+                "DELETE FROM model_aliases WHERE alias <> 'champion' OR model_name NOT IN "
+                "(SELECT model_name FROM model_versions WHERE created_by_run = 'bootstrap')"
+            )
+            cur.execute(
+                "UPDATE model_aliases a SET version = v.version FROM (SELECT model_name, min(version) AS version "
+                "FROM model_versions WHERE created_by_run = 'bootstrap' GROUP BY model_name) v "
+                "WHERE a.model_name = v.model_name AND a.alias = 'champion' AND a.version <> v.version"
+            )
+        result = bootstrap.bootstrap_champion(
+            conn, artifact_dir=os.environ["MODELWATCH_ARTIFACT_DIR"], log=lambda *_: None
+        )
     return result
 
 

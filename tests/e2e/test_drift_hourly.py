@@ -32,7 +32,9 @@ def test_crisis_window_drifts_calm_window_does_not_and_reruns_replace(champion, 
     assert calm.state == "success"
     assert _states(calm)["compute_drift"] == "success"
     assert _states(calm)["record_empty_window"] == "skipped"
-    may = _rows(conn, "SELECT status, drifted, level, drift_score FROM drift_windows WHERE window_start = %s", (MAY07[0],))
+    may = _rows(
+        conn, "SELECT status, drifted, level, drift_score FROM drift_windows WHERE window_start = %s", (MAY07[0],)
+    )
     assert may == [{"status": "evaluated", "drifted": False, "level": "none", "drift_score": 0.0}]
 
     assert _states(calm)["announce_triggers"] == "skipped"  # nothing fired in a calm month
@@ -43,30 +45,67 @@ def test_crisis_window_drifts_calm_window_does_not_and_reruns_replace(champion, 
     assert oct_run.state == "success"
     # the closed loop: the critical drift alert became exactly one pending trigger for the champion
     champ = _rows(conn, "SELECT version FROM model_aliases WHERE alias = 'champion'")[0]["version"]
-    trig = _rows(conn, "SELECT model_version, status, trigger_type, retrain_mode, priority, rule_name, window_end "
-                       "FROM retraining_triggers")
-    assert trig == [{"model_version": champ, "status": "pending", "trigger_type": "drift", "retrain_mode": "full",
-                     "priority": "high", "rule_name": "drift_full_retrain", "window_end": trig[0]["window_end"]}]
+    trig = _rows(
+        conn,
+        "SELECT model_version, status, trigger_type, retrain_mode, priority, rule_name, window_end "
+        "FROM retraining_triggers",
+    )
+    assert trig == [
+        {
+            "model_version": champ,
+            "status": "pending",
+            "trigger_type": "drift",
+            "retrain_mode": "full",
+            "priority": "high",
+            "rule_name": "drift_full_retrain",
+            "window_end": trig[0]["window_end"],
+        }
+    ]
     assert trig[0]["window_end"].isoformat() == OCT[1]
     assert _states(oct_run)["announce_triggers"] == "success"
-    win = _rows(conn, "SELECT status, n_rows, drift_score, level, drifted, summary FROM drift_windows WHERE window_start = %s", (OCT[0],))
+    win = _rows(
+        conn,
+        "SELECT status, n_rows, drift_score, level, drifted, summary FROM drift_windows WHERE window_start = %s",
+        (OCT[0],),
+    )
     assert len(win) == 1
     assert win[0]["status"] == "evaluated" and win[0]["n_rows"] == 46 and win[0]["summary"]["mode"] == "rows"
     assert win[0]["drifted"] is True and win[0]["level"] == "critical" and win[0]["drift_score"] > 0.25
 
-    drifted = {r["feature"] for r in _rows(conn, "SELECT DISTINCT feature FROM drift_results WHERE drifted AND window_start = %s", (OCT[0],))}
+    drifted = {
+        r["feature"]
+        for r in _rows(
+            conn, "SELECT DISTINCT feature FROM drift_results WHERE drifted AND window_start = %s", (OCT[0],)
+        )
+    }
     vol = {f for f in drifted if "vol" in f or "atr" in f}
     assert {"vol_21d", "vol_63d"} <= vol, f"volatility features not drifted in October 2008: {sorted(drifted)}"
-    ks = _rows(conn, "SELECT statistic, p_value, details FROM drift_results WHERE window_start = %s AND feature = 'vol_21d' AND test = 'ks'", (OCT[0],))
+    ks = _rows(
+        conn,
+        "SELECT statistic, p_value, details FROM drift_results "
+        "WHERE window_start = %s AND feature = 'vol_21d' AND test = 'ks'",
+        (OCT[0],),
+    )
     assert ks and ks[0]["statistic"] > 0.5 and ks[0]["p_value"] < 1e-6
     # the threshold came from the reference's own 46-row windows, above the configured 0.2
     assert ks[0]["details"]["thresholds"]["wasserstein_norm"] > 0.2 and ks[0]["details"]["p_null"] < 1e-3
-    concept = {r["test"] for r in _rows(conn, "SELECT test FROM drift_results WHERE window_start = %s AND kind = 'concept'", (OCT[0],))}
+    concept = {
+        r["test"]
+        for r in _rows(conn, "SELECT test FROM drift_results WHERE window_start = %s AND kind = 'concept'", (OCT[0],))
+    }
     assert concept == {"error_rate_delta", "auc_delta"}
 
-    before = _rows(conn, "SELECT feature, test, statistic FROM drift_results WHERE window_start = %s ORDER BY feature, test", (OCT[0],))
+    before = _rows(
+        conn,
+        "SELECT feature, test, statistic FROM drift_results WHERE window_start = %s ORDER BY feature, test",
+        (OCT[0],),
+    )
     assert run_window("drift_hourly", *OCT).state == "success"
-    after = _rows(conn, "SELECT feature, test, statistic FROM drift_results WHERE window_start = %s ORDER BY feature, test", (OCT[0],))
+    after = _rows(
+        conn,
+        "SELECT feature, test, statistic FROM drift_results WHERE window_start = %s ORDER BY feature, test",
+        (OCT[0],),
+    )
     assert after == before  # replaced, not duplicated
     # the re-run found its earlier decision: still one trigger, one 'fire' action, no asset event
     assert _rows(conn, "SELECT count(*) AS n FROM retraining_triggers")[0]["n"] == 1
@@ -89,8 +128,10 @@ def test_bad_window_raises_data_quality_alert_and_writes_no_drift(champion, moni
     window = ("2008-10-01T00:00:00+00:00", "2008-10-08T00:00:00+00:00")
     assert run_window("score_signals", *window).state == "success"
     with storage.transaction(conn) as cur:  # a scorer bug writes a probability above 1
-        cur.execute("UPDATE predictions SET probabilities = jsonb_set(probabilities, '{BUY}', '1.7') "
-                    "WHERE ts = (SELECT min(ts) FROM predictions) AND symbol = 'SPX'")
+        cur.execute(
+            "UPDATE predictions SET probabilities = jsonb_set(probabilities, '{BUY}', '1.7') "
+            "WHERE ts = (SELECT min(ts) FROM predictions) AND symbol = 'SPX'"
+        )
     run = run_window("drift_hourly", *window)
     assert run.state == "success"
     states = _states(run)
@@ -101,19 +142,25 @@ def test_bad_window_raises_data_quality_alert_and_writes_no_drift(champion, moni
     assert _rows(conn, "SELECT count(*) AS n FROM drift_results WHERE window_start = %s", (window[0],))[0]["n"] == 0
     alert = _rows(conn, "SELECT kind, status, severity, message FROM alerts WHERE kind = 'data_quality'")
     assert len(alert) == 1 and alert[0]["status"] == "open" and "p_BUY" in alert[0]["message"]
-    failed = _rows(conn, "SELECT column_name FROM data_quality_results WHERE window_start = %s AND NOT success", (window[0],))
+    failed = _rows(
+        conn, "SELECT column_name FROM data_quality_results WHERE window_start = %s AND NOT success", (window[0],)
+    )
     assert {"p_BUY"} <= {r["column_name"] for r in failed}
     conn.close()
 
 
 def test_binned_mode_counts_in_postgres_and_agrees_with_row_mode(champion, monitoring_uri):
-    from airflow.models import Variable
+    from airflow.models.variable import Variable
 
     conn = storage.connect(monitoring_uri)
     assert run_window("score_signals", "2008-09-01T00:00:00+00:00", OCT[1]).state == "success"
     assert run_window("drift_hourly", *OCT).state == "success"
-    exact = {(r["feature"], r["test"]): r for r in _rows(
-        conn, "SELECT feature, test, statistic, drifted FROM drift_results WHERE window_start = %s", (OCT[0],))}
+    exact = {
+        (r["feature"], r["test"]): r
+        for r in _rows(
+            conn, "SELECT feature, test, statistic, drifted FROM drift_results WHERE window_start = %s", (OCT[0],)
+        )
+    }
     Variable.set("modelwatch_drift_overrides", json.dumps({"spx_signal": {"sql_counts_min_rows": 1}}))
     try:
         assert run_window("drift_hourly", *OCT).state == "success"
@@ -121,11 +168,62 @@ def test_binned_mode_counts_in_postgres_and_agrees_with_row_mode(champion, monit
         Variable.set("modelwatch_drift_overrides", "{}")
     win = _rows(conn, "SELECT n_rows, summary FROM drift_windows WHERE window_start = %s", (OCT[0],))
     assert win[0]["summary"]["mode"] == "binned" and win[0]["n_rows"] == 46
-    binned = {(r["feature"], r["test"]): r for r in _rows(
-        conn, "SELECT feature, test, statistic, drifted FROM drift_results WHERE window_start = %s", (OCT[0],))}
+    binned = {
+        (r["feature"], r["test"]): r
+        for r in _rows(
+            conn, "SELECT feature, test, statistic, drifted FROM drift_results WHERE window_start = %s", (OCT[0],)
+        )
+    }
     assert set(binned) == set(exact)
-    for key in [k for k in exact if k[1] in ("psi", "kl", "js", "chi2", "share_shift") and exact[k]["statistic"] is not None]:
+    for key in [
+        k for k in exact if k[1] in ("psi", "kl", "js", "chi2", "share_shift") and exact[k]["statistic"] is not None
+    ]:
         assert abs(binned[key]["statistic"] - exact[key]["statistic"]) < 1e-9, key
     assert binned[("vol_21d", "ks")]["drifted"] and exact[("vol_21d", "ks")]["drifted"]
     assert abs(binned[("vol_21d", "ks")]["statistic"] - exact[("vol_21d", "ks")]["statistic"]) < 0.05
+    conn.close()
+
+
+def test_drift_windows_of_a_model_run_one_at_a_time(airflow_db):
+    """Defect 6: hysteresis reads the earlier windows, so catch-up must not judge a window before the
+    one before it is written (the per-model lock is tested in tests/db/test_drift_store.py)."""
+    from tests.e2e.conftest import get_dag
+
+    dag = get_dag("drift_hourly")
+    assert dag.max_active_runs == 1
+    assert dag.catchup is False
+
+
+def test_a_bar_scored_with_a_missing_feature_is_counted_not_fatal(champion, monitoring_uri):
+    """One bad bar (NaN feature, scored and marked 'missing_features') in a small window passes the window's
+    checks; the window summary counts it and drift is still computed."""
+    conn = storage.connect(monitoring_uri)
+    window = ("2008-10-01T00:00:00+00:00", "2008-10-08T00:00:00+00:00")
+    assert run_window("score_signals", *window).state == "success"
+    with storage.transaction(conn) as cur:  # what scoring writes for a bar with a NaN volume_z_20
+        cur.execute(
+            "UPDATE predictions SET features = jsonb_set(features, '{volume_z_20}', 'null'), "
+            "data_quality = 'missing_features', missing_features = ARRAY['volume_z_20'] "
+            "WHERE ts = (SELECT min(ts) FROM predictions) AND symbol = 'SPX'"
+        )
+        cur.execute(
+            "SELECT count(*) FROM predictions WHERE ts >= %(s)s AND ts < %(e)s", {"s": window[0], "e": window[1]}
+        )
+        n = cur.fetchone()[0]
+    assert 1 < n < 20  # one row is far above a 5% share of this window
+    run = run_window("drift_hourly", *window)
+    assert run.state == "success"
+    states = _states(run)
+    assert states["compute_drift"] == "success" and states["raise_data_quality_alert"] == "skipped"
+    win = _rows(conn, "SELECT status, n_rows, summary FROM drift_windows WHERE window_start = %s", (window[0],))
+    assert win[0]["status"] == "evaluated" and win[0]["n_rows"] == n
+    assert win[0]["summary"]["missing_features"] == {"rows": 1, "features": {"volume_z_20": 1}}
+    nulls = _rows(
+        conn,
+        "SELECT success, observed FROM data_quality_results WHERE window_start = %s "
+        "AND column_name = 'volume_z_20' AND expectation LIKE %s",
+        (window[0], "%null%"),
+    )
+    assert len(nulls) == 1 and nulls[0]["success"] is True
+    assert _rows(conn, "SELECT count(*) AS n FROM alerts WHERE kind = 'data_quality'")[0]["n"] == 0
     conn.close()

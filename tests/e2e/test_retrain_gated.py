@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pendulum
+from airflow.sdk.timezone import utcnow
 
 from include.modelwatch import registry
 from include.modelwatch.data import storage
 from tests.e2e.conftest import get_dag, rows
 
 FAST = {"num_boost_round": 40, "eval_sessions": 120, "train_years": 4}
-WINDOW_END = datetime(2008, 10, 1, tzinfo=timezone.utc)
+WINDOW_END = datetime(2008, 10, 1, tzinfo=UTC)
 
 
 def _trigger(conn, *, mode="full", at=WINDOW_END) -> int:
     with storage.transaction(conn) as cur:
         cur.execute(
-            "INSERT INTO retraining_triggers (model_name, model_version, trigger_type, retrain_mode, priority, rule_name, "
-            "reason, window_start, window_end, triggered_at) VALUES ('spx_signal', 1, 'drift', %s, 'high', "
+            "INSERT INTO retraining_triggers (model_name, model_version, trigger_type, retrain_mode, priority, "
+            "rule_name, reason, window_start, window_end, triggered_at) VALUES ('spx_signal', 1, 'drift', %s, 'high', "
             "'drift_score', 'drift score 0.41 > 0.25 (2008-09)', %s, %s, %s) RETURNING trigger_id",
-            (mode, datetime(2008, 9, 1, tzinfo=timezone.utc), at, at))
+            (mode, datetime(2008, 9, 1, tzinfo=UTC), at, at),
+        )
         return int(cur.fetchone()[0])
 
 
@@ -28,8 +30,105 @@ def _run(conf: dict, when: str = "2008-10-02"):
     return get_dag("retrain_gated").test(logical_date=pendulum.parse(when), run_conf=conf)
 
 
+def _candidate_versions(conn, trigger_id: int) -> list[int]:
+    got = rows(
+        conn,
+        "SELECT candidate_version AS v FROM training_jobs WHERE trigger_id = %(t)s "
+        "AND candidate_version IS NOT NULL ORDER BY candidate_version",
+        {"t": trigger_id},
+    )
+    return [r["v"] for r in got]
+
+
+def _lifecycle(conn, versions) -> dict[int, str]:
+    statuses = registry.version_statuses(conn, "spx_signal")
+    conn.rollback()
+    return {v: statuses[v] for v in versions}
+
+
 def _states(dr) -> dict[str, str]:
-    return {ti.task_id + (f"[{ti.map_index}]" if ti.map_index >= 0 else ""): str(ti.state) for ti in dr.get_task_instances()}
+    return {
+        ti.task_id + (f"[{ti.map_index}]" if ti.map_index >= 0 else ""): str(ti.state) for ti in dr.get_task_instances()
+    }
+
+
+def _run_scheduled(logical_date):
+    """dag.test() as the scheduler would run it: a *scheduled* run (run_type SCHEDULED, triggered by the
+    timetable, no conf), not the manual run dag.test() creates by default."""
+    from unittest import mock
+
+    from airflow.models import dagrun as dagrun_mod
+    from airflow.utils.types import DagRunTriggeredByType, DagRunType
+
+    def scheduled(*, dag, logical_date, run_after, conf, start_date, session, **_):
+        # the body of dagrun.get_or_create_dagrun, with the scheduler's run type and run id
+        from airflow.utils.state import DagRunState
+        from sqlalchemy import select
+
+        old = session.scalar(
+            select(dagrun_mod.DagRun).where(
+                dagrun_mod.DagRun.dag_id == dag.dag_id, dagrun_mod.DagRun.logical_date == logical_date
+            )
+        )
+        if old:
+            session.delete(old)
+            session.commit()
+        return dag.create_dagrun(
+            run_id=dagrun_mod.DagRun.generate_run_id(
+                run_type=DagRunType.SCHEDULED, logical_date=logical_date, run_after=run_after
+            ),
+            logical_date=logical_date,
+            data_interval=dag.timetable.infer_manual_data_interval(run_after=logical_date),
+            run_after=run_after,
+            conf=conf,
+            run_type=DagRunType.SCHEDULED,
+            state=DagRunState.RUNNING,
+            triggered_by=DagRunTriggeredByType.TIMETABLE,
+            triggering_user_name=None,
+            start_date=start_date,
+            session=session,
+        )
+
+    with mock.patch.object(dagrun_mod, "get_or_create_dagrun", scheduled):
+        return get_dag("retrain_gated").test(logical_date=logical_date, run_after=logical_date)
+
+
+def test_scheduled_run_without_trigger_is_green(champion, monitoring_uri):
+    """Defect 1: the 02:00 run with nothing pending must end with no failed task and the training path skipped."""
+    # a day when the time-based rule (champion older than 30 days) does not fire: nothing is pending
+    train_end = champion.model.train_end
+    when = pendulum.datetime(train_end.year, train_end.month, train_end.day, 2, tz="UTC").add(days=10)
+    dr = _run_scheduled(when)
+    assert str(dr.run_type).split(".")[-1].lower() == "scheduled"
+    tis = dr.get_task_instances()
+    states = {ti.task_id + (f"[{ti.map_index}]" if ti.map_index >= 0 else ""): str(ti.state) for ti in tis}
+    assert states == {
+        "claim_trigger": "success",
+        "branch_on_trigger": "success",
+        "end_no_trigger": "success",
+        "assemble_training_data": "skipped",
+        "train_candidate[0]": "skipped",
+        "train_candidate[1]": "skipped",
+        "pick_best": "skipped",
+        "branch_on_gates": "skipped",
+        "deploy_candidate": "skipped",
+        "reject_candidate": "skipped",
+        "request_human_approval": "skipped",
+        "human_decision": "skipped",
+        "deploy_approved": "skipped",
+        "reject_not_approved": "skipped",
+        "finish": "skipped",
+    }, states
+    assert all(ti.try_number <= 1 for ti in tis), {ti.task_id: ti.try_number for ti in tis}  # nothing retried
+    assert str(dr.state) == "success"
+    conn = storage.connect(monitoring_uri)
+    # as a scheduled run, it evaluated the time-based rule (10 days < 30: no fire); nothing was claimed or trained
+    assert rows(conn, "SELECT count(*) AS n FROM retraining_triggers") == [{"n": 0}]
+    assert rows(conn, "SELECT count(*) AS n FROM training_jobs") == [{"n": 0}]
+    assert rows(conn, "SELECT source, action, rule_name, trigger_id FROM closed_loop_actions") == [
+        {"source": "schedule", "action": "no_change", "rule_name": "age_incremental", "trigger_id": None}
+    ]
+    conn.close()
 
 
 def test_no_trigger_ends_early(champion, monitoring_uri):
@@ -64,7 +163,9 @@ def test_drift_trigger_retrains_and_records_gates(champion, monitoring_uri):
     tid = _trigger(conn)
     dr = _run(FAST)
     st = _states(dr)
-    jobs = rows(conn, "SELECT algorithm, status, candidate_version, duration_s, metrics FROM training_jobs ORDER BY algorithm")
+    jobs = rows(
+        conn, "SELECT algorithm, status, candidate_version, duration_s, metrics FROM training_jobs ORDER BY algorithm"
+    )
     gates = rows(conn, "SELECT job_id, gate, status, value, message FROM quality_gate_results ORDER BY job_id, gate")
     trig = rows(conn, "SELECT status, outcome, result FROM retraining_triggers WHERE trigger_id = %s", (tid,))[0]
     ds = rows(conn, "SELECT n_rows, rows_per_class, date_end, validation FROM training_datasets")
@@ -79,25 +180,29 @@ def test_drift_trigger_retrains_and_records_gates(champion, monitoring_uri):
         assert registry.resolve_alias(conn, "spx_signal", "champion") == trig["result"]["deployed_version"]
     else:  # 2008: the retrained candidates lose to the champion; every failing gate is named
         assert trig["status"] == "done" and trig["outcome"].startswith("rejected: ")
-        assert sorted(trig["outcome"][len("rejected: "):].split(", ")) == sorted(trig["result"]["failing_gates"])
+        assert sorted(trig["outcome"][len("rejected: ") :].split(", ")) == sorted(trig["result"]["failing_gates"])
         assert registry.resolve_alias(conn, "spx_signal", "champion") == 1
     assert st["finish"] == "success" and str(dr.state) == "success"
     conn.close()
 
 
-LOOSE = {"spx_signal": {"performance": {"min_improvement": -1.0, "max_drop": 1.0, "alpha": 1e-9},
-                        "business": {"pf_tolerance": 100.0, "sharpe_tolerance": 100.0, "max_dd_limit": 10.0},
-                        "calibration": {"max_ece": 1.0, "max_brier": 2.0},
-                        "stability": {"max_label_flip": 10.0, "max_psi": 100.0}}}
+LOOSE = {
+    "spx_signal": {
+        "performance": {"min_improvement": -1.0, "max_drop": 1.0, "alpha": 1e-9},
+        "business": {"pf_tolerance": 100.0, "sharpe_tolerance": 100.0, "max_dd_limit": 10.0},
+        "calibration": {"max_ece": 1.0, "max_brier": 2.0},
+        "stability": {"max_label_flip": 10.0, "max_psi": 100.0},
+    }
+}
 
 
 def _variables(**values):
     import json
 
-    from airflow.models import Variable
+    from airflow.models import Variable  # the metadata DB directly: the SDK's Variable needs a task context
 
     for k, v in values.items():
-        Variable.set(k, json.dumps(v))
+        Variable.set(k, json.dumps(v))  # noqa: AIR311
 
 
 def test_passing_candidate_is_deployed_once_and_scored(champion, monitoring_uri):
@@ -117,10 +222,23 @@ def test_passing_candidate_is_deployed_once_and_scored(champion, monitoring_uri)
     new = trig["result"]["deployed_version"]
     assert (trig["status"], trig["outcome"], trig["result"]["previous_version"]) == ("done", "deployed", 1)
     assert registry.resolve_alias(conn, "spx_signal", "champion") == new
-    hist = [h for h in registry.alias_history(conn, "spx_signal", "champion") if h["run_id"] in (dr1.run_id, dr2.run_id)]
+    # lifecycle: the deployed candidate is active, the replaced champion retired, the losing candidate rejected
+    cands = _candidate_versions(conn, tid)
+    assert new in cands and len(cands) == 2
+    assert _lifecycle(conn, [1, *cands]) == {1: "retired", **{v: "active" if v == new else "rejected" for v in cands}}
+    hist = [
+        h for h in registry.alias_history(conn, "spx_signal", "champion") if h["run_id"] in (dr1.run_id, dr2.run_id)
+    ]
     assert len(hist) == 1 and hist[0]["from_version"] == 1 and f"trigger {tid}" in hist[0]["reason"]
     # deployed with its own baseline and reference profile, so monitoring works for it
-    assert rows(conn, "SELECT count(*) > 5 AS ok FROM backtest_baseline WHERE model_version = %s", (new,)) == [{"ok": True}]
+    assert rows(conn, "SELECT count(*) > 5 AS ok FROM backtest_baseline WHERE model_version = %(v)s", {"v": new}) == [
+        {"ok": True}
+    ]
+    # stored under the canonical metric names (macro_f1, not f1_macro)
+    names = {
+        r["metric"] for r in rows(conn, "SELECT metric FROM backtest_baseline WHERE model_version = %(v)s", {"v": new})
+    }
+    assert {"macro_f1", "macro_precision", "macro_recall"} <= names and "f1_macro" not in names
     assert registry.get_version(conn, "spx_signal", new).reference_profile
     run_window("score_signals", "2008-10-01", "2008-10-15")
     assert {r["model_version"] for r in rows(conn, "SELECT DISTINCT model_version FROM predictions")} == {new}
@@ -134,15 +252,24 @@ def test_shuffled_labels_candidate_is_rejected(champion, monitoring_uri):
     assert _states(dr)["reject_candidate"] == "success"
     trig = rows(conn, "SELECT outcome, result FROM retraining_triggers WHERE trigger_id = %s", (tid,))[0]
     best = trig["result"]["candidate_version"]
-    failing = [g["gate"] for g in rows(conn, "SELECT gate FROM quality_gate_results WHERE candidate_version = %s "
-                                             "AND status = 'fail' ORDER BY gate", (best,))]
+    failing = [
+        g["gate"]
+        for g in rows(
+            conn,
+            "SELECT gate FROM quality_gate_results WHERE candidate_version = %s AND status = 'fail' ORDER BY gate",
+            (best,),
+        )
+    ]
     assert failing and trig["outcome"] == "rejected: " + ", ".join(trig["result"]["failing_gates"])
+    cands = _candidate_versions(conn, tid)
+    assert best in cands and _lifecycle(conn, cands) == {v: "rejected" for v in cands}
     assert sorted(trig["result"]["failing_gates"]) == failing
     assert registry.resolve_alias(conn, "spx_signal", "champion") == 1
     # the closed loop learns at once that this retrain did not improve the model
     fb = rows(conn, "SELECT trigger_id, rule_name, version_before, version_after, improved FROM feedback_loop_metrics")
-    assert fb == [{"trigger_id": tid, "rule_name": "drift_score", "version_before": 1, "version_after": 1,
-                   "improved": False}]
+    assert fb == [
+        {"trigger_id": tid, "rule_name": "drift_score", "version_before": 1, "version_after": 1, "improved": False}
+    ]
     conn.close()
 
 
@@ -155,19 +282,25 @@ def _respond(choice: str, stop):
     from airflow.models.taskinstance import TaskInstance as TI
     from airflow.models.trigger import handle_event_submit
     from airflow.triggers.base import TriggerEvent
-    from airflow.utils import timezone
     from airflow.utils.session import create_session
     from airflow.utils.state import TaskInstanceState
     from sqlalchemy import select
 
     while not stop.is_set():
         with create_session() as s:
-            ti = s.scalar(select(TI).where(TI.dag_id == "retrain_gated", TI.task_id == "human_decision",
-                                           TI.state == TaskInstanceState.AWAITING_INPUT).with_for_update(of=TI))
+            ti = s.scalar(
+                select(TI)
+                .where(
+                    TI.dag_id == "retrain_gated",
+                    TI.task_id == "human_decision",
+                    TI.state == TaskInstanceState.AWAITING_INPUT,
+                )
+                .with_for_update(of=TI)
+            )
             hd = s.get(HITLDetail, ti.id) if ti is not None else None
             if hd is not None:
                 hd.responded_by = HITLUser(id="risk-officer", name="risk-officer")
-                hd.responded_at = timezone.utcnow()
+                hd.responded_at = utcnow()
                 hd.chosen_options = [choice]
                 hd.params_input = {}
                 handle_event_submit(TriggerEvent(hd.as_resume_event_payload()), task_instance=ti, session=s)
@@ -197,15 +330,18 @@ def test_human_approval(champion, monitoring_uri, choice):
     assert st["request_human_approval"] == "success" and st["human_decision"] == "success"
     trig = rows(conn, "SELECT status, outcome, result FROM retraining_triggers WHERE trigger_id = %s", (tid,))[0]
     champ = registry.resolve_alias(conn, "spx_signal", "champion")
+    cands = _candidate_versions(conn, tid)
     if choice == "Approve":
+        assert _lifecycle(conn, cands) == {v: "active" if v == champ else "rejected" for v in cands}
         assert st["deploy_approved"] == "success" and st["reject_not_approved"] == "skipped"
         assert trig["outcome"] == "deployed" and trig["result"]["approved_by"] == (
-            f"the reviewer of {dr.run_id} (human_decision)")
+            f"the reviewer of {dr.run_id} (human_decision)"
+        )
         assert champ == trig["result"]["deployed_version"] != 1
     else:
         assert st["reject_not_approved"] == "success" and st["deploy_approved"] == "skipped"
         assert trig["outcome"] == f"rejected: not approved by the reviewer of {dr.run_id} (human_decision)"
-        assert champ == 1
+        assert champ == 1 and _lifecycle(conn, cands) == {v: "rejected" for v in cands}
     assert str(dr.state) == "success"
     # the response the run acted on is the one recorded on the HITL detail row
     from airflow.models.hitl import HITLDetail
@@ -214,7 +350,10 @@ def test_human_approval(champion, monitoring_uri, choice):
     from sqlalchemy import select
 
     with create_session() as s:
-        hd = s.scalar(select(HITLDetail).join(TI, TI.id == HITLDetail.ti_id).where(
-            TI.run_id == dr.run_id, TI.task_id == "human_decision"))
+        hd = s.scalar(
+            select(HITLDetail)
+            .join(TI, TI.id == HITLDetail.ti_id)
+            .where(TI.run_id == dr.run_id, TI.task_id == "human_decision")
+        )
         assert hd.chosen_options == [choice] and hd.responded_by_user_name == "risk-officer"
     conn.close()

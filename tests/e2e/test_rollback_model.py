@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pendulum
 
+from include.modelwatch import registry, vocabulary
 from include.modelwatch.data import features, storage
-from include.modelwatch import registry
 from include.modelwatch.training import retrain, training
 from tests.e2e.conftest import get_dag, rows, run_window
 
-T_DEPLOY = datetime(2008, 9, 1, tzinfo=timezone.utc)
-PRED_SQL = ("SELECT model_version, symbol, ts, probabilities::text AS p, predicted_label FROM predictions "
-            "ORDER BY symbol, ts")
+T_DEPLOY = datetime(2008, 9, 1, tzinfo=UTC)
+PRED_SQL = (
+    "SELECT model_version, symbol, ts, probabilities::text AS p, predicted_label FROM predictions ORDER BY symbol, ts"
+)
 
 
 def _register_v2(conn, champion) -> registry.ModelVersion:
@@ -27,13 +28,23 @@ def _register_v2(conn, champion) -> registry.ModelVersion:
     panel = bootstrap.feature_panel(bars[bars["date"] < pd.Timestamp("2007-01-01")], pd.Timestamp("2007-01-01"))
     panel = panel[panel["label"].notna()].tail(600)
     old = training.deserialize_model(registry.read_artifact(champion.model))
-    model = training.train_model("lightgbm", panel[list(features.FEATURE_COLUMNS)], panel["label"].astype(str),
-                                 init_model=old, num_boost_round=10)
-    return registry.register_version(conn, model_name="spx_signal", algorithm="lightgbm",
-                                     artifact=training.serialize_model(model),
-                                     artifact_dir=os.environ["MODELWATCH_ARTIFACT_DIR"],
-                                     features=list(features.FEATURE_COLUMNS), classes=list(features.CLASSES),
-                                     run_id="test_rollback")
+    model = training.train_model(
+        "lightgbm",
+        panel[list(features.FEATURE_COLUMNS)],
+        panel["label"].astype(str),
+        init_model=old,
+        num_boost_round=10,
+    )
+    return registry.register_version(
+        conn,
+        model_name="spx_signal",
+        algorithm="lightgbm",
+        artifact=training.serialize_model(model),
+        artifact_dir=os.environ["MODELWATCH_ARTIFACT_DIR"],
+        features=list(features.FEATURE_COLUMNS),
+        classes=list(vocabulary.CLASSES),
+        run_id="test_rollback",
+    )
 
 
 def _rollback(conf: dict):
@@ -49,8 +60,17 @@ def test_rollback_restores_identical_predictions(champion, monitoring_uri):
     assert len(before) > 10 and {r["model_version"] for r in before} == {v1}
 
     v2 = _register_v2(conn, champion)
-    assert retrain.deploy(conn, model_name="spx_signal", version=v2.version, reason="test: deploy v2",
-                          changed_at=T_DEPLOY, run_id="test") == v1
+    assert (
+        retrain.deploy(
+            conn,
+            model_name="spx_signal",
+            version=v2.version,
+            reason="test: deploy v2",
+            changed_at=T_DEPLOY,
+            run_id="test",
+        )
+        == v1
+    )
     run_window("score_signals", "2008-09-01", "2008-10-01")
     with_v2 = rows(conn, PRED_SQL + "")
     assert {r["model_version"] for r in with_v2} >= {v2.version}
@@ -61,6 +81,10 @@ def test_rollback_restores_identical_predictions(champion, monitoring_uri):
     last = registry.alias_history(conn, "spx_signal", "champion")[-1]
     assert (last["from_version"], last["to_version"]) == (v2.version, v1)
     assert last["reason"] == "rollback: manual: v2 worse live" and last["run_id"] == dr.run_id
+    # lifecycle: the restored version is active again, the one it replaced retired
+    statuses = registry.version_statuses(conn, "spx_signal")
+    conn.rollback()
+    assert (statuses[v1], statuses[v2.version]) == ("active", "retired")
 
     with storage.transaction(conn) as cur:  # forget every prediction, so the re-score is compared from scratch
         cur.execute("TRUNCATE predictions, outcomes")
@@ -73,8 +97,9 @@ def test_rollback_restores_identical_predictions(champion, monitoring_uri):
 def test_corrupted_artifact_is_refused(champion, monitoring_uri):
     conn = storage.connect(monitoring_uri)
     v2 = _register_v2(conn, champion)
-    retrain.deploy(conn, model_name="spx_signal", version=v2.version, reason="test: deploy v2",
-                   changed_at=T_DEPLOY, run_id="test")
+    retrain.deploy(
+        conn, model_name="spx_signal", version=v2.version, reason="test: deploy v2", changed_at=T_DEPLOY, run_id="test"
+    )
     v3 = _register_v2(conn, champion)
     with open(v3.artifact_path, "ab") as f:
         f.write(b"corrupt")
@@ -92,8 +117,9 @@ def test_automatic_without_live_evidence_keeps_champion(champion, monitoring_uri
 def test_manual_rollback_without_reason_fails_without_retrying(champion, monitoring_uri):
     conn = storage.connect(monitoring_uri)
     v2 = _register_v2(conn, champion)
-    retrain.deploy(conn, model_name="spx_signal", version=v2.version, reason="test: deploy v2",
-                   changed_at=T_DEPLOY, run_id="test")
+    retrain.deploy(
+        conn, model_name="spx_signal", version=v2.version, reason="test: deploy v2", changed_at=T_DEPLOY, run_id="test"
+    )
     dr, st = _rollback({"model_name": "spx_signal", "target_version": champion.model.version, "reason": "  "})
     # failed at once (a bad request does not get better on retry), nothing changed
     assert st["plan_rollback"] == "failed" and st["rollback_champion"] == "upstream_failed"

@@ -13,12 +13,17 @@ def test_scores_window_records_outcomes_and_is_idempotent(champion, monitoring_u
     conn = storage.connect(monitoring_uri)
     run = run_window("score_signals", "2008-10-01T00:00:00+00:00", "2008-11-01T00:00:00+00:00")
     assert run.state == "success"
-    preds = _rows(conn, "SELECT prediction_id, symbol, ts, predicted_label, probabilities, confidence, model_version "
-                        "FROM predictions ORDER BY symbol, ts")
+    preds = _rows(
+        conn,
+        "SELECT prediction_id, symbol, ts, predicted_label, probabilities, confidence, model_version, "
+        "data_quality, missing_features FROM predictions ORDER BY symbol, ts",
+    )
     # October 2008 had 23 NYSE sessions; two symbols
     assert len(preds) == 46
     assert {p["symbol"] for p in preds} == {"SPX", "IXIC"}
     assert all(p["model_version"] == champion.model.version for p in preds)
+    # October 2008 has no NaN feature: every prediction is complete
+    assert {(p["data_quality"], p["missing_features"]) for p in preds} == {("ok", None)}
     for p in preds:
         probs = p["probabilities"]
         assert abs(sum(probs.values()) - 1) < 1e-9
@@ -27,12 +32,17 @@ def test_scores_window_records_outcomes_and_is_idempotent(champion, monitoring_u
     first_ids = [p["prediction_id"] for p in preds]
 
     # outcomes: a prediction matures 5 sessions later, so the last 5 sessions of October have none yet
-    outs = _rows(conn, "SELECT p.symbol, p.ts, o.realized_return, o.matured_at FROM outcomes o JOIN predictions p USING (prediction_id)")
+    outs = _rows(
+        conn,
+        "SELECT p.symbol, p.ts, o.realized_return, o.matured_at "
+        "FROM outcomes o JOIN predictions p USING (prediction_id)",
+    )
     assert len(outs) == 2 * (23 - 5)
     assert all(o["matured_at"] < pd.Timestamp("2008-11-01", tz="UTC") for o in outs)
 
     # hand check one outcome: SPX entry 2008-10-10, horizon 5 -> exit 2008-10-17, log(close_exit/close_entry)
-    bars = {r["bar_date"].isoformat(): r["close"] for r in _rows(conn, "SELECT bar_date, close FROM market_bars WHERE symbol='SPX'")}
+    spx_bars = _rows(conn, "SELECT bar_date, close FROM market_bars WHERE symbol='SPX'")
+    bars = {r["bar_date"].isoformat(): r["close"] for r in spx_bars}
     import math
 
     spx = next(o for o in outs if o["symbol"] == "SPX" and o["ts"].date().isoformat() == "2008-10-10")
@@ -46,6 +56,58 @@ def test_scores_window_records_outcomes_and_is_idempotent(champion, monitoring_u
 
     # next window matures the rest of October
     assert run_window("score_signals", "2008-11-01T00:00:00+00:00", "2008-12-01T00:00:00+00:00").state == "success"
-    oct_outs = _rows(conn, "SELECT count(*) AS n FROM outcomes o JOIN predictions p USING (prediction_id) WHERE p.ts < '2008-11-01'")
+    oct_outs = _rows(
+        conn, "SELECT count(*) AS n FROM outcomes o JOIN predictions p USING (prediction_id) WHERE p.ts < '2008-11-01'"
+    )
     assert oct_outs[0]["n"] == 46
+    conn.close()
+
+
+def test_nan_feature_row_is_scored_and_marked_not_fatal(champion, monitoring_uri):
+    """Defect 7: IXIC 2015-05-12 has volume 0, so its volume_z_20 is NaN. The window is still
+    scored for both symbols; that row is scored with its NaN (native missing-value handling)
+    and marked data_quality='missing_features', missing_features=['volume_z_20']."""
+    import math
+
+    from include.modelwatch import registry
+    from include.modelwatch.training import training
+
+    conn = storage.connect(monitoring_uri)
+    run = run_window("score_signals", "2015-05-01T00:00:00+00:00", "2015-06-01T00:00:00+00:00")
+    assert run.state == "success"
+    preds = _rows(
+        conn,
+        "SELECT symbol, ts, features, probabilities, predicted_label, confidence, data_quality, "
+        "missing_features FROM predictions ORDER BY symbol, ts",
+    )
+    # May 2015 had 20 NYSE sessions (Memorial Day 25th closed); both symbols scored
+    by_symbol = {s: [p for p in preds if p["symbol"] == s] for s in ("SPX", "IXIC")}
+    assert {s: len(v) for s, v in by_symbol.items()} == {"SPX": 20, "IXIC": 20}
+
+    flagged = [p for p in preds if p["data_quality"] != "ok"]
+    assert [(p["symbol"], p["ts"].date().isoformat()) for p in flagged] == [("IXIC", "2015-05-12")]
+    bad = flagged[0]
+    assert bad["data_quality"] == "missing_features"
+    assert bad["missing_features"] == ["volume_z_20"]
+    assert bad["features"]["volume_z_20"] is None  # NaN stored as JSON null
+    others = {k: v for k, v in bad["features"].items() if k != "volume_z_20"}
+    assert len(others) == len(champion.model.features) - 1
+    assert all(isinstance(v, float) and math.isfinite(v) for v in others.values())
+    assert all(p["missing_features"] is None for p in preds if p is not bad)
+
+    # the row was scored with its NaN, not imputed: the champion on the stored features gives the same probabilities
+    mv, blob = registry.load_by_alias(conn, champion.model.model_name, registry.CHAMPION)
+    conn.rollback()
+    row = pd.DataFrame([{f: (float("nan") if bad["features"][f] is None else bad["features"][f]) for f in mv.features}])
+    proba = training.predict_proba(training.deserialize_model(blob), row)[0]
+    for j, c in enumerate(mv.classes):
+        assert abs(bad["probabilities"][c] - proba[j]) < 1e-12
+    assert bad["confidence"] == max(bad["probabilities"].values())
+
+    # a re-run keeps the mark (idempotent)
+    assert run_window("score_signals", "2015-05-01T00:00:00+00:00", "2015-06-01T00:00:00+00:00").state == "success"
+    again = _rows(
+        conn, "SELECT count(*) FILTER (WHERE data_quality = 'missing_features') AS bad, count(*) AS n FROM predictions"
+    )
+    assert again == [{"bad": 1, "n": 40}]
     conn.close()

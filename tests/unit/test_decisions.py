@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+
 import numpy as np
 import pytest
 
@@ -25,10 +26,16 @@ from include.modelwatch.training.gates import GateSummary
 
 def test_task_ids():
     assert (TASK_NO_TRIGGER, TASK_TRAIN, TASK_DEPLOY, TASK_REJECT, TASK_HUMAN) == (
-        "end_no_trigger", "assemble_training_data", "deploy_candidate", "reject_candidate", "request_human_approval",
+        "end_no_trigger",
+        "assemble_training_data",
+        "deploy_candidate",
+        "reject_candidate",
+        "request_human_approval",
     )
     assert (TASK_RECORD_EMPTY, TASK_DQ_ALERT, TASK_COMPUTE_DRIFT) == (
-        "record_empty_window", "raise_data_quality_alert", "compute_drift",
+        "record_empty_window",
+        "raise_data_quality_alert",
+        "compute_drift",
     )
 
 
@@ -64,7 +71,12 @@ def test_choose_after_gates(summary, policy, task):
 
 @pytest.mark.parametrize(
     ("rows", "dq", "task"),
-    [(0, True, TASK_RECORD_EMPTY), (0, False, TASK_RECORD_EMPTY), (120, False, TASK_DQ_ALERT), (120, True, TASK_COMPUTE_DRIFT)],
+    [
+        (0, True, TASK_RECORD_EMPTY),
+        (0, False, TASK_RECORD_EMPTY),
+        (120, False, TASK_DQ_ALERT),
+        (120, True, TASK_COMPUTE_DRIFT),
+    ],
 )
 def test_choose_drift_path(rows, dq, task):
     assert choose_drift_path(rows, dq) == task
@@ -137,3 +149,48 @@ def test_choose_rollback():
     assert choose_rollback(1, False) == TASK_ROLLBACK
     assert choose_rollback(None, True) == TASK_ROLLBACK
     assert choose_rollback(None, False) == TASK_KEEP
+
+
+# --------------------------------------------------------------------------- edges found by mutation testing
+
+
+def test_reject_status_without_failing_gate_rejects():
+    assert choose_after_gates(GateSummary("reject", (), (), ()), False) == TASK_REJECT
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"), [({"alpha": 0.0}, "alpha"), ({"alpha": 1.0}, "alpha"), ({"min_days": 1}, "min_days")]
+)
+def test_rollback_argument_bounds(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        should_rollback([1.0] * 10, [1.0] * 10, **kwargs)
+
+
+def test_rollback_evidence_and_exact_alpha_boundary():
+    # 2 vs 2 tie-free: exact Mann-Whitney, U = 0, p = 1 / C(4, 2) = 1/6; rollback iff p < alpha
+    roll, ev = should_rollback([1.0, 2.0], [3.0, 4.0], alpha=1 / 6, min_days=2)
+    assert ev["p_value"] == pytest.approx(1 / 6, rel=1e-12) and roll is (ev["p_value"] < 1 / 6)
+    assert should_rollback([1.0, 2.0], [3.0, 4.0], alpha=0.17, min_days=2)[0] is True
+    assert (ev["alpha"], ev["min_days"], ev["higher_is_better"]) == (1 / 6, 2, True)
+    short = should_rollback([1.0], [2.0, 3.0])[1]
+    assert short["statistic"] is None and short["p_value"] is None
+
+
+def test_rollback_reasons_name_the_direction():
+    roll, ev = should_rollback(np.arange(1, 11), np.arange(11, 21))
+    assert roll and ev["reason"].startswith("new model's metric significantly lower (p=")
+    roll, ev = should_rollback(np.arange(11, 21), np.arange(1, 11), higher_is_better=False)
+    assert roll and "significantly higher" in ev["reason"]
+    keep = should_rollback(np.arange(11, 21), np.arange(1, 11))[1]
+    assert keep["reason"].startswith("no significant degradation (p=")
+
+
+def test_rollback_welch_is_unequal_variance():
+    from scipy import stats
+
+    new = [0.50, 0.52, 0.49, 0.51, 0.50, 0.53, 0.48, 0.50, 0.51, 0.49]
+    prev = [0.40, 0.70, 0.55, 0.65, 0.45, 0.60, 0.50, 0.75, 0.35, 0.62, 0.58, 0.66]
+    p = should_rollback(new, prev, method="welch")[1]["p_value"]
+    welch = stats.ttest_ind(new, prev, equal_var=False, alternative="less").pvalue
+    student = stats.ttest_ind(new, prev, equal_var=True, alternative="less").pvalue
+    assert p == pytest.approx(welch, rel=1e-12) and abs(welch - student) > 1e-3

@@ -18,14 +18,14 @@ from include.modelwatch.monitoring.drift import (
     bin_counts,
     bin_index,
     build_reference_profile,
-    null_pvalue,
-    null_threshold,
     chi_square,
     counts_from_buckets,
     evaluate_window,
     js_from_counts,
     kl_from_counts,
     ks_2samp_sorted,
+    null_pvalue,
+    null_threshold,
     profile_from_json,
     profile_to_json,
     psi_from_counts,
@@ -44,10 +44,21 @@ def _close(a: float, b: float, tol: float = TOL) -> bool:
 # Exactness against scipy
 # --------------------------------------------------------------------------- #
 KS_CASES = [
-    (1, 1, 0.0, False), (1, 5, 1.0, False), (5, 7, 0.5, False), (10, 10, 1.0, False), (10, 10, 0.0, True),
-    (30, 45, 0.3, True), (100, 37, 1.0, False), (500, 1000, 0.1, False), (2000, 300, 0.0, True),
-    (3000, 3000, 0.05, False), (7, 10000, 0.5, False), (10000, 1000, 0.1, True),
-    (10001, 50, 0.2, False), (20000, 100000, 0.02, False), (20000, 5000, 0.0, True),
+    (1, 1, 0.0, False),
+    (1, 5, 1.0, False),
+    (5, 7, 0.5, False),
+    (10, 10, 1.0, False),
+    (10, 10, 0.0, True),
+    (30, 45, 0.3, True),
+    (100, 37, 1.0, False),
+    (500, 1000, 0.1, False),
+    (2000, 300, 0.0, True),
+    (3000, 3000, 0.05, False),
+    (7, 10000, 0.5, False),
+    (10000, 1000, 0.1, True),
+    (10001, 50, 0.2, False),
+    (20000, 100000, 0.02, False),
+    (20000, 5000, 0.0, True),
 ]
 
 
@@ -100,7 +111,8 @@ def test_psi_hand_computed() -> None:
     assert psi_from_counts([50, 50], [1, 3]) == pytest.approx(0.274586, abs=1e-6)
     # an empty current bin is finite thanks to the epsilon
     assert psi_from_counts([50, 50], [0, 4]) == pytest.approx(
-        (1e-4 - r1) * math.log(1e-4 / r1) + (1 + 1e-4 - r2) * math.log((1 + 1e-4) / r2), abs=1e-12)
+        (1e-4 - r1) * math.log(1e-4 / r1) + (1 + 1e-4 - r2) * math.log((1 + 1e-4) / r2), abs=1e-12
+    )
     with pytest.raises(ValueError):
         psi_from_counts([1, 2], [1, 2, 3])
     with pytest.raises(ValueError):
@@ -189,13 +201,15 @@ def test_binning_matches_width_bucket_rule() -> None:
 # --------------------------------------------------------------------------- #
 def _reference(n: int = 5000, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    return pd.DataFrame({
-        "a": rng.normal(size=n),
-        "b": rng.exponential(size=n),
-        "k": np.where(rng.random(n) < 0.5, 7.0, 3.0),
-        "const": np.full(n, 2.5),
-        "cat": rng.choice(["x", "y", "z"], size=n, p=[0.5, 0.3, 0.2]),
-    })
+    return pd.DataFrame(
+        {
+            "a": rng.normal(size=n),
+            "b": rng.exponential(size=n),
+            "k": np.where(rng.random(n) < 0.5, 7.0, 3.0),
+            "const": np.full(n, 2.5),
+            "cat": rng.choice(["x", "y", "z"], size=n, p=[0.5, 0.3, 0.2]),
+        }
+    )
 
 
 def test_profile_contents_and_json_round_trip() -> None:
@@ -266,8 +280,18 @@ def test_all_nan_and_missing_column_are_no_data() -> None:
     assert res.feature("cat").status == "no_data"
     assert res.feature("b").status == "ok"
     rows = [r for r in res.to_rows() if r["feature"] == "a"]
-    assert rows == [{"feature": "a", "test": "ks", "statistic": None, "p_value": None, "severity": 0.0,
-                     "drifted": False, "n_current": 0, "details": rows[0]["details"]}]
+    assert rows == [
+        {
+            "feature": "a",
+            "test": "ks",
+            "statistic": None,
+            "p_value": None,
+            "severity": 0.0,
+            "drifted": False,
+            "n_current": 0,
+            "details": rows[0]["details"],
+        }
+    ]
     assert rows[0]["details"]["status"] == "no_data"
     missing = evaluate_window(prof, cur.drop(columns=["b"]), DriftConfig()).feature("b")
     assert missing.status == "no_data" and missing.note == "column missing"
@@ -285,8 +309,11 @@ def test_one_row_window_and_infinities() -> None:
     cat = res.feature("cat")
     assert cat.unseen_levels == ("q",) and cat.p_value < 1e-10 and not cat.drifted  # 1 row: not tested
     # with min_rows=1 the single unseen category is (correctly, formally) significant
-    assert evaluate_window(prof, pd.DataFrame({"a": [0.1], "b": [1.0], "cat": ["q"]}),
-                           DriftConfig(min_rows=1)).feature("cat").drifted
+    assert (
+        evaluate_window(prof, pd.DataFrame({"a": [0.1], "b": [1.0], "cat": ["q"]}), DriftConfig(min_rows=1))
+        .feature("cat")
+        .drifted
+    )
     cur = pd.DataFrame({"a": [np.inf, -np.inf, np.nan, 0.0, 0.5, -0.5], "b": [1.0] * 6, "cat": ["x"] * 6})
     a = evaluate_window(prof, cur, DriftConfig()).feature("a")
     assert a.n_nonfinite == 2 and a.n_null == 1 and a.n_current == 3
@@ -439,11 +466,11 @@ def test_reference_null_keeps_autocorrelated_features_quiet_but_sees_a_real_shif
     assert null_threshold(null, "w_norm", 40) > 3 * null_threshold(with_null["numeric"]["fast"]["null"], "w_norm", 40)
 
     later = _ar1(np.random.default_rng(4), 4000, 0.99)
-    windows = [later[i:i + 40] for i in range(0, 4000, 40)]
+    windows = [later[i : i + 40] for i in range(0, 4000, 40)]
     fast = np.random.default_rng(5).normal(size=(len(windows), 40))
     naive = quiet = fires = 0
     history, state = [], "clear"
-    for w, f in zip(windows, fast):
+    for w, f in zip(windows, fast, strict=True):
         cur = pd.DataFrame({"slow": w, "fast": f})
         naive += evaluate_window(without, cur, DriftConfig()).drifted
         drifted = evaluate_window(with_null, cur, DriftConfig()).drifted
@@ -452,8 +479,8 @@ def test_reference_null_keeps_autocorrelated_features_quiet_but_sees_a_real_shif
         step = Hysteresis.from_config(DriftConfig()).step(history, state)
         state, fires = step.state, fires + (step.transition == "fire")
     assert naive >= 30  # the plain tests cry wolf on most stretches of the same process
-    assert quiet <= 8   # BH at q=0.05 with one testable feature: ~5% of windows, by design
-    assert fires <= 1   # and the 2-of-3 hysteresis turns that into at most one alert
+    assert quiet <= 8  # BH at q=0.05 with one testable feature: ~5% of windows, by design
+    assert fires <= 1  # and the 2-of-3 hysteresis turns that into at most one alert
 
     shifted = pd.DataFrame({"slow": windows[0] + 5.0, "fast": fast[0]})
     res = evaluate_window(with_null, shifted, DriftConfig())
@@ -463,8 +490,14 @@ def test_reference_null_keeps_autocorrelated_features_quiet_but_sees_a_real_shif
 
 
 def test_null_threshold_and_pvalue_interpolate_and_extrapolate() -> None:
-    null = {"sizes": [10, 100], "psi": [1.0, 0.1], "w_norm": [0.4, 0.1], "log_mu": [math.log(0.2), math.log(0.05)],
-            "log_sigma": [0.5, 0.5], "stat": "w_norm"}
+    null = {
+        "sizes": [10, 100],
+        "psi": [1.0, 0.1],
+        "w_norm": [0.4, 0.1],
+        "log_mu": [math.log(0.2), math.log(0.05)],
+        "log_sigma": [0.5, 0.5],
+        "stat": "w_norm",
+    }
     assert null_threshold(null, "w_norm", 5) == pytest.approx(0.4)
     assert null_threshold(null, "w_norm", 10) == pytest.approx(0.4)
     assert null_threshold(null, "w_norm", math.sqrt(10 * 100)) == pytest.approx(0.2)  # log-log midpoint
@@ -481,9 +514,11 @@ def test_null_threshold_and_pvalue_interpolate_and_extrapolate() -> None:
     k10, k100 = math.sqrt(1010 / 990), math.sqrt(1100 / 900)
     assert null_threshold(null, "w_norm", 10, n_ref=1000) == pytest.approx(0.4 * k10)
     assert null_threshold(null, "w_norm", 1000, n_ref=1000) == pytest.approx(
-        0.1 * k100 * math.sqrt((1 / 1000 + 1 / 1000) / (1 / 100 + 1 / 1000)))
+        0.1 * k100 * math.sqrt((1 / 1000 + 1 / 1000) / (1 / 100 + 1 / 1000))
+    )
     assert null_threshold(null, "psi", 1000, n_ref=1000) == pytest.approx(
-        0.1 * k100 ** 2 * (1 / 1000 + 1 / 1000) / (1 / 100 + 1 / 1000))
+        0.1 * k100**2 * (1 / 1000 + 1 / 1000) / (1 / 100 + 1 / 1000)
+    )
     assert null_pvalue(null, 0.05 * k100, 100, n_ref=1000) == pytest.approx(0.5)
 
 
@@ -507,11 +542,17 @@ def test_binned_mode_matches_raw_mode() -> None:
 
     rng = np.random.default_rng(21)
     levels = np.array(list("xyz"))
-    ref = pd.DataFrame({"a": rng.normal(size=30_000), "b": rng.exponential(size=30_000),
-                        "c": levels[rng.integers(0, 3, size=30_000)]})
+    ref = pd.DataFrame(
+        {"a": rng.normal(size=30_000), "b": rng.exponential(size=30_000), "c": levels[rng.integers(0, 3, size=30_000)]}
+    )
     prof = build_reference_profile(ref, ["a", "b"], ["c"], {"a": 2.0, "b": 1.0, "c": 1.0})
-    cur = pd.DataFrame({"a": rng.normal(0.3, 1.0, size=50_000), "b": rng.exponential(size=50_000),
-                        "c": rng.choice(levels, size=50_000, p=[0.5, 0.25, 0.25])})
+    cur = pd.DataFrame(
+        {
+            "a": rng.normal(0.3, 1.0, size=50_000),
+            "b": rng.exponential(size=50_000),
+            "c": rng.choice(levels, size=50_000, p=[0.5, 0.25, 0.25]),
+        }
+    )
     cur.loc[:9, "b"] = np.nan
     raw = evaluate_window(prof, cur, DriftConfig())
     num = {}

@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from include.modelwatch.data.features import (
-    CLASSES,
     FEATURE_COLUMNS,
+    WARMUP_BARS,
     compute_features,
     compute_outcome,
     compute_outcomes,
@@ -20,6 +20,7 @@ from include.modelwatch.data.features import (
     rsi_wilder,
 )
 from include.modelwatch.data.market import load_arch_bars
+from include.modelwatch.vocabulary import CLASSES
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +51,7 @@ def test_columns_index_and_warmup(spx, spx_features):
     assert f.index.name == "date" and len(f) == len(spx)
     assert f.index.equals(pd.DatetimeIndex(spx["date"]))
     # the longest look-back is the 252-bar drawdown: complete from bar 251 on
+    assert WARMUP_BARS - 1 == 251
     assert f.iloc[:251]["drawdown_252"].isna().all()
     assert not f.iloc[251:].isna().any().any()
     assert len(compute_features(spx, dropna=True)) == len(spx) - 251
@@ -68,9 +70,9 @@ def test_hand_checked_values_on_2008_10_10(spx, spx_features):
     assert r["overnight_gap"] == pytest.approx(math.log(o / c_1009), rel=1e-9)
     assert r["day_of_week"] == 4 and r["month"] == 10
     i = _bar(spx, "2008-10-10")
-    last50 = spx["close"].iloc[i - 49:i + 1].to_numpy()
+    last50 = spx["close"].iloc[i - 49 : i + 1].to_numpy()
     assert r["dist_sma_50"] == pytest.approx(c_1010 / (sum(last50) / 50) - 1, rel=1e-9)
-    rets = np.diff(np.log(spx["close"].iloc[i - 21:i + 1].to_numpy()))
+    rets = np.diff(np.log(spx["close"].iloc[i - 21 : i + 1].to_numpy()))
     assert r["vol_21d"] == pytest.approx(np.std(rets, ddof=1) * math.sqrt(252), rel=1e-9)
 
 
@@ -106,9 +108,9 @@ def test_no_look_ahead_when_the_future_changes(spx, spx_features, t, seed):
     n_after = len(spx) - t - 1
     scale = np.exp(rng.normal(0.0, 0.05, n_after))
     for col in ("open", "high", "low", "close"):
-        fut.loc[fut.index[t + 1:], col] = fut[col].iloc[t + 1:].to_numpy() * scale
-    fut.loc[fut.index[t + 1:], "high"] = fut["high"].iloc[t + 1:].to_numpy() * 1.01
-    fut.loc[fut.index[t + 1:], "volume"] = rng.integers(0, 5_000_000_000, n_after).astype(float)
+        fut.loc[fut.index[t + 1 :], col] = fut[col].iloc[t + 1 :].to_numpy() * scale
+    fut.loc[fut.index[t + 1 :], "high"] = fut["high"].iloc[t + 1 :].to_numpy() * 1.01
+    fut.loc[fut.index[t + 1 :], "volume"] = rng.integers(0, 5_000_000_000, n_after).astype(float)
     g = compute_features(fut)
     pd.testing.assert_series_equal(g.iloc[t], spx_features.iloc[t], check_exact=True)
     pd.testing.assert_frame_equal(g.iloc[: t + 1], spx_features.iloc[: t + 1], check_exact=True)
@@ -121,8 +123,8 @@ def test_no_look_ahead_when_the_future_changes(spx, spx_features, t, seed):
 
 def _sigma_by_hand(raw_close: pd.Series, date: str, window: int = 21) -> float:
     i = raw_close.index.get_loc(pd.Timestamp(date))
-    closes = raw_close.iloc[i - window:i + 1].to_numpy()  # 22 closes -> 21 log returns ending at t
-    r = [math.log(b / a) for a, b in zip(closes[:-1], closes[1:])]
+    closes = raw_close.iloc[i - window : i + 1].to_numpy()  # 22 closes -> 21 log returns ending at t
+    r = [math.log(b / a) for a, b in zip(closes[:-1], closes[1:], strict=True)]
     m = sum(r) / len(r)
     return math.sqrt(sum((x - m) ** 2 for x in r) / (len(r) - 1))
 
@@ -169,11 +171,13 @@ def test_labels_do_not_change_sigma_with_the_future(spx):
 
 
 def test_outcomes_by_hand(spx, raw_close):
-    preds = pd.DataFrame({
-        "prediction_id": [1, 2, 3, 4],
-        "date": ["2008-10-10", "2008-10-10", "2008-10-01", "2018-12-24"],
-        "predicted_label": ["BUY", "SELL", "HOLD", "BUY"],
-    })
+    preds = pd.DataFrame(
+        {
+            "prediction_id": [1, 2, 3, 4],
+            "date": ["2008-10-10", "2008-10-10", "2008-10-01", "2018-12-24"],
+            "predicted_label": ["BUY", "SELL", "HOLD", "BUY"],
+        }
+    )
     out = compute_outcomes(preds, spx, horizon=5, k=0.5)
     assert out["prediction_id"].tolist() == [1, 2, 3]  # 2018-12-24 + 5 bars does not exist yet
     r = math.log(940.549988 / 899.219971)

@@ -127,8 +127,12 @@ def test_nan_on_first_bar_is_an_error(spx):
 
 @pytest.mark.parametrize(
     ("column", "value", "problem"),
-    [("high", 800.0, "high < low"), ("close", 2000.0, "close outside"), ("open", 1.0, "open outside"),
-     ("low", -5.0, "non-positive price")],
+    [
+        ("high", 800.0, "high < low"),
+        ("close", 2000.0, "close outside"),
+        ("open", 1.0, "open outside"),
+        ("low", -5.0, "non-positive price"),
+    ],
 )
 def test_inconsistent_bars_are_errors(spx, column, value, problem):
     w = _window(spx)

@@ -20,18 +20,19 @@ from include.modelwatch.monitoring.performance import (
     calibration_split,
     compare_to_baseline,
     comparison_block_length,
-    degradation_decision,
-    ece_null_quantile,
-    importance_shares,
-    trailing_period,
     daily_stats,
     default_block_length,
+    degradation_decision,
+    ece_null_quantile,
+    estimate_label_free,
     estimate_performance,
     filter_matured,
     fit_calibrator,
     health_status,
+    importance_shares,
     live_metrics,
     metrics_from_daily,
+    trailing_period,
 )
 
 CLS = np.array(CLASSES)
@@ -51,18 +52,20 @@ def _fixture() -> pd.DataFrame:
         ("2024-03-06", "SELL", "SELL", -0.02, 1.0, (0.8, 0.1, 0.1)),
         ("2024-03-07", "BUY", "HOLD", 0.015, 0.5, (0.1, 0.4, 0.5)),
     ]
-    return pd.DataFrame({
-        "ts": pd.to_datetime([r[0] for r in rows]).tz_localize("UTC") + pd.Timedelta(hours=21),
-        "predicted_label": [r[1] for r in rows],
-        "realized_label": [r[2] for r in rows],
-        "realized_return": [r[3] for r in rows],
-        "r_multiple": [r[4] for r in rows],
-        "p_SELL": [r[5][0] for r in rows],
-        "p_HOLD": [r[5][1] for r in rows],
-        "p_BUY": [r[5][2] for r in rows],
-        "confidence": [max(r[5]) for r in rows],
-        "horizon_days": 1,
-    })
+    return pd.DataFrame(
+        {
+            "ts": pd.to_datetime([r[0] for r in rows]).tz_localize("UTC") + pd.Timedelta(hours=21),
+            "predicted_label": [r[1] for r in rows],
+            "realized_label": [r[2] for r in rows],
+            "realized_return": [r[3] for r in rows],
+            "r_multiple": [r[4] for r in rows],
+            "p_SELL": [r[5][0] for r in rows],
+            "p_HOLD": [r[5][1] for r in rows],
+            "p_BUY": [r[5][2] for r in rows],
+            "confidence": [max(r[5]) for r in rows],
+            "horizon_days": 1,
+        }
+    )
 
 
 def _simulate(n: int, seed: int, temp_true: float = 1.0, temp_model: float = 1.0) -> tuple[pd.DataFrame, np.ndarray]:
@@ -80,14 +83,18 @@ def _simulate(n: int, seed: int, temp_true: float = 1.0, temp_model: float = 1.0
     u = rng.random(n)[:, None]
     y = (u > np.cumsum(p_true, axis=1)).sum(axis=1)
     y = np.minimum(y, 2)
-    df = pd.DataFrame({
-        "ts": pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta(np.arange(n) // 20, unit="D"),
-        "predicted_label": CLS[p_model.argmax(axis=1)],
-        "p_SELL": p_model[:, 0], "p_HOLD": p_model[:, 1], "p_BUY": p_model[:, 2],
-        "confidence": p_model.max(axis=1),
-        "realized_label": CLS[y],
-        "realized_return": rng.normal(0.0, 0.01, n),
-    })
+    df = pd.DataFrame(
+        {
+            "ts": pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta(np.arange(n) // 20, unit="D"),
+            "predicted_label": CLS[p_model.argmax(axis=1)],
+            "p_SELL": p_model[:, 0],
+            "p_HOLD": p_model[:, 1],
+            "p_BUY": p_model[:, 2],
+            "confidence": p_model.max(axis=1),
+            "realized_label": CLS[y],
+            "realized_return": rng.normal(0.0, 0.01, n),
+        }
+    )
     return df, p_true
 
 
@@ -172,7 +179,8 @@ def test_single_class_model():
     assert m["accuracy"] == pytest.approx(1 / 3)
     assert m["precision_BUY"] == pytest.approx(1 / 3) and m["recall_BUY"] == pytest.approx(1.0)
     assert m["precision_SELL"] == 0.0 and m["f1_HOLD"] == 0.0
-    assert m["macro_f1"] == pytest.approx(f1_score(df["realized_label"], df["predicted_label"], average="macro", zero_division=0))
+    f1 = f1_score(df["realized_label"], df["predicted_label"], average="macro", zero_division=0)
+    assert m["macro_f1"] == pytest.approx(f1)
     assert m["macro_f1"] == pytest.approx(0.5 / 3)  # F1_BUY = 2*(1/3)/(4/3) = .5, others 0
     # all six are BUY trades: returns .02 .01 .001 -.03 -.02 .015 -> 4 winners
     assert m["n_trades"] == 6 and m["win_rate"] == pytest.approx(4 / 6)
@@ -206,19 +214,25 @@ def test_unknown_label_rejected():
 
 
 def _preds_and_outcomes() -> tuple[pd.DataFrame, pd.DataFrame]:
-    ts = pd.to_datetime(["2024-03-01 21:00", "2024-03-04 21:00", "2024-03-05 21:00", "2024-03-06 21:00"]).tz_localize("UTC")
+    ts = pd.to_datetime(["2024-03-01 21:00", "2024-03-04 21:00", "2024-03-05 21:00", "2024-03-06 21:00"]).tz_localize(
+        "UTC"
+    )
     preds = _fixture().iloc[:4].drop(columns=["realized_label", "realized_return", "r_multiple", "horizon_days"])
     preds = preds.assign(ts=ts, prediction_id=[1, 2, 3, 4])
     # horizon 5 trading days: Fri 03-01 -> Fri 03-08; Mon 03-04 -> Mon 03-11; Tue 03-05 -> Tue 03-12
-    outcomes = pd.DataFrame({
-        "prediction_id": [1, 2, 3, 4],
-        "realized_label": ["BUY", "BUY", "HOLD", "SELL"],
-        "realized_return": [0.02, 0.01, 0.0, -0.03],
-        "r_multiple": [2.0, -1.0, 0.0, -1.5],
-        "horizon_days": [5, 5, 5, 5],
-        # id 4 is corrupt: stamped matured one day after its prediction
-        "matured_at": pd.to_datetime(["2024-03-08 21:00", "2024-03-11 21:00", "2024-03-12 21:00", "2024-03-07 21:00"]).tz_localize("UTC"),
-    })
+    outcomes = pd.DataFrame(
+        {
+            "prediction_id": [1, 2, 3, 4],
+            "realized_label": ["BUY", "BUY", "HOLD", "SELL"],
+            "realized_return": [0.02, 0.01, 0.0, -0.03],
+            "r_multiple": [2.0, -1.0, 0.0, -1.5],
+            "horizon_days": [5, 5, 5, 5],
+            # id 4 is corrupt: stamped matured one day after its prediction
+            "matured_at": pd.to_datetime(
+                ["2024-03-08 21:00", "2024-03-11 21:00", "2024-03-12 21:00", "2024-03-07 21:00"]
+            ).tz_localize("UTC"),
+        }
+    )
     return preds, outcomes
 
 
@@ -302,11 +316,17 @@ def _daily_frame(acc: float, days: int, per_day: int, seed: int) -> pd.DataFrame
     other = np.array([[c for c in CLASSES if c != p][rng.integers(2)] for p in pred])
     real = np.where(correct, pred, other)
     ret = np.where(real == "BUY", 0.01, np.where(real == "SELL", -0.01, 0.0)) + rng.normal(0, 0.005, n)
-    return pd.DataFrame({
-        "ts": pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(n) // per_day, unit="D"),
-        "predicted_label": pred, "realized_label": real, "realized_return": ret,
-        "p_SELL": 1 / 3, "p_HOLD": 1 / 3, "p_BUY": 1 / 3,
-    })
+    return pd.DataFrame(
+        {
+            "ts": pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(n) // per_day, unit="D"),
+            "predicted_label": pred,
+            "realized_label": real,
+            "realized_return": ret,
+            "p_SELL": 1 / 3,
+            "p_HOLD": 1 / 3,
+            "p_BUY": 1 / 3,
+        }
+    )
 
 
 def test_compare_to_baseline_degraded_only_when_ci_excludes_tolerated_drop():
@@ -342,7 +362,7 @@ def test_compare_point_equals_live_metrics(metric):
 # --------------------------------------------------------------------------- CBPE
 
 
-def test_estimated_accuracy_matches_realized_for_calibrated_model():
+def test_expected_accuracy_matches_realized_for_calibrated_model():
     ref, _ = _simulate(20_000, seed=11)
     live, _ = _simulate(20_000, seed=12)
     cal = fit_calibrator(ref)
@@ -443,12 +463,18 @@ def _cohort_frame(rng: np.random.Generator, days: int, per_day: int, acc: float,
     correct = rng.random((days, per_day)) < p_day[:, None]
     pred = np.full(days * per_day, "BUY")
     real = np.where(correct.ravel(), "BUY", "SELL")
-    return pd.DataFrame({
-        "ts": pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(days * per_day) // per_day, unit="D"),
-        "predicted_label": pred, "realized_label": real,
-        "realized_return": np.where(real == "BUY", 0.01, -0.01),
-        "p_SELL": 0.3, "p_HOLD": 0.3, "p_BUY": 0.4, "horizon_days": horizon,
-    })
+    return pd.DataFrame(
+        {
+            "ts": pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(days * per_day) // per_day, unit="D"),
+            "predicted_label": pred,
+            "realized_label": real,
+            "realized_return": np.where(real == "BUY", 0.01, -0.01),
+            "p_SELL": 0.3,
+            "p_HOLD": 0.3,
+            "p_BUY": 0.4,
+            "horizon_days": horizon,
+        }
+    )
 
 
 def test_comparison_interval_coverage_near_95_on_overlapping_cohorts():
@@ -472,15 +498,48 @@ def test_comparison_block_length_covers_the_horizon():
     assert comparison_block_length(0, 1) == 1
 
 
-def test_baseline_found_under_its_training_name():
+def test_baseline_uses_the_canonical_metric_names_only():
     df = _daily_frame(0.55, 40, 5, seed=7)
-    cmp = compare_to_baseline(daily_stats(df), {"f1_macro": 0.5}, "macro_f1", n_boot=50)
+    cmp = compare_to_baseline(daily_stats(df), {"macro_f1": 0.5}, "macro_f1", n_boot=50)
     assert cmp["baseline"] == 0.5 and cmp["status"] in ("ok", "degraded")
+    # the old training name is not bridged any more (migration 010 renamed stored baselines)
+    old = compare_to_baseline(daily_stats(df), {"f1_macro": 0.5}, "macro_f1", n_boot=50)
+    assert old["baseline"] is None and old["status"] == "no_baseline"
+
+
+def test_cbpe_withholds_without_enough_fit_rows_and_vouches_when_calibrated():
+    matured, _ = _simulate(2_000, seed=41)
+    matured["matured_at"] = matured["ts"] + pd.Timedelta(days=7)
+    unlabeled = _simulate(500, seed=42)[0].drop(columns=["realized_label", "realized_return"])
+    res = estimate_label_free(matured, unlabeled, check_rows=800)
+    assert res.check["n_fit"] == 1_200 and res.check["reliable"] is True and res.estimate["status"] == "ok"
+    assert res.unchecked["status"] == "unchecked"
+    assert res.estimate["expected_accuracy"] == res.unchecked["expected_accuracy"]
+    assert abs(res.estimate["expected_accuracy"] - live_metrics(_simulate(500, seed=42)[0])["accuracy"]) < 0.05
+    few = estimate_label_free(matured.iloc[:200], unlabeled)
+    assert few.check == {
+        "reliable": False,
+        "n_fit": 74,
+        "n": 126,
+        "reason": "only 74 matured predictions to fit the calibrator (< 100)",
+    }
+    assert few.estimate["status"] == "unreliable" and few.estimate["expected_accuracy"] is None
+    assert few.unchecked is few.estimate
 
 
 def _cmp(**kw):
-    base = {"metric": "accuracy", "live": 0.27, "baseline": 0.33, "rel_diff": (0.27 - 0.33) / 0.33, "ci_low": 0.22,
-            "ci_high": 0.29, "rel_ci_high": (0.29 - 0.33) / 0.33, "tolerance_rel": 0.10, "degraded": True, "status": "degraded"}
+    base = {
+        "metric": "accuracy",
+        "live": 0.27,
+        "baseline": 0.33,
+        "rel_diff": (0.27 - 0.33) / 0.33,
+        "ci_low": 0.22,
+        "ci_high": 0.29,
+        "rel_ci_high": (0.29 - 0.33) / 0.33,
+        "tolerance_rel": 0.10,
+        "degraded": True,
+        "status": "degraded",
+    }
     return {**base, **kw}
 
 
@@ -499,7 +558,9 @@ def test_degradation_decision_table():
 
 
 def test_trailing_period_counts_days_with_matured_outcomes():
-    ts = pd.to_datetime(["2024-03-01 21:00", "2024-03-01 22:00", "2024-03-04 21:00", "2024-03-08 21:00", "2024-03-11 21:00"])
+    ts = pd.to_datetime(
+        ["2024-03-01 21:00", "2024-03-01 22:00", "2024-03-04 21:00", "2024-03-08 21:00", "2024-03-11 21:00"]
+    )
     df = pd.DataFrame({"ts": ts.tz_localize("UTC"), "x": range(5)})
     assert trailing_period(df, 2)["x"].tolist() == [3, 4]
     assert trailing_period(df, 4)["x"].tolist() == [0, 1, 2, 3, 4]
@@ -527,13 +588,13 @@ def _matured_history(n: int, seed: int, temp_model: float = 1.0) -> tuple[pd.Dat
 
 def test_estimator_calibrates_on_all_matured_history_before_the_check():
     from include.modelwatch.monitoring import performance as perf
-    from include.tasks.performance import CHECK_ROWS, _estimate
 
-    assert CHECK_ROWS == 126
+    assert perf.CHECK_ROWS == 126
     matured, _ = _matured_history(2_000, seed=51)
     live, _ = _simulate(400, seed=52)
     unlabeled = live.drop(columns=["realized_label", "realized_return"])
-    est, unchecked, check = _estimate(perf, matured, unlabeled)
+    lfe = estimate_label_free(matured, unlabeled)
+    est, unchecked, check = lfe.estimate, lfe.unchecked, lfe.check
     assert check["n_fit"] == 2_000 - 126 and check["n"] == 126 and check["reliable"] is True
     by_hand = estimate_performance(unlabeled, fit_calibrator(matured.iloc[:1_874]))["expected_accuracy"]
     assert est["status"] == "ok" and unchecked["status"] == "unchecked"
@@ -542,7 +603,7 @@ def test_estimator_calibrates_on_all_matured_history_before_the_check():
     assert abs(est["expected_accuracy"] - live_metrics(live)["accuracy"]) < 0.05
 
 
-def test_more_calibration_rows_estimate_the_expected_accuracy_more_closely():
+def test_more_calibration_rows_give_a_closer_expected_accuracy():
     # stable but overconfident model: the calibrator is needed, and a stable map is
     # learned better from the whole history than from its last 500 rows
     errs: dict[int | None, list[float]] = {500: [], None: []}

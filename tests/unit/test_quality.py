@@ -19,11 +19,13 @@ SPEC = FrameSpec(
 
 def _frame(n: int = 50) -> pd.DataFrame:
     rng = np.random.default_rng(0)
-    return pd.DataFrame({
-        "rsi_14": rng.uniform(10, 90, n),
-        "ret_5d": rng.normal(0, 0.02, n),
-        "predicted_label": rng.choice(["SELL", "HOLD", "BUY"], n),
-    })
+    return pd.DataFrame(
+        {
+            "rsi_14": rng.uniform(10, 90, n),
+            "ret_5d": rng.normal(0, 0.02, n),
+            "predicted_label": rng.choice(["SELL", "HOLD", "BUY"], n),
+        }
+    )
 
 
 def test_clean_frame_passes():
@@ -33,8 +35,8 @@ def test_clean_frame_passes():
 
 def test_failures_name_expectation_column_and_observation():
     df = _frame()
-    df.loc[:9, "rsi_14"] = 150.0                       # out of range: 10 of 50 rows
-    df.loc[:4, "ret_5d"] = np.nan                      # 10% null > 5% allowed
+    df.loc[:9, "rsi_14"] = 150.0  # out of range: 10 of 50 rows
+    df.loc[:4, "ret_5d"] = np.nan  # 10% null > 5% allowed
     df.loc[0, "predicted_label"] = "STRONG_BUY"
     rep = validate_frame(df, SPEC)
     assert not rep.success

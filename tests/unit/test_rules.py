@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -20,7 +20,7 @@ from include.modelwatch.loop.rules import (
     validate_rules,
 )
 
-AS_OF = datetime(2025, 3, 14, 21, 0, tzinfo=timezone.utc)
+AS_OF = datetime(2025, 3, 14, 21, 0, tzinfo=UTC)
 MODEL = "eurusd_signal"
 RULES = {r.name: r for r in DEFAULT_RULES}
 
@@ -34,7 +34,9 @@ def _eval(obs, rules=DEFAULT_RULES, pending=None, last_fired=None, as_of=AS_OF, 
 
 
 def test_default_rules_match_predecessor():
-    got = {(r.name, r.metric, r.operator, r.threshold, r.retrain_mode, r.priority, r.cooldown_hours) for r in DEFAULT_RULES}
+    got = {
+        (r.name, r.metric, r.operator, r.threshold, r.retrain_mode, r.priority, r.cooldown_hours) for r in DEFAULT_RULES
+    }
     assert got == {
         ("drift_full_retrain", "drift_score", ">", 0.25, "full", "high", 24.0),
         ("performance_incremental", "performance_drop", ">", 0.10, "incremental", "medium", 24.0),
@@ -148,7 +150,14 @@ def _pending(priority: str, mode: str, rule="x") -> PendingTrigger:
         (_pending("high", "full"), {"drift_score": 0.5}, "drift_full_retrain", "no_change", "full", "high"),
         # weaker -> no downgrade
         (_pending("critical", "full"), {"drift_score": 0.5}, "drift_full_retrain", "no_change", "full", "high"),
-        (_pending("high", "full"), {"performance_drop": 0.2}, "performance_incremental", "no_change", "incremental", "medium"),
+        (
+            _pending("high", "full"),
+            {"performance_drop": 0.2},
+            "performance_incremental",
+            "no_change",
+            "incremental",
+            "medium",
+        ),
         # equal priority, full beats incremental -> upgrade
         (_pending("high", "incremental"), {"drift_score": 0.5}, "drift_full_retrain", "upgrade", "full", "high"),
         # higher priority but incremental: upgrade keeps the pending full mode
@@ -186,7 +195,13 @@ def test_simultaneous_tie_on_priority_prefers_full_then_rule_order():
 
 def test_per_model_override():
     rule = ResponseRule(
-        "drift_full_retrain", "drift_score", ">", 0.25, "full", "high", 24.0,
+        "drift_full_retrain",
+        "drift_score",
+        ">",
+        0.25,
+        "full",
+        "high",
+        24.0,
         model_overrides={
             "noisy_model": {"threshold": 0.4, "cooldown_hours": 48.0},
             "frozen_model": {"enabled": False},
@@ -200,7 +215,10 @@ def test_per_model_override():
     assert _eval({"drift_score": 0.45}, [rule], model="noisy_model")["drift_full_retrain"].action == "fire"
     # overridden cooldown: 30h ago is outside the default 24h but inside 48h
     last = {"drift_full_retrain": AS_OF - timedelta(hours=30)}
-    assert _eval({"drift_score": 0.45}, [rule], last_fired=last, model="noisy_model")["drift_full_retrain"].action == "suppressed_cooldown"
+    assert (
+        _eval({"drift_score": 0.45}, [rule], last_fired=last, model="noisy_model")["drift_full_retrain"].action
+        == "suppressed_cooldown"
+    )
     assert _eval({"drift_score": 0.45}, [rule], last_fired=last, model="other")["drift_full_retrain"].action == "fire"
     frozen = _eval(obs, [rule], model="frozen_model")["drift_full_retrain"]
     assert frozen.action == "disabled" and "for this model" in frozen.reason
@@ -212,8 +230,13 @@ def test_disabled_rule_recorded():
 
 
 GOOD = {
-    "name": "drift", "metric": "drift_score", "operator": ">", "threshold": 0.25,
-    "retrain_mode": "full", "priority": "high", "cooldown_hours": 24,
+    "name": "drift",
+    "metric": "drift_score",
+    "operator": ">",
+    "threshold": 0.25,
+    "retrain_mode": "full",
+    "priority": "high",
+    "cooldown_hours": 24,
 }
 
 
@@ -255,7 +278,9 @@ def test_missing_required_field():
 
 
 def test_rule_from_dict_valid_and_age_without_upper_bound():
-    r = rule_from_dict({**GOOD, "metric": "model_age_days", "threshold": 365, "model_overrides": {"m": {"threshold": 10}}})
+    r = rule_from_dict(
+        {**GOOD, "metric": "model_age_days", "threshold": 365, "model_overrides": {"m": {"threshold": 10}}}
+    )
     assert r.threshold == 365.0 and isinstance(r.threshold, float) and r.cooldown_hours == 24.0
     assert r.for_model("m").threshold == 10.0
 
@@ -281,7 +306,13 @@ def test_manual_trigger_requires_reason(reason):
 
 def test_manual_trigger():
     d = manual_trigger(MODEL, "  regime change after CB meeting ", requested_by="alice")
-    assert (d.action, d.rule_name, d.trigger_type, d.retrain_mode, d.priority) == ("fire", "manual", "manual", "full", "high")
+    assert (d.action, d.rule_name, d.trigger_type, d.retrain_mode, d.priority) == (
+        "fire",
+        "manual",
+        "manual",
+        "full",
+        "high",
+    )
     assert d.reason == "manual trigger by alice: regime change after CB meeting"
     assert d.evidence == {"requested_by": "alice", "reason": "regime change after CB meeting"}
     d2 = manual_trigger(MODEL, "quick refresh", retrain_mode="incremental", priority="low")
@@ -296,3 +327,109 @@ def test_evaluate_is_pure_wrt_inputs():
     a = evaluate_rules(MODEL, obs, list(DEFAULT_RULES), None, last, AS_OF)
     b = evaluate_rules(MODEL, obs, list(DEFAULT_RULES), None, last, AS_OF)
     assert a == b and last == {} and obs == {"drift_score": 0.3}
+
+
+# --------------------------------------------------------------------------- edges found by mutation testing
+
+from include.modelwatch.loop.rules import ACTIONS, METRIC_RANGES, OVERRIDABLE_FIELDS, TRIGGER_TYPES  # noqa: E402
+
+
+def test_vocabulary_tuples():
+    assert ACTIONS == ("fire", "upgrade", "suppressed_cooldown", "suppressed_episode", "no_change", "disabled")
+    assert TRIGGER_TYPES == ("drift", "degradation", "age", "risk", "manual")
+    assert METRIC_RANGES["model_age_days"][0] == 0.0 and METRIC_RANGES["risk_score"] == (0.0, 100.0)
+    assert OVERRIDABLE_FIELDS == ("threshold", "enabled", "cooldown_hours", "operator", "retrain_mode", "priority")
+    assert ResponseRule("r", "drift_score", ">", 0.2, "full", "high", 1.0).enabled is True
+
+
+@pytest.mark.parametrize(
+    ("patch", "field", "message"),
+    [
+        ({"threshold": 0.0}, None, None),
+        ({"threshold": 1.0}, None, None),
+        ({"metric": "model_age_days", "threshold": 0}, None, None),
+        ({"metric": "risk_score", "threshold": 0}, None, None),
+        ({"cooldown_hours": 0}, None, None),
+        ({"cooldown_hours": float("inf")}, "cooldown_hours", "finite number"),
+        ({"cooldown_hours": "24"}, "cooldown_hours", "finite number"),
+        ({"name": ""}, "name", "must be a non-empty string"),
+        ({"model_overrides": [1]}, "model_overrides", "must be a mapping of model name -> overrides"),
+        ({"model_overrides": {"  ": {"threshold": 0.3}}}, "model_overrides", "model name must be a non-empty string"),
+        ({"model_overrides": {"m": 5}}, "model_overrides['m']", "must be a mapping of field -> value"),
+        ({"model_overrides": {"m": {"threshold": "high"}}}, "model_overrides['m'].threshold", "finite number"),
+        ({"model_overrides": {"m": {"threshold": True}}}, "model_overrides['m'].threshold", "finite number"),
+        ({"model_overrides": {"m": {"name": "x"}}}, "model_overrides['m'].name", "cannot be overridden"),
+    ],
+)
+def test_rule_edges(patch, field, message):
+    if field is None:
+        assert rule_from_dict({**GOOD, **patch}).validate() is None
+        return
+    with pytest.raises(RuleError) as exc:
+        rule_from_dict({**GOOD, **patch})
+    assert exc.value.field == field and message in str(exc.value)
+
+
+def test_override_fields_apply_and_convert():
+    override = {"threshold": 1, "cooldown_hours": 2, "operator": ">=", "retrain_mode": "incremental", "priority": "low"}
+    r = rule_from_dict({**GOOD, "model_overrides": {"m": override}})
+    m = r.for_model("m")
+    assert isinstance(m.threshold, float) and isinstance(m.cooldown_hours, float)
+    assert (m.operator, m.retrain_mode, m.priority, m.model_overrides) == (">=", "incremental", "low", {})
+
+
+def test_rule_from_dict_shape_errors():
+    with pytest.raises(RuleError) as exc:
+        rule_from_dict([("name", "x")])
+    assert exc.value.field == "rule" and "must be a mapping, got list" in str(exc.value)
+    with pytest.raises(RuleError, match="priority: is required"):
+        rule_from_dict({k: v for k, v in GOOD.items() if k != "priority"})
+    with pytest.raises(RuleError) as exc:
+        validate_rules([DEFAULT_RULES[0], DEFAULT_RULES[0]])
+    assert exc.value.field == "name"
+
+
+@pytest.mark.parametrize("model", ["", "   "])
+def test_blank_model_name_rejected(model):
+    with pytest.raises(ValueError, match="model must be a non-empty string"):
+        evaluate_rules(model, {}, list(DEFAULT_RULES), None, {}, AS_OF)
+    with pytest.raises(ValueError, match="model must be a non-empty string"):
+        manual_trigger(model, "reason")
+
+
+def test_decision_evidence_and_texts():
+    d = _eval({"drift_score": 0.1})["drift_full_retrain"]
+    assert d.reason == "drift_score 0.1 <= threshold 0.25: not triggered"
+    assert (d.evidence["metric"], d.evidence["operator"], d.evidence["cooldown_hours"]) == ("drift_score", ">", 24.0)
+    assert d.evidence["as_of"] == AS_OF.isoformat() and d.creates_trigger is False
+    ge = ResponseRule("ge", "drift_score", ">=", 0.25, "full", "high", 24.0)
+    assert _eval({"drift_score": 0.2}, [ge])["ge"].reason == "drift_score 0.2 < threshold 0.25: not triggered"
+    fired = AS_OF - timedelta(hours=1.5)
+    c = _eval({"drift_score": 0.4}, last_fired={"drift_full_retrain": fired})["drift_full_retrain"]
+    assert c.evidence["last_fired"] == fired.isoformat() and "last fired 1.5h ago" in c.reason
+
+
+def test_pending_evidence_and_upgrade_creates_trigger():
+    created = datetime(2025, 3, 1, tzinfo=UTC)
+    pending = PendingTrigger(MODEL, "age_incremental", "age", "incremental", "low", trigger_id=3, created_at=created)
+    d = _eval({"drift_score": 0.5}, pending=pending)["drift_full_retrain"]
+    assert d.action == "upgrade" and d.creates_trigger is True
+    assert d.evidence["pending"] == {
+        "trigger_id": 3,
+        "rule_name": "age_incremental",
+        "trigger_type": "age",
+        "retrain_mode": "incremental",
+        "priority": "low",
+        "created_at": created.isoformat(),
+    }
+    assert _pending("low", "full").as_evidence()["created_at"] is None
+
+
+def test_value_objects_are_frozen():
+    import dataclasses
+
+    rule = DEFAULT_RULES[0]
+    decision = _eval({"drift_score": 0.5})["drift_full_retrain"]
+    for obj, attr in ((rule, "threshold"), (_pending("low", "full"), "priority"), (decision, "action")):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(obj, attr, None)

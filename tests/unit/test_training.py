@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from include.modelwatch.data.features import CLASSES, FEATURE_COLUMNS, compute_features, make_labels
+from include.modelwatch.data.features import FEATURE_COLUMNS, compute_features, make_labels
 from include.modelwatch.data.market import load_arch_bars
 from include.modelwatch.training.training import (
     balanced_sample_weights,
@@ -22,10 +22,11 @@ from include.modelwatch.training.training import (
     serialize_model,
     sha256_bytes,
     shap_contributions,
-    train_model,
     trading_metrics,
+    train_model,
     walk_forward_evaluate,
 )
+from include.modelwatch.vocabulary import CLASSES
 
 ALGOS = ["lightgbm", "xgboost"]
 
@@ -190,12 +191,14 @@ def test_walk_forward_on_real_spx():
     bars = load_arch_bars("SPX")
     df = compute_features(bars).join(make_labels(bars)).loc["2000-01-01":"2003-12-31"]
     df = df.dropna(subset=FEATURE_COLUMNS + ["label"])
-    res = walk_forward_evaluate(df[FEATURE_COLUMNS], df["label"].to_numpy(), df.index,
-                                n_splits=3, horizon=5, embargo=5, num_boost_round=30)
+    res = walk_forward_evaluate(
+        df[FEATURE_COLUMNS], df["label"].to_numpy(), df.index, n_splits=3, horizon=5, embargo=5, num_boost_round=30
+    )
     assert len(res.folds) == 3 and res.train_seconds > 0
     assert res.oof.index.is_unique and res.oof.index.isin(df.index).all()
     assert res.oof["date"].min() > df.index[len(df) // 4 - 1]  # only held-out periods
     assert np.allclose(res.proba.sum(axis=1), 1.0)
+    assert [c for c in res.oof.columns if c.startswith("p")] == ["p_SELL", "p_HOLD", "p_BUY"]  # the one vocabulary
     for f in res.folds:
         assert f["train_end"] < f["test_start"] - pd.Timedelta(days=5)
     m = classification_metrics(res.oof["y_true"], res.oof["y_pred"], res.proba)
@@ -249,23 +252,25 @@ def test_trading_metrics_same_day_trades_are_summed_and_edge_cases():
 def test_classification_metrics_hand_computed():
     y_true = ["SELL", "SELL", "HOLD", "BUY", "BUY", "BUY"]
     y_pred = ["SELL", "HOLD", "HOLD", "BUY", "SELL", "BUY"]
-    proba = np.array([
-        [0.7, 0.2, 0.1],
-        [0.3, 0.6, 0.1],
-        [0.2, 0.5, 0.3],
-        [0.1, 0.1, 0.8],
-        [0.5, 0.1, 0.4],
-        [0.0, 0.4, 0.6],
-    ])
+    proba = np.array(
+        [
+            [0.7, 0.2, 0.1],
+            [0.3, 0.6, 0.1],
+            [0.2, 0.5, 0.3],
+            [0.1, 0.1, 0.8],
+            [0.5, 0.1, 0.4],
+            [0.0, 0.4, 0.6],
+        ]
+    )
     m = classification_metrics(y_true, y_pred, proba)
     assert m["accuracy"] == pytest.approx(4 / 6)
     # precision S 1/2, H 1/2, B 2/2; recall S 1/2, H 1/1, B 2/3
-    assert m["precision_macro"] == pytest.approx((0.5 + 0.5 + 1) / 3)
-    assert m["recall_macro"] == pytest.approx((0.5 + 1 + 2 / 3) / 3)
+    assert m["macro_precision"] == pytest.approx((0.5 + 0.5 + 1) / 3)
+    assert m["macro_recall"] == pytest.approx((0.5 + 1 + 2 / 3) / 3)
     f1 = {"SELL": 0.5, "HOLD": 2 * 0.5 * 1 / 1.5, "BUY": 2 * 1 * (2 / 3) / (1 + 2 / 3)}
     for c, v in f1.items():
         assert m[f"f1_{c}"] == pytest.approx(v)
-    assert m["f1_macro"] == pytest.approx(sum(f1.values()) / 3)
+    assert m["macro_f1"] == pytest.approx(sum(f1.values()) / 3)
     assert m["confusion_matrix"] == [[1, 1, 0], [0, 1, 0], [1, 0, 2]]
     p_true = [0.7, 0.3, 0.5, 0.8, 0.4, 0.6]
     assert m["log_loss"] == pytest.approx(-sum(math.log(p) for p in p_true) / 6)
@@ -289,9 +294,9 @@ def test_classification_metrics_agree_with_sklearn():
     pr = rng.dirichlet([1, 1, 1], 200)
     m = classification_metrics(yt, yp, pr)
     kw = {"labels": CLASSES, "average": "macro", "zero_division": 0}
-    assert m["precision_macro"] == pytest.approx(precision_score(yt, yp, **kw))
-    assert m["recall_macro"] == pytest.approx(recall_score(yt, yp, **kw))
-    assert m["f1_macro"] == pytest.approx(f1_score(yt, yp, **kw))
+    assert m["macro_precision"] == pytest.approx(precision_score(yt, yp, **kw))
+    assert m["macro_recall"] == pytest.approx(recall_score(yt, yp, **kw))
+    assert m["macro_f1"] == pytest.approx(f1_score(yt, yp, **kw))
     codes = np.array([CLASSES.index(c) for c in yt])  # sklearn orders string labels alphabetically
     assert m["log_loss"] == pytest.approx(log_loss(codes, pr, labels=[0, 1, 2]))
 
@@ -307,9 +312,28 @@ def test_macro_auc_ovr_equals_sklearn_and_needs_two_classes() -> None:
     proba = np.round(raw / raw.sum(axis=1, keepdims=True), 2)  # rounding makes ties
     proba[:, 2] = 1.0 - proba[:, 0] - proba[:, 1]
     order = np.argsort(CLASSES)  # sklearn wants sorted labels, columns to match
-    expected = roc_auc_score(y, proba[:, order], multi_class="ovr", average="macro", labels=list(np.array(CLASSES)[order]))
+    expected = roc_auc_score(
+        y, proba[:, order], multi_class="ovr", average="macro", labels=list(np.array(CLASSES)[order])
+    )
     assert abs(macro_auc_ovr(y, proba) - expected) < 1e-12
     assert 0.6 < expected < 0.99
     m = classification_metrics(y, np.array(CLASSES)[proba.argmax(axis=1)], proba)
     assert m["roc_auc_ovr"] == macro_auc_ovr(y, proba)
     assert np.isnan(macro_auc_ovr(np.array(["BUY"] * 5), proba[:5]))
+
+
+def test_classification_metrics_use_the_canonical_macro_names():
+    from include.modelwatch.vocabulary import MACRO_METRICS
+
+    m = classification_metrics(["BUY", "SELL", "HOLD"], ["BUY", "HOLD", "HOLD"])
+    assert set(MACRO_METRICS) <= set(m) and not {"f1_macro", "precision_macro", "recall_macro"} & set(m)
+    assert m["macro_recall"] == pytest.approx(2 / 3)
+
+
+def test_train_time_is_sent_in_milliseconds():
+    """Defect 2: a statsd timer takes milliseconds; 2.5 s of training must read 2500 ms."""
+    from include.modelwatch.metrics import get_metrics
+    from include.tasks.retrain import record_train_time
+
+    record_train_time("spx_signal", "lightgbm", 2.5)
+    assert get_metrics().sent[-1] == "modelwatch.retrain.train_seconds.spx_signal.lightgbm:2500|ms"

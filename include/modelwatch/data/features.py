@@ -22,28 +22,42 @@ Conventions
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 import pandas as pd
 
-#: Label classes; this order is the column order of every probability matrix.
-CLASSES: list[str] = ["SELL", "HOLD", "BUY"]
-TRADING_DAYS: int = 252
+from include.modelwatch import vocabulary
+
+TRADING_DAYS = vocabulary.TRADING_DAYS
+#: Bars (including t) after which every feature is defined on clean bars: the
+#: 252-bar drawdown is the longest look-back. A row with fewer bars before it
+#: has NaN features because history is missing, not because its bar is bad.
+WARMUP_BARS: int = TRADING_DAYS
 
 #: Feature columns in model input order.
 FEATURE_COLUMNS: list[str] = [
-    "ret_1d", "ret_5d", "ret_10d", "ret_21d", "ret_63d",
-    "vol_5d", "vol_21d", "vol_63d", "vol_ratio_5_21",
+    "ret_1d",
+    "ret_5d",
+    "ret_10d",
+    "ret_21d",
+    "ret_63d",
+    "vol_5d",
+    "vol_21d",
+    "vol_63d",
+    "vol_ratio_5_21",
     "rsi_14",
-    "macd_line", "macd_signal", "macd_hist",
+    "macd_line",
+    "macd_signal",
+    "macd_hist",
     "bb_pctb_20",
-    "dist_sma_50", "dist_sma_200",
+    "dist_sma_50",
+    "dist_sma_200",
     "atr_14_pct",
     "volume_z_20",
-    "hl_range", "overnight_gap",
+    "hl_range",
+    "overnight_gap",
     "drawdown_252",
-    "day_of_week", "month",
+    "day_of_week",
+    "month",
 ]
 
 _RET_WINDOWS = (1, 5, 10, 21, 63)
@@ -72,8 +86,10 @@ def prepare_bars(bars: pd.DataFrame) -> pd.DataFrame:
     idx = pd.DatetimeIndex(pd.to_datetime(df.index))
     if idx.tz is not None:
         idx = idx.tz_convert(None)
-    out = pd.DataFrame({c: pd.to_numeric(df[c], errors="coerce").to_numpy(dtype="float64") for c in need},
-                       index=idx.normalize().astype("datetime64[ns]"))
+    out = pd.DataFrame(
+        {c: pd.to_numeric(df[c], errors="coerce").to_numpy(dtype="float64") for c in need},
+        index=idx.normalize().astype("datetime64[ns]"),
+    )
     out.index.name = "date"
     if out.index.has_duplicates:
         d = out.index[out.index.duplicated()][0]
@@ -99,9 +115,9 @@ def _wilder(x: np.ndarray, n: int) -> np.ndarray:
         return out
     start = int(valid[0])
     seed_end = start + n - 1
-    if np.isnan(x[start:seed_end + 1]).any():
+    if np.isnan(x[start : seed_end + 1]).any():
         raise ValueError("Wilder smoothing input has interior NaN")
-    s = float(np.mean(x[start:seed_end + 1]))
+    s = float(np.mean(x[start : seed_end + 1]))
     out[seed_end] = s
     for i in range(seed_end + 1, x.size):
         s = s + (x[i] - s) / n
@@ -181,8 +197,9 @@ def compute_features(bars: pd.DataFrame, dropna: bool = False) -> pd.DataFrame:
     tr = pd.concat([h - lo, (h - prev_c).abs(), (lo - prev_c).abs()], axis=1).max(axis=1, skipna=True)
     f["atr_14_pct"] = _wilder(tr.to_numpy(dtype="float64"), 14) / c.to_numpy()
 
-    lv = pd.Series(np.where(v.to_numpy() > 0, np.log(np.where(v.to_numpy() > 0, v.to_numpy(), 1.0)), np.nan),
-                   index=b.index)
+    lv = pd.Series(
+        np.where(v.to_numpy() > 0, np.log(np.where(v.to_numpy() > 0, v.to_numpy(), 1.0)), np.nan), index=b.index
+    )
     m = lv.rolling(20, min_periods=10).mean()
     s = lv.rolling(20, min_periods=10).std(ddof=1)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -191,8 +208,9 @@ def compute_features(bars: pd.DataFrame, dropna: bool = False) -> pd.DataFrame:
     f["hl_range"] = np.log(h / lo)
     f["overnight_gap"] = np.log(o / prev_c)
     f["drawdown_252"] = c / c.rolling(TRADING_DAYS, min_periods=TRADING_DAYS).max() - 1.0
-    f["day_of_week"] = b.index.day_of_week.astype("float64")
-    f["month"] = b.index.month.astype("float64")
+    dates = pd.DatetimeIndex(b.index)
+    f["day_of_week"] = dates.day_of_week.astype("float64")
+    f["month"] = dates.month.astype("float64")
     f = f[FEATURE_COLUMNS].astype("float64")
     return f.dropna() if dropna else f
 
@@ -252,7 +270,7 @@ def compute_outcomes(
     """Realized outcomes of the matured predictions of one symbol.
 
     ``predictions`` needs an entry-date column (``entry_date``, else ``date``)
-    and ``predicted_label`` (one of :data:`CLASSES`); other columns (e.g.
+    and ``predicted_label`` (one of :data:`~include.modelwatch.vocabulary.CLASSES`); other columns (e.g.
     ``prediction_id``) are carried through. A prediction is *matured* when the
     bar ``horizon`` bars after its entry bar exists in ``bars``; immature rows
     are excluded. Added columns:
@@ -265,7 +283,7 @@ def compute_outcomes(
     * ``r_multiple``: ``trade_return / risk_unit`` (0.0 for HOLD: no trade).
 
     Raises ``ValueError`` if an entry date is not a bar date, a label is not in
-    :data:`CLASSES`, or a matured entry lacks the ``vol_window + 1`` bars of
+    :data:`~include.modelwatch.vocabulary.CLASSES`, or a matured entry lacks the ``vol_window + 1`` bars of
     history its risk unit needs.
     """
     date_col = "entry_date" if "entry_date" in predictions.columns else "date"
@@ -275,9 +293,12 @@ def compute_outcomes(
     labels = make_labels(bars, horizon=horizon, k=k, vol_window=vol_window)
     out = predictions.copy()
     entry = pd.DatetimeIndex(pd.to_datetime(out[date_col])).normalize().astype("datetime64[ns]")
-    bad_lab = ~out["predicted_label"].isin(CLASSES)
+    bad_lab = ~out["predicted_label"].isin(vocabulary.CLASSES)
     if bad_lab.any():
-        raise ValueError(f"unknown predicted_label {out['predicted_label'][bad_lab].iloc[0]!r}; expected one of {CLASSES}")
+        raise ValueError(
+            f"unknown predicted_label {out['predicted_label'][bad_lab].iloc[0]!r}; "
+            f"expected one of {list(vocabulary.CLASSES)}"
+        )
     pos = labels.index.get_indexer(entry)
     if (pos < 0).any():
         missing = entry[pos < 0]
@@ -315,18 +336,11 @@ def compute_outcome(
     """Outcome of one prediction as a dict (keys of :func:`compute_outcomes`), or None if not matured."""
     df = compute_outcomes(
         pd.DataFrame({"entry_date": [entry_date], "predicted_label": [predicted_label]}),
-        bars, horizon=horizon, k=k, vol_window=vol_window,
+        bars,
+        horizon=horizon,
+        k=k,
+        vol_window=vol_window,
     )
     if df.empty:
         return None
-    return df.iloc[0].to_dict()
-
-
-def label_to_index(labels: Sequence[str] | np.ndarray | pd.Series) -> np.ndarray:
-    """Class labels -> integer codes in :data:`CLASSES` order (ValueError on unknown labels)."""
-    arr = np.asarray(labels, dtype=object)
-    lookup = {c: i for i, c in enumerate(CLASSES)}
-    try:
-        return np.fromiter((lookup[x] for x in arr), dtype=np.int64, count=arr.size)
-    except KeyError as exc:
-        raise ValueError(f"unknown label {exc.args[0]!r}; expected one of {CLASSES}") from None
+    return {str(k): v for k, v in df.iloc[0].to_dict().items()}

@@ -71,8 +71,14 @@ ARCH_SYMBOLS: dict[str, str] = {"SPX": "arch.data.sp500", "IXIC": "arch.data.nas
 #: Accepted alternative names, mapped to the canonical symbol (the returned frame
 #: always carries the canonical one).
 SYMBOL_ALIASES: dict[str, str] = {
-    "SP500": "SPX", "GSPC": "SPX", "^GSPC": "SPX", "S&P500": "SPX",
-    "NASDAQ": "IXIC", "NDX": "IXIC", "^IXIC": "IXIC", "COMP": "IXIC",
+    "SP500": "SPX",
+    "GSPC": "SPX",
+    "^GSPC": "SPX",
+    "S&P500": "SPX",
+    "NASDAQ": "IXIC",
+    "NDX": "IXIC",
+    "^IXIC": "IXIC",
+    "COMP": "IXIC",
 }
 
 _REL_TOL = 1e-9
@@ -109,8 +115,13 @@ class NYSEHolidayCalendar(AbstractHolidayCalendar):
 
     rules = [
         Holiday("New Year's Day", month=1, day=1, observance=sunday_to_monday),
-        Holiday("Martin Luther King Jr. Day", month=1, day=1, offset=DateOffset(weekday=0, weeks=2),
-                start_date=pd.Timestamp("1998-01-01")),
+        Holiday(
+            "Martin Luther King Jr. Day",
+            month=1,
+            day=1,
+            offset=DateOffset(weekday=0, weeks=2),
+            start_date=pd.Timestamp("1998-01-01"),
+        ),
         USPresidentsDay,
         GoodFriday,
         USMemorialDay,
@@ -123,14 +134,21 @@ class NYSEHolidayCalendar(AbstractHolidayCalendar):
 
 
 #: Unscheduled full-day NYSE closures since 1999.
-NYSE_SPECIAL_CLOSURES: tuple[pd.Timestamp, ...] = tuple(pd.Timestamp(d) for d in (
-    "2001-09-11", "2001-09-12", "2001-09-13", "2001-09-14",  # September 11
-    "2004-06-11",  # President Reagan's funeral
-    "2007-01-02",  # President Ford's funeral
-    "2012-10-29", "2012-10-30",  # Hurricane Sandy
-    "2018-12-05",  # President G. H. W. Bush's funeral
-    "2025-01-09",  # President Carter's funeral
-))
+NYSE_SPECIAL_CLOSURES: tuple[pd.Timestamp, ...] = tuple(
+    pd.Timestamp(d)
+    for d in (
+        "2001-09-11",
+        "2001-09-12",
+        "2001-09-13",
+        "2001-09-14",  # September 11
+        "2004-06-11",  # President Reagan's funeral
+        "2007-01-02",  # President Ford's funeral
+        "2012-10-29",
+        "2012-10-30",  # Hurricane Sandy
+        "2018-12-05",  # President G. H. W. Bush's funeral
+        "2025-01-09",  # President Carter's funeral
+    )
+)
 
 
 def nyse_sessions(start: object, end: object) -> pd.DatetimeIndex:
@@ -139,7 +157,7 @@ def nyse_sessions(start: object, end: object) -> pd.DatetimeIndex:
     days = pd.bdate_range(s, e)
     hol = NYSEHolidayCalendar().holidays(s, e)
     closed = hol.union(pd.DatetimeIndex(NYSE_SPECIAL_CLOSURES))
-    return days.difference(closed).astype("datetime64[ns]")
+    return pd.DatetimeIndex(days.difference(closed).astype("datetime64[ns]"))
 
 
 # --------------------------------------------------------------------------- loading
@@ -155,7 +173,7 @@ def canonical_symbol(symbol: str) -> str:
     return s
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _arch_raw_cached(sym: str) -> pd.DataFrame:
     return importlib.import_module(ARCH_SYMBOLS[sym]).load()
 
@@ -180,15 +198,17 @@ def load_arch_bars(symbol: str = "SPX") -> pd.DataFrame:
     sym = canonical_symbol(symbol)
     raw = _arch_raw(sym)
     factor = raw["Adj Close"] / raw["Close"] if "Adj Close" in raw.columns else pd.Series(1.0, index=raw.index)
-    out = pd.DataFrame({
-        "symbol": sym,
-        "date": pd.DatetimeIndex(raw.index).normalize().astype("datetime64[ns]"),
-        "open": (raw["Open"] * factor).to_numpy(dtype="float64"),
-        "high": (raw["High"] * factor).to_numpy(dtype="float64"),
-        "low": (raw["Low"] * factor).to_numpy(dtype="float64"),
-        "close": (raw["Adj Close"] if "Adj Close" in raw.columns else raw["Close"]).to_numpy(dtype="float64"),
-        "volume": raw["Volume"].to_numpy(dtype="float64"),
-    })
+    out = pd.DataFrame(
+        {
+            "symbol": sym,
+            "date": pd.DatetimeIndex(raw.index).normalize().astype("datetime64[ns]"),
+            "open": (raw["Open"] * factor).to_numpy(dtype="float64"),
+            "high": (raw["High"] * factor).to_numpy(dtype="float64"),
+            "low": (raw["Low"] * factor).to_numpy(dtype="float64"),
+            "close": (raw["Adj Close"] if "Adj Close" in raw.columns else raw["Close"]).to_numpy(dtype="float64"),
+            "volume": raw["Volume"].to_numpy(dtype="float64"),
+        }
+    )
     clean, _ = clean_bars(out)
     return clean
 
@@ -232,8 +252,15 @@ class BarsReport:
     @property
     def ok(self) -> bool:
         """True when the bars needed no change and nothing was flagged."""
-        return not (self.duplicates_dropped or self.reordered or self.filled_dates or self.zero_volume_dates
-                    or self.missing_volume_dates or self.missing_sessions or self.extra_sessions)
+        return not (
+            self.duplicates_dropped
+            or self.reordered
+            or self.filled_dates
+            or self.zero_volume_dates
+            or self.missing_volume_dates
+            or self.missing_sessions
+            or self.extra_sessions
+        )
 
 
 def _short(dates: Iterable[object], k: int = 5) -> str:
@@ -266,10 +293,11 @@ def _clean_one(df: pd.DataFrame, symbol: str, policy: BarsPolicy) -> tuple[pd.Da
     # duplicates
     dup_mask = df["date"].duplicated(keep=False)
     if dup_mask.any():
-        for d, g in df[dup_mask].groupby("date", sort=True):
+        for d in pd.DatetimeIndex(df.loc[dup_mask, "date"]).unique().sort_values():
+            g = df[df["date"] == d]
             if not _rows_equal(g):
                 raise BarsDataError(symbol, d, f"{len(g)} conflicting bars for the same date")
-            rep.duplicates_dropped.append(pd.Timestamp(d))
+            rep.duplicates_dropped.append(d)
         df = df.drop_duplicates("date", keep="first")
         rep.notes.append(f"dropped identical duplicate bars on {_short(rep.duplicates_dropped)}")
     df = df.reset_index(drop=True)
@@ -287,14 +315,17 @@ def _clean_one(df: pd.DataFrame, symbol: str, policy: BarsPolicy) -> tuple[pd.Da
             run_start, run_len = (run_start, run_len + 1) if prev is not None and i == prev + 1 else (i, 1)
             if run_len > policy.max_ffill_days:
                 raise BarsDataError(
-                    symbol, df["date"].iloc[run_start],
+                    symbol,
+                    df["date"].iloc[run_start],
                     f"NaN open/high/low/close on {run_len} consecutive bars from this date "
                     f"(forward-fill limit {policy.max_ffill_days})",
                 )
             prev = i
+        closes = df["close"].to_numpy(dtype="float64", copy=True)
         for i in idx:
-            c = float(df.at[i - 1, "close"])
-            df.loc[i, PRICE_COLUMNS] = c
+            prev_close = float(closes[i - 1])
+            closes[i] = prev_close  # a run of NaN bars carries the last real close forward
+            df.loc[i, PRICE_COLUMNS] = prev_close
             df.loc[i, "volume"] = 0.0
         rep.filled_dates = [pd.Timestamp(d) for d in df["date"].iloc[idx]]
         rep.notes.append(f"forward-filled NaN prices with the previous close on {_short(rep.filled_dates)}")
@@ -310,16 +341,17 @@ def _clean_one(df: pd.DataFrame, symbol: str, policy: BarsPolicy) -> tuple[pd.Da
     ]
     for mask, what in checks:
         if mask.any():
-            i = int(np.flatnonzero(mask)[0])
+            j = int(np.flatnonzero(mask)[0])
             raise BarsDataError(
-                symbol, dates.iloc[i],
-                f"{what} (open={o[i]:g} high={h[i]:g} low={lo[i]:g} close={c[i]:g}; {int(mask.sum())} bar(s) affected)",
+                symbol,
+                dates.iloc[j],
+                f"{what} (open={o[j]:g} high={h[j]:g} low={lo[j]:g} close={c[j]:g}; {int(mask.sum())} bar(s) affected)",
             )
 
     vol = df["volume"].to_numpy(dtype="float64")
     if (vol < 0).any():
-        i = int(np.flatnonzero(vol < 0)[0])
-        raise BarsDataError(symbol, dates.iloc[i], f"negative volume {vol[i]:g}")
+        j = int(np.flatnonzero(vol < 0)[0])
+        raise BarsDataError(symbol, dates.iloc[j], f"negative volume {vol[j]:g}")
     rep.zero_volume_dates = [pd.Timestamp(d) for d in dates[vol == 0]]
     rep.missing_volume_dates = [pd.Timestamp(d) for d in dates[np.isnan(vol)]]
     if rep.zero_volume_dates:
@@ -337,7 +369,8 @@ def _clean_one(df: pd.DataFrame, symbol: str, policy: BarsPolicy) -> tuple[pd.Da
             big = np.flatnonzero(gaps > policy.max_gap_days)[0]
             a, b = dates.iloc[big], dates.iloc[big + 1]
             raise BarsDataError(
-                symbol, a,
+                symbol,
+                a,
                 f"gap of {int(gaps[big])} calendar days to the next bar on {_fmt_date(b)} "
                 f"(limit {policy.max_gap_days})",
             )
@@ -347,7 +380,9 @@ def _clean_one(df: pd.DataFrame, symbol: str, policy: BarsPolicy) -> tuple[pd.Da
         rep.missing_sessions = list(expected.difference(have))
         rep.extra_sessions = list(have.difference(expected))
         if rep.missing_sessions:
-            rep.notes.append(f"{len(rep.missing_sessions)} NYSE session(s) without a bar: {_short(rep.missing_sessions)}")
+            rep.notes.append(
+                f"{len(rep.missing_sessions)} NYSE session(s) without a bar: {_short(rep.missing_sessions)}"
+            )
         if rep.extra_sessions:
             rep.notes.append(f"{len(rep.extra_sessions)} bar(s) on non-session days: {_short(rep.extra_sessions)}")
 

@@ -75,7 +75,11 @@ def _suite(gx, spec: FrameSpec, frame_columns: set[str]):
             continue  # the existence check above reports it; other checks would error
         suite.add_expectation(gxe.ExpectColumnValuesToNotBeNull(column=col.name, mostly=1.0 - col.max_null_share))
         if col.kind == "numeric":
-            suite.add_expectation(gxe.ExpectColumnValuesToBeInTypeList(column=col.name, type_list=["float64", "float32", "int64", "int32", "Float64", "Int64"]))
+            suite.add_expectation(
+                gxe.ExpectColumnValuesToBeInTypeList(
+                    column=col.name, type_list=["float64", "float32", "int64", "int32", "Float64", "Int64"]
+                )
+            )
             lo = -1e12 if col.min_value is None else col.min_value
             hi = 1e12 if col.max_value is None else col.max_value
             suite.add_expectation(gxe.ExpectColumnValuesToBeBetween(column=col.name, min_value=lo, max_value=hi))
@@ -98,7 +102,11 @@ def validate_frame(df: pd.DataFrame, spec: FrameSpec) -> QualityReport:
     rows: list[tuple[str, str, bool, dict[str, Any]]] = []
     for r in result.results:
         cfg = r.expectation_config
-        observed = {k: v for k, v in (r.result or {}).items() if k in ("observed_value", "unexpected_count", "unexpected_percent", "partial_unexpected_list")}
+        observed = {
+            k: v
+            for k, v in (r.result or {}).items()
+            if k in ("observed_value", "unexpected_count", "unexpected_percent", "partial_unexpected_list")
+        }
         if "partial_unexpected_list" in observed:
             observed["partial_unexpected_list"] = [str(v) for v in observed["partial_unexpected_list"][:5]]
         if r.exception_info and r.exception_info.get("raised_exception"):

@@ -142,4 +142,4 @@ def fetch_dicts(conn, sql: str, params: Sequence[Any] | Mapping[str, Any] | None
         if cur.description is None:
             return []
         cols = [c[0] for c in cur.description]
-        return [dict(zip(cols, row)) for row in cur.fetchall()]
+        return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]

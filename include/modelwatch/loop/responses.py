@@ -19,9 +19,9 @@ model, or its age), applies the rules of :mod:`rules` stored in
   cancelled (its evidence no longer describes what is serving).
 
 Manual triggers (:func:`create_manual_trigger`) need a reason and follow the
-same one-pending-trigger rule. :func:`update_feedback` closes the loop: live
-performance before and after each completed retrain, and so per-rule precision
-(view ``feedback_loop_rule_stats``).
+same one-pending-trigger rule. :func:`update_feedback` (in :mod:`feedback`,
+re-exported here) closes the loop: live performance before and after each
+completed retrain, and so per-rule precision (view ``feedback_loop_rule_stats``).
 """
 
 from __future__ import annotations
@@ -32,8 +32,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from include.modelwatch.loop import rules as R
 from include.modelwatch.data.storage import fetch_dicts, transaction
+from include.modelwatch.loop import rules as R
+from include.modelwatch.loop.feedback import rule_stats, update_feedback
 
 #: Metrics each source observes (and so the rules it evaluates).
 SOURCE_METRICS: dict[str, tuple[str, ...]] = {
@@ -44,7 +45,9 @@ SOURCE_METRICS: dict[str, tuple[str, ...]] = {
 #: Alert kind whose open alert's score is the metric's observation.
 ALERT_KIND: dict[str, str] = {"drift_score": "drift", "performance_drop": "performance", "risk_score": "risk"}
 
-_RULE_COLUMNS = "rule_name, metric, operator, threshold, retrain_mode, priority, cooldown_hours, enabled, model_overrides"
+_RULE_COLUMNS = (
+    "rule_name, metric, operator, threshold, retrain_mode, priority, cooldown_hours, enabled, model_overrides"
+)
 
 
 class LoopError(ValueError):
@@ -59,8 +62,8 @@ class Evaluation:
     source: str
     as_of: datetime
     actions: list[dict[str, Any]] = field(default_factory=list)
-    trigger_id: int | None = None      # the model's pending trigger after the evaluation
-    replayed: bool = False             # this (model, source, as_of) was evaluated before
+    trigger_id: int | None = None  # the model's pending trigger after the evaluation
+    replayed: bool = False  # this (model, source, as_of) was evaluated before
 
     @property
     def changed(self) -> bool:
@@ -84,15 +87,27 @@ class Evaluation:
 
 
 def _rule(row: Mapping[str, Any]) -> R.ResponseRule:
-    d = {k: row[k] for k in ("metric", "operator", "threshold", "retrain_mode", "priority",
-                             "cooldown_hours", "enabled", "model_overrides")}
+    d = {
+        k: row[k]
+        for k in (
+            "metric",
+            "operator",
+            "threshold",
+            "retrain_mode",
+            "priority",
+            "cooldown_hours",
+            "enabled",
+            "model_overrides",
+        )
+    }
     d["name"] = row["rule_name"]
     return R.rule_from_dict(d)
 
 
 def load_rules(conn) -> list[R.ResponseRule]:
     """All rules as stored (enabled or not), in name order, validated."""
-    return [_rule(r) for r in fetch_dicts(conn, f"SELECT {_RULE_COLUMNS} FROM automated_response_rules ORDER BY rule_name")]
+    rows = fetch_dicts(conn, f"SELECT {_RULE_COLUMNS} FROM automated_response_rules ORDER BY rule_name")
+    return [_rule(r) for r in rows]
 
 
 def _coerce(field_name: str, value: Any) -> Any:
@@ -106,13 +121,22 @@ def _coerce(field_name: str, value: Any) -> Any:
             return value
     if field_name == "enabled":
         low = value.strip().lower()
-        return {"true": True, "yes": True, "on": True, "1": True,
-                "false": False, "no": False, "off": False, "0": False}.get(low, value)
+        return {
+            "true": True,
+            "yes": True,
+            "on": True,
+            "1": True,
+            "false": False,
+            "no": False,
+            "off": False,
+            "0": False,
+        }.get(low, value)
     return value
 
 
-def set_rule(conn, name: str, changes: Mapping[str, Any], *, model: str | None = None,
-             clear_override: bool = False, by: str) -> R.ResponseRule:
+def set_rule(
+    conn, name: str, changes: Mapping[str, Any], *, model: str | None = None, clear_override: bool = False, by: str
+) -> R.ResponseRule:
     """Change a stored rule (or, with ``model``, its override for that model).
 
     All changes are validated together before anything is written; a bad value
@@ -128,9 +152,10 @@ def set_rule(conn, name: str, changes: Mapping[str, Any], *, model: str | None =
         cols = [c.name for c in cur.description]
         row = cur.fetchone()
         if row is None:
-            known = [r["rule_name"] for r in fetch_dicts(conn, "SELECT rule_name FROM automated_response_rules ORDER BY 1")]
+            names = fetch_dicts(conn, "SELECT rule_name FROM automated_response_rules ORDER BY 1")
+            known = [r["rule_name"] for r in names]
             raise R.RuleError("rule_name", f"no rule named {name!r}; rules are {known}")
-        current = dict(zip(cols, row))
+        current = dict(zip(cols, row, strict=True))
         coerced = {k: _coerce(k, v) for k, v in changes.items()}
         if model is None:
             if clear_override:
@@ -148,8 +173,17 @@ def set_rule(conn, name: str, changes: Mapping[str, Any], *, model: str | None =
             "UPDATE automated_response_rules SET operator = %s, threshold = %s, retrain_mode = %s, priority = %s, "
             "cooldown_hours = %s, enabled = %s, model_overrides = %s, updated_at = now(), updated_by = %s "
             "WHERE rule_name = %s",
-            (rule.operator, rule.threshold, rule.retrain_mode, rule.priority, rule.cooldown_hours, rule.enabled,
-             json.dumps({m: dict(o) for m, o in rule.model_overrides.items()}), by, name),
+            (
+                rule.operator,
+                rule.threshold,
+                rule.retrain_mode,
+                rule.priority,
+                rule.cooldown_hours,
+                rule.enabled,
+                json.dumps({m: dict(o) for m, o in rule.model_overrides.items()}),
+                by,
+                name,
+            ),
         )
     return rule
 
@@ -165,7 +199,8 @@ def _champion(cur, model_name: str) -> dict[str, Any] | None:
     cur.execute(
         "SELECT v.version, v.train_end FROM model_aliases a JOIN model_versions v "
         "ON v.model_name = a.model_name AND v.version = a.version WHERE a.model_name = %s AND a.alias = 'champion'",
-        (model_name,))
+        (model_name,),
+    )
     row = cur.fetchone()
     return {"version": int(row[0]), "train_end": row[1]} if row else None
 
@@ -173,22 +208,45 @@ def _champion(cur, model_name: str) -> dict[str, Any] | None:
 def _pending(cur, model_name: str) -> dict[str, Any] | None:
     cur.execute(
         "SELECT trigger_id, model_version, rule_name, trigger_type, retrain_mode, priority, triggered_at, evidence "
-        "FROM retraining_triggers WHERE model_name = %s AND status = 'pending' FOR UPDATE", (model_name,))
+        "FROM retraining_triggers WHERE model_name = %s AND status = 'pending' FOR UPDATE",
+        (model_name,),
+    )
     row = cur.fetchone()
     if row is None:
         return None
-    return dict(zip(("trigger_id", "model_version", "rule_name", "trigger_type", "retrain_mode", "priority",
-                     "triggered_at", "evidence"), row))
+    return dict(
+        zip(
+            (
+                "trigger_id",
+                "model_version",
+                "rule_name",
+                "trigger_type",
+                "retrain_mode",
+                "priority",
+                "triggered_at",
+                "evidence",
+            ),
+            row,
+            strict=True,
+        )
+    )
 
 
 def _pending_trigger(p: Mapping[str, Any]) -> R.PendingTrigger:
-    return R.PendingTrigger(model="", rule_name=p["rule_name"] or R.MANUAL_RULE_NAME, trigger_type=p["trigger_type"],
-                            retrain_mode=p["retrain_mode"], priority=p["priority"], trigger_id=p["trigger_id"],
-                            created_at=p["triggered_at"])
+    return R.PendingTrigger(
+        model="",
+        rule_name=p["rule_name"] or R.MANUAL_RULE_NAME,
+        trigger_type=p["trigger_type"],
+        retrain_mode=p["retrain_mode"],
+        priority=p["priority"],
+        trigger_id=p["trigger_id"],
+        created_at=p["triggered_at"],
+    )
 
 
-def _observe(cur, model_name: str, metrics: Sequence[str], champion: Mapping[str, Any],
-             as_of: datetime) -> tuple[dict[str, float | None], dict[str, dict[str, Any]]]:
+def _observe(
+    cur, model_name: str, metrics: Sequence[str], champion: Mapping[str, Any], as_of: datetime
+) -> tuple[dict[str, float | None], dict[str, dict[str, Any]]]:
     """(metric -> value, metric -> open alert) for one model at ``as_of``."""
     obs: dict[str, float | None] = {}
     alerts: dict[str, dict[str, Any]] = {}
@@ -200,19 +258,35 @@ def _observe(cur, model_name: str, metrics: Sequence[str], champion: Mapping[str
         cur.execute(
             "SELECT alert_id, score, severity, model_version, first_window, last_window FROM alerts "
             "WHERE model_name = %s AND kind = %s AND status <> 'resolved' AND first_window <= %s",
-            (model_name, ALERT_KIND[metric], as_of))
+            (model_name, ALERT_KIND[metric], as_of),
+        )
         row = cur.fetchone()
         if row is None or row[1] is None:
             obs[metric] = None
             continue
-        alerts[metric] = dict(zip(("alert_id", "score", "severity", "model_version", "first_window", "last_window"), row))
+        alerts[metric] = dict(
+            zip(("alert_id", "score", "severity", "model_version", "first_window", "last_window"), row, strict=True)
+        )
         obs[metric] = float(row[1])
     return obs, alerts
 
 
-def _record(cur, *, model_name: str, version: int | None, source: str, d: R.Decision | None, action: str,
-            rule_name: str, reason: str, evidence: Mapping[str, Any], as_of: datetime, run_id: str | None,
-            trigger_id: int | None = None, alert_id: int | None = None) -> dict[str, Any]:
+def _record(
+    cur,
+    *,
+    model_name: str,
+    version: int | None,
+    source: str,
+    d: R.Decision | None,
+    action: str,
+    rule_name: str,
+    reason: str,
+    evidence: Mapping[str, Any],
+    as_of: datetime,
+    run_id: str | None,
+    trigger_id: int | None = None,
+    alert_id: int | None = None,
+) -> dict[str, Any]:
     ev = dict(evidence)
     metric, observed, threshold = ev.get("metric"), ev.get("observed"), ev.get("threshold")
     cur.execute(
@@ -220,56 +294,128 @@ def _record(cur, *, model_name: str, version: int | None, source: str, d: R.Deci
         "metric, observed, threshold, reason, evidence, evaluated_at, run_id) "
         "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
         "ON CONFLICT (model_name, source, evaluated_at, rule_name, action) DO NOTHING",
-        (model_name, version, source, rule_name, action, trigger_id, alert_id, metric, observed, threshold, reason,
-         json.dumps(ev, default=str), as_of, run_id))
-    return {"action": action, "rule_name": rule_name, "reason": reason, "trigger_id": trigger_id,
-            "alert_id": alert_id, "observed": observed, "threshold": threshold}
+        (
+            model_name,
+            version,
+            source,
+            rule_name,
+            action,
+            trigger_id,
+            alert_id,
+            metric,
+            observed,
+            threshold,
+            reason,
+            json.dumps(ev, default=str),
+            as_of,
+            run_id,
+        ),
+    )
+    return {
+        "action": action,
+        "rule_name": rule_name,
+        "reason": reason,
+        "trigger_id": trigger_id,
+        "alert_id": alert_id,
+        "observed": observed,
+        "threshold": threshold,
+    }
 
 
 def _stored_actions(cur, model_name: str, source: str, as_of: datetime) -> list[dict[str, Any]]:
     cur.execute(
         "SELECT action, rule_name, reason, trigger_id, alert_id, observed, threshold FROM closed_loop_actions "
-        "WHERE model_name = %s AND source = %s AND evaluated_at = %s ORDER BY action_id", (model_name, source, as_of))
+        "WHERE model_name = %s AND source = %s AND evaluated_at = %s ORDER BY action_id",
+        (model_name, source, as_of),
+    )
     cols = ("action", "rule_name", "reason", "trigger_id", "alert_id", "observed", "threshold")
-    return [dict(zip(cols, r)) for r in cur.fetchall()]
+    return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
 
 
 def _cancel(cur, trigger_id: int, reason: str, at: datetime) -> bool:
     cur.execute(
         "UPDATE retraining_triggers SET status = 'cancelled', outcome = %s, completed_at = %s, updated_at = now() "
-        "WHERE trigger_id = %s AND status = 'pending' RETURNING trigger_id", (f"cancelled: {reason}", at, trigger_id))
+        "WHERE trigger_id = %s AND status = 'pending' RETURNING trigger_id",
+        (f"cancelled: {reason}", at, trigger_id),
+    )
     return cur.fetchone() is not None
 
 
-def _insert_trigger(cur, *, model_name: str, version: int, d: R.Decision, evidence: Mapping[str, Any],
-                    window: tuple[datetime | None, datetime | None], as_of: datetime, created_by: str | None) -> int | None:
+def _insert_trigger(
+    cur,
+    *,
+    model_name: str,
+    version: int,
+    d: R.Decision,
+    evidence: Mapping[str, Any],
+    window: tuple[datetime | None, datetime | None],
+    as_of: datetime,
+    created_by: str | None,
+) -> int | None:
     cur.execute(
         "INSERT INTO retraining_triggers (model_name, model_version, trigger_type, retrain_mode, priority, rule_name, "
         "reason, evidence, window_start, window_end, triggered_at, created_by) "
         "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
         "ON CONFLICT (model_name) WHERE status = 'pending' DO NOTHING RETURNING trigger_id",
-        (model_name, version, d.trigger_type, d.retrain_mode, d.priority, d.rule_name, d.reason,
-         json.dumps(dict(evidence), default=str), window[0], window[1], as_of, created_by))
+        (
+            model_name,
+            version,
+            d.trigger_type,
+            d.retrain_mode,
+            d.priority,
+            d.rule_name,
+            d.reason,
+            json.dumps(dict(evidence), default=str),
+            window[0],
+            window[1],
+            as_of,
+            created_by,
+        ),
+    )
     row = cur.fetchone()
     return int(row[0]) if row else None
 
 
-def _upgrade_trigger(cur, pending: Mapping[str, Any], d: R.Decision, evidence: Mapping[str, Any],
-                     as_of: datetime) -> None:
+def _upgrade_trigger(
+    cur, pending: Mapping[str, Any], d: R.Decision, evidence: Mapping[str, Any], as_of: datetime
+) -> None:
     history = list((pending.get("evidence") or {}).get("upgrades", []))
-    history.append({"at": as_of.isoformat(), "from": {"rule_name": pending["rule_name"], "priority": pending["priority"],
-                                                      "retrain_mode": pending["retrain_mode"]},
-                    "to": {"rule_name": d.rule_name, "priority": d.priority, "retrain_mode": d.retrain_mode}})
+    history.append(
+        {
+            "at": as_of.isoformat(),
+            "from": {
+                "rule_name": pending["rule_name"],
+                "priority": pending["priority"],
+                "retrain_mode": pending["retrain_mode"],
+            },
+            "to": {"rule_name": d.rule_name, "priority": d.priority, "retrain_mode": d.retrain_mode},
+        }
+    )
     ev = {**dict(evidence), "upgrades": history}
     cur.execute(
         "UPDATE retraining_triggers SET trigger_type = %s, rule_name = %s, retrain_mode = %s, priority = %s, "
         "reason = %s, evidence = %s, updated_at = now() WHERE trigger_id = %s AND status = 'pending'",
-        (d.trigger_type, d.rule_name, d.retrain_mode, d.priority, d.reason, json.dumps(ev, default=str),
-         pending["trigger_id"]))
+        (
+            d.trigger_type,
+            d.rule_name,
+            d.retrain_mode,
+            d.priority,
+            d.reason,
+            json.dumps(ev, default=str),
+            pending["trigger_id"],
+        ),
+    )
 
 
-def evaluate(conn, model_name: str, *, source: str, as_of: datetime, run_id: str | None = None,
-             window: tuple[datetime | None, datetime | None] = (None, None)) -> Evaluation:
+def evaluate(
+    conn,
+    model_name: str,
+    *,
+    source: str,
+    as_of: datetime,
+    run_id: str | None = None,
+    window: tuple[datetime | None, datetime | None] = (None, None),
+) -> Evaluation:
     """Apply the response rules of ``source`` to ``model_name`` at logical time ``as_of``.
 
     One transaction: a failure leaves triggers and actions as they were.
@@ -291,14 +437,24 @@ def evaluate(conn, model_name: str, *, source: str, as_of: datetime, run_id: str
         version = champion["version"]
 
         if pending is not None and pending["model_version"] is not None and pending["model_version"] != version:
-            why = (f"its evidence is about version {pending['model_version']}, "
-                   f"but version {version} is the champion now")
+            why = f"its evidence is about version {pending['model_version']}, but version {version} is the champion now"
             if _cancel(cur, pending["trigger_id"], why, as_of):
-                result.actions.append(_record(
-                    cur, model_name=model_name, version=version, source=source, d=None, action="cancelled",
-                    rule_name=pending["rule_name"] or R.MANUAL_RULE_NAME, reason=f"pending trigger cancelled: {why}",
-                    evidence={"cancelled_trigger": pending["trigger_id"]}, as_of=as_of, run_id=run_id,
-                    trigger_id=pending["trigger_id"]))
+                result.actions.append(
+                    _record(
+                        cur,
+                        model_name=model_name,
+                        version=version,
+                        source=source,
+                        d=None,
+                        action="cancelled",
+                        rule_name=pending["rule_name"] or R.MANUAL_RULE_NAME,
+                        reason=f"pending trigger cancelled: {why}",
+                        evidence={"cancelled_trigger": pending["trigger_id"]},
+                        as_of=as_of,
+                        run_id=run_id,
+                        trigger_id=pending["trigger_id"],
+                    )
+                )
             pending = None
 
         metrics = SOURCE_METRICS[source]
@@ -306,7 +462,9 @@ def evaluate(conn, model_name: str, *, source: str, as_of: datetime, run_id: str
         obs, open_alerts = _observe(cur, model_name, metrics, champion, as_of)
         cur.execute(
             "SELECT rule_name, max(evaluated_at) FROM closed_loop_actions WHERE model_name = %s "
-            "AND action IN ('fire', 'upgrade') AND evaluated_at <= %s GROUP BY rule_name", (model_name, as_of))
+            "AND action IN ('fire', 'upgrade') AND evaluated_at <= %s GROUP BY rule_name",
+            (model_name, as_of),
+        )
         last_fired = {r[0]: r[1] for r in cur.fetchall()}
         handled: dict[str, str] = {}
         for r in rules:
@@ -315,14 +473,19 @@ def evaluate(conn, model_name: str, *, source: str, as_of: datetime, run_id: str
                 continue
             cur.execute(
                 "SELECT min(evaluated_at) FROM closed_loop_actions WHERE model_name = %s AND rule_name = %s "
-                "AND alert_id = %s AND action IN ('fire', 'upgrade')", (model_name, r.name, alert["alert_id"]))
+                "AND alert_id = %s AND action IN ('fire', 'upgrade')",
+                (model_name, r.name, alert["alert_id"]),
+            )
             first = cur.fetchone()[0]
             if first is not None:
-                handled[r.name] = (f"rule already acted on this episode (alert {alert['alert_id']}, "
-                                   f"open since {alert['first_window'].isoformat()}) at {first.isoformat()}")
+                handled[r.name] = (
+                    f"rule already acted on this episode (alert {alert['alert_id']}, "
+                    f"open since {alert['first_window'].isoformat()}) at {first.isoformat()}"
+                )
 
-        decisions = R.evaluate_rules(model_name, obs, rules, _pending_trigger(pending) if pending else None,
-                                     last_fired, as_of, handled)
+        decisions = R.evaluate_rules(
+            model_name, obs, rules, _pending_trigger(pending) if pending else None, last_fired, as_of, handled
+        )
         for d in decisions:
             observed = d.evidence.get("observed")
             if d.action in ("no_change", "disabled") and observed is None:
@@ -335,8 +498,16 @@ def evaluate(conn, model_name: str, *, source: str, as_of: datetime, run_id: str
             ev["source"] = source
             action, trigger_id, reason = d.action, None, d.reason
             if d.action == "fire":
-                trigger_id = _insert_trigger(cur, model_name=model_name, version=version, d=d, evidence=ev,
-                                             window=window, as_of=as_of, created_by=run_id)
+                trigger_id = _insert_trigger(
+                    cur,
+                    model_name=model_name,
+                    version=version,
+                    d=d,
+                    evidence=ev,
+                    window=window,
+                    as_of=as_of,
+                    created_by=run_id,
+                )
                 if trigger_id is None:  # another writer got there first despite the lock: upgrade or leave it
                     pending = _pending(cur, model_name)
                     if pending and R.stronger(d, _pending_trigger(pending)):
@@ -346,29 +517,53 @@ def evaluate(conn, model_name: str, *, source: str, as_of: datetime, run_id: str
                         action, reason = "no_change", f"{d.reason}; a pending trigger already exists"
                     trigger_id = pending["trigger_id"] if pending else None
             elif d.action == "upgrade":
+                assert pending is not None  # the rules upgrade only a pending trigger
                 _upgrade_trigger(cur, pending, d, ev, as_of)
                 trigger_id = pending["trigger_id"]
             elif pending is not None and d.action == "no_change":
                 trigger_id = pending["trigger_id"]
-            result.actions.append(_record(
-                cur, model_name=model_name, version=version, source=source, d=d, action=action,
-                rule_name=d.rule_name, reason=reason, evidence=ev, as_of=as_of, run_id=run_id,
-                trigger_id=trigger_id, alert_id=alert_id))
+            result.actions.append(
+                _record(
+                    cur,
+                    model_name=model_name,
+                    version=version,
+                    source=source,
+                    d=d,
+                    action=action,
+                    rule_name=d.rule_name,
+                    reason=reason,
+                    evidence=ev,
+                    as_of=as_of,
+                    run_id=run_id,
+                    trigger_id=trigger_id,
+                    alert_id=alert_id,
+                )
+            )
         after = _pending(cur, model_name)
         result.trigger_id = after["trigger_id"] if after else None
     return result
 
 
 def models_with_champion(conn) -> list[str]:
-    return [r["model_name"] for r in fetch_dicts(
-        conn, "SELECT model_name FROM model_aliases WHERE alias = 'champion' ORDER BY model_name")]
+    return [
+        r["model_name"]
+        for r in fetch_dicts(conn, "SELECT model_name FROM model_aliases WHERE alias = 'champion' ORDER BY model_name")
+    ]
 
 
 # ------------------------------------------------------------------ manual triggers
 
 
-def create_manual_trigger(conn, model_name: str, reason: str, *, retrain_mode: str = "full", priority: str = "high",
-                          requested_by: str, as_of: datetime) -> int:
+def create_manual_trigger(
+    conn,
+    model_name: str,
+    reason: str,
+    *,
+    retrain_mode: str = "full",
+    priority: str = "high",
+    requested_by: str,
+    as_of: datetime,
+) -> int:
     """A person's retrain request; returns the model's pending trigger id.
 
     Refused without a reason or without a champion. With a pending trigger
@@ -381,9 +576,12 @@ def create_manual_trigger(conn, model_name: str, reason: str, *, retrain_mode: s
         raise LoopError(f"{model_name}: a manual trigger needs requested_by (a run id or a user)")
     with transaction(conn) as cur:
         _lock(cur, model_name)
-        cur.execute("SELECT trigger_id FROM closed_loop_actions WHERE model_name = %s AND source = 'manual' "
-                    "AND run_id = %s AND trigger_id IS NOT NULL AND action IN ('fire', 'upgrade', 'no_change') "
-                    "ORDER BY action_id LIMIT 1", (model_name, requested_by))
+        cur.execute(
+            "SELECT trigger_id FROM closed_loop_actions WHERE model_name = %s AND source = 'manual' "
+            "AND run_id = %s AND trigger_id IS NOT NULL AND action IN ('fire', 'upgrade', 'no_change') "
+            "ORDER BY action_id LIMIT 1",
+            (model_name, requested_by),
+        )
         row = cur.fetchone()
         if row is not None:
             return int(row[0])
@@ -393,8 +591,16 @@ def create_manual_trigger(conn, model_name: str, reason: str, *, retrain_mode: s
         ev = {**d.evidence, "source": "manual"}
         pending = _pending(cur, model_name)
         if pending is None:
-            tid = _insert_trigger(cur, model_name=model_name, version=champion["version"], d=d, evidence=ev,
-                                  window=(None, as_of), as_of=as_of, created_by=requested_by)
+            tid = _insert_trigger(
+                cur,
+                model_name=model_name,
+                version=champion["version"],
+                d=d,
+                evidence=ev,
+                window=(None, as_of),
+                as_of=as_of,
+                created_by=requested_by,
+            )
             action = "fire"
             if tid is None:
                 raise LoopError(f"{model_name}: another pending trigger appeared concurrently; retry")
@@ -403,12 +609,25 @@ def create_manual_trigger(conn, model_name: str, reason: str, *, retrain_mode: s
             tid, action = pending["trigger_id"], "upgrade"
         else:
             tid, action = pending["trigger_id"], "no_change"
-            cur.execute("UPDATE retraining_triggers SET evidence = jsonb_set(evidence, '{also_requested}', "
-                        "coalesce(evidence->'also_requested', '[]'::jsonb) || %s::jsonb) WHERE trigger_id = %s",
-                        (json.dumps([{"by": requested_by, "reason": reason.strip(), "at": as_of.isoformat()}]), tid))
-        _record(cur, model_name=model_name, version=champion["version"], source="manual", d=d, action=action,
-                rule_name=R.MANUAL_RULE_NAME, reason=d.reason, evidence=ev, as_of=as_of, run_id=requested_by,
-                trigger_id=tid)
+            cur.execute(
+                "UPDATE retraining_triggers SET evidence = jsonb_set(evidence, '{also_requested}', "
+                "coalesce(evidence->'also_requested', '[]'::jsonb) || %s::jsonb) WHERE trigger_id = %s",
+                (json.dumps([{"by": requested_by, "reason": reason.strip(), "at": as_of.isoformat()}]), tid),
+            )
+        _record(
+            cur,
+            model_name=model_name,
+            version=champion["version"],
+            source="manual",
+            d=d,
+            action=action,
+            rule_name=R.MANUAL_RULE_NAME,
+            reason=d.reason,
+            evidence=ev,
+            as_of=as_of,
+            run_id=requested_by,
+            trigger_id=tid,
+        )
     return int(tid)
 
 
@@ -417,84 +636,46 @@ def cancel_trigger(conn, trigger_id: int, *, reason: str, by: str, at: datetime)
     if not isinstance(reason, str) or not reason.strip():
         raise LoopError(f"trigger {trigger_id}: cancelling needs a reason")
     with transaction(conn) as cur:
-        cur.execute("SELECT model_name, model_version, rule_name, status FROM retraining_triggers WHERE trigger_id = %s",
-                    (trigger_id,))
+        cur.execute(
+            "SELECT model_name, model_version, rule_name, status FROM retraining_triggers WHERE trigger_id = %s",
+            (trigger_id,),
+        )
         row = cur.fetchone()
         if row is None:
             raise LoopError(f"trigger {trigger_id} does not exist")
         if row[3] != "pending":
             raise LoopError(f"trigger {trigger_id} of {row[0]} is {row[3]}, only a pending trigger can be cancelled")
         _cancel(cur, trigger_id, f"by {by}: {reason.strip()}", at)
-        _record(cur, model_name=row[0], version=row[1], source="manual", d=None, action="cancelled",
-                rule_name=row[2] or R.MANUAL_RULE_NAME, reason=f"cancelled by {by}: {reason.strip()}",
-                evidence={"by": by}, as_of=at, run_id=by, trigger_id=trigger_id)
-
-
-# ------------------------------------------------------------------ feedback
-
-
-def _perf(cur, model_name: str, version: int, *, upto: datetime, since: datetime | None) -> tuple[float | None, int]:
-    """Latest overall live accuracy of a version computed as of ``upto`` (entries from ``since`` on)."""
-    cur.execute(
-        "SELECT accuracy, n FROM live_performance_daily WHERE model_name = %s AND model_version = %s "
-        "AND symbol = '*' AND timeframe = '*' AND window_end <= %s AND (%s::date IS NULL OR eval_start >= %s::date) "
-        "AND accuracy IS NOT NULL ORDER BY window_end DESC LIMIT 1",
-        (model_name, version, upto, since, since))
-    row = cur.fetchone()
-    return (float(row[0]), int(row[1])) if row else (None, 0)
-
-
-def update_feedback(conn, *, as_of: datetime, run_id: str | None, min_after: int = 20) -> list[dict[str, Any]]:
-    """(Re)compute ``feedback_loop_metrics`` for every trigger completed by ``as_of``.
-
-    Before: the live accuracy of the champion the trigger was about, as of the
-    completion. After (deployed only): the new champion's live accuracy on
-    entries since the deployment, once at least ``min_after`` outcomes matured;
-    ``improved`` = after > before. A rejected or failed retrain left the model
-    as it was: ``improved`` is false.
-    """
-    out: list[dict[str, Any]] = []
-    with transaction(conn) as cur:
-        cur.execute(
-            "SELECT trigger_id, model_name, model_version, rule_name, trigger_type, status, outcome, completed_at, result "
-            "FROM retraining_triggers WHERE status IN ('done', 'failed') AND completed_at <= %s ORDER BY trigger_id",
-            (as_of,))
-        cols = [c.name for c in cur.description]
-        for t in [dict(zip(cols, r)) for r in cur.fetchall()]:
-            res = t["result"] or {}
-            # only a new champion changes live performance; a challenger serves no live traffic yet
-            to_champion = res.get("alias", "champion") == "champion"
-            before_v = (res.get("previous_version") if to_champion else None) or t["model_version"]
-            deployed = (t["status"] == "done" and (t["outcome"] or "").startswith("deployed") and to_champion
-                        and res.get("deployed_version"))
-            after_v = int(res["deployed_version"]) if deployed else before_v
-            before, n_before = _perf(cur, t["model_name"], before_v, upto=t["completed_at"], since=None) \
-                if before_v is not None else (None, 0)
-            after, n_after, improved = None, 0, False
-            if deployed:
-                after, n_after = _perf(cur, t["model_name"], after_v, upto=as_of, since=t["completed_at"])
-                improved = (after > before) if (after is not None and before is not None and n_after >= min_after) else None
-            row = {"trigger_id": t["trigger_id"], "model_name": t["model_name"], "rule_name": t["rule_name"] or R.MANUAL_RULE_NAME,
-                   "trigger_type": t["trigger_type"], "outcome": t["outcome"] or t["status"], "completed_at": t["completed_at"],
-                   "version_before": before_v, "version_after": after_v, "before_value": before, "after_value": after,
-                   "n_before": n_before, "n_after": n_after, "improved": improved}
-            cur.execute(
-                "INSERT INTO feedback_loop_metrics (trigger_id, model_name, rule_name, trigger_type, outcome, completed_at, "
-                "version_before, version_after, before_value, after_value, n_before, n_after, improved, evaluated_at, run_id) "
-                "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (trigger_id) DO UPDATE SET "
-                "outcome = EXCLUDED.outcome, version_after = EXCLUDED.version_after, before_value = EXCLUDED.before_value, "
-                "after_value = EXCLUDED.after_value, n_before = EXCLUDED.n_before, n_after = EXCLUDED.n_after, "
-                "improved = EXCLUDED.improved, evaluated_at = EXCLUDED.evaluated_at, run_id = EXCLUDED.run_id",
-                (row["trigger_id"], row["model_name"], row["rule_name"], row["trigger_type"], row["outcome"],
-                 row["completed_at"], row["version_before"], row["version_after"], before, after, n_before, n_after,
-                 improved, as_of, run_id))
-            out.append(row)
-    return out
-
-
-def rule_stats(conn) -> list[dict[str, Any]]:
-    return fetch_dicts(conn, "SELECT * FROM feedback_loop_rule_stats ORDER BY rule_name")
+        _record(
+            cur,
+            model_name=row[0],
+            version=row[1],
+            source="manual",
+            d=None,
+            action="cancelled",
+            rule_name=row[2] or R.MANUAL_RULE_NAME,
+            reason=f"cancelled by {by}: {reason.strip()}",
+            evidence={"by": by},
+            as_of=at,
+            run_id=by,
+            trigger_id=trigger_id,
+        )
 
 
 def pending_count(conn) -> int:
     return int(fetch_dicts(conn, "SELECT count(*) AS n FROM retraining_triggers WHERE status = 'pending'")[0]["n"])
+
+
+__all__ = [
+    "LoopError",
+    "Evaluation",
+    "evaluate",
+    "load_rules",
+    "set_rule",
+    "models_with_champion",
+    "create_manual_trigger",
+    "cancel_trigger",
+    "pending_count",
+    "rule_stats",
+    "update_feedback",
+]

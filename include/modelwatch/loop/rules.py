@@ -121,9 +121,7 @@ class ResponseRule:
                 raise RuleError(where, "must be a mapping of field -> value")
             for key in overrides:
                 if key not in OVERRIDABLE_FIELDS:
-                    raise RuleError(
-                        f"{where}.{key}", f"cannot be overridden; allowed fields are {OVERRIDABLE_FIELDS}"
-                    )
+                    raise RuleError(f"{where}.{key}", f"cannot be overridden; allowed fields are {OVERRIDABLE_FIELDS}")
             replace(self, model_overrides={}, **dict(overrides))._validate_core(prefix=f"{where}.")
 
     def _validate_core(self, prefix: str) -> None:
@@ -196,8 +194,11 @@ def rule_from_dict(d: Mapping[str, Any]) -> ResponseRule:
     overrides = values.get("model_overrides") or {}
     if isinstance(overrides, Mapping):
         values["model_overrides"] = {
-            m: ({k: (float(v) if k in ("threshold", "cooldown_hours") and _is_number(v) else v) for k, v in o.items()}
-                if isinstance(o, Mapping) else o)
+            m: (
+                {k: (float(v) if k in ("threshold", "cooldown_hours") and _is_number(v) else v) for k, v in o.items()}
+                if isinstance(o, Mapping)
+                else o
+            )
             for m, o in overrides.items()
         }
     else:
@@ -348,7 +349,9 @@ def evaluate_rules(
         }
 
         def make(action: str, reason: str, *, _rule: ResponseRule = rule, _ev: dict[str, Any] = ev) -> Decision:
-            return Decision(model, action, _rule.name, _rule.trigger_type, _rule.retrain_mode, _rule.priority, reason, _ev)
+            return Decision(
+                model, action, _rule.name, _rule.trigger_type, _rule.retrain_mode, _rule.priority, reason, _ev
+            )
 
         if not rule.enabled:
             where = " for this model" if "enabled" in overridden else ""
@@ -392,14 +395,26 @@ def evaluate_rules(
             cmp_ = f"{rule.metric} {_fmt(value)} {rule.operator} threshold {_fmt(rule.threshold)}"
             ev["superseded_by"] = best.name
             decisions[i] = Decision(
-                model, "no_change", rule.name, rule.trigger_type, rule.retrain_mode, rule.priority,
-                f"{cmp_}, superseded by stronger rule {best.name} ({best.priority}, {best.retrain_mode})", ev,
+                model,
+                "no_change",
+                rule.name,
+                rule.trigger_type,
+                rule.retrain_mode,
+                rule.priority,
+                f"{cmp_}, superseded by stronger rule {best.name} ({best.priority}, {best.retrain_mode})",
+                ev,
             )
         action_text = f"{best.retrain_mode} retrain, priority {best.priority}"
         if pending is None:
             decisions[best_i] = Decision(
-                model, "fire", best.name, best.trigger_type, best.retrain_mode, best.priority,
-                f"{best_cmp}: {action_text}", best_ev,
+                model,
+                "fire",
+                best.name,
+                best.trigger_type,
+                best.retrain_mode,
+                best.priority,
+                f"{best_cmp}: {action_text}",
+                best_ev,
             )
         else:
             best_ev["pending"] = pending.as_evidence()
@@ -407,14 +422,24 @@ def evaluate_rules(
                 mode = max(best.retrain_mode, pending.retrain_mode, key=MODE_RANK.__getitem__)
                 priority = max(best.priority, pending.priority, key=PRIORITY_RANK.__getitem__)
                 decisions[best_i] = Decision(
-                    model, "upgrade", best.name, best.trigger_type, mode, priority,
+                    model,
+                    "upgrade",
+                    best.name,
+                    best.trigger_type,
+                    mode,
+                    priority,
                     f"{best_cmp}: upgrade pending trigger from ({pending.priority}, {pending.retrain_mode}) "
                     f"to ({priority}, {mode})",
                     best_ev,
                 )
             else:
                 decisions[best_i] = Decision(
-                    model, "no_change", best.name, best.trigger_type, best.retrain_mode, best.priority,
+                    model,
+                    "no_change",
+                    best.name,
+                    best.trigger_type,
+                    best.retrain_mode,
+                    best.priority,
                     f"{best_cmp}, but pending trigger ({pending.priority}, {pending.retrain_mode}) "
                     f"is already at least as strong as ({best.priority}, {best.retrain_mode})",
                     best_ev,

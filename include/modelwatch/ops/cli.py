@@ -9,6 +9,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC
+from typing import Any, TypeVar
+
+from include.modelwatch import defaults
+
+T = TypeVar("T")
 
 # DAGs a replayed month runs through, stage by stage (a stage's DAGs run in parallel)
 REPLAY_STAGES = ("score_signals", "drift_hourly,performance_daily")
@@ -17,9 +23,9 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def _db_migrate(args: argparse.Namespace) -> int:
+    from include.modelwatch.data import storage
     from include.modelwatch.ops import migrations
 
-    from include.modelwatch.data import storage
     conn = storage.connect(args.uri)
     try:
         applied = migrations.migrate(conn)
@@ -37,9 +43,9 @@ def _db_migrate(args: argparse.Namespace) -> int:
 
 
 def _db_status(args: argparse.Namespace) -> int:
+    from include.modelwatch.data import storage
     from include.modelwatch.ops import migrations
 
-    from include.modelwatch.data import storage
     with storage.session(args.uri) as conn:
         rows = migrations.status(conn)
     for r in rows:
@@ -65,15 +71,16 @@ def _settings_apply(args: argparse.Namespace) -> int:
 
 
 def _bootstrap(args: argparse.Namespace) -> int:
-    import os
-
+    from include.modelwatch import defaults
+    from include.modelwatch.data import storage
     from include.modelwatch.ops import bootstrap
 
-    from include.modelwatch.data import storage
     with storage.session(args.uri) as conn:
         bootstrap.bootstrap_champion(
-            conn, artifact_dir=args.artifact_dir or os.environ.get("MODELWATCH_ARTIFACT_DIR", ".modelwatch/artifacts"),
+            conn,
+            artifact_dir=args.artifact_dir or defaults.artifact_dir(),
             model_name=args.model,
+            log=print,
         )
     return 0
 
@@ -92,12 +99,12 @@ def _replay(args: argparse.Namespace) -> int:
 
 def _when(text: str | None):
     """--at for operator commands: an ISO time, or now (a person acting is a wall-clock event)."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     if not text:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
     dt = datetime.fromisoformat(text)
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 def _who(args: argparse.Namespace) -> str:
@@ -106,33 +113,33 @@ def _who(args: argparse.Namespace) -> str:
     return f"cli:{args.by or getpass.getuser()}"
 
 
-def _db_call(args: argparse.Namespace, fn: Callable, refused: str) -> tuple[bool, object]:
+def _db_call(args: argparse.Namespace, fn: Callable[[Any], T], refused: str) -> tuple[bool, T | None]:
     """Run ``fn(conn)`` on the monitoring DB; a ValueError (bad rule, missing reason, ...)
     is printed as ``error: <refused><why>`` and reported as (False, None)."""
     from include.modelwatch.data import storage
 
-    conn = storage.connect(args.uri)
-    try:
-        return True, fn(conn)
-    except ValueError as exc:
-        print(f"error: {refused}{exc}", file=sys.stderr)
-        return False, None
-    finally:
-        conn.close()
+    with storage.session(args.uri) as conn:
+        try:
+            return True, fn(conn)
+        except ValueError as exc:
+            print(f"error: {refused}{exc}", file=sys.stderr)
+            return False, None
 
 
 def _rules_list(args: argparse.Namespace) -> int:
+    from include.modelwatch.data import storage
     from include.modelwatch.loop import responses
 
-    from include.modelwatch.data import storage
     with storage.session(args.uri) as conn:
         stored = responses.load_rules(conn)
     print(f"{'rule':<26}{'condition':<30}{'retrain':<20}{'cooldown':>9}  enabled  overrides")
     for base in stored:
         r = base.for_model(args.model) if args.model else base
         overrides = "" if args.model else ", ".join(f"{m}: {dict(o)}" for m, o in base.model_overrides.items())
-        print(f"{r.name:<26}{f'{r.metric} {r.operator} {r.threshold:g}':<30}{f'{r.retrain_mode}/{r.priority}':<20}"
-              f"{f'{r.cooldown_hours:g}h':>9}  {str(r.enabled).lower():<7}  {overrides}")
+        print(
+            f"{r.name:<26}{f'{r.metric} {r.operator} {r.threshold:g}':<30}{f'{r.retrain_mode}/{r.priority}':<20}"
+            f"{f'{r.cooldown_hours:g}h':>9}  {str(r.enabled).lower():<7}  {overrides}"
+        )
     return 0
 
 
@@ -146,24 +153,38 @@ def _rules_set(args: argparse.Namespace) -> int:
             print(f"error: {item!r}: expected field=value", file=sys.stderr)
             return 2
         changes[key.strip()] = value.strip()
-    ok, rule = _db_call(args, lambda c: responses.set_rule(c, args.rule, changes, model=args.model,
-                                                      clear_override=args.clear, by=_who(args)),
-                        f"rule {args.rule} not changed: ")
-    if not ok:
+    ok, rule = _db_call(
+        args,
+        lambda c: responses.set_rule(c, args.rule, changes, model=args.model, clear_override=args.clear, by=_who(args)),
+        f"rule {args.rule} not changed: ",
+    )
+    if not ok or rule is None:
         return 1
     eff = rule.for_model(args.model) if args.model else rule
     where = f" for {args.model}" if args.model else ""
-    print(f"{rule.name}{where}: {eff.metric} {eff.operator} {eff.threshold:g} -> {eff.retrain_mode}/{eff.priority}, "
-          f"cooldown {eff.cooldown_hours:g}h, enabled {str(eff.enabled).lower()}")
+    print(
+        f"{rule.name}{where}: {eff.metric} {eff.operator} {eff.threshold:g} -> {eff.retrain_mode}/{eff.priority}, "
+        f"cooldown {eff.cooldown_hours:g}h, enabled {str(eff.enabled).lower()}"
+    )
     return 0
 
 
 def _trigger_create(args: argparse.Namespace) -> int:
     from include.modelwatch.loop import responses
 
-    ok, tid = _db_call(args, lambda c: responses.create_manual_trigger(
-        c, args.model, args.reason, retrain_mode=args.mode, priority=args.priority, requested_by=_who(args),
-        as_of=_when(args.at)), "no trigger created: ")
+    ok, tid = _db_call(
+        args,
+        lambda c: responses.create_manual_trigger(
+            c,
+            args.model,
+            args.reason,
+            retrain_mode=args.mode,
+            priority=args.priority,
+            requested_by=_who(args),
+            as_of=_when(args.at),
+        ),
+        "no trigger created: ",
+    )
     if not ok:
         return 1
     print(f"{args.model}: pending trigger {tid} (retrain_gated picks it up on its next run)")
@@ -175,13 +196,18 @@ def _trigger_list(args: argparse.Namespace) -> int:
 
     with storage.session(args.uri) as conn:
         rows = storage.fetch_dicts(
-            conn, "SELECT trigger_id, model_name, status, trigger_type, retrain_mode, priority, triggered_at, reason, "
-                  "outcome FROM retraining_triggers WHERE (%s OR status IN ('pending', 'claimed')) "
-                  "ORDER BY trigger_id DESC LIMIT %s", (args.all, args.limit))
+            conn,
+            "SELECT trigger_id, model_name, status, trigger_type, retrain_mode, priority, triggered_at, reason, "
+            "outcome FROM retraining_triggers WHERE (%(all)s OR status IN ('pending', 'claimed')) "
+            "ORDER BY trigger_id DESC LIMIT %(limit)s",
+            {"all": args.all, "limit": args.limit},
+        )
     for r in rows:
-        print(f"{r['trigger_id']:>5}  {r['model_name']:<14}{r['status']:<10}{r['trigger_type']:<12}"
-              f"{r['retrain_mode']}/{r['priority']:<10}{r['triggered_at']:%Y-%m-%d %H:%M}  {r['reason']}"
-              + (f"  [{r['outcome']}]" if r["outcome"] else ""))
+        print(
+            f"{r['trigger_id']:>5}  {r['model_name']:<14}{r['status']:<10}{r['trigger_type']:<12}"
+            f"{r['retrain_mode']}/{r['priority']:<10}{r['triggered_at']:%Y-%m-%d %H:%M}  {r['reason']}"
+            + (f"  [{r['outcome']}]" if r["outcome"] else "")
+        )
     if not rows:
         print("no pending or claimed triggers" if not args.all else "no triggers")
     return 0
@@ -190,8 +216,11 @@ def _trigger_list(args: argparse.Namespace) -> int:
 def _trigger_cancel(args: argparse.Namespace) -> int:
     from include.modelwatch.loop import responses
 
-    ok, _ = _db_call(args, lambda c: responses.cancel_trigger(c, args.trigger_id, reason=args.reason, by=_who(args),
-                                                         at=_when(args.at)), "")
+    ok, _ = _db_call(
+        args,
+        lambda c: responses.cancel_trigger(c, args.trigger_id, reason=args.reason, by=_who(args), at=_when(args.at)),
+        "",
+    )
     if not ok:
         return 1
     print(f"trigger {args.trigger_id} cancelled")
@@ -199,9 +228,9 @@ def _trigger_cancel(args: argparse.Namespace) -> int:
 
 
 def _alerts_ack(args: argparse.Namespace) -> int:
+    from include.modelwatch.data import storage
     from include.modelwatch.loop import alerts
 
-    from include.modelwatch.data import storage
     with storage.session(args.uri) as conn:
         with storage.transaction(conn) as cur:
             ok = alerts.acknowledge_alert(cur, args.alert_id, by=_who(args), at=_when(args.at))
@@ -238,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = groups.add_parser("bootstrap", help="train and register the initial champion (idempotent)")
     p.add_argument("--uri", help="PostgreSQL URI (default: $AIRFLOW_CONN_MONITORING_DB)")
-    p.add_argument("--model", default="spx_signal")
+    p.add_argument("--model", default=defaults.MODEL_NAME)
     p.add_argument("--artifact-dir", help="default: $MODELWATCH_ARTIFACT_DIR")
     p.set_defaults(func=_bootstrap)
 
@@ -264,7 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_rules_list)
     p = _person(ru.add_parser("set", help="change a rule: field=value ... (validated; all or nothing)"))
     p.add_argument("rule")
-    p.add_argument("changes", nargs="*", help="threshold=, operator=, retrain_mode=, priority=, cooldown_hours=, enabled=")
+    p.add_argument(
+        "changes", nargs="*", help="threshold=, operator=, retrain_mode=, priority=, cooldown_hours=, enabled="
+    )
     p.add_argument("--model", help="change only this model's override")
     p.add_argument("--clear", action="store_true", help="with --model: remove the model's override")
     p.set_defaults(func=_rules_set)

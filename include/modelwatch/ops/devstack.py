@@ -29,14 +29,15 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from include.modelwatch.ops import pgembed
 from include.modelwatch.data.storage import CONN_ENV, parse_conn_uri
+from include.modelwatch.ops import pgembed
 
 ROOT = Path(__file__).resolve().parents[3]
 ADMIN_USER = "admin"
 ADMIN_PASSWORD = "admin"
 HOST, PORT = "127.0.0.1", 8080
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
 
 
 def state_dir() -> Path:
@@ -54,7 +55,9 @@ def _secret(path: Path) -> str:
     return path.read_text().strip()
 
 
-def airflow_env(home: Path, metadata_uri: str, monitoring_uri: str, base: dict[str, str] | None = None) -> dict[str, str]:
+def airflow_env(
+    home: Path, metadata_uri: str, monitoring_uri: str, base: dict[str, str] | None = None
+) -> dict[str, str]:
     """Environment shared by every Airflow process and CLI call of this stack."""
     env = dict(os.environ if base is None else base)
     airflow_home = home / "airflow"
@@ -72,7 +75,7 @@ def airflow_env(home: Path, metadata_uri: str, monitoring_uri: str, base: dict[s
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": env.get("AIRFLOW__CORE__PARALLELISM", "4"),
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-            "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+            "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(pw_file),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://{HOST}:{PORT}/execution/",
@@ -180,7 +183,9 @@ class Stack:
         while time.monotonic() < deadline:
             for comp, proc in self.procs.items():
                 if proc.poll() is not None:
-                    raise SystemExit(f"airflow {comp} exited with {proc.returncode}; see {self.home / 'logs' / (comp + '.log')}")
+                    raise SystemExit(
+                        f"airflow {comp} exited with {proc.returncode}; see {self.home / 'logs' / (comp + '.log')}"
+                    )
             try:
                 with urllib.request.urlopen(url, timeout=2) as resp:
                     health = json.loads(resp.read())
@@ -227,7 +232,9 @@ def populate(stack: Stack) -> None:
     stack._cli("bootstrap")
     say(f"bootstrap done in {time.monotonic() - t:.1f}s; replaying 2007-2008 (one run per market month) ...")
     t = time.monotonic()
-    res = subprocess.run([sys.executable, "-m", "include.modelwatch", "replay"], env={**stack.env, "PYTHONUNBUFFERED": "1"}, cwd=ROOT)
+    res = subprocess.run(
+        [sys.executable, "-m", "include.modelwatch", "replay"], env={**stack.env, "PYTHONUNBUFFERED": "1"}, cwd=ROOT
+    )
     state = "done" if res.returncode == 0 else f"finished with failures (exit {res.returncode})"
     say(f"replay {state} in {time.monotonic() - t:.1f}s: open http://{HOST}:{PORT} to browse runs and tables")
 
@@ -248,7 +255,8 @@ def run(after_start: Callable[[Stack], None] | None = None) -> int:
         stack.prepare()
         stack.start_airflow()
         stack.wait_healthy()
-        say(f"Airflow is up in {time.monotonic() - t0:.1f}s: http://{HOST}:{PORT}  (login {ADMIN_USER} / {ADMIN_PASSWORD})")
+        up = time.monotonic() - t0
+        say(f"Airflow is up in {up:.1f}s: http://{HOST}:{PORT}  (login {ADMIN_USER} / {ADMIN_PASSWORD})")
         (after_start or populate)(stack)
         say("press Ctrl+C to stop everything")
         while True:

@@ -64,80 +64,34 @@ def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
 
 
 def split_statements(sql: str) -> list[str]:
-    """Split SQL text into statements on top-level semicolons.
+    """Split SQL text into statements (``sqlparse.split``), without the closing semicolons.
 
     Semicolons inside quotes, double-quoted identifiers, dollar-quoted bodies
-    (``$$ ... $$``, ``$fn$ ... $fn$``) and comments do not split.
+    (``$$ ... $$``, ``$fn$ ... $fn$``) and comments do not split; a piece that
+    holds only comments or whitespace is dropped.
     """
-    out: list[str] = []
-    buf: list[str] = []
-    i, n = 0, len(sql)
-    while i < n:
-        c = sql[i]
-        if c == "-" and sql.startswith("--", i):
-            j = sql.find("\n", i)
-            j = n if j < 0 else j
-            buf.append(sql[i:j])
-            i = j
-            continue
-        if c == "/" and sql.startswith("/*", i):
-            j = sql.find("*/", i + 2)
-            j = n if j < 0 else j + 2
-            buf.append(sql[i:j])
-            i = j
-            continue
-        if c in ("'", '"'):
-            j = i + 1
-            while j < n:
-                if sql[j] == c:
-                    if j + 1 < n and sql[j + 1] == c:  # doubled quote escape
-                        j += 2
-                        continue
-                    break
-                j += 1
-            buf.append(sql[i : j + 1])
-            i = j + 1
-            continue
-        if c == "$":
-            m = re.match(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$", sql[i:])
-            if m:
-                tag = m.group(0)
-                j = sql.find(tag, i + len(tag))
-                j = n if j < 0 else j + len(tag)
-                buf.append(sql[i:j])
-                i = j
-                continue
-        if c == ";":
-            stmt = "".join(buf).strip()
-            if _has_code(stmt):
-                out.append(stmt)
-            buf = []
-            i += 1
-            continue
-        buf.append(c)
-        i += 1
-    stmt = "".join(buf).strip()
-    if _has_code(stmt):
-        out.append(stmt)
-    return out
+    import sqlparse
+
+    return [stmt for stmt in (s.strip() for s in sqlparse.split(sql, strip_semicolon=True)) if has_code(stmt)]
 
 
-def _has_code(stmt: str) -> bool:
+def has_code(stmt: str) -> bool:
+    """True when ``stmt`` holds more than comments and whitespace."""
     no_line_comments = re.sub(r"--[^\n]*", "", stmt)
     return bool(re.sub(r"/\*.*?\*/", "", no_line_comments, flags=re.S).strip())
 
 
 def applied(conn) -> dict[int, tuple[str, str]]:
-    """Applied versions -> (name, checksum); empty when the table does not exist yet."""
+    """Applied versions -> (name, checksum); empty when the table does not exist yet.
+
+    A read: it neither commits nor rolls back (the caller owns the transaction).
+    """
     with conn.cursor() as cur:
         cur.execute("SELECT to_regclass('schema_migrations') IS NOT NULL")
         if not cur.fetchone()[0]:
-            conn.rollback()
             return {}
         cur.execute("SELECT version, name, checksum FROM schema_migrations ORDER BY version")
-        rows = {v: (name, chk) for v, name, chk in cur.fetchall()}
-    conn.rollback()
-    return rows
+        return {v: (name, chk) for v, name, chk in cur.fetchall()}
 
 
 def status(conn, directory: Path = MIGRATIONS_DIR) -> list[dict[str, object]]:
@@ -158,9 +112,9 @@ def migrate(conn, directory: Path = MIGRATIONS_DIR) -> list[Migration]:
         statements = split_statements(mig.sql)
         cur = conn.cursor()
         try:
-            cur.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_KEY,))
+            cur.execute("SELECT pg_advisory_xact_lock(%(key)s)", {"key": _LOCK_KEY})
             cur.execute(_BOOKKEEPING)
-            cur.execute("SELECT 1 FROM schema_migrations WHERE version = %s", (mig.version,))
+            cur.execute("SELECT 1 FROM schema_migrations WHERE version = %(version)s", {"version": mig.version})
             if cur.fetchone():
                 conn.rollback()
                 continue
@@ -168,14 +122,16 @@ def migrate(conn, directory: Path = MIGRATIONS_DIR) -> list[Migration]:
                 try:
                     cur.execute(stmt)
                 except Exception as exc:
-                    first = next((ln.strip() for ln in stmt.splitlines() if ln.strip() and not ln.strip().startswith("--")), "")
+                    first = next(
+                        (ln.strip() for ln in stmt.splitlines() if ln.strip() and not ln.strip().startswith("--")), ""
+                    )
                     raise MigrationError(
                         f"migration {mig.path.name} failed at statement {idx} of {len(statements)} "
                         f"({first[:120]!r}): {str(exc).strip()}"
                     ) from exc
             cur.execute(
-                "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
-                (mig.version, mig.name, mig.checksum),
+                "INSERT INTO schema_migrations (version, name, checksum) VALUES (%(version)s, %(name)s, %(checksum)s)",
+                {"version": mig.version, "name": mig.name, "checksum": mig.checksum},
             )
             conn.commit()
             done_now.append(mig)

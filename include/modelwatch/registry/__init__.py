@@ -6,6 +6,13 @@ half-registered model. Aliases (``champion``, ``challenger``) change only
 through :func:`set_alias`, which appends the change to the append-only
 ``model_alias_history`` in the same transaction. Loading by alias verifies the
 artifact's hash and refuses a file that does not match.
+
+Lifecycle of a version (``model_versions.status``, transitions enforced by the
+database, migration 008): a retrained version is registered ``candidate``; the
+bootstrap champion is registered ``active``. Pointing an alias at a version makes
+it ``active``; a version that loses its last alias becomes ``retired``; a rollback
+re-activates a retired one. A candidate that is not deployed becomes ``rejected``
+(:func:`set_status`). Reads never end the caller's transaction.
 """
 
 from __future__ import annotations
@@ -20,6 +27,15 @@ from typing import Any
 from include.modelwatch.data.storage import fetch_dicts, transaction
 
 CHAMPION, CHALLENGER = "champion", "challenger"
+ALIASES: tuple[str, ...] = (CHAMPION, CHALLENGER)
+CANDIDATE, ACTIVE, RETIRED, REJECTED = "candidate", "active", "retired", "rejected"
+#: Allowed status changes (the database refuses any other; migration 008).
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    CANDIDATE: (ACTIVE, REJECTED),
+    ACTIVE: (RETIRED,),
+    RETIRED: (ACTIVE,),
+    REJECTED: (),
+}
 
 
 class RegistryError(RuntimeError):
@@ -47,7 +63,7 @@ class ModelVersion:
     reference_profile: dict[str, Any] | None = None
     artifact_path: str | None = None
     artifact_sha256: str | None = None
-    status: str = "registered"
+    status: str = CANDIDATE
     created_by_run: str | None = None
 
     @property
@@ -88,34 +104,89 @@ def register_version(
     feature_importance: dict[str, float] | None = None,
     reference_profile: dict[str, Any] | None = None,
     run_id: str | None = None,
+    status: str = CANDIDATE,
     cur=None,
 ) -> ModelVersion:
-    """Write the artifact and register it as the next version of ``model_name``.
+    """Write the artifact and register it as the next version of ``model_name``
+    (``status`` ``candidate``, or ``active`` for a version made champion at once, as bootstrap does).
 
     Pass ``cur`` to register inside a caller's transaction (a candidate, its
     baseline, gate rows and job outcome commit together or not at all); a
     rolled-back registration leaves at most an orphan artifact file, which
     the next registration of that version number overwrites.
     """
+    if status not in (CANDIDATE, ACTIVE):
+        raise ValueError(f"{model_name}: a new version is registered as {CANDIDATE!r} or {ACTIVE!r}, not {status!r}")
     if cur is not None:
-        return _register(cur, model_name, algorithm, artifact, artifact_dir, features, classes, params, horizon_days,
-                         train_start, train_end, dataset_fingerprint, metrics, feature_importance, reference_profile,
-                         run_id)
+        return _register(
+            cur,
+            model_name,
+            algorithm,
+            artifact,
+            artifact_dir,
+            features,
+            classes,
+            params,
+            horizon_days,
+            train_start,
+            train_end,
+            dataset_fingerprint,
+            metrics,
+            feature_importance,
+            reference_profile,
+            run_id,
+            status,
+        )
     with transaction(conn) as own:
-        return _register(own, model_name, algorithm, artifact, artifact_dir, features, classes, params, horizon_days,
-                         train_start, train_end, dataset_fingerprint, metrics, feature_importance, reference_profile,
-                         run_id)
+        return _register(
+            own,
+            model_name,
+            algorithm,
+            artifact,
+            artifact_dir,
+            features,
+            classes,
+            params,
+            horizon_days,
+            train_start,
+            train_end,
+            dataset_fingerprint,
+            metrics,
+            feature_importance,
+            reference_profile,
+            run_id,
+            status,
+        )
 
 
-def _register(cur, model_name, algorithm, artifact, artifact_dir, features, classes, params, horizon_days,
-              train_start, train_end, dataset_fingerprint, metrics, feature_importance, reference_profile,
-              run_id) -> ModelVersion:
+def _register(
+    cur,
+    model_name,
+    algorithm,
+    artifact,
+    artifact_dir,
+    features,
+    classes,
+    params,
+    horizon_days,
+    train_start,
+    train_end,
+    dataset_fingerprint,
+    metrics,
+    feature_importance,
+    reference_profile,
+    run_id,
+    status,
+) -> ModelVersion:
     digest = sha256_bytes(artifact)
     written: Path | None = None
     try:
         # serialise version numbering per model without locking the table
-        cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"registry:{model_name}",))
-        cur.execute("SELECT coalesce(max(version), 0) + 1 FROM model_versions WHERE model_name = %s", (model_name,))
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext(%(key)s))", {"key": f"registry:{model_name}"})
+        cur.execute(
+            "SELECT coalesce(max(version), 0) + 1 FROM model_versions WHERE model_name = %(model)s",
+            {"model": model_name},
+        )
         version = int(cur.fetchone()[0])
         path = Path(artifact_dir) / model_name / f"v{version}" / "model.bin"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -123,35 +194,57 @@ def _register(cur, model_name, algorithm, artifact, artifact_dir, features, clas
         written = path
         cur.execute(
             f"INSERT INTO model_versions ({_COLUMNS}) VALUES "
-            "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'registered', %s)",
-            (
-                model_name, version, algorithm, json.dumps(features), json.dumps(classes),
-                json.dumps(params or {}), horizon_days, train_start, train_end, dataset_fingerprint,
-                json.dumps(metrics or {}, default=float),
-                json.dumps(feature_importance) if feature_importance is not None else None,
-                json.dumps(reference_profile) if reference_profile is not None else None,
-                str(path), digest, run_id,
-            ),
+            "(%(model_name)s, %(version)s, %(algorithm)s, %(features)s, %(classes)s, %(params)s, %(horizon_days)s, "
+            "%(train_start)s, %(train_end)s, %(dataset_fingerprint)s, %(metrics)s, %(feature_importance)s, "
+            "%(reference_profile)s, %(artifact_path)s, %(artifact_sha256)s, %(status)s, %(run_id)s)",
+            {
+                "model_name": model_name,
+                "version": version,
+                "algorithm": algorithm,
+                "features": json.dumps(features),
+                "classes": json.dumps(classes),
+                "params": json.dumps(params or {}),
+                "horizon_days": horizon_days,
+                "train_start": train_start,
+                "train_end": train_end,
+                "dataset_fingerprint": dataset_fingerprint,
+                "metrics": json.dumps(metrics or {}, default=float),
+                "feature_importance": json.dumps(feature_importance) if feature_importance is not None else None,
+                "reference_profile": json.dumps(reference_profile) if reference_profile is not None else None,
+                "artifact_path": str(path),
+                "artifact_sha256": digest,
+                "status": status,
+                "run_id": run_id,
+            },
         )
     except BaseException:
         if written is not None:
             written.unlink(missing_ok=True)
         raise
-    cur.execute(f"SELECT {_COLUMNS} FROM model_versions WHERE model_name = %s AND version = %s", (model_name, version))
-    return _row_to_version(dict(zip([c.name for c in cur.description], cur.fetchone())))
+    cur.execute(
+        f"SELECT {_COLUMNS} FROM model_versions WHERE model_name = %(model)s AND version = %(version)s",
+        {"model": model_name, "version": version},
+    )
+    return _row_to_version(dict(zip([c.name for c in cur.description], cur.fetchone(), strict=True)))
 
 
 def get_version(conn, model_name: str, version: int) -> ModelVersion:
-    rows = fetch_dicts(conn, f"SELECT {_COLUMNS} FROM model_versions WHERE model_name = %s AND version = %s", (model_name, version))
-    conn.rollback()
+    rows = fetch_dicts(
+        conn,
+        f"SELECT {_COLUMNS} FROM model_versions WHERE model_name = %(model)s AND version = %(version)s",
+        {"model": model_name, "version": version},
+    )
     if not rows:
         raise RegistryError(f"model {model_name} has no version {version}")
     return _row_to_version(rows[0])
 
 
 def resolve_alias(conn, model_name: str, alias: str) -> int | None:
-    rows = fetch_dicts(conn, "SELECT version FROM model_aliases WHERE model_name = %s AND alias = %s", (model_name, alias))
-    conn.rollback()
+    rows = fetch_dicts(
+        conn,
+        "SELECT version FROM model_aliases WHERE model_name = %(model)s AND alias = %(alias)s",
+        {"model": model_name, "alias": alias},
+    )
     return int(rows[0]["version"]) if rows else None
 
 
@@ -183,31 +276,48 @@ def set_alias(
         raise ValueError("an alias change needs a reason")
 
     def _apply(c) -> int | None:
-        c.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"alias:{model_name}:{alias}",))
+        key = {
+            "lock": f"alias:{model_name}:{alias}",
+            "model": model_name,
+            "alias": alias,
+            "version": version,
+            "at": changed_at,
+        }
+        c.execute("SELECT pg_advisory_xact_lock(hashtext(%(lock)s))", key)
         c.execute(
-            "SELECT version FROM model_aliases WHERE model_name = %s AND alias = %s FOR UPDATE", (model_name, alias)
+            "SELECT version FROM model_aliases WHERE model_name = %(model)s AND alias = %(alias)s FOR UPDATE", key
         )
         row = c.fetchone()
         previous = int(row[0]) if row else None
         if version is None:
-            c.execute("DELETE FROM model_aliases WHERE model_name = %s AND alias = %s", (model_name, alias))
+            c.execute("DELETE FROM model_aliases WHERE model_name = %(model)s AND alias = %(alias)s", key)
         else:
-            c.execute("SELECT 1 FROM model_versions WHERE model_name = %s AND version = %s", (model_name, version))
+            c.execute("SELECT 1 FROM model_versions WHERE model_name = %(model)s AND version = %(version)s", key)
             if c.fetchone() is None:
                 raise RegistryError(f"model {model_name} has no version {version}")
             c.execute(
-                "INSERT INTO model_aliases (model_name, alias, version, updated_at) VALUES (%s, %s, %s, %s) "
-                "ON CONFLICT (model_name, alias) DO UPDATE SET version = EXCLUDED.version, updated_at = EXCLUDED.updated_at",
-                (model_name, alias, version, changed_at),
+                "INSERT INTO model_aliases (model_name, alias, version, updated_at) "
+                "VALUES (%(model)s, %(alias)s, %(version)s, %(at)s) ON CONFLICT (model_name, alias) "
+                "DO UPDATE SET version = EXCLUDED.version, updated_at = EXCLUDED.updated_at",
+                key,
             )
-            if alias == CHAMPION:
+            # holding an alias means monitored: active (the database refuses it for a rejected version)
+            _set_status(c, model_name, version, ACTIVE)
+        if previous is not None and previous != version:
+            c.execute(
+                "SELECT 1 FROM model_aliases WHERE model_name = %(model)s AND version = %(version)s",
+                {"model": model_name, "version": previous},
+            )
+            if c.fetchone() is None:  # replaced and no other alias left: retired
                 c.execute(
-                    "UPDATE model_versions SET status = 'active' WHERE model_name = %s AND version = %s", (model_name, version)
+                    "UPDATE model_versions SET status = %(retired)s WHERE model_name = %(model)s "
+                    "AND version = %(version)s AND status = %(active)s",
+                    {"retired": RETIRED, "active": ACTIVE, "model": model_name, "version": previous},
                 )
         c.execute(
             "INSERT INTO model_alias_history (model_name, alias, from_version, to_version, changed_at, reason, run_id) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s)",
-            (model_name, alias, previous, version, changed_at, reason.strip(), run_id),
+            "VALUES (%(model)s, %(alias)s, %(previous)s, %(version)s, %(at)s, %(reason)s, %(run_id)s)",
+            {**key, "previous": previous, "reason": reason.strip(), "run_id": run_id},
         )
         return previous
 
@@ -217,14 +327,42 @@ def set_alias(
         return _apply(c)
 
 
+def _set_status(cur, model_name: str, version: int, status: str) -> None:
+    cur.execute(
+        "UPDATE model_versions SET status = %(status)s WHERE model_name = %(model)s AND version = %(version)s "
+        "AND status <> %(status)s",
+        {"status": status, "model": model_name, "version": version},
+    )
+
+
+def set_status(conn, model_name: str, version: int, status: str, *, cur=None) -> None:
+    """Move a version along its lifecycle (see the module docstring); an illegal change is refused by
+    PostgreSQL. Pass ``cur`` to take part in a caller's transaction."""
+    if status not in TRANSITIONS:
+        raise ValueError(f"{model_name} v{version}: unknown status {status!r}; expected one of {tuple(TRANSITIONS)}")
+    if cur is not None:
+        _set_status(cur, model_name, version, status)
+        return
+    with transaction(conn) as own:
+        _set_status(own, model_name, version, status)
+
+
+def version_statuses(conn, model_name: str) -> dict[int, str]:
+    """``{version: status}`` of every registered version of ``model_name``."""
+    rows = fetch_dicts(
+        conn,
+        "SELECT version, status FROM model_versions WHERE model_name = %(model)s ORDER BY version",
+        {"model": model_name},
+    )
+    return {int(r["version"]): str(r["status"]) for r in rows}
+
+
 def alias_history(conn, model_name: str, alias: str | None = None) -> list[dict[str, Any]]:
     sql = (
         "SELECT alias, from_version, to_version, changed_at, reason, run_id FROM model_alias_history "
-        "WHERE model_name = %s AND (%s::text IS NULL OR alias = %s) ORDER BY id"
+        "WHERE model_name = %(model)s AND (%(alias)s::text IS NULL OR alias = %(alias)s) ORDER BY id"
     )
-    rows = fetch_dicts(conn, sql, (model_name, alias, alias))
-    conn.rollback()
-    return rows
+    return fetch_dicts(conn, sql, {"model": model_name, "alias": alias})
 
 
 def active_versions(conn) -> list[dict[str, Any]]:
@@ -234,7 +372,6 @@ def active_versions(conn) -> list[dict[str, Any]]:
         "SELECT model_name, version, array_agg(alias ORDER BY alias) AS aliases FROM model_aliases "
         "GROUP BY model_name, version ORDER BY model_name, version",
     )
-    conn.rollback()
     return [{"model_name": r["model_name"], "version": int(r["version"]), "aliases": list(r["aliases"])} for r in rows]
 
 
@@ -258,3 +395,32 @@ def read_artifact(mv: ModelVersion) -> bytes:
 def load_by_alias(conn, model_name: str, alias: str = CHAMPION) -> tuple[ModelVersion, bytes]:
     mv = get_alias(conn, model_name, alias)
     return mv, read_artifact(mv)
+
+
+def write_baseline(
+    cur,
+    mv: ModelVersion,
+    baseline: dict[str, float | None],
+    start: date,
+    end: date,
+    n: int,
+    source: str = "purged walk-forward out-of-fold",
+) -> None:
+    """Replace the ``backtest_baseline`` rows of ``mv`` (one per metric) inside the caller's transaction."""
+    key = {"model": mv.model_name, "version": mv.version}
+    cur.execute("DELETE FROM backtest_baseline WHERE model_name = %(model)s AND model_version = %(version)s", key)
+    for metric, value in sorted(baseline.items()):
+        cur.execute(
+            "INSERT INTO backtest_baseline (model_name, model_version, metric, value, period_start, period_end, "
+            "n_predictions, details) VALUES (%(model)s, %(version)s, %(metric)s, %(value)s, %(start)s, %(end)s, "
+            "%(n)s, %(details)s)",
+            {
+                **key,
+                "metric": metric,
+                "value": value,
+                "start": start,
+                "end": end,
+                "n": n,
+                "details": json.dumps({"source": source}),
+            },
+        )

@@ -14,9 +14,18 @@ limit, ``shortfall / tolerance`` for a tolerance versus the champion. Then
 * ``usage <= 1 - band``                -> pass,
 
 with ``band = BORDERLINE_BAND = 0.2`` unless a gate takes its own ``band``.
+Limits and tolerances must be finite numbers >= 0 (a ValueError names the
+argument otherwise); a zero upper limit allows nothing above zero, a zero
+lower limit requires nothing.
 A gate is the worst of its checks; its ``value``/``threshold`` are the
 observed value and limit of the check with the highest usage (the binding
 one, named in ``evidence["binding"]``), and ``evidence["checks"]`` has all.
+
+One vocabulary: the Brier score, label indices and finite-or-None come from
+:mod:`include.modelwatch.vocabulary`; the stability PSI is the drift monitor's
+(:func:`~include.modelwatch.monitoring.drift.psi_from_counts` on
+:func:`~include.modelwatch.monitoring.drift.bin_counts`), so the stability
+gate's ``max_psi = 0.25`` and the drift threshold 0.25 mean the same thing.
 """
 
 from __future__ import annotations
@@ -24,21 +33,23 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy import stats
+
+from include.modelwatch.monitoring.drift import bin_counts, psi_from_counts, quantile_edges
+from include.modelwatch.vocabulary import finite_or_none, label_to_index
+from include.modelwatch.vocabulary import multiclass_brier as _brier_score
 
 STATUSES: tuple[str, ...] = ("pass", "borderline", "fail")
 _STATUS_RANK = {s: i for i, s in enumerate(STATUSES)}
 
 #: Fraction of an allowance, just below the limit, that is graded 'borderline'.
 BORDERLINE_BAND = 0.2
-#: Number of equal-width confidence bins for ECE and PSI.
+#: Number of confidence bins: equal-width for ECE, reference quantiles for the stability PSI.
 N_BINS = 10
-#: Floor for empty-bin shares in PSI, so that ln(a/e) stays finite.
-PSI_EPS = 1e-4
 
 
 @dataclass(frozen=True)
@@ -70,8 +81,7 @@ class GateSummary:
     message: str = ""
 
 
-@dataclass(frozen=True)
-class _Check:
+class _Check(NamedTuple):
     name: str
     observed: float
     limit: float
@@ -134,6 +144,14 @@ def _check_band(band: float) -> None:
         raise ValueError(f"band must be in [0, 1), got {band}")
 
 
+def _check_limits(**limits: Any) -> None:
+    """Every limit/tolerance a finite number >= 0, else a ValueError naming it."""
+    for name, value in limits.items():
+        number = finite_or_none(value) if isinstance(value, (int, float)) else None  # not "0.1", not True
+        if number is None or number < 0:
+            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+
+
 # --------------------------------------------------------------------------- performance
 
 
@@ -165,7 +183,10 @@ def performance_gate(
     champ = np.asarray(champion_pred)
     cand = np.asarray(candidate_pred)
     if y.ndim != 1 or champ.shape != y.shape or cand.shape != y.shape:
-        raise ValueError(f"y_true, champion_pred, candidate_pred must be 1-D of equal length; got {y.shape}, {champ.shape}, {cand.shape}")
+        raise ValueError(
+            "y_true, champion_pred, candidate_pred must be 1-D of equal length; "
+            f"got {y.shape}, {champ.shape}, {cand.shape}"
+        )
     if y.size == 0:
         raise ValueError("performance_gate needs at least one row")
     if not 0.0 < alpha < 1.0:
@@ -219,7 +240,9 @@ def performance_gate(
         status, why = "borderline", f"worse by {-delta:.4f}, not significant and within tolerance {max_drop:g}"
     else:
         status, why = "borderline", f"improvement {delta:+.4f} short of required {min_improvement:+g}"
-    return GateResult("performance", status, delta, float(min_improvement), evidence, f"performance {status}: {why}; {summary}")
+    return GateResult(
+        "performance", status, delta, float(min_improvement), evidence, f"performance {status}: {why}; {summary}"
+    )
 
 
 # --------------------------------------------------------------------------- business
@@ -227,17 +250,12 @@ def performance_gate(
 BUSINESS_KEYS: tuple[str, ...] = ("profit_factor", "sharpe", "max_drawdown")
 
 
-def _finite_or_none(metrics: Mapping[str, Any], key: str, allow_inf: bool = False) -> float | None:
+def _metric(metrics: Mapping[str, Any], key: str, allow_inf: bool = False) -> float | None:
+    """``finite_or_none`` of ``metrics[key]``; with ``allow_inf`` also +inf (a profit factor without losses)."""
     v = metrics.get(key)
-    if v is None or isinstance(v, bool):
-        return None
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    if math.isnan(f) or (math.isinf(f) and not allow_inf):
-        return None
-    return f
+    if allow_inf and isinstance(v, (int, float)) and v == math.inf:
+        return math.inf
+    return finite_or_none(v)
 
 
 def business_gate(
@@ -262,40 +280,63 @@ def business_gate(
     A missing or non-numeric metric fails the gate.
     """
     _check_band(band)
+    _check_limits(pf_tolerance=pf_tolerance, sharpe_tolerance=sharpe_tolerance, max_dd_limit=max_dd_limit)
     needed = [("candidate", candidate_metrics, k) for k in BUSINESS_KEYS]
     if champion_metrics is not None:
         needed += [("champion", champion_metrics, k) for k in ("profit_factor", "sharpe")]
-    missing = [
-        f"{who}.{k}" for who, m, k in needed if _finite_or_none(m, k, allow_inf=(k == "profit_factor")) is None
-    ]
+    missing = [f"{who}.{k}" for who, m, k in needed if _metric(m, k, allow_inf=(k == "profit_factor")) is None]
     if missing:
         return GateResult(
-            "business", "fail", None, None, {"missing": missing},
+            "business",
+            "fail",
+            None,
+            None,
+            {"missing": missing},
             f"business fail: missing or non-numeric metrics {', '.join(missing)}",
         )
 
-    cand_pf = _finite_or_none(candidate_metrics, "profit_factor", allow_inf=True)
-    cand_sh = _finite_or_none(candidate_metrics, "sharpe")
-    cand_dd = abs(_finite_or_none(candidate_metrics, "max_drawdown"))  # type: ignore[arg-type]
+    cand_pf = _metric(candidate_metrics, "profit_factor", allow_inf=True)
+    cand_sh = _metric(candidate_metrics, "sharpe")
+    cand_dd = abs(_metric(candidate_metrics, "max_drawdown"))  # type: ignore[arg-type]
     checks: list[_Check] = []
     if champion_metrics is not None:
-        champ_pf = _finite_or_none(champion_metrics, "profit_factor", allow_inf=True)
-        champ_sh = _finite_or_none(champion_metrics, "sharpe")
+        champ_pf = _metric(champion_metrics, "profit_factor", allow_inf=True)
+        champ_sh = _metric(champion_metrics, "sharpe")
         assert cand_pf is not None and champ_pf is not None and cand_sh is not None and champ_sh is not None
         pf_short = 0.0 if cand_pf >= champ_pf else champ_pf - cand_pf
         sh_short = max(0.0, champ_sh - cand_sh)
-        checks.append(_check(
-            "profit_factor", pf_short, pf_tolerance, _usage_max(pf_short, pf_tolerance), band,
-            f"profit factor {cand_pf:.3f} vs champion {champ_pf:.3f} (shortfall {pf_short:.3f}, tolerance {pf_tolerance:g})",
-        ))
-        checks.append(_check(
-            "sharpe", sh_short, sharpe_tolerance, _usage_max(sh_short, sharpe_tolerance), band,
-            f"Sharpe {cand_sh:.3f} vs champion {champ_sh:.3f} (shortfall {sh_short:.3f}, tolerance {sharpe_tolerance:g})",
-        ))
-    checks.append(_check(
-        "max_drawdown", cand_dd, max_dd_limit, _usage_max(cand_dd, max_dd_limit), band,
-        f"max drawdown {cand_dd:.3f} (limit {max_dd_limit:g})",
-    ))
+        checks.append(
+            _check(
+                "profit_factor",
+                pf_short,
+                pf_tolerance,
+                _usage_max(pf_short, pf_tolerance),
+                band,
+                f"profit factor {cand_pf:.3f} vs champion {champ_pf:.3f} "
+                f"(shortfall {pf_short:.3f}, tolerance {pf_tolerance:g})",
+            )
+        )
+        checks.append(
+            _check(
+                "sharpe",
+                sh_short,
+                sharpe_tolerance,
+                _usage_max(sh_short, sharpe_tolerance),
+                band,
+                f"Sharpe {cand_sh:.3f} vs champion {champ_sh:.3f} "
+                f"(shortfall {sh_short:.3f}, tolerance {sharpe_tolerance:g})",
+            )
+        )
+    checks.append(
+        _check(
+            "max_drawdown",
+            cand_dd,
+            max_dd_limit,
+            _usage_max(cand_dd, max_dd_limit),
+            band,
+            f"max drawdown {cand_dd:.3f} (limit {max_dd_limit:g})",
+        )
+    )
     return _combine("business", checks, {"champion_compared": champion_metrics is not None})
 
 
@@ -315,12 +356,20 @@ def _proba_matrix(proba: ArrayLike, name: str, n_classes: int | None = None) -> 
     return p
 
 
-def _bin_index(conf: np.ndarray, n_bins: int = N_BINS) -> np.ndarray:
-    """Equal-width bins [k/n, (k+1)/n) on [0, 1]; 1.0 falls in the last bin."""
-    return np.minimum(np.floor(conf * n_bins).astype(int), n_bins - 1)
+def _label_index(y_true: ArrayLike, classes: Sequence[Any], n: int) -> np.ndarray:
+    """Indices of ``y_true`` in ``classes`` (the vocabulary's ``label_to_index``, labels compared as text)."""
+    y = np.asarray(y_true)
+    if y.shape != (n,):
+        raise ValueError(f"y_true must be 1-D with {n} rows, got shape {y.shape}")
+    names = [str(c) for c in classes]
+    if len(set(names)) != len(names):
+        raise ValueError(f"classes must be unique, got {list(classes)}")
+    return label_to_index((str(v) for v in y.tolist()), names, what="y_true")
 
 
-def expected_calibration_error(y_true: ArrayLike, proba: ArrayLike, classes: Sequence[Any], n_bins: int = N_BINS) -> float:
+def expected_calibration_error(
+    y_true: ArrayLike, proba: ArrayLike, classes: Sequence[Any], n_bins: int = N_BINS
+) -> float:
     """Top-label ECE of a probability matrix: the project's one ECE
     (:func:`include.modelwatch.monitoring.performance.expected_calibration_error`) applied to
     the top-label confidence and whether the top label is correct."""
@@ -330,30 +379,15 @@ def expected_calibration_error(y_true: ArrayLike, proba: ArrayLike, classes: Seq
     y_idx = _label_index(y_true, classes, p.shape[0])
     ece = ece_from_confidence(p.max(axis=1), p.argmax(axis=1) == y_idx, n_bins)
     if ece is None:
-        raise ValueError("expected_calibration_error needs at least one row")
-    return float(ece)
+        raise ValueError("proba: no rows to compute the calibration error on")
+    return ece
 
 
 def multiclass_brier(y_true: ArrayLike, proba: ArrayLike, classes: Sequence[Any]) -> float:
-    """Mean over rows of sum_k (p_k - 1[y = k])^2; 0 is perfect, 2 the worst."""
+    """Mean over rows of sum_k (p_k - 1[y = k])^2; 0 is perfect, 2 the worst
+    (the vocabulary's ``multiclass_brier`` after checking the matrix and labels)."""
     p = _proba_matrix(proba, "proba", len(classes))
-    y_idx = _label_index(y_true, classes, p.shape[0])
-    onehot = np.zeros_like(p)
-    onehot[np.arange(p.shape[0]), y_idx] = 1.0
-    return float(np.mean(np.sum((p - onehot) ** 2, axis=1)))
-
-
-def _label_index(y_true: ArrayLike, classes: Sequence[Any], n: int) -> np.ndarray:
-    y = np.asarray(y_true)
-    if y.shape != (n,):
-        raise ValueError(f"y_true must be 1-D with {n} rows, got shape {y.shape}")
-    lookup = {c: i for i, c in enumerate(classes)}
-    if len(lookup) != len(classes):
-        raise ValueError("classes must be unique")
-    try:
-        return np.array([lookup[v.item() if isinstance(v, np.generic) else v] for v in y], dtype=int)
-    except KeyError as exc:
-        raise ValueError(f"label {exc.args[0]!r} not in classes {list(classes)}") from None
+    return _brier_score(p, _label_index(y_true, classes, p.shape[0]))
 
 
 def calibration_gate(
@@ -368,21 +402,28 @@ def calibration_gate(
 
     ECE: top-label, 10 equal-width bins [k/10, (k+1)/10). Brier: multiclass
     (sum over classes, range [0, 2]). ``max_brier=None`` means the Brier score
-    of an uninformative uniform forecast, ``1 - 1/K`` (0.667 for three classes):
-    the candidate must do better than knowing nothing. Graded with the usage
-    rule against ``max_ece`` and ``max_brier``.
+    of an uninformative uniform forecast, ``1 - 1/K`` (0.667 for three classes,
+    0.5 for two): the candidate must do better than knowing nothing. Graded with
+    the usage rule against ``max_ece`` and ``max_brier``.
     """
     _check_band(band)
     k = len(classes)
     if k < 2:
-        raise ValueError("calibration_gate needs at least two classes")
-    limit_brier = (1.0 - 1.0 / k) if max_brier is None else float(max_brier)
+        raise ValueError(f"classes: calibration_gate needs at least two classes, got {list(classes)}")
+    limit_brier = (1.0 - 1.0 / k) if max_brier is None else max_brier
+    _check_limits(max_ece=max_ece, max_brier=limit_brier)
     ece = expected_calibration_error(y_true, proba, classes)
     brier = multiclass_brier(y_true, proba, classes)
     checks = [
         _check("ece", ece, max_ece, _usage_max(ece, max_ece), band, f"ECE {ece:.4f} (max {max_ece:g})"),
-        _check("brier", brier, limit_brier, _usage_max(brier, limit_brier), band,
-               f"Brier {brier:.4f} (max {limit_brier:.4g})"),
+        _check(
+            "brier",
+            brier,
+            limit_brier,
+            _usage_max(brier, limit_brier),
+            band,
+            f"Brier {brier:.4f} (max {limit_brier:.4g})",
+        ),
     ]
     return _combine("calibration", checks, {"n": int(np.asarray(y_true).shape[0]), "n_bins": N_BINS})
 
@@ -390,20 +431,25 @@ def calibration_gate(
 # --------------------------------------------------------------------------- stability
 
 
-def psi(expected: ArrayLike, actual: ArrayLike, n_bins: int = N_BINS, eps: float = PSI_EPS) -> float:
-    """Population stability index of values in [0, 1] over equal-width bins.
+def reference_edges(reference: ArrayLike, n_bins: int = N_BINS) -> np.ndarray:
+    """Inner bin edges at the ``i / n_bins`` quantiles of ``reference``, duplicates
+    collapsed (the drift monitor's numeric binning). A constant reference gets
+    ``[c, nextafter(c, +inf)]``, so any departure from ``c`` lands in an outer bin."""
+    ref = np.sort(np.asarray(reference, dtype=float).ravel())
+    if ref.size == 0 or not np.all(np.isfinite(ref)):
+        raise ValueError("reference must be a non-empty array of finite values")
+    return quantile_edges(ref, n_bins)
 
-    ``sum (a - e) * ln(a / e)`` with bin shares floored at ``eps``.
-    """
-    e_vals = np.asarray(expected, dtype=float)
-    a_vals = np.asarray(actual, dtype=float)
-    if e_vals.size == 0 or a_vals.size == 0:
-        raise ValueError("psi needs non-empty samples")
-    e = np.bincount(_bin_index(e_vals, n_bins), minlength=n_bins) / e_vals.size
-    a = np.bincount(_bin_index(a_vals, n_bins), minlength=n_bins) / a_vals.size
-    e = np.maximum(e, eps)
-    a = np.maximum(a, eps)
-    return float(np.sum((a - e) * np.log(a / e)))
+
+def confidence_psi(reference: ArrayLike, current: ArrayLike, n_bins: int = N_BINS) -> float:
+    """PSI of ``current`` against ``reference`` over the reference's quantile bins:
+    :func:`reference_edges`, counted with the drift monitor's ``bin_counts`` and
+    scored with its ``psi_from_counts`` (proportions plus ``PSI_EPSILON``)."""
+    edges = reference_edges(reference, n_bins)
+    return psi_from_counts(
+        bin_counts(np.asarray(reference, dtype=float).ravel(), edges),
+        bin_counts(np.asarray(current, dtype=float).ravel(), edges),
+    )
 
 
 def stability_gate(
@@ -417,23 +463,37 @@ def stability_gate(
 
     Label flip = share of rows whose argmax class differs. PSI compares the
     top-label confidence (row max) of the candidate with the champion's
-    (expected), 10 equal-width bins, empty shares floored at 1e-4. Graded
+    (reference) by :func:`confidence_psi`: the drift monitor's PSI over the
+    champion's 10 quantile bins, so ``max_psi`` is on the drift scale. Graded
     with the usage rule against ``max_label_flip`` and ``max_psi``.
     """
     _check_band(band)
+    _check_limits(max_label_flip=max_label_flip, max_psi=max_psi)
     champ = _proba_matrix(champion_proba, "champion_proba")
     cand = _proba_matrix(candidate_proba, "candidate_proba", champ.shape[1])
     if cand.shape != champ.shape:
         raise ValueError(f"champion_proba and candidate_proba shapes differ: {champ.shape} vs {cand.shape}")
     flip = float(np.mean(champ.argmax(axis=1) != cand.argmax(axis=1)))
-    value_psi = psi(champ.max(axis=1), cand.max(axis=1))
+    value_psi = confidence_psi(champ.max(axis=1), cand.max(axis=1))
     checks = [
-        _check("label_flip", flip, max_label_flip, _usage_max(flip, max_label_flip), band,
-               f"label flip share {flip:.4f} (max {max_label_flip:g})"),
-        _check("confidence_psi", value_psi, max_psi, _usage_max(value_psi, max_psi), band,
-               f"confidence PSI {value_psi:.4f} (max {max_psi:g})"),
+        _check(
+            "label_flip",
+            flip,
+            max_label_flip,
+            _usage_max(flip, max_label_flip),
+            band,
+            f"label flip share {flip:.4f} (max {max_label_flip:g})",
+        ),
+        _check(
+            "confidence_psi",
+            value_psi,
+            max_psi,
+            _usage_max(value_psi, max_psi),
+            band,
+            f"confidence PSI {value_psi:.4f} (max {max_psi:g})",
+        ),
     ]
-    return _combine("stability", checks, {"n": int(champ.shape[0])})
+    return _combine("stability", checks, {"n": int(champ.shape[0]), "psi_bins": "champion quantiles"})
 
 
 # --------------------------------------------------------------------------- data quality
@@ -456,6 +516,7 @@ def data_quality_gate(
     usage rule (e.g. 550 rows vs 500 minimum -> usage 0.91 -> borderline).
     """
     _check_band(band)
+    _check_limits(min_rows=min_rows, min_class_share=min_class_share, max_null_share=max_null_share)
     if n_rows < 0:
         raise ValueError(f"n_rows must be >= 0, got {n_rows}")
     if any(v < 0 for v in rows_per_class.values()):
@@ -470,16 +531,28 @@ def data_quality_gate(
     if shares:
         rarest = min(shares, key=lambda k: (shares[k], str(k)))
         share = shares[rarest]
-        checks.append(_check(
-            "class_share", share, min_class_share, _usage_min(share, min_class_share), band,
-            f"rarest class {rarest!r} share {share:.4f} (min {min_class_share:g})",
-        ))
+        checks.append(
+            _check(
+                "class_share",
+                share,
+                min_class_share,
+                _usage_min(share, min_class_share),
+                band,
+                f"rarest class {rarest!r} share {share:.4f} (min {min_class_share:g})",
+            )
+        )
     else:
         checks.append(_Check("class_share", 0.0, float(min_class_share), math.inf, "fail", "no class counts given"))
-    checks.append(_check(
-        "null_share", null_share, max_null_share, _usage_max(null_share, max_null_share), band,
-        f"null share {null_share:.4f} (max {max_null_share:g})",
-    ))
+    checks.append(
+        _check(
+            "null_share",
+            null_share,
+            max_null_share,
+            _usage_max(null_share, max_null_share),
+            band,
+            f"null share {null_share:.4f} (max {max_null_share:g})",
+        )
+    )
     return _combine("data_quality", checks, {"class_shares": shares})
 
 

@@ -1,7 +1,7 @@
 """Training, walk-forward evaluation, explanations, serialization and metrics (no Airflow, no DB).
 
 Models are the libraries' native boosters (``lightgbm.Booster`` /
-``xgboost.Booster``), multiclass over :data:`~include.modelwatch.data.features.CLASSES`
+``xgboost.Booster``), multiclass over :data:`~include.modelwatch.vocabulary.CLASSES`
 (``SELL=0, HOLD=1, BUY=2``), trained with balanced class weights
 (``w_c = n / (3 * n_c)`` as sample weights).
 
@@ -14,7 +14,6 @@ bit-identical predictions (tested).
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,8 +22,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from include.modelwatch.data.features import CLASSES, TRADING_DAYS, label_to_index
 from include.modelwatch.registry import sha256_bytes  # noqa: F401  (the one hash helper, re-exported)
+from include.modelwatch.vocabulary import CLASSES, TRADING_DAYS, label_to_index, prob_columns
 
 Algorithm = Literal["lightgbm", "xgboost"]
 Model = Any  # lightgbm.Booster | xgboost.Booster
@@ -130,7 +129,7 @@ def purged_walk_forward_splits(
         if train_idx.size == 0:
             raise ValueError(f"fold {j}: empty training set (test starts at date position {a}, horizon {horizon})")
         out.append((train_idx, test_idx))
-        embargoed[b:min(b + embargo, m)] = True
+        embargoed[b : min(b + embargo, m)] = True
     return out
 
 
@@ -307,12 +306,12 @@ def deserialize_model(data: bytes) -> Model:
     if data.startswith(_HDR_LGB):
         import lightgbm as lgb
 
-        return lgb.Booster(model_str=data[len(_HDR_LGB):].decode("utf-8"))
+        return lgb.Booster(model_str=data[len(_HDR_LGB) :].decode("utf-8"))
     if data.startswith(_HDR_XGB):
         import xgboost as xgb
 
         booster = xgb.Booster()
-        booster.load_model(bytearray(data[len(_HDR_XGB):]))
+        booster.load_model(bytearray(data[len(_HDR_XGB) :]))
         booster.set_param({"nthread": DEFAULT_THREADS})
         return booster
     raise ValueError(f"not a serialized ModelWatch model (header {data[:40]!r})")
@@ -326,7 +325,8 @@ class WalkForwardResult:
     """Out-of-fold predictions of :func:`walk_forward_evaluate`.
 
     ``oof``: one row per held-out sample (index = the sample's index in ``X``)
-    with ``date``, ``fold``, ``y_true``, ``proba_SELL/HOLD/BUY``, ``y_pred``.
+    with ``date``, ``fold``, ``y_true``, ``p_SELL/HOLD/BUY`` (:func:`~include.modelwatch.vocabulary.prob_columns`),
+    ``y_pred``.
     ``folds``: per fold train/test sizes, date ranges and training seconds.
     """
 
@@ -337,7 +337,7 @@ class WalkForwardResult:
     @property
     def proba(self) -> np.ndarray:
         """Out-of-fold probabilities ``(n, 3)`` in CLASSES order."""
-        return self.oof[[f"proba_{c}" for c in CLASSES]].to_numpy()
+        return self.oof[prob_columns(CLASSES)].to_numpy()
 
 
 def walk_forward_evaluate(
@@ -376,17 +376,25 @@ def walk_forward_evaluate(
         total += secs
         proba = predict_proba(model, Xf.iloc[te])
         part = pd.DataFrame(
-            {"date": dv[te], "fold": j, "y_true": yv[te]}, index=Xf.index[te],
+            {"date": dv[te], "fold": j, "y_true": yv[te]},
+            index=Xf.index[te],
         )
-        for i, c in enumerate(CLASSES):
-            part[f"proba_{c}"] = proba[:, i]
+        for i, col in enumerate(prob_columns(CLASSES)):
+            part[col] = proba[:, i]
         part["y_pred"] = predict_labels(proba)
         parts.append(part)
-        folds.append({
-            "fold": j, "n_train": int(tr.size), "n_test": int(te.size),
-            "train_start": dv[tr].min(), "train_end": dv[tr].max(),
-            "test_start": dv[te].min(), "test_end": dv[te].max(), "train_seconds": secs,
-        })
+        folds.append(
+            {
+                "fold": j,
+                "n_train": int(tr.size),
+                "n_test": int(te.size),
+                "train_start": dv[tr].min(),
+                "train_end": dv[tr].max(),
+                "test_start": dv[te].min(),
+                "test_end": dv[te].max(),
+                "train_seconds": secs,
+            }
+        )
     return WalkForwardResult(oof=pd.concat(parts), folds=folds, train_seconds=total)
 
 
@@ -422,7 +430,9 @@ def trading_metrics(
     lab = np.asarray(predicted_labels, dtype=object)
     ret = np.asarray(realized_returns, dtype="float64")
     if lab.shape != ret.shape or lab.ndim != 1:
-        raise ValueError(f"predicted_labels and realized_returns must be 1-D of equal length; got {lab.shape}, {ret.shape}")
+        raise ValueError(
+            f"predicted_labels and realized_returns must be 1-D of equal length; got {lab.shape}, {ret.shape}"
+        )
     direction = label_to_index(lab).astype("float64") - 1.0  # SELL -1, HOLD 0, BUY +1
     if np.isnan(ret).any():
         raise ValueError("realized_returns contain NaN (pass matured outcomes only)")
@@ -496,7 +506,8 @@ def macro_auc_ovr(y_true: Any, proba: Any) -> float:
 
 
 def classification_metrics(y_true: Any, y_pred: Any, proba: Any | None = None) -> dict[str, Any]:
-    """Accuracy, macro precision/recall/F1, per-class F1, log loss, multiclass
+    """Accuracy, macro precision/recall/F1 (``macro_precision``, ``macro_recall``, ``macro_f1``:
+    :data:`~include.modelwatch.vocabulary.MACRO_METRICS`), per-class F1, log loss, multiclass
     Brier and macro one-vs-rest ROC AUC (``roc_auc_ovr``).
 
     Macro averages are over all :data:`CLASSES` (a class with no predictions
@@ -521,9 +532,9 @@ def classification_metrics(y_true: Any, y_pred: Any, proba: Any | None = None) -
     out: dict[str, Any] = {
         "n": int(t.size),
         "accuracy": float(tp.sum() / t.size),
-        "precision_macro": float(prec.mean()),
-        "recall_macro": float(rec.mean()),
-        "f1_macro": float(f1.mean()),
+        "macro_precision": float(prec.mean()),
+        "macro_recall": float(rec.mean()),
+        "macro_f1": float(f1.mean()),
         **{f"f1_{c}": float(f1[i]) for i, c in enumerate(CLASSES)},
         "confusion_matrix": cm.tolist(),
     }

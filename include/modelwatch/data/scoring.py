@@ -1,0 +1,117 @@
+"""Scoring one symbol's window of bars with a model (pure: no database, no Airflow).
+
+Missing-feature policy (issue 12, defect 7)
+-------------------------------------------
+A bar can have a NaN feature on clean data: a zero-volume bar has no
+``volume_z_20`` (IXIC 2015-05-12 and 2018-01-09). Such a row is **scored with
+its NaN**: LightGBM and XGBoost route missing values natively, down the
+default branch each split learnt in training, so the prediction is the model's
+own answer for "this feature is unknown", not an imputation. The prediction is
+marked ``data_quality = 'missing_features'`` with ``missing_features`` naming
+the NaN features (the snapshot in ``predictions.features`` holds JSON null for
+them); every other row is ``'ok'`` with ``missing_features`` NULL. One bad bar
+never blocks a symbol's signals, and the drift checks of the window can count
+the marked rows.
+
+What is *not* covered by the policy: too little history. A window whose first
+bar has fewer than :data:`~include.modelwatch.data.features.WARMUP_BARS` bars
+before it in ``market_bars`` would have NaN in many features on every row; that
+is a pipeline fault (bars not ingested), so :func:`score_window` raises a
+``ValueError`` naming the model, symbol, window and the bar count instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from include.modelwatch.data import features, signals
+from include.modelwatch.data.signals import DATA_QUALITY_MISSING, DATA_QUALITY_OK, missing_features
+from include.modelwatch.vocabulary import CLASSES, finite_or_none
+
+
+@dataclass(frozen=True)
+class ScoredWindow:
+    """The prediction rows of one symbol's window (input of ``signals.replace_predictions``)."""
+
+    symbol: str
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def flagged(self) -> list[dict[str, Any]]:
+        return [r for r in self.rows if r["data_quality"] != DATA_QUALITY_OK]
+
+    def label_counts(self) -> dict[str, int]:
+        counts = {c: 0 for c in CLASSES}
+        for r in self.rows:
+            counts[r["predicted_label"]] += 1
+        return counts
+
+    def summary(self) -> str:
+        """One readable line: rows scored, label counts, rows with missing features and which."""
+        labels = ", ".join(f"{c} {n}" for c, n in self.label_counts().items())
+        head = f"{self.symbol}: {len(self.rows)} rows scored ({labels}); {len(self.flagged)} with missing features"
+        if not self.flagged:
+            return head
+        which = "; ".join(f"{r['ts']:%Y-%m-%d} {', '.join(r['missing_features'])}" for r in self.flagged)
+        return f"{head} (scored with NaN, marked {DATA_QUALITY_MISSING}: {which})"
+
+
+def score_window(
+    model: Any,
+    feature_names: Sequence[str],
+    bars: pd.DataFrame,
+    start: datetime,
+    end: datetime,
+    *,
+    symbol: str,
+    label: str = "model",
+) -> ScoredWindow:
+    """Predictions for the bars of ``symbol`` stamped in ``[start, end)``.
+
+    ``bars`` must include the history the features need (:data:`features.WARMUP_BARS`
+    bars before the window's first bar). ``model`` is a LightGBM / XGBoost booster
+    trained on ``feature_names``. Rows with NaN features are scored and marked
+    (see the module docstring); ``label`` names the model in errors.
+    """
+    from include.modelwatch.training import training
+
+    if bars.empty:
+        return ScoredWindow(symbol)
+    feats = features.compute_features(bars)[list(feature_names)]
+    stamps = [signals.bar_ts(d) for d in pd.DatetimeIndex(feats.index)]
+    inside = np.flatnonzero([start <= t < end for t in stamps])
+    if inside.size == 0:
+        return ScoredWindow(symbol)
+    history = int(inside[0])
+    if history < features.WARMUP_BARS - 1:
+        raise ValueError(
+            f"{label} {symbol} window {start:%Y-%m-%d}..{end:%Y-%m-%d}: only {history} bars of history before "
+            f"{feats.index[inside[0]]:%Y-%m-%d} in market_bars, features need {features.WARMUP_BARS - 1} "
+            "(were the bars ingested?)"
+        )
+    todo = feats.iloc[inside]
+    proba = training.predict_proba(model, todo)
+    rows: list[dict[str, Any]] = []
+    values = todo.to_numpy(dtype="float64")
+    for i, pos in enumerate(inside):
+        snapshot = {c: finite_or_none(values[i, j]) for j, c in enumerate(feature_names)}
+        missing = missing_features(snapshot)
+        p = proba[i]
+        rows.append(
+            {
+                "ts": stamps[pos],
+                "features": snapshot,
+                "predicted_label": CLASSES[int(np.argmax(p))],
+                "probabilities": {c: float(p[j]) for j, c in enumerate(CLASSES)},
+                "confidence": float(np.max(p)),
+                "data_quality": DATA_QUALITY_MISSING if missing else DATA_QUALITY_OK,
+                "missing_features": missing or None,
+            }
+        )
+    return ScoredWindow(symbol, rows)

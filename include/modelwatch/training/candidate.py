@@ -1,0 +1,180 @@
+"""A model version's evidence: walk-forward baseline, drift reference profile, and a retrained
+candidate gated against the champion on the same out-of-sample rows (no Airflow, no database).
+
+Used by the bootstrap (the first champion) and by ``retrain_gated`` (every candidate), so both
+register versions with the same kind of baseline and reference profile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from include.modelwatch.data import features
+from include.modelwatch.monitoring import drift
+from include.modelwatch.training import gates, training
+from include.modelwatch.vocabulary import CLASSES, PROB_COLUMNS, finite_values
+
+# Calendar features are fixed by the window itself (a one-month window has one
+# `month`), so comparing their distribution with the reference says nothing.
+NOT_DRIFT_MONITORED = ("day_of_week", "month")
+#: Gates in the order they run (keys of the ``modelwatch_gate_overrides`` variable).
+GATE_NAMES = ("performance", "business", "calibration", "stability", "data_quality")
+
+
+def prediction_frame(proba: np.ndarray) -> pd.DataFrame:
+    """Probability columns (``p_<class>``), confidence and predicted label: the prediction side of drift."""
+    out = pd.DataFrame(proba, columns=list(PROB_COLUMNS))
+    out["confidence"] = proba.max(axis=1)
+    out["predicted_label"] = np.asarray(CLASSES, dtype=object)[proba.argmax(axis=1)]
+    return out
+
+
+def reference_profile(
+    X: pd.DataFrame, proba: np.ndarray, importance: Mapping[str, float], prediction_proba: np.ndarray | None = None
+) -> dict[str, Any]:
+    """Drift reference of a model version, rows in time order.
+
+    Features come from the training rows ``X``. The prediction side (class
+    probabilities, confidence, predicted label) comes from
+    ``prediction_proba`` when given: out-of-sample (walk-forward) predictions,
+    which is what live predictions look like; a model's predictions on its own
+    training rows are sharper and would make every live window look like
+    prediction drift. Without it, ``proba`` (predictions on ``X``) is used.
+    """
+    monitored = [c for c in X.columns if c not in NOT_DRIFT_MONITORED]
+    imp = {c: float(importance.get(c, 0.0)) for c in monitored}
+    total = sum(imp.values()) or 1.0
+    # prediction columns get a fixed share so the model score also reflects output drift
+    weights = {c: 0.8 * v / total for c, v in imp.items()}
+    for c in [*PROB_COLUMNS, "confidence", "predicted_label"]:
+        weights[c] = 0.2 / 5
+    feat = drift.build_reference_profile(
+        X[monitored].reset_index(drop=True), numeric=monitored, categorical=[], importance=None
+    )
+    pred = drift.build_reference_profile(
+        prediction_frame(proba if prediction_proba is None else prediction_proba),
+        numeric=[*PROB_COLUMNS, "confidence"],
+        categorical=["predicted_label"],
+        importance=None,
+    )
+    profile = {
+        **feat,
+        "numeric": {**feat["numeric"], **pred["numeric"]},
+        "categorical": pred["categorical"],
+        "prediction_rows": pred["n_rows"],
+    }
+    profile["importance"] = drift.normalize_importance([*profile["numeric"], *profile["categorical"]], weights)
+    return profile
+
+
+def walk_forward_baseline(wf: training.WalkForwardResult, rows: pd.DataFrame) -> dict[str, float | None]:
+    """Backtest baseline of a version: classification and trading metrics of the out-of-fold predictions
+    (finite numbers, else None). ``rows`` is the training frame the folds were cut from."""
+    oof = wf.oof
+    held = rows.loc[oof.index]
+    cls = training.classification_metrics(oof["y_true"].to_numpy(), oof["y_pred"].to_numpy(), wf.proba)
+    trade = training.trading_metrics(
+        oof["y_pred"].to_numpy(), held["r_fwd"].to_numpy(), held["threshold"].to_numpy(), held["date"].to_numpy()
+    )
+    numbers = {k: v for k, v in {**cls, **trade}.items() if not isinstance(v, (list, dict))}
+    return finite_values(numbers)
+
+
+@dataclass
+class CandidateEvaluation:
+    """A trained candidate and the evidence it is judged and registered with."""
+
+    model: Any
+    results: list[gates.GateResult]
+    summary: gates.GateSummary
+    oos_accuracy: float
+    oos_candidate: dict[str, float]
+    oos_champion: dict[str, float]
+    baseline: dict[str, float | None]
+    baseline_period: tuple[Any, Any, int]  # (first date, last date, rows) of the out-of-fold predictions
+    importance: dict[str, float]
+    profile: dict[str, Any]
+
+
+def evaluate_candidate(
+    train: pd.DataFrame,
+    evaluation: pd.DataFrame,
+    *,
+    algorithm: training.Algorithm,
+    champion_model: Any,
+    num_boost_round: int,
+    embargo: int,
+    horizon: int,
+    incremental: bool,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    n_splits: int = 3,
+) -> CandidateEvaluation:
+    """Train one candidate and gate it against the champion on the same out-of-sample rows.
+
+    Purged walk-forward validation on ``train`` gives the baseline and the prediction side of the
+    reference profile; the final fit continues the champion when ``incremental`` and the champion is of
+    the same algorithm (warm start). ``overrides``: per-gate keyword arguments (``GATE_NAMES``).
+    """
+    ov = dict(overrides or {})
+    unknown = sorted(set(ov) - set(GATE_NAMES))
+    if unknown:
+        raise ValueError(f"gate overrides name unknown gate(s) {unknown}; expected some of {list(GATE_NAMES)}")
+    cols = list(features.FEATURE_COLUMNS)
+    X, y = train[cols], train["label"].astype(str).to_numpy()
+    init = champion_model if incremental and training.model_algorithm(champion_model) == algorithm else None
+    wf = training.walk_forward_evaluate(
+        X,
+        y,
+        train["date"],
+        algorithm=algorithm,
+        n_splits=n_splits,
+        horizon=horizon,
+        embargo=embargo,
+        num_boost_round=num_boost_round,
+    )
+    model = training.train_model(algorithm, X, y, init_model=init, num_boost_round=num_boost_round)
+    ye = evaluation["label"].astype(str).to_numpy()
+    p_cand = training.predict_proba(model, evaluation[cols])
+    p_champ = training.predict_proba(champion_model, evaluation[cols])
+    lab_cand, lab_champ = training.predict_labels(p_cand), training.predict_labels(p_champ)
+
+    def trading(labels: np.ndarray) -> dict[str, float]:
+        return training.trading_metrics(
+            labels, evaluation["r_fwd"].to_numpy(), evaluation["threshold"].to_numpy(), evaluation["date"].to_numpy()
+        )
+
+    m_cand, m_champ = trading(lab_cand), trading(lab_champ)
+    per_class = {str(k): int(v) for k, v in train["label"].value_counts().sort_index().items()}
+    results = [
+        gates.performance_gate(ye, lab_champ, lab_cand, **ov.get("performance", {})),
+        gates.business_gate(m_cand, m_champ, **ov.get("business", {})),
+        gates.calibration_gate(ye, p_cand, list(CLASSES), **ov.get("calibration", {})),
+        gates.stability_gate(p_champ, p_cand, **ov.get("stability", {})),
+        gates.data_quality_gate(
+            len(train), per_class, float(train[cols].isna().mean().mean()), **ov.get("data_quality", {})
+        ),
+    ]
+    importance = training.feature_importance_gain(model, cols)
+    held = train.loc[wf.oof.index]
+    return CandidateEvaluation(
+        model=model,
+        results=results,
+        summary=gates.run_gates(results),
+        oos_accuracy=float(np.mean(lab_cand == ye)),
+        oos_candidate=m_cand,
+        oos_champion=m_champ,
+        baseline=walk_forward_baseline(wf, train),
+        baseline_period=(held["date"].min().date(), held["date"].max().date(), len(wf.oof)),
+        importance=importance,
+        profile=reference_profile(X, training.predict_proba(model, X), importance, prediction_proba=wf.proba),
+    )
+
+
+def gate_lines(results: Sequence[gates.GateResult]) -> list[str]:
+    """One readable line per gate: name, status, message."""
+    return [f"gate {r.name}: {r.status}: {r.message}" for r in results]

@@ -1,0 +1,190 @@
+"""The training data of a model: the labelled feature panel and the train / out-of-sample split of a retrain.
+
+No Airflow, no database. A retrain's data is fixed by its trigger: the labelled
+bars whose ``HORIZON``-session label closed before the trigger's end (its
+``window_end``, else ``triggered_at``). The last ``eval_sessions`` labelled
+sessions are the out-of-sample period shared by candidate and champion;
+training stops an embargo (``embargo`` sessions plus the label horizon) before
+it, so no training label overlaps an evaluation bar. The same trigger and
+settings always give the same frames (a retry reproduces them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from include.modelwatch import defaults
+from include.modelwatch.data import features, market
+
+#: Symbols a model trains on when its registered params do not name them (the one default).
+SYMBOLS: tuple[str, ...] = defaults.SYMBOLS
+#: Label horizon (sessions), volatility multiple and volatility window of the BUY/SELL/HOLD labels.
+HORIZON, K, VOL_WINDOW = 5, 0.5, 21
+
+
+@dataclass(frozen=True)
+class SplitSettings:
+    """How a retrain cuts its data (the quick-run knobs of ``retrain_gated``)."""
+
+    eval_sessions: int = 126
+    embargo: int = 5
+    train_years: int = 8
+    shuffle_labels: bool = False
+    horizon: int = HORIZON
+
+    def __post_init__(self) -> None:
+        for name in ("eval_sessions", "train_years"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        if int(self.embargo) < 0 or int(self.horizon) < 0:
+            raise ValueError(f"embargo and horizon must be >= 0, got {self.embargo!r}, {self.horizon!r}")
+
+    @classmethod
+    def from_mapping(cls, conf: Mapping[str, Any]) -> SplitSettings:
+        known = {k: conf[k] for k in ("eval_sessions", "embargo", "train_years", "shuffle_labels") if k in conf}
+        ints = {k: int(v) for k, v in known.items() if k != "shuffle_labels"}
+        return cls(**ints, shuffle_labels=bool(known.get("shuffle_labels", False)))
+
+
+@dataclass
+class TrainingFrames:
+    """``train`` and ``evaluation`` rows of one retrain and where they were cut (``info``, JSON-ready)."""
+
+    train: pd.DataFrame
+    evaluation: pd.DataFrame
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def load_clean_bars(symbols: tuple[str, ...] | list[str]) -> pd.DataFrame:
+    """Daily bars of ``symbols`` (the ``arch`` data sets), cleaned by :func:`market.clean_bars`."""
+    frames = [market.load_arch_bars(s) for s in symbols]
+    cleaned, _ = market.clean_bars(pd.concat(frames, ignore_index=True))
+    return cleaned
+
+
+def feature_panel(bars: pd.DataFrame, end: pd.Timestamp | None = None) -> pd.DataFrame:
+    """Features + labels for every symbol, one row per (symbol, date) with complete features, before ``end``."""
+    parts = []
+    for sym, g in bars.groupby("symbol", sort=True):
+        g = g.sort_values("date").reset_index(drop=True)
+        f = features.compute_features(g)
+        lab = features.make_labels(g, horizon=HORIZON, k=K, vol_window=VOL_WINDOW)
+        f = f.join(lab[["label", "r_fwd", "threshold"]])
+        f["symbol"] = sym
+        f.index.name = "date"
+        parts.append(f.reset_index())
+    panel = pd.concat(parts, ignore_index=True)
+    panel = panel.dropna(subset=list(features.FEATURE_COLUMNS))
+    if end is not None:
+        panel = panel[panel["date"] < end]
+    return panel.sort_values(["date", "symbol"]).reset_index(drop=True)
+
+
+def fingerprint(panel: pd.DataFrame) -> str:
+    """SHA-256 of the rows that define a training set (symbol, date, features, label)."""
+    h = hashlib.sha256()
+    cols = ["symbol", "date", *features.FEATURE_COLUMNS, "label"]
+    h.update(pd.util.hash_pandas_object(panel[cols], index=False).to_numpy().tobytes())
+    return h.hexdigest()
+
+
+def rows_per_class(frame: pd.DataFrame) -> dict[str, int]:
+    """``{label: count}`` of a labelled frame, in label order."""
+    return {str(k): int(v) for k, v in frame["label"].value_counts().sort_index().items()}
+
+
+def trigger_end(trigger: Mapping[str, Any]) -> datetime:
+    """The end of a trigger's data (``window_end``, else ``triggered_at``), timezone-aware (UTC if naive)."""
+    end = trigger.get("window_end") or trigger.get("triggered_at")
+    if end is None:
+        raise ValueError(f"trigger {trigger.get('trigger_id')}: neither window_end nor triggered_at is set")
+    dt = end if isinstance(end, datetime) else datetime.fromisoformat(str(end))
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def matured(panel: pd.DataFrame, *, horizon: int = HORIZON, what: str = "training data") -> pd.DataFrame:
+    """The labelled rows of ``panel`` whose label horizon closed inside the panel: a label is known only
+    ``horizon`` sessions after its bar, so the last ``horizon`` sessions are dropped."""
+    sessions = np.sort(panel["date"].unique())
+    if len(sessions) <= horizon:
+        raise ValueError(f"{what}: {len(sessions)} sessions, not more than the label horizon ({horizon})")
+    last = sessions[-horizon - 1]
+    return panel[panel["label"].notna() & (panel["date"] <= last)].reset_index(drop=True)
+
+
+def split_train_eval(
+    panel: pd.DataFrame, settings: SplitSettings, *, incremental_from: date | None = None, what: str = "training data"
+) -> TrainingFrames:
+    """Cut a panel (rows before the trigger's end) into training and out-of-sample rows.
+
+    * only matured labels (:func:`matured`);
+    * out-of-sample: the last ``eval_sessions`` labelled sessions;
+    * training: up to ``embargo + horizon`` sessions before the out-of-sample start (exclusive), going back
+      ``train_years`` years, or starting the day after ``incremental_from`` (an incremental retrain
+      continues from the champion's last training day);
+    * ``shuffle_labels`` permutes the training labels (seed 0): a sanity check that must fail the gates.
+
+    ``what`` names model, trigger and window in errors.
+    """
+    labelled_panel = matured(panel, horizon=settings.horizon, what=what)
+    labelled = np.sort(labelled_panel["date"].unique())
+    n_eval, gap = int(settings.eval_sessions), int(settings.embargo) + int(settings.horizon)
+    if len(labelled) <= n_eval + gap:
+        raise ValueError(
+            f"{what}: {len(labelled)} labelled sessions are too few for eval_sessions={n_eval} "
+            f"plus an embargo of {gap} sessions and any training rows"
+        )
+    eval_start = pd.Timestamp(labelled[-n_eval])
+    train_last = pd.Timestamp(labelled[len(labelled) - n_eval - gap - 1])
+    train_first = train_last - pd.DateOffset(years=int(settings.train_years))
+    if incremental_from is not None:
+        train_first = pd.Timestamp(incremental_from) + pd.Timedelta(days=1)
+    dates = labelled_panel["date"]
+    train = labelled_panel[(dates >= train_first) & (dates <= train_last)].reset_index(drop=True)
+    evaluation = labelled_panel[dates >= eval_start].reset_index(drop=True)
+    if settings.shuffle_labels:
+        rng = np.random.default_rng(0)
+        train["label"] = rng.permutation(train["label"].to_numpy())
+    info = {
+        "train_start": str(train["date"].min().date()) if len(train) else None,
+        "train_end": str(train_last.date()),
+        "eval_start": str(eval_start.date()),
+        "eval_end": str(pd.Timestamp(labelled[-1]).date()),
+        "embargo_sessions": gap,
+    }
+    return TrainingFrames(train, evaluation, info)
+
+
+def trigger_frames(
+    trigger: Mapping[str, Any],
+    settings: SplitSettings,
+    *,
+    symbols: list[str] | tuple[str, ...],
+    champion_train_end: date | None = None,
+) -> TrainingFrames:
+    """The frames of a retrain trigger: bars of ``symbols`` before the trigger's end, split by
+    :func:`split_train_eval` (incremental triggers continue from ``champion_train_end``)."""
+    end = pd.Timestamp(trigger_end(trigger).date())
+    what = f"{trigger['model_name']} trigger {trigger['trigger_id']} (data before {end:%Y-%m-%d})"
+    bars = load_clean_bars(list(symbols))
+    panel = feature_panel(bars[bars["date"] < end], end)
+    incremental = trigger.get("retrain_mode") == "incremental" and champion_train_end is not None
+    return split_train_eval(panel, settings, incremental_from=champion_train_end if incremental else None, what=what)
+
+
+def training_frame_spec(min_rows: int = 200):
+    """The Great Expectations checks of a training set: every feature present, known labels, enough rows."""
+    from include.modelwatch.data.features import FEATURE_COLUMNS
+    from include.modelwatch.data.quality import ColumnSpec, FrameSpec
+    from include.modelwatch.vocabulary import CLASSES
+
+    columns = [ColumnSpec(c, max_null_share=0.0) for c in FEATURE_COLUMNS]
+    columns.append(ColumnSpec("label", kind="categorical", allowed=CLASSES, max_null_share=0.0))
+    return FrameSpec(columns=tuple(columns), min_rows=min_rows)

@@ -1,0 +1,80 @@
+"""Defect 3: one place for each settings default (include/modelwatch/defaults.py), and
+airflow_settings.yaml lists exactly those variables with exactly those values."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from include.modelwatch import defaults
+from include.modelwatch.ops import settings
+
+
+def _yaml_variables() -> dict[str, str]:
+    s = settings.load(env={})
+    return {v["variable_name"]: v["variable_value"] for v in s.variables}
+
+
+def test_settings_file_variables_equal_the_code_defaults():
+    got = _yaml_variables()
+    assert set(got) == set(defaults.VARIABLES)
+    for name, text in got.items():
+        assert defaults.parse(name, text) == defaults.parse(name, defaults.text(name)), name
+    # the values the issue was about, spelled out
+    assert json.loads(got["modelwatch_symbols"]) == ["SPX", "IXIC"] == list(defaults.SYMBOLS)
+    assert got["modelwatch_model_name"] == "spx_signal" == defaults.MODEL_NAME
+
+
+def test_artifact_dir_is_an_environment_setting_not_a_variable():
+    assert "modelwatch_artifact_dir" not in _yaml_variables()
+    assert defaults.artifact_dir({"MODELWATCH_ARTIFACT_DIR": "/data/artifacts"}) == "/data/artifacts"
+    assert defaults.artifact_dir({}) == ".modelwatch/artifacts"
+    assert defaults.artifact_dir({"MODELWATCH_ARTIFACT_DIR": ""}) == ".modelwatch/artifacts"
+
+
+def test_defaults_text_and_parse():
+    assert defaults.text("modelwatch_symbols") == '["SPX", "IXIC"]'
+    assert defaults.text("modelwatch_performance_tolerance") == "0.1"
+    assert defaults.parse("modelwatch_symbols", None) == ["SPX", "IXIC"]
+    assert defaults.parse("modelwatch_symbols", "") == ["SPX", "IXIC"]
+    assert defaults.parse("modelwatch_symbols", '[" NDX "]') == ["NDX"]
+    assert defaults.parse("modelwatch_max_model_age_days", "7") == 7
+    assert defaults.parse("modelwatch_performance_tolerance", "0.25") == 0.25
+    assert defaults.parse("modelwatch_gate_overrides", '{"m": {"x": 1}}') == {"m": {"x": 1}}
+
+
+@pytest.mark.parametrize(
+    "name, raw, match",
+    [
+        ("modelwatch_symbols", '"SPX"', "non-empty JSON list"),
+        ("modelwatch_symbols", "[]", "non-empty JSON list"),
+        ("modelwatch_symbols", '["SPX", ""]', "non-empty JSON list"),
+        ("modelwatch_symbols", "SPX,IXIC", "modelwatch_symbols = 'SPX,IXIC'"),
+        ("modelwatch_gate_overrides", "[1]", "JSON object"),
+        ("modelwatch_max_model_age_days", "thirty", "modelwatch_max_model_age_days = 'thirty'"),
+    ],
+)
+def test_bad_variable_values_name_the_variable(name, raw, match):
+    with pytest.raises(ValueError, match=match):
+        defaults.parse(name, raw)
+
+
+def test_unknown_variable_is_an_error():
+    with pytest.raises(KeyError, match="modelwatch_artifact_dir"):
+        defaults.text("modelwatch_artifact_dir")
+
+
+def test_scoring_tasks_fall_back_to_the_one_default(monkeypatch):
+    """With no Variable set, score_signals scores what the settings file lists (was ["SPX"] in code)."""
+    from airflow.sdk import Variable
+
+    from include.tasks import scoring
+
+    monkeypatch.setattr(Variable, "get", staticmethod(lambda key, default=None, **_: default))
+    assert scoring.symbols() == ["SPX", "IXIC"]
+    assert scoring.model_name() == "spx_signal"
+    stored = {"modelwatch_symbols": "oops"}
+    monkeypatch.setattr(Variable, "get", staticmethod(lambda key, default=None, **_: stored.get(key, default)))
+    with pytest.raises(ValueError, match="modelwatch_symbols = 'oops'"):
+        scoring.symbols()
