@@ -41,7 +41,7 @@ from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, TriggerRule, 
 from include.modelwatch.decisions import TASK_DEPLOY, TASK_HUMAN, TASK_NO_TRIGGER, TASK_REJECT, TASK_TRAIN
 from include.tasks.assets import RETRAINING_TRIGGERS
 from include.tasks.common import DEFAULT_ARGS
-from include.tasks.retrain import ALGORITHMS, retrain_params
+from include.tasks.forms import ALGORITHMS, retrain_params
 
 TASK_HUMAN_DECISION = "human_decision"
 TASK_DEPLOY_APPROVED = "deploy_approved"

@@ -79,7 +79,7 @@ PARAMS = {
 def rollback_model():
     @task(multiple_outputs=False)
     def plan_rollback(**context) -> dict:
-        from include.tasks.retrain import rollback_plan
+        from include.tasks.rollback import rollback_plan
 
         return rollback_plan(context)
 
@@ -91,13 +91,13 @@ def rollback_model():
 
     @task(task_id=TASK_ROLLBACK)
     def rollback_champion(plan: dict, **context) -> int:
-        from include.tasks.retrain import do_rollback
+        from include.tasks.rollback import do_rollback
 
         return do_rollback(plan, context)
 
     @task(task_id=TASK_KEEP)
     def keep_champion(plan: dict) -> str:
-        from include.tasks.retrain import keep
+        from include.tasks.rollback import keep
 
         return keep(plan)
 

@@ -50,7 +50,10 @@ def label_to_index(labels: Iterable[Any], classes: Iterable[str] = CLASSES, *, w
 
 
 def finite_or_none(value: Any) -> float | None:
-    """``float(value)`` when it is a finite number, else None (NaN, inf, None, non-numbers)."""
+    """``float(value)`` when it is a finite number, else None (NaN, inf, None, bools, non-numeric text).
+
+    Numeric text (``"0.1"``) converts: values read back from JSON or Variables may be strings.
+    """
     if value is None or isinstance(value, bool):
         return None
     try:

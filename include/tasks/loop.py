@@ -23,7 +23,8 @@ def respond(source: str, context: dict[str, Any]) -> dict[str, Any]:
     Returns counts per action and whether any trigger changed (the asset event).
     """
     from include.modelwatch.data import storage
-    from include.modelwatch.loop import responses
+    from include.modelwatch.loop import responses, triggers
+    from include.modelwatch.loop.feedback import update_feedback
     from include.modelwatch.metrics import get_metrics
     from include.modelwatch.monitoring.performance import store
     from include.tasks.performance import settings
@@ -46,8 +47,8 @@ def respond(source: str, context: dict[str, Any]) -> dict[str, Any]:
                 if not ev.replayed:
                     counts[a["action"]] = counts.get(a["action"], 0) + 1
                     get_metrics().incr("loop.actions", source, a["action"])
-        feedback = responses.update_feedback(conn, as_of=end, run_id=rid) if source == "performance" else []
-        pending = responses.pending_count(conn)
+        feedback = update_feedback(conn, as_of=end, run_id=rid) if source == "performance" else []
+        pending = triggers.pending_count(conn)
     get_metrics().gauge("loop.pending_triggers", pending)
     for h in health:
         log.info(

@@ -1,66 +1,29 @@
-"""Task bodies of ``retrain_gated`` and ``rollback_model``: context and connection in, library call, results out.
+"""Task bodies of ``retrain_gated``: context and connection in, library call, results out.
 
 The data a run works on is fixed by its claimed trigger (see
 :mod:`include.modelwatch.training.dataset`); every step recomputes the same
 frames from the same trigger, so a retry reproduces them and nothing large
 goes through XCom. What a run does comes from its trigger form (``params``) or
-its conf; the conf wins (tests and the API pass conf).
+its conf; the conf wins (tests and the API pass conf): see :mod:`include.tasks.forms`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any
 
 from include.modelwatch import defaults
 from include.tasks.common import monitoring_db, run_id, variable
+from include.tasks.forms import ALGORITHMS, DEPLOY_ALIASES, RETRAIN_MODES, jsonable, refuse, request, settings
 
 log = logging.getLogger(__name__)
 
-ALGORITHMS = ["lightgbm", "xgboost"]
-RETRAIN_MODES = ("full", "incremental")
-DEPLOY_ALIASES = ("champion", "challenger")
-#: Quick-run knobs (tests, demos) and their defaults.
-DEFAULTS: dict[str, Any] = {
-    "eval_sessions": 126,
-    "embargo": 5,
-    "num_boost_round": 150,
-    "shuffle_labels": False,
-    "train_years": 8,
-}
 
-
-def request(context: dict[str, Any]) -> dict[str, Any]:
-    """What the run was asked to do: the trigger form's params, overridden by the run's conf (None = unset)."""
-    out: dict[str, Any] = {}
-    conf = (context["dag_run"].conf or {}) if context.get("dag_run") else {}
-    for source in (context.get("params") or {}, conf):
-        out.update({k: v for k, v in dict(source).items() if v is not None})
-    return out
-
-
-def _settings(context: dict[str, Any]) -> dict[str, Any]:
-    req = request(context)
-    return {k: req.get(k, v) for k, v in DEFAULTS.items()}
-
-
-def _split(context: dict[str, Any]):
+def _split(context: dict[str, Any]):  # the split knobs of the request
     from include.modelwatch.training.dataset import SplitSettings
 
-    return SplitSettings.from_mapping(_settings(context))
-
-
-def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(json.dumps(row, default=str))
-
-
-def _refuse(message: str) -> None:
-    """Fail the task at once: a bad request does not get better on retry."""
-    from airflow.sdk.exceptions import AirflowFailException
-
-    raise AirflowFailException(message)
+    return SplitSettings.from_mapping(settings(context))
 
 
 # ------------------------------------------------------------------ claim
@@ -68,7 +31,7 @@ def _refuse(message: str) -> None:
 
 def claim(context: dict[str, Any]) -> dict[str, Any] | None:
     """Create a manual trigger if the run asks for one (model + reason), then claim one trigger."""
-    from include.modelwatch.loop import responses
+    from include.modelwatch.loop import responses, triggers
     from include.modelwatch.training import retrain
 
     req = request(context)
@@ -77,13 +40,13 @@ def claim(context: dict[str, Any]) -> dict[str, Any] | None:
     model, reason = req.get("model_name"), req.get("reason")
     manual = model is not None or reason is not None
     if manual and not (model and str(reason or "").strip()):
-        _refuse(
+        refuse(
             f"manual retrain refused: needs both model_name and a non-blank reason (got model_name={model!r}, "
             f"reason={reason!r})"
         )
     mode = req.get("retrain_mode", "full")
     if mode not in RETRAIN_MODES:
-        _refuse(f"manual retrain refused: retrain_mode must be one of {RETRAIN_MODES}, got {mode!r}")
+        refuse(f"manual retrain refused: retrain_mode must be one of {RETRAIN_MODES}, got {mode!r}")
     decided: list[str] = []
     with monitoring_db() as conn:
         run_type = str(getattr(context.get("dag_run"), "run_type", "")).split(".")[-1].lower()
@@ -94,7 +57,7 @@ def claim(context: dict[str, Any]) -> dict[str, Any] | None:
                 decided.append(f"schedule rules for {name}: {summary}")
         if manual:
             try:
-                tid = responses.create_manual_trigger(
+                tid = triggers.create_manual_trigger(
                     conn,
                     str(model),
                     str(reason),
@@ -104,7 +67,7 @@ def claim(context: dict[str, Any]) -> dict[str, Any] | None:
                     as_of=claimed_at,
                 )
             except ValueError as exc:
-                _refuse(f"manual retrain refused: {exc}")
+                refuse(f"manual retrain refused: {exc}")
             decided.append(f"manual {mode} retrain of {model} requested by this run: trigger {tid}")
         trig = retrain.claim_trigger(conn, run_id=rid, claimed_at=claimed_at, model_name=model)
     if trig is None:
@@ -117,27 +80,20 @@ def claim(context: dict[str, Any]) -> dict[str, Any] | None:
             f"{trig['retrain_mode']} / {trig['priority']}: {trig['reason']}"
         )
     log.info("summary: %s", "; ".join(decided))
-    return None if trig is None else _jsonable(trig)
+    return None if trig is None else jsonable(trig)
 
 
 # ------------------------------------------------------------------ data
 
 
-def _champion(model_name: str):
+def _frames(trigger: dict[str, Any], context: dict[str, Any]):
+    """The trigger's frames (see :func:`candidate.trigger_frames`) and the champion they are cut for."""
     from include.modelwatch import registry
+    from include.modelwatch.training import candidate
 
     with monitoring_db() as conn:
-        return registry.get_alias(conn, model_name, registry.CHAMPION)
-
-
-def _frames(trigger: dict[str, Any], context: dict[str, Any]):
-    from include.modelwatch.training import dataset
-
-    champ = _champion(trigger["model_name"])
-    symbols = (champ.params or {}).get("symbols") or list(dataset.SYMBOLS)
-    frames = dataset.trigger_frames(trigger, _split(context), symbols=symbols, champion_train_end=champ.train_end)
-    frames.info.update(champion_version=champ.version, champion_train_end=str(champ.train_end))
-    return frames, champ
+        champ = registry.get_alias(conn, trigger["model_name"], registry.CHAMPION)
+    return candidate.trigger_frames(trigger, _split(context), champ), champ
 
 
 def assemble(trigger: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
@@ -209,33 +165,18 @@ def _fail_trigger(trigger: dict[str, Any], context: dict[str, Any], error: str) 
 # ------------------------------------------------------------------ train + gates
 
 
-def record_train_time(model_name: str, algorithm: str, seconds: float) -> None:
-    """``retrain.train_seconds.<model>.<algorithm>`` timer; statsd timers take milliseconds."""
-    from include.modelwatch.metrics import get_metrics
-
-    get_metrics().timing("retrain.train_seconds", seconds * 1000.0, model_name, algorithm)
-
-
 def train_candidate(dataset_row: dict[str, Any], algorithm: str, context: dict[str, Any]) -> dict[str, Any]:
     """Train one candidate, gate it against the champion on the same out-of-sample rows,
     register it (status 'candidate', no alias) and record job and gate rows."""
     from include.modelwatch import registry
-    from include.modelwatch.data import features
     from include.modelwatch.data.storage import transaction
     from include.modelwatch.training import candidate, dataset, retrain, training
 
-    conf = _settings(context)
-    rid = run_id(context)
+    rid, split = run_id(context), _split(context)
     model_name, tid = dataset_row["model_name"], dataset_row["trigger_id"]
     when = dataset.trigger_end(dataset_row)
-    split = _split(context)
-    params = {
-        "num_boost_round": int(conf["num_boost_round"]),
-        "retrain_mode": dataset_row["retrain_mode"],
-        "embargo": split.embargo,
-        "eval_sessions": split.eval_sessions,
-        "shuffle_labels": split.shuffle_labels,
-    }
+    mode = dataset_row["retrain_mode"]
+    params = candidate.job_params(num_boost_round=settings(context)["num_boost_round"], retrain_mode=mode, split=split)
     with monitoring_db() as conn:
         job = retrain.start_job(
             conn,
@@ -243,7 +184,7 @@ def train_candidate(dataset_row: dict[str, Any], algorithm: str, context: dict[s
             dataset_id=dataset_row["dataset_id"],
             model_name=model_name,
             algorithm=algorithm,
-            retrain_mode=dataset_row["retrain_mode"],
+            retrain_mode=mode,
             params=params,
             started_at=when,
             run_id=rid,
@@ -251,23 +192,19 @@ def train_candidate(dataset_row: dict[str, Any], algorithm: str, context: dict[s
     t0 = time.perf_counter()
     try:
         frames, champ = _frames(dataset_row, context)
-        train, info = frames.train, frames.info
-        champ_model = training.deserialize_model(registry.read_artifact(champ))
-        if algorithm not in ALGORITHMS:
-            raise ValueError(f"{model_name}: unknown algorithm {algorithm!r}; expected one of {ALGORITHMS}")
-        algo: training.Algorithm = "lightgbm" if algorithm == "lightgbm" else "xgboost"
-        ev = candidate.evaluate_candidate(
-            train,
-            frames.evaluation,
-            algorithm=algo,
-            champion_model=champ_model,
-            num_boost_round=int(conf["num_boost_round"]),
-            embargo=split.embargo,
-            horizon=split.horizon,
-            incremental=dataset_row["retrain_mode"] == "incremental",
+        ev = candidate.train_for_trigger(
+            frames,
+            training.deserialize_model(registry.read_artifact(champ)),
+            model_name=model_name,
+            algorithm=algorithm,
+            params=params,
+            split=split,
             overrides=variable("modelwatch_gate_overrides").get(model_name, {}),
         )
         secs = time.perf_counter() - t0
+        fields = candidate.registration(
+            ev, frames.train, params=params, champion_params=champ.params, trigger_id=tid, horizon=split.horizon
+        )
         with monitoring_db() as conn:
             # version, baseline, gate rows and job outcome: one transaction, so a
             # failure here leaves no half-registered candidate behind
@@ -276,25 +213,10 @@ def train_candidate(dataset_row: dict[str, Any], algorithm: str, context: dict[s
                     conn,
                     model_name=model_name,
                     algorithm=algorithm,
-                    artifact=training.serialize_model(ev.model),
                     artifact_dir=defaults.artifact_dir(),
-                    features=list(features.FEATURE_COLUMNS),
-                    classes=list(training.CLASSES),
-                    params={**(champ.params or {}), **params, "trigger_id": tid},
-                    horizon_days=split.horizon,
-                    train_start=train["date"].min().date(),
-                    train_end=train["date"].max().date(),
-                    dataset_fingerprint=dataset.fingerprint(train),
-                    metrics={
-                        "walk_forward": ev.baseline,
-                        "out_of_sample": {"candidate": ev.oos_candidate, "champion": ev.oos_champion},
-                        "gates": ev.summary.status,
-                        "train_rows": len(train),
-                    },
-                    feature_importance=ev.importance,
-                    reference_profile=ev.profile,
                     run_id=rid,
                     cur=cur,
+                    **fields,
                 )
                 registry.write_baseline(cur, mv, ev.baseline, *ev.baseline_period)
                 retrain.record_gates(
@@ -316,7 +238,7 @@ def train_candidate(dataset_row: dict[str, Any], algorithm: str, context: dict[s
                     duration_s=secs,
                     finished_at=when,
                     candidate_version=mv.version,
-                    metrics={"oos_accuracy": ev.oos_accuracy, "gates": ev.summary.status, **info},
+                    metrics=candidate.job_metrics(ev, frames.info),
                     cur=cur,
                 )
     except Exception as exc:
@@ -327,34 +249,17 @@ def train_candidate(dataset_row: dict[str, Any], algorithm: str, context: dict[s
                 status="failed",
                 duration_s=time.perf_counter() - t0,
                 finished_at=when,
-                error=f"{type(exc).__name__}: {exc}"[:1000],
+                error=candidate.job_error(exc),
             )
         raise RuntimeError(f"{model_name} trigger {tid}: {algorithm} training failed: {exc}") from exc
-    record_train_time(model_name, algorithm, secs)
+    candidate.record_train_time(model_name, algorithm, secs)
     for line in candidate.gate_lines(ev.results):
         log.info("%s", line)
-    log.info(
-        "summary: %s candidate %s (status candidate): out-of-sample accuracy %.4f on %s..%s; gates -> %s (%s); "
-        "trained in %.1f s",
-        algorithm,
-        mv.label,
-        ev.oos_accuracy,
-        info["eval_start"],
-        info["eval_end"],
-        ev.summary.status,
-        ev.summary.message,
-        secs,
+    summary = candidate.summary_line(ev, algorithm=algorithm, label=mv.label, info=frames.info, seconds=secs)
+    log.info("summary: %s", summary)
+    return candidate.candidate_result(
+        ev, algorithm=algorithm, job_id=job, version=mv.version, champion_version=champ.version
     )
-    return {
-        "algorithm": algorithm,
-        "job_id": job,
-        "version": mv.version,
-        "status": ev.summary.status,
-        "failing": list(ev.summary.failing),
-        "borderline": list(ev.summary.borderline),
-        "oos_accuracy": ev.oos_accuracy,
-        "champion_version": champ.version,
-    }
 
 
 # ------------------------------------------------------------------ decide
@@ -423,7 +328,7 @@ def deploy(
 
     alias = request(context).get("deploy_alias", "champion")
     if alias not in DEPLOY_ALIASES:
-        _refuse(f"{dataset_row['model_name']}: deploy_alias must be one of {DEPLOY_ALIASES}, got {alias!r}")
+        refuse(f"{dataset_row['model_name']}: deploy_alias must be one of {DEPLOY_ALIASES}, got {alias!r}")
     why = (
         f"retrain_gated: trigger {dataset_row['trigger_id']} ({dataset_row['trigger_type']}: "
         f"{dataset_row['reason']}); {best['algorithm']} v{best['version']} passed the gates"
@@ -459,11 +364,11 @@ def deploy(
 def _record_feedback(dataset_row: dict[str, Any], context: dict[str, Any]) -> str:
     """Start the trigger's feedback row at once (before-value; a rejection is final);
     performance_daily fills in the after-value as outcomes mature. Returns a summary fragment."""
-    from include.modelwatch.loop import responses
+    from include.modelwatch.loop import feedback
     from include.modelwatch.training import dataset
 
     with monitoring_db() as conn:
-        rows = responses.update_feedback(conn, as_of=dataset.trigger_end(dataset_row), run_id=run_id(context))
+        rows = feedback.update_feedback(conn, as_of=dataset.trigger_end(dataset_row), run_id=run_id(context))
     mine = [r for r in rows if r["trigger_id"] == dataset_row["trigger_id"]]
     return "".join(
         f"; feedback: trigger {r['trigger_id']} ({r['rule_name']}): live accuracy before "
@@ -540,160 +445,3 @@ def apply_approval(dataset_row: dict[str, Any], best: dict[str, Any], approved: 
         deploy(dataset_row, best, context, approved_by=who)
         return "deployed"
     return reject(dataset_row, best, context, why=f"not approved by {who}")
-
-
-# ------------------------------------------------------------------ rollback_model
-
-
-def rollback_plan(context: dict[str, Any]) -> dict[str, Any]:
-    """Manual (``model_name``, ``target_version``, ``reason`` from the form or conf) or automatic: the champion
-    deployed last is compared with the previous one on daily live accuracy
-    (``live_performance_daily``) over ``period_days`` before / after the change."""
-    from datetime import timedelta
-
-    from include.modelwatch import registry
-    from include.modelwatch.decisions import should_rollback
-    from include.modelwatch.training import retrain
-
-    req = request(context)
-    model_name = req.get("model_name") or variable("modelwatch_model_name")
-    as_of = context.get("logical_date") or context["dag_run"].run_after
-    with monitoring_db() as conn:
-        current = registry.resolve_alias(conn, model_name, registry.CHAMPION)
-        if req.get("target_version") is not None:
-            target = int(req["target_version"])
-            reason = str(req.get("reason") or "").strip()
-            if not reason:
-                _refuse(f"{model_name}: a manual rollback to v{target} needs a reason")
-            log.info(
-                "summary: %s: manual rollback of champion v%s to v%s requested: %s", model_name, current, target, reason
-            )
-            return {
-                "model_name": model_name,
-                "target_version": target,
-                "current_version": current,
-                "reason": f"manual: {reason}",
-                "rollback": True,
-                "manual": True,
-                "as_of": str(as_of),
-            }
-        change = retrain.last_champion_change(conn, model_name, as_of)
-        if not change or change["from_version"] is None:
-            log.info(
-                "summary: %s: champion v%s has no predecessor; nothing to compare, champion kept", model_name, current
-            )
-            return {"model_name": model_name, "rollback": False, "as_of": str(as_of)}
-        period = timedelta(days=int(req.get("period_days", 30)))
-        at = change["changed_at"]
-        new = retrain.live_metric_series(conn, model_name, change["to_version"], at, min(as_of, at + period))
-        prev = retrain.live_metric_series(conn, model_name, change["from_version"], at - period, at)
-    worse, evidence = should_rollback(new, prev, min_days=int(req.get("min_days", 10)))
-    log.info(
-        "summary: %s: v%s (since %s) vs v%s: %s -> %s",
-        model_name,
-        change["to_version"],
-        f"{at:%Y-%m-%d}",
-        change["from_version"],
-        evidence["reason"],
-        "roll back" if worse else "keep",
-    )
-    return {
-        "model_name": model_name,
-        "target_version": change["from_version"],
-        "current_version": change["to_version"],
-        "reason": f"automatic: live accuracy significantly worse ({evidence['reason']})",
-        "rollback": worse,
-        "evidence": _jsonable(evidence),
-        "as_of": str(as_of),
-    }
-
-
-def do_rollback(plan: dict[str, Any], context: dict[str, Any]) -> int:
-    from datetime import datetime
-
-    from include.modelwatch.training import retrain
-
-    with monitoring_db() as conn:
-        prev = retrain.rollback(
-            conn,
-            model_name=plan["model_name"],
-            target_version=int(plan["target_version"]),
-            reason=plan["reason"],
-            changed_at=datetime.fromisoformat(plan["as_of"]),
-            run_id=run_id(context),
-        )
-    log.info(
-        "summary: %s: champion restored to v%s (active again; v%s retired); %s",
-        plan["model_name"],
-        plan["target_version"],
-        prev,
-        plan["reason"],
-    )
-    return int(plan["target_version"])
-
-
-def keep(plan: dict[str, Any]) -> str:
-    evidence = (plan.get("evidence") or {}).get("reason") or "no predecessor to compare with"
-    why = f"{plan['model_name']}: champion v{plan.get('current_version')} kept ({evidence})"
-    log.info("summary: %s", why)
-    return why
-
-
-# ------------------------------------------------------------------ trigger form
-
-
-def _knob(name: str, minimum: int, what: str) -> Any:
-    from airflow.sdk import Param
-
-    return Param(
-        None,
-        type=["null", "integer"],
-        minimum=minimum,
-        title=name.replace("_", " ").capitalize(),
-        description=f"optional quick-run knob: {what} (empty: {DEFAULTS[name]})",
-    )
-
-
-def retrain_params() -> dict[str, Any]:
-    """The trigger form of ``retrain_gated``: every field a manual run needs, none a JSON key to know."""
-    from airflow.sdk import Param
-
-    return {
-        "model_name": Param(
-            None,
-            type=["null", "string"],
-            enum=[None, defaults.MODEL_NAME],
-            title="Model",
-            description="retrain this model now (manual trigger); empty: only claim pending triggers",
-        ),
-        "reason": Param(
-            None,
-            type=["null", "string"],
-            title="Reason",
-            description="why (required when a model is chosen; recorded on the trigger)",
-        ),
-        "retrain_mode": Param(
-            "full",
-            type="string",
-            enum=list(RETRAIN_MODES),
-            title="Retrain mode",
-            description="full: retrain from scratch; incremental: continue the champion",
-        ),
-        "deploy_alias": Param(
-            "champion",
-            type="string",
-            enum=list(DEPLOY_ALIASES),
-            title="Deploy as",
-            description="champion: replace it; challenger: deploy for an A/B test",
-        ),
-        "num_boost_round": _knob("num_boost_round", 1, "boosting rounds"),
-        "eval_sessions": _knob("eval_sessions", 1, "sessions of the shared out-of-sample period"),
-        "embargo": _knob("embargo", 0, "sessions between training and out-of-sample (plus the label horizon)"),
-        "train_years": _knob("train_years", 1, "years of training data"),
-        "shuffle_labels": Param(
-            False,
-            type="boolean",
-            title="Shuffle labels",
-            description="sanity check: train on permuted labels (the gates must reject it)",
-        ),
-    }

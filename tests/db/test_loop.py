@@ -11,7 +11,7 @@ import pytest
 
 from include.modelwatch import registry
 from include.modelwatch.data import storage
-from include.modelwatch.loop import alerts, responses, rules
+from include.modelwatch.loop import alerts, feedback, responses, rule_store, rules, triggers
 from include.modelwatch.ops import cli
 from include.modelwatch.training import retrain
 
@@ -72,7 +72,7 @@ def _triggers(db, model="m"):
 
 
 def test_migration_seeds_the_predecessor_defaults(db):
-    stored = {r.name: r for r in responses.load_rules(db)}
+    stored = {r.name: r for r in rule_store.load_rules(db)}
     assert stored == {r.name: r for r in rules.DEFAULT_RULES}
 
 
@@ -205,10 +205,10 @@ def test_pending_trigger_about_a_replaced_champion_is_cancelled(db, tmp_path):
 def test_rule_override_and_disabled_rule(db, tmp_path):
     _champion(db, tmp_path)
     _alert(db, score=0.3)
-    responses.set_rule(db, "drift_full_retrain", {"threshold": "0.35"}, model="m", by="test")
+    rule_store.set_rule(db, "drift_full_retrain", {"threshold": "0.35"}, model="m", by="test")
     assert responses.evaluate(db, "m", source="drift", as_of=T0).actions[0]["action"] == "no_change"
-    responses.set_rule(db, "drift_full_retrain", {}, model="m", clear_override=True, by="test")
-    responses.set_rule(db, "drift_full_retrain", {"enabled": "false"}, by="test")
+    rule_store.set_rule(db, "drift_full_retrain", {}, model="m", clear_override=True, by="test")
+    rule_store.set_rule(db, "drift_full_retrain", {"enabled": "false"}, by="test")
     assert responses.evaluate(db, "m", source="drift", as_of=T0 + H).actions[0]["action"] == "disabled"
     assert _triggers(db) == []
 
@@ -225,7 +225,7 @@ def test_rule_override_and_disabled_rule(db, tmp_path):
 def test_bad_rule_change_is_rejected_whole(db, changes, model, field):
     before = _q(db, "SELECT * FROM automated_response_rules ORDER BY rule_name")
     with pytest.raises(rules.RuleError) as err:
-        responses.set_rule(db, "drift_full_retrain", changes, model=model, by="test")
+        rule_store.set_rule(db, "drift_full_retrain", changes, model=model, by="test")
     assert err.value.field == field
     assert _q(db, "SELECT * FROM automated_response_rules ORDER BY rule_name") == before
 
@@ -254,7 +254,7 @@ def test_bad_rule_in_plain_sql_is_rejected_by_the_database(db, sql, message):
         with storage.transaction(db) as cur:
             cur.execute(sql)
     assert message in str(err.value)
-    assert {r.name: r for r in responses.load_rules(db)} == {r.name: r for r in rules.DEFAULT_RULES}
+    assert {r.name: r for r in rule_store.load_rules(db)} == {r.name: r for r in rules.DEFAULT_RULES}
 
 
 def test_concurrent_evaluations_make_one_trigger(db, tmp_path, monitoring_uri):
@@ -306,20 +306,20 @@ def test_the_database_refuses_a_second_pending_trigger(db):
 def test_manual_trigger_without_reason_is_refused(db, tmp_path, reason):
     _champion(db, tmp_path)
     with pytest.raises(ValueError, match="needs a non-empty reason"):
-        responses.create_manual_trigger(db, "m", reason, requested_by="alice", as_of=T0)
+        triggers.create_manual_trigger(db, "m", reason, requested_by="alice", as_of=T0)
     assert _triggers(db) == []
 
 
 def test_manual_trigger_is_idempotent_per_request_and_upgrades(db, tmp_path):
     _champion(db, tmp_path, train_end=date(2008, 8, 1))
     responses.evaluate(db, "m", source="schedule", as_of=T0)  # age: low incremental
-    tid = responses.create_manual_trigger(db, "m", "new data vendor", requested_by="run:abc", as_of=T0 + H)
-    assert responses.create_manual_trigger(db, "m", "new data vendor", requested_by="run:abc", as_of=T0 + H) == tid
+    tid = triggers.create_manual_trigger(db, "m", "new data vendor", requested_by="run:abc", as_of=T0 + H)
+    assert triggers.create_manual_trigger(db, "m", "new data vendor", requested_by="run:abc", as_of=T0 + H) == tid
     t = _triggers(db)
     assert len(t) == 1 and t[0]["trigger_type"] == "manual" and t[0]["priority"] == "high"
     assert "manual trigger by run:abc: new data vendor" == t[0]["reason"]
-    with pytest.raises(responses.LoopError, match="no champion"):
-        responses.create_manual_trigger(db, "unknown_model", "why not", requested_by="bob", as_of=T0)
+    with pytest.raises(triggers.LoopError, match="no champion"):
+        triggers.create_manual_trigger(db, "unknown_model", "why not", requested_by="bob", as_of=T0)
 
 
 def test_cli_rules_and_triggers(db, tmp_path, monitoring_uri, capsys):
@@ -331,7 +331,7 @@ def test_cli_rules_and_triggers(db, tmp_path, monitoring_uri, capsys):
         cli.main(["rules", "set", "drift_full_retrain", "threshold=0.3", "cooldown_hours=12", "--uri", monitoring_uri])
         == 0
     )
-    r = {x.name: x for x in responses.load_rules(db)}["drift_full_retrain"]
+    r = {x.name: x for x in rule_store.load_rules(db)}["drift_full_retrain"]
     assert (r.threshold, r.cooldown_hours) == (0.3, 12.0)
     assert cli.main(["rules", "set", "drift_full_retrain", "threshold=abc", "--uri", monitoring_uri]) == 1
     assert "threshold: must be a finite number" in capsys.readouterr().err
@@ -403,13 +403,13 @@ def test_feedback_before_after_and_rule_precision(db, tmp_path):
     _perf_row(db, v1, T0, date(2008, 7, 1), 0.31, 120)
     _perf_row(db, v2, T0 + timedelta(days=10), date(2008, 10, 2), 0.40, 12)  # too few outcomes yet
     # the feedback period (the first snapshot with >= 20 outcomes after the deployment) is not complete: no row
-    assert responses.update_feedback(db, as_of=T0 + timedelta(days=10), run_id="perf-1") == []
+    assert feedback.update_feedback(db, as_of=T0 + timedelta(days=10), run_id="perf-1") == []
     _perf_row(db, v2, T0 + timedelta(days=20), date(2008, 10, 2), 0.42, 40)
-    rows = responses.update_feedback(db, as_of=T0 + timedelta(days=20), run_id="perf-2")
+    rows = feedback.update_feedback(db, as_of=T0 + timedelta(days=20), run_id="perf-2")
     assert (rows[0]["version_before"], rows[0]["version_after"]) == (v1, v2)
     assert rows[0]["before_value"] == 0.31 and rows[0]["after_value"] == 0.42 and rows[0]["improved"] is True
     assert _q(db, "SELECT count(*) AS n FROM feedback_loop_metrics")[0]["n"] == 1
-    stats = {r["rule_name"]: r for r in responses.rule_stats(db)}
+    stats = {r["rule_name"]: r for r in feedback.rule_stats(db)}
     assert stats["drift_full_retrain"]["fired"] == 1 and stats["drift_full_retrain"]["precision"] == 1.0
     assert stats["age_incremental"]["fired"] == 0 and stats["age_incremental"]["precision"] is None
 
@@ -429,16 +429,16 @@ def test_feedback_is_written_once_for_its_own_period_whatever_the_order_of_runs(
     _perf_row(db, v2, T0 + timedelta(days=20), date(2008, 10, 2), 0.42, 40)
     _perf_row(db, v2, T0 + timedelta(days=30), date(2008, 10, 2), 0.25, 80)
     # runs in time order: the window ending day 20 completes the period
-    responses.update_feedback(db, as_of=T0 + timedelta(days=20), run_id="perf-20")
+    feedback.update_feedback(db, as_of=T0 + timedelta(days=20), run_id="perf-20")
     first = _feedback(db)
     assert [(r["after_value"], r["n_after"], r["evaluated_at"]) for r in first] == [(0.42, 40, T0 + timedelta(days=20))]
     # a later run changes nothing
-    assert responses.update_feedback(db, as_of=T0 + timedelta(days=30), run_id="perf-30") == []
+    assert feedback.update_feedback(db, as_of=T0 + timedelta(days=30), run_id="perf-30") == []
     assert _feedback(db) == first
     # the later window run first (e.g. a catch-up out of order): the same row
     with storage.transaction(db) as cur:
         cur.execute("DELETE FROM feedback_loop_metrics")
-    responses.update_feedback(db, as_of=T0 + timedelta(days=30), run_id="perf-20")
+    feedback.update_feedback(db, as_of=T0 + timedelta(days=30), run_id="perf-20")
     assert _feedback(db) == first
 
 
@@ -448,7 +448,7 @@ def test_feedback_of_a_challenger_deployment_keeps_the_champion(db, tmp_path):
     v1, v2 = _retrain_to_v2(db, tmp_path, reason="A/B test", alias="challenger", outcome="deployed as challenger")
     _perf_row(db, v1, T0, date(2008, 7, 1), 0.31, 120)
     _perf_row(db, v2, T0 + timedelta(days=20), date(2008, 10, 2), 0.42, 40)
-    rows = responses.update_feedback(db, as_of=T0 + timedelta(days=20), run_id="perf-1")
+    rows = feedback.update_feedback(db, as_of=T0 + timedelta(days=20), run_id="perf-1")
     assert (rows[0]["version_before"], rows[0]["version_after"]) == (v1, v1)
     assert rows[0]["outcome"] == "deployed as challenger" and rows[0]["after_value"] is None
     assert rows[0]["improved"] is False and registry.resolve_alias(db, "m", registry.CHAMPION) == v1

@@ -333,7 +333,99 @@ def test_classification_metrics_use_the_canonical_macro_names():
 def test_train_time_is_sent_in_milliseconds():
     """Defect 2: a statsd timer takes milliseconds; 2.5 s of training must read 2500 ms."""
     from include.modelwatch.metrics import get_metrics
-    from include.tasks.retrain import record_train_time
+    from include.modelwatch.training.candidate import record_train_time
 
     record_train_time("spx_signal", "lightgbm", 2.5)
     assert get_metrics().sent[-1] == "modelwatch.retrain.train_seconds.spx_signal.lightgbm:2500|ms"
+
+
+# --------------------------------------------------------------------------- one candidate of a trigger (no Airflow)
+
+
+def _evaluation(model=None):
+    from include.modelwatch.training.candidate import CandidateEvaluation
+    from include.modelwatch.training.gates import GateSummary
+
+    return CandidateEvaluation(
+        model=model,
+        results=[],
+        summary=GateSummary("review", ("business",), ("calibration",)),
+        oos_accuracy=0.61234,
+        oos_candidate={"sharpe": 1.0},
+        oos_champion={"sharpe": 0.5},
+        baseline={"accuracy": 0.55},
+        baseline_period=(None, None, 0),
+        importance={"x0": 3.0},
+        profile={"n_rows": 10},
+    )
+
+
+def test_candidate_algorithm_and_job_params():
+    from include.modelwatch.training.candidate import algorithm_named, job_params
+    from include.modelwatch.training.dataset import SplitSettings
+
+    assert algorithm_named("spx_signal", "xgboost") == "xgboost"
+    expected = r"spx_signal: unknown algorithm 'catboost'; expected one of \['lightgbm', 'xgboost'\]"
+    with pytest.raises(ValueError, match=expected):
+        algorithm_named("spx_signal", "catboost")
+    split = SplitSettings(eval_sessions=40, embargo=3, shuffle_labels=True)
+    assert job_params(num_boost_round="20", retrain_mode="incremental", split=split) == {
+        "num_boost_round": 20,
+        "retrain_mode": "incremental",
+        "embargo": 3,
+        "eval_sessions": 40,
+        "shuffle_labels": True,
+    }
+
+
+def test_candidate_records_and_summary():
+    from include.modelwatch.training.candidate import candidate_result, job_error, job_metrics, summary_line
+
+    ev = _evaluation()
+    info = {"eval_start": "2020-01-02", "eval_end": "2020-06-30"}
+    assert job_metrics(ev, info) == {"oos_accuracy": 0.61234, "gates": "review", **info}
+    assert candidate_result(ev, algorithm="xgboost", job_id=7, version=3, champion_version=2) == {
+        "algorithm": "xgboost",
+        "job_id": 7,
+        "version": 3,
+        "status": "review",
+        "failing": ["business"],
+        "borderline": ["calibration"],
+        "oos_accuracy": 0.61234,
+        "champion_version": 2,
+    }
+    assert job_error(ValueError("x" * 2000)) == ("ValueError: " + "x" * 2000)[:1000]
+    assert summary_line(ev, algorithm="xgboost", label="spx_signal v3", info=info, seconds=12.34) == (
+        "xgboost candidate spx_signal v3 (status candidate): out-of-sample accuracy 0.6123 on 2020-01-02..2020-06-30; "
+        f"gates -> review ({ev.summary.message}); trained in 12.3 s"
+    )
+
+
+def test_candidate_registration_fields(toy):
+    from include.modelwatch.training.candidate import registration
+    from include.modelwatch.training.dataset import fingerprint
+
+    X, y = toy
+    model = train_model("lightgbm", X, y, num_boost_round=5)
+    train = pd.DataFrame(0.5, index=range(4), columns=list(FEATURE_COLUMNS)).assign(
+        symbol="SPX", date=pd.date_range("2020-01-01", periods=4), label=["BUY", "SELL", "HOLD", "BUY"]
+    )
+    fields = registration(
+        _evaluation(model),
+        train,
+        params={"embargo": 3},
+        champion_params={"symbols": ["SPX"], "embargo": 5},
+        trigger_id=9,
+        horizon=5,
+    )
+    assert predict_proba(deserialize_model(fields["artifact"]), X.iloc[:3]).shape == (3, 3)
+    assert fields["params"] == {"symbols": ["SPX"], "embargo": 3, "trigger_id": 9}
+    assert (str(fields["train_start"]), str(fields["train_end"])) == ("2020-01-01", "2020-01-04")
+    assert fields["dataset_fingerprint"] == fingerprint(train) and fields["horizon_days"] == 5
+    assert fields["metrics"] == {
+        "walk_forward": {"accuracy": 0.55},
+        "out_of_sample": {"candidate": {"sharpe": 1.0}, "champion": {"sharpe": 0.5}},
+        "gates": "review",
+        "train_rows": 4,
+    }
+    assert fields["classes"] == list(CLASSES) and fields["feature_importance"] == {"x0": 3.0}

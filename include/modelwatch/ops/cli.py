@@ -128,10 +128,10 @@ def _db_call(args: argparse.Namespace, fn: Callable[[Any], T], refused: str) -> 
 
 def _rules_list(args: argparse.Namespace) -> int:
     from include.modelwatch.data import storage
-    from include.modelwatch.loop import responses
+    from include.modelwatch.loop import rule_store
 
     with storage.session(args.uri) as conn:
-        stored = responses.load_rules(conn)
+        stored = rule_store.load_rules(conn)
     print(f"{'rule':<26}{'condition':<30}{'retrain':<20}{'cooldown':>9}  enabled  overrides")
     for base in stored:
         r = base.for_model(args.model) if args.model else base
@@ -144,7 +144,7 @@ def _rules_list(args: argparse.Namespace) -> int:
 
 
 def _rules_set(args: argparse.Namespace) -> int:
-    from include.modelwatch.loop import responses
+    from include.modelwatch.loop import rule_store
 
     changes = {}
     for item in args.changes:
@@ -155,7 +155,9 @@ def _rules_set(args: argparse.Namespace) -> int:
         changes[key.strip()] = value.strip()
     ok, rule = _db_call(
         args,
-        lambda c: responses.set_rule(c, args.rule, changes, model=args.model, clear_override=args.clear, by=_who(args)),
+        lambda c: rule_store.set_rule(
+            c, args.rule, changes, model=args.model, clear_override=args.clear, by=_who(args)
+        ),
         f"rule {args.rule} not changed: ",
     )
     if not ok or rule is None:
@@ -170,11 +172,11 @@ def _rules_set(args: argparse.Namespace) -> int:
 
 
 def _trigger_create(args: argparse.Namespace) -> int:
-    from include.modelwatch.loop import responses
+    from include.modelwatch.loop import triggers
 
     ok, tid = _db_call(
         args,
-        lambda c: responses.create_manual_trigger(
+        lambda c: triggers.create_manual_trigger(
             c,
             args.model,
             args.reason,
@@ -214,11 +216,11 @@ def _trigger_list(args: argparse.Namespace) -> int:
 
 
 def _trigger_cancel(args: argparse.Namespace) -> int:
-    from include.modelwatch.loop import responses
+    from include.modelwatch.loop import triggers
 
     ok, _ = _db_call(
         args,
-        lambda c: responses.cancel_trigger(c, args.trigger_id, reason=args.reason, by=_who(args), at=_when(args.at)),
+        lambda c: triggers.cancel_trigger(c, args.trigger_id, reason=args.reason, by=_who(args), at=_when(args.at)),
         "",
     )
     if not ok:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -117,29 +118,9 @@ def register_version(
     """
     if status not in (CANDIDATE, ACTIVE):
         raise ValueError(f"{model_name}: a new version is registered as {CANDIDATE!r} or {ACTIVE!r}, not {status!r}")
-    if cur is not None:
+    with nullcontext(cur) if cur is not None else transaction(conn) as c:
         return _register(
-            cur,
-            model_name,
-            algorithm,
-            artifact,
-            artifact_dir,
-            features,
-            classes,
-            params,
-            horizon_days,
-            train_start,
-            train_end,
-            dataset_fingerprint,
-            metrics,
-            feature_importance,
-            reference_profile,
-            run_id,
-            status,
-        )
-    with transaction(conn) as own:
-        return _register(
-            own,
+            c,
             model_name,
             algorithm,
             artifact,

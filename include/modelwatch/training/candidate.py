@@ -2,22 +2,28 @@
 candidate gated against the champion on the same out-of-sample rows (no Airflow, no database).
 
 Used by the bootstrap (the first champion) and by ``retrain_gated`` (every candidate), so both
-register versions with the same kind of baseline and reference profile.
+register versions with the same kind of baseline and reference profile. The ``train_candidate`` task
+of ``retrain_gated`` is a thin shell around :func:`train_for_trigger` and the record builders below
+(job params, registration fields, job metrics, XCom result, summary line).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, get_args
 
 import numpy as np
 import pandas as pd
 
 from include.modelwatch.data import features
+from include.modelwatch.metrics import get_metrics
 from include.modelwatch.monitoring import drift
-from include.modelwatch.training import gates, training
+from include.modelwatch.training import dataset, gates, training
 from include.modelwatch.vocabulary import CLASSES, PROB_COLUMNS, finite_values
+
+if TYPE_CHECKING:
+    from include.modelwatch.registry import ModelVersion
 
 # Calendar features are fixed by the window itself (a one-month window has one
 # `month`), so comparing their distribution with the reference says nothing.
@@ -178,3 +184,135 @@ def evaluate_candidate(
 def gate_lines(results: Sequence[gates.GateResult]) -> list[str]:
     """One readable line per gate: name, status, message."""
     return [f"gate {r.name}: {r.status}: {r.message}" for r in results]
+
+
+# ------------------------------------------------------------------ one candidate of a retrain trigger
+
+
+def trigger_frames(
+    trigger: Mapping[str, Any], split: dataset.SplitSettings, champion: ModelVersion
+) -> dataset.TrainingFrames:
+    """The frames a trigger's candidates train and are gated on: the champion's registered ``symbols`` (else
+    ``dataset.SYMBOLS``), incremental from its training end; ``info`` also names the champion."""
+    symbols = (champion.params or {}).get("symbols") or list(dataset.SYMBOLS)
+    frames = dataset.trigger_frames(trigger, split, symbols=symbols, champion_train_end=champion.train_end)
+    frames.info.update(champion_version=champion.version, champion_train_end=str(champion.train_end))
+    return frames
+
+
+def algorithm_named(model_name: str, algorithm: str) -> training.Algorithm:
+    """``algorithm`` as a known training algorithm, else a ValueError naming the model."""
+    known = list(get_args(training.Algorithm))
+    if algorithm not in known:
+        raise ValueError(f"{model_name}: unknown algorithm {algorithm!r}; expected one of {known}")
+    return "lightgbm" if algorithm == "lightgbm" else "xgboost"
+
+
+def job_params(*, num_boost_round: Any, retrain_mode: str, split: dataset.SplitSettings) -> dict[str, Any]:
+    """The params a training job (and the version it registers) records: boosting rounds, mode and split."""
+    return {
+        "num_boost_round": int(num_boost_round),
+        "retrain_mode": retrain_mode,
+        "embargo": split.embargo,
+        "eval_sessions": split.eval_sessions,
+        "shuffle_labels": split.shuffle_labels,
+    }
+
+
+def train_for_trigger(
+    frames: dataset.TrainingFrames,
+    champion_model: Any,
+    *,
+    model_name: str,
+    algorithm: str,
+    params: Mapping[str, Any],
+    split: dataset.SplitSettings,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> CandidateEvaluation:
+    """Train and gate the ``algorithm`` candidate of a trigger on its frames (``params`` from :func:`job_params`;
+    an incremental trigger continues the champion)."""
+    return evaluate_candidate(
+        frames.train,
+        frames.evaluation,
+        algorithm=algorithm_named(model_name, algorithm),
+        champion_model=champion_model,
+        num_boost_round=int(params["num_boost_round"]),
+        embargo=split.embargo,
+        horizon=split.horizon,
+        incremental=params["retrain_mode"] == "incremental",
+        overrides=overrides,
+    )
+
+
+def registration(
+    ev: CandidateEvaluation,
+    train: pd.DataFrame,
+    *,
+    params: Mapping[str, Any],
+    champion_params: Mapping[str, Any] | None,
+    trigger_id: int,
+    horizon: int,
+) -> dict[str, Any]:
+    """Keyword arguments of ``registry.register_version`` for a trained candidate (all but who, where and how):
+    artifact, features, classes, params (the champion's, overridden by the job's), training period, dataset
+    fingerprint, metrics (walk-forward baseline, out-of-sample candidate vs champion, gates), importance, profile."""
+    return {
+        "artifact": training.serialize_model(ev.model),
+        "features": list(features.FEATURE_COLUMNS),
+        "classes": list(training.CLASSES),
+        "params": {**(champion_params or {}), **params, "trigger_id": trigger_id},
+        "horizon_days": horizon,
+        "train_start": train["date"].min().date(),
+        "train_end": train["date"].max().date(),
+        "dataset_fingerprint": dataset.fingerprint(train),
+        "metrics": {
+            "walk_forward": ev.baseline,
+            "out_of_sample": {"candidate": ev.oos_candidate, "champion": ev.oos_champion},
+            "gates": ev.summary.status,
+            "train_rows": len(train),
+        },
+        "feature_importance": ev.importance,
+        "reference_profile": ev.profile,
+    }
+
+
+def job_metrics(ev: CandidateEvaluation, info: Mapping[str, Any]) -> dict[str, Any]:
+    """Metrics of a succeeded training job: out-of-sample accuracy, gate status and the split's ``info``."""
+    return {"oos_accuracy": ev.oos_accuracy, "gates": ev.summary.status, **info}
+
+
+def job_error(exc: BaseException) -> str:
+    """The error a failed training job records (type and message, at most 1,000 characters)."""
+    return f"{type(exc).__name__}: {exc}"[:1000]
+
+
+def candidate_result(
+    ev: CandidateEvaluation, *, algorithm: str, job_id: int, version: int, champion_version: int
+) -> dict[str, Any]:
+    """What a trained candidate hands to the decision (``pick_candidate``, gate branch): JSON-able."""
+    return {
+        "algorithm": algorithm,
+        "job_id": job_id,
+        "version": version,
+        "status": ev.summary.status,
+        "failing": list(ev.summary.failing),
+        "borderline": list(ev.summary.borderline),
+        "oos_accuracy": ev.oos_accuracy,
+        "champion_version": champion_version,
+    }
+
+
+def summary_line(
+    ev: CandidateEvaluation, *, algorithm: str, label: str, info: Mapping[str, Any], seconds: float
+) -> str:
+    """The closing line of a candidate's log: accuracy, out-of-sample period, gate decision and training time."""
+    return (
+        f"{algorithm} candidate {label} (status candidate): out-of-sample accuracy {ev.oos_accuracy:.4f} on "
+        f"{info['eval_start']}..{info['eval_end']}; gates -> {ev.summary.status} ({ev.summary.message}); "
+        f"trained in {seconds:.1f} s"
+    )
+
+
+def record_train_time(model_name: str, algorithm: str, seconds: float) -> None:
+    """``retrain.train_seconds.<model>.<algorithm>`` timer; statsd timers take milliseconds."""
+    get_metrics().timing("retrain.train_seconds", seconds * 1000.0, model_name, algorithm)

@@ -378,8 +378,7 @@ def expected_calibration_error(
     p = _proba_matrix(proba, "proba", len(classes))
     y_idx = _label_index(y_true, classes, p.shape[0])
     ece = ece_from_confidence(p.max(axis=1), p.argmax(axis=1) == y_idx, n_bins)
-    if ece is None:
-        raise ValueError("proba: no rows to compute the calibration error on")
+    assert ece is not None  # _proba_matrix refused an empty matrix above; ECE is None only for no rows
     return ece
 
 

@@ -15,6 +15,7 @@ import pandas as pd
 
 from include.modelwatch.data import storage
 from include.modelwatch.monitoring.performance.health import HealthThresholds, health_status
+from include.modelwatch.vocabulary import PROB_COLUMNS
 
 PREDICTION_COLUMNS = [
     "prediction_id",
@@ -28,9 +29,7 @@ PREDICTION_COLUMNS = [
     "r_multiple",
     "horizon_days",
     "matured_at",
-    "p_SELL",
-    "p_HOLD",
-    "p_BUY",
+    *PROB_COLUMNS,
     "features",
 ]
 SNAPSHOT_METRICS = (

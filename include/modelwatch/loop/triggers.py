@@ -1,0 +1,340 @@
+"""Retraining triggers in the database: the per-model lock, the pending trigger and its
+changes (insert, upgrade, cancel), the ``closed_loop_actions`` record of every decision,
+and the requests of people.
+
+At most one trigger per model is pending: writers serialize on :func:`lock_model`
+(a transaction-scoped advisory lock) and the partial unique index
+``retraining_triggers_one_pending`` backs it up (:func:`insert_trigger` returns
+``None`` instead of making a second one). :func:`create_manual_trigger` needs a
+reason and follows the same rule: a stronger request upgrades the pending
+trigger, a weaker one is noted on it. :func:`cancel_trigger` cancels a pending
+trigger by hand, with a reason. :mod:`responses` applies the rules with the same
+helpers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from include.modelwatch.data.storage import fetch_dicts, transaction
+from include.modelwatch.loop import rules as R
+
+
+class LoopError(ValueError):
+    """A closed-loop request cannot be honoured; the message names model and reason."""
+
+
+# ------------------------------------------------------------------ trigger rows
+
+
+def lock_model(cur, model_name: str) -> None:
+    cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"modelwatch.loop:{model_name}",))
+
+
+def champion_row(cur, model_name: str) -> dict[str, Any] | None:
+    cur.execute(
+        "SELECT v.version, v.train_end FROM model_aliases a JOIN model_versions v "
+        "ON v.model_name = a.model_name AND v.version = a.version WHERE a.model_name = %s AND a.alias = 'champion'",
+        (model_name,),
+    )
+    row = cur.fetchone()
+    return {"version": int(row[0]), "train_end": row[1]} if row else None
+
+
+def pending_row(cur, model_name: str) -> dict[str, Any] | None:
+    cur.execute(
+        "SELECT trigger_id, model_version, rule_name, trigger_type, retrain_mode, priority, triggered_at, evidence "
+        "FROM retraining_triggers WHERE model_name = %s AND status = 'pending' FOR UPDATE",
+        (model_name,),
+    )
+    row = cur.fetchone()
+    if row is None:
+        return None
+    return dict(
+        zip(
+            (
+                "trigger_id",
+                "model_version",
+                "rule_name",
+                "trigger_type",
+                "retrain_mode",
+                "priority",
+                "triggered_at",
+                "evidence",
+            ),
+            row,
+            strict=True,
+        )
+    )
+
+
+def as_pending_trigger(p: Mapping[str, Any]) -> R.PendingTrigger:
+    return R.PendingTrigger(
+        model="",
+        rule_name=p["rule_name"] or R.MANUAL_RULE_NAME,
+        trigger_type=p["trigger_type"],
+        retrain_mode=p["retrain_mode"],
+        priority=p["priority"],
+        trigger_id=p["trigger_id"],
+        created_at=p["triggered_at"],
+    )
+
+
+def record_action(
+    cur,
+    *,
+    model_name: str,
+    version: int | None,
+    source: str,
+    d: R.Decision | None,
+    action: str,
+    rule_name: str,
+    reason: str,
+    evidence: Mapping[str, Any],
+    as_of: datetime,
+    run_id: str | None,
+    trigger_id: int | None = None,
+    alert_id: int | None = None,
+) -> dict[str, Any]:
+    ev = dict(evidence)
+    metric, observed, threshold = ev.get("metric"), ev.get("observed"), ev.get("threshold")
+    cur.execute(
+        "INSERT INTO closed_loop_actions (model_name, model_version, source, rule_name, action, trigger_id, alert_id, "
+        "metric, observed, threshold, reason, evidence, evaluated_at, run_id) "
+        "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
+        "ON CONFLICT (model_name, source, evaluated_at, rule_name, action) DO NOTHING",
+        (
+            model_name,
+            version,
+            source,
+            rule_name,
+            action,
+            trigger_id,
+            alert_id,
+            metric,
+            observed,
+            threshold,
+            reason,
+            json.dumps(ev, default=str),
+            as_of,
+            run_id,
+        ),
+    )
+    return {
+        "action": action,
+        "rule_name": rule_name,
+        "reason": reason,
+        "trigger_id": trigger_id,
+        "alert_id": alert_id,
+        "observed": observed,
+        "threshold": threshold,
+    }
+
+
+def cancel_pending(cur, trigger_id: int, reason: str, at: datetime) -> bool:
+    cur.execute(
+        "UPDATE retraining_triggers SET status = 'cancelled', outcome = %s, completed_at = %s, updated_at = now() "
+        "WHERE trigger_id = %s AND status = 'pending' RETURNING trigger_id",
+        (f"cancelled: {reason}", at, trigger_id),
+    )
+    return cur.fetchone() is not None
+
+
+def insert_trigger(
+    cur,
+    *,
+    model_name: str,
+    version: int,
+    d: R.Decision,
+    evidence: Mapping[str, Any],
+    window: tuple[datetime | None, datetime | None],
+    as_of: datetime,
+    created_by: str | None,
+) -> int | None:
+    cur.execute(
+        "INSERT INTO retraining_triggers (model_name, model_version, trigger_type, retrain_mode, priority, rule_name, "
+        "reason, evidence, window_start, window_end, triggered_at, created_by) "
+        "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
+        "ON CONFLICT (model_name) WHERE status = 'pending' DO NOTHING RETURNING trigger_id",
+        (
+            model_name,
+            version,
+            d.trigger_type,
+            d.retrain_mode,
+            d.priority,
+            d.rule_name,
+            d.reason,
+            json.dumps(dict(evidence), default=str),
+            window[0],
+            window[1],
+            as_of,
+            created_by,
+        ),
+    )
+    row = cur.fetchone()
+    return int(row[0]) if row else None
+
+
+def upgrade_trigger(
+    cur, pending: Mapping[str, Any], d: R.Decision, evidence: Mapping[str, Any], as_of: datetime
+) -> None:
+    history = list((pending.get("evidence") or {}).get("upgrades", []))
+    history.append(
+        {
+            "at": as_of.isoformat(),
+            "from": {
+                "rule_name": pending["rule_name"],
+                "priority": pending["priority"],
+                "retrain_mode": pending["retrain_mode"],
+            },
+            "to": {"rule_name": d.rule_name, "priority": d.priority, "retrain_mode": d.retrain_mode},
+        }
+    )
+    ev = {**dict(evidence), "upgrades": history}
+    cur.execute(
+        "UPDATE retraining_triggers SET trigger_type = %s, rule_name = %s, retrain_mode = %s, priority = %s, "
+        "reason = %s, evidence = %s, updated_at = now() WHERE trigger_id = %s AND status = 'pending'",
+        (
+            d.trigger_type,
+            d.rule_name,
+            d.retrain_mode,
+            d.priority,
+            d.reason,
+            json.dumps(ev, default=str),
+            pending["trigger_id"],
+        ),
+    )
+
+
+# ------------------------------------------------------------------ manual triggers
+
+
+def create_manual_trigger(
+    conn,
+    model_name: str,
+    reason: str,
+    *,
+    retrain_mode: str = "full",
+    priority: str = "high",
+    requested_by: str,
+    as_of: datetime,
+) -> int:
+    """A person's retrain request; returns the model's pending trigger id.
+
+    Refused without a reason or without a champion. With a pending trigger
+    already there, a stronger request upgrades it and a weaker one is recorded
+    on it. Idempotent per ``requested_by`` (a retried DAG run gets its trigger
+    back).
+    """
+    d = R.manual_trigger(model_name, reason, retrain_mode=retrain_mode, priority=priority, requested_by=requested_by)
+    if not requested_by or not str(requested_by).strip():
+        raise LoopError(f"{model_name}: a manual trigger needs requested_by (a run id or a user)")
+    with transaction(conn) as cur:
+        lock_model(cur, model_name)
+        cur.execute(
+            "SELECT trigger_id FROM closed_loop_actions WHERE model_name = %s AND source = 'manual' "
+            "AND run_id = %s AND trigger_id IS NOT NULL AND action IN ('fire', 'upgrade', 'no_change') "
+            "ORDER BY action_id LIMIT 1",
+            (model_name, requested_by),
+        )
+        row = cur.fetchone()
+        if row is not None:
+            return int(row[0])
+        champion = champion_row(cur, model_name)
+        if champion is None:
+            raise LoopError(f"{model_name}: no champion registered; nothing to retrain")
+        ev = {**d.evidence, "source": "manual"}
+        pending = pending_row(cur, model_name)
+        if pending is None:
+            tid = insert_trigger(
+                cur,
+                model_name=model_name,
+                version=champion["version"],
+                d=d,
+                evidence=ev,
+                window=(None, as_of),
+                as_of=as_of,
+                created_by=requested_by,
+            )
+            action = "fire"
+            if tid is None:
+                raise LoopError(f"{model_name}: another pending trigger appeared concurrently; retry")
+        elif R.stronger(d, as_pending_trigger(pending)):
+            upgrade_trigger(cur, pending, d, ev, as_of)
+            tid, action = pending["trigger_id"], "upgrade"
+        else:
+            tid, action = pending["trigger_id"], "no_change"
+            cur.execute(
+                "UPDATE retraining_triggers SET evidence = jsonb_set(evidence, '{also_requested}', "
+                "coalesce(evidence->'also_requested', '[]'::jsonb) || %s::jsonb) WHERE trigger_id = %s",
+                (json.dumps([{"by": requested_by, "reason": reason.strip(), "at": as_of.isoformat()}]), tid),
+            )
+        record_action(
+            cur,
+            model_name=model_name,
+            version=champion["version"],
+            source="manual",
+            d=d,
+            action=action,
+            rule_name=R.MANUAL_RULE_NAME,
+            reason=d.reason,
+            evidence=ev,
+            as_of=as_of,
+            run_id=requested_by,
+            trigger_id=tid,
+        )
+    return int(tid)
+
+
+def cancel_trigger(conn, trigger_id: int, *, reason: str, by: str, at: datetime) -> None:
+    """Cancel a pending trigger by hand (reason required); recorded as an action."""
+    if not isinstance(reason, str) or not reason.strip():
+        raise LoopError(f"trigger {trigger_id}: cancelling needs a reason")
+    with transaction(conn) as cur:
+        cur.execute(
+            "SELECT model_name, model_version, rule_name, status FROM retraining_triggers WHERE trigger_id = %s",
+            (trigger_id,),
+        )
+        row = cur.fetchone()
+        if row is None:
+            raise LoopError(f"trigger {trigger_id} does not exist")
+        if row[3] != "pending":
+            raise LoopError(f"trigger {trigger_id} of {row[0]} is {row[3]}, only a pending trigger can be cancelled")
+        cancel_pending(cur, trigger_id, f"by {by}: {reason.strip()}", at)
+        record_action(
+            cur,
+            model_name=row[0],
+            version=row[1],
+            source="manual",
+            d=None,
+            action="cancelled",
+            rule_name=row[2] or R.MANUAL_RULE_NAME,
+            reason=f"cancelled by {by}: {reason.strip()}",
+            evidence={"by": by},
+            as_of=at,
+            run_id=by,
+            trigger_id=trigger_id,
+        )
+
+
+def pending_count(conn) -> int:
+    return int(fetch_dicts(conn, "SELECT count(*) AS n FROM retraining_triggers WHERE status = 'pending'")[0]["n"])
+
+
+__all__ = [
+    "LoopError",
+    "lock_model",
+    "champion_row",
+    "pending_row",
+    "as_pending_trigger",
+    "record_action",
+    "cancel_pending",
+    "insert_trigger",
+    "upgrade_trigger",
+    "create_manual_trigger",
+    "cancel_trigger",
+    "pending_count",
+]

@@ -1,0 +1,109 @@
+"""Trigger forms and what a manual run asked for, shared by the ``retrain_gated`` and ``rollback_model`` tasks.
+
+The form of ``retrain_gated`` (:func:`retrain_params`), its choices and quick-run defaults; reading a run's
+request (form params overridden by conf); refusing a bad one. Light imports only: DAG files import this at
+parse time.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from include.modelwatch import defaults
+
+ALGORITHMS = ["lightgbm", "xgboost"]
+RETRAIN_MODES = ("full", "incremental")
+DEPLOY_ALIASES = ("champion", "challenger")
+#: Quick-run knobs (tests, demos) and their defaults.
+DEFAULTS: dict[str, Any] = {
+    "eval_sessions": 126,
+    "embargo": 5,
+    "num_boost_round": 150,
+    "shuffle_labels": False,
+    "train_years": 8,
+}
+
+
+def request(context: dict[str, Any]) -> dict[str, Any]:
+    """What the run was asked to do: the trigger form's params, overridden by the run's conf (None = unset)."""
+    out: dict[str, Any] = {}
+    conf = (context["dag_run"].conf or {}) if context.get("dag_run") else {}
+    for source in (context.get("params") or {}, conf):
+        out.update({k: v for k, v in dict(source).items() if v is not None})
+    return out
+
+
+def settings(context: dict[str, Any]) -> dict[str, Any]:
+    """The quick-run knobs of the request, defaults filled in."""
+    req = request(context)
+    return {k: req.get(k, v) for k, v in DEFAULTS.items()}
+
+
+def jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` as plain JSON values (dates as text) for XCom."""
+    return json.loads(json.dumps(row, default=str))
+
+
+def refuse(message: str) -> None:
+    """Fail the task at once: a bad request does not get better on retry."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    raise AirflowFailException(message)
+
+
+def _knob(name: str, minimum: int, what: str) -> Any:
+    from airflow.sdk import Param
+
+    return Param(
+        None,
+        type=["null", "integer"],
+        minimum=minimum,
+        title=name.replace("_", " ").capitalize(),
+        description=f"optional quick-run knob: {what} (empty: {DEFAULTS[name]})",
+    )
+
+
+def retrain_params() -> dict[str, Any]:
+    """The trigger form of ``retrain_gated``: every field a manual run needs, none a JSON key to know."""
+    from airflow.sdk import Param
+
+    return {
+        "model_name": Param(
+            None,
+            type=["null", "string"],
+            enum=[None, defaults.MODEL_NAME],
+            title="Model",
+            description="retrain this model now (manual trigger); empty: only claim pending triggers",
+        ),
+        "reason": Param(
+            None,
+            type=["null", "string"],
+            title="Reason",
+            description="why (required when a model is chosen; recorded on the trigger)",
+        ),
+        "retrain_mode": Param(
+            "full",
+            type="string",
+            enum=list(RETRAIN_MODES),
+            title="Retrain mode",
+            description="full: retrain from scratch; incremental: continue the champion",
+        ),
+        "deploy_alias": Param(
+            "champion",
+            type="string",
+            enum=list(DEPLOY_ALIASES),
+            title="Deploy as",
+            description="champion: replace it; challenger: deploy for an A/B test",
+        ),
+        "num_boost_round": _knob("num_boost_round", 1, "boosting rounds"),
+        "eval_sessions": _knob("eval_sessions", 1, "sessions of the shared out-of-sample period"),
+        "embargo": _knob("embargo", 0, "sessions between training and out-of-sample (plus the label horizon)"),
+        "train_years": _knob("train_years", 1, "years of training data"),
+        "shuffle_labels": Param(
+            False,
+            type="boolean",
+            title="Shuffle labels",
+            description="sanity check: train on permuted labels (the gates must reject it)",
+        ),
+    }

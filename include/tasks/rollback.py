@@ -1,0 +1,108 @@
+"""Task bodies of ``rollback_model``: context and connection in, library call, results out.
+
+What a run does comes from its trigger form (``params``) or its conf; the conf wins (tests and the API pass conf).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from include.tasks.common import monitoring_db, run_id, variable
+from include.tasks.forms import jsonable, refuse, request
+
+log = logging.getLogger(__name__)
+
+
+def rollback_plan(context: dict[str, Any]) -> dict[str, Any]:
+    """Manual (``model_name``, ``target_version``, ``reason`` from the form or conf) or automatic: the champion
+    deployed last is compared with the previous one on daily live accuracy
+    (``live_performance_daily``) over ``period_days`` before / after the change."""
+    from datetime import timedelta
+
+    from include.modelwatch import registry
+    from include.modelwatch.decisions import should_rollback
+    from include.modelwatch.training import retrain
+
+    req = request(context)
+    model_name = req.get("model_name") or variable("modelwatch_model_name")
+    as_of = context.get("logical_date") or context["dag_run"].run_after
+    with monitoring_db() as conn:
+        current = registry.resolve_alias(conn, model_name, registry.CHAMPION)
+        if req.get("target_version") is not None:
+            target = int(req["target_version"])
+            reason = str(req.get("reason") or "").strip()
+            if not reason:
+                refuse(f"{model_name}: a manual rollback to v{target} needs a reason")
+            log.info(
+                "summary: %s: manual rollback of champion v%s to v%s requested: %s", model_name, current, target, reason
+            )
+            return {
+                "model_name": model_name,
+                "target_version": target,
+                "current_version": current,
+                "reason": f"manual: {reason}",
+                "rollback": True,
+                "manual": True,
+                "as_of": str(as_of),
+            }
+        change = retrain.last_champion_change(conn, model_name, as_of)
+        if not change or change["from_version"] is None:
+            log.info(
+                "summary: %s: champion v%s has no predecessor; nothing to compare, champion kept", model_name, current
+            )
+            return {"model_name": model_name, "rollback": False, "as_of": str(as_of)}
+        period = timedelta(days=int(req.get("period_days", 30)))
+        at = change["changed_at"]
+        new = retrain.live_metric_series(conn, model_name, change["to_version"], at, min(as_of, at + period))
+        prev = retrain.live_metric_series(conn, model_name, change["from_version"], at - period, at)
+    worse, evidence = should_rollback(new, prev, min_days=int(req.get("min_days", 10)))
+    log.info(
+        "summary: %s: v%s (since %s) vs v%s: %s -> %s",
+        model_name,
+        change["to_version"],
+        f"{at:%Y-%m-%d}",
+        change["from_version"],
+        evidence["reason"],
+        "roll back" if worse else "keep",
+    )
+    return {
+        "model_name": model_name,
+        "target_version": change["from_version"],
+        "current_version": change["to_version"],
+        "reason": f"automatic: live accuracy significantly worse ({evidence['reason']})",
+        "rollback": worse,
+        "evidence": jsonable(evidence),
+        "as_of": str(as_of),
+    }
+
+
+def do_rollback(plan: dict[str, Any], context: dict[str, Any]) -> int:
+    from datetime import datetime
+
+    from include.modelwatch.training import retrain
+
+    with monitoring_db() as conn:
+        prev = retrain.rollback(
+            conn,
+            model_name=plan["model_name"],
+            target_version=int(plan["target_version"]),
+            reason=plan["reason"],
+            changed_at=datetime.fromisoformat(plan["as_of"]),
+            run_id=run_id(context),
+        )
+    log.info(
+        "summary: %s: champion restored to v%s (active again; v%s retired); %s",
+        plan["model_name"],
+        plan["target_version"],
+        prev,
+        plan["reason"],
+    )
+    return int(plan["target_version"])
+
+
+def keep(plan: dict[str, Any]) -> str:
+    evidence = (plan.get("evidence") or {}).get("reason") or "no predecessor to compare with"
+    why = f"{plan['model_name']}: champion v{plan.get('current_version')} kept ({evidence})"
+    log.info("summary: %s", why)
+    return why
