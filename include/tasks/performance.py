@@ -18,13 +18,9 @@ from include.tasks.common import monitoring_db, run_id, variable, window
 
 log = logging.getLogger(__name__)
 
-#: Evaluation period: the last EVAL_DAYS entry days with matured outcomes.
-EVAL_DAYS = 63
 #: Calendar days of predictions read per run (evaluation period + calibration data).
 #: Three years: the label-free estimator's calibration uses all of it.
 LOOKBACK_DAYS = 1096
-#: Block bootstrap of the comparison.
-N_BOOT, ALPHA, MIN_DAYS = 1000, 0.05, 10
 ESTIMATED_METRICS = {"accuracy": "expected_accuracy", "macro_f1": "expected_macro_f1"}
 _PER_CLASS = ("precision", "recall", "f1", "support")
 
@@ -52,23 +48,8 @@ def settings() -> tuple[float, int]:
     return tol, age
 
 
-def _matured(df, end):
-    from include.modelwatch.monitoring import performance as perf
-
-    outcome_cols = ["prediction_id", "realized_label", "realized_return", "r_multiple", "horizon_days", "matured_at"]
-    preds = df.drop(columns=[c for c in outcome_cols if c != "prediction_id"] + ["features"])
-    outs = df.loc[df["realized_label"].notna(), outcome_cols]
-    return perf.filter_matured(preds, outs, end)
-
-
-def _json(v: Any) -> Any:
-    return None if v is None else float(v)
-
-
 def evaluate(target: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
     """Live metrics, live vs backtest, label-free estimate, health and SHAP log of one version."""
-    import pandas as pd
-
     from include.modelwatch import registry
     from include.modelwatch.data import storage
     from include.modelwatch.loop import alerts
@@ -86,48 +67,25 @@ def evaluate(target: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
         df = store.load_predictions(
             conn, mv.model_name, mv.version, min(start, end - timedelta(days=LOOKBACK_DAYS)), end, start
         )
-        matured = _matured(df, end)
-        period = perf.trailing_period(matured, EVAL_DAYS)
-        horizon = mv.horizon_days or (int(period["horizon_days"].median()) if len(period) else 1)
-
-        # 1. live metrics: the version as a whole ('*') and per symbol / timeframe
-        snapshots: list[tuple[str, str, dict[str, Any]]] = [("*", "*", perf.live_metrics(period, horizon))]
-        for (sym, tf), part in period.groupby(["symbol", "timeframe"], sort=True) if len(period) else []:
-            snapshots.append((str(sym), str(tf), perf.live_metrics(part, horizon)))
-
-        # 2. live vs backtest, block bootstrap over entry days
-        base = store.baseline(conn, mv.model_name, mv.version)
-        daily = perf.daily_stats(period)
-        block = perf.comparison_block_length(len(daily), horizon)
-        comparisons = [
-            perf.compare_to_baseline(
-                daily, base, m, tol, horizon=horizon, block=block, n_boot=N_BOOT, alpha=ALPHA, min_days=MIN_DAYS
-            )
-            for m in perf.COMPARED_METRICS
-        ]
-        primary = comparisons[0]
-        decision = perf.degradation_decision(primary)
-
-        # 3. label-free estimate of the window's predictions without a matured outcome
-        in_window = df[(df["ts"] >= pd.Timestamp(start)) & (df["ts"] < pd.Timestamp(end))]
-        unlabeled = in_window[~in_window["prediction_id"].isin(set(matured["prediction_id"]))]
-        lfe = perf.estimate_label_free(matured, unlabeled)
-        estimate, unchecked, check = lfe.estimate, lfe.unchecked, lfe.check
-        realized = _realizations(perf, store.pending_estimates(conn, mv.model_name, mv.version, end), matured, horizon)
-
-        # 4. health inputs of this monitor (drift and data quality are read when the row is written)
-        age = (end.date() - mv.train_end).days if mv.train_end else None
-        rel_drop = None if primary["rel_diff"] is None else -primary["rel_diff"]
-
-        # 5. interpretability of the window's predictions
-        model = training.deserialize_model(registry.read_artifact(mv))
-        interp = perf.window_interpretability(model, list(mv.features), list(in_window["features"]), label=mv.label)
+        ev = perf.evaluate_window(
+            df,
+            start=start,
+            end=end,
+            baseline=store.baseline(conn, mv.model_name, mv.version),
+            pending_estimates=store.pending_estimates(conn, mv.model_name, mv.version, end),
+            model=training.deserialize_model(registry.read_artifact(mv)),
+            features=list(mv.features),
+            tolerance=tol,
+            horizon_days=mv.horizon_days,
+            train_end=mv.train_end,
+            label=mv.label,
+        )
+        snapshots, comparisons, primary = ev.snapshots, ev.comparisons, ev.primary
+        estimate, unchecked, check, realized, interp = ev.estimate, ev.unchecked, ev.check, ev.realized, ev.interp
 
         key = {"model": mv.model_name, "version": mv.version}
         with storage.transaction(conn) as cur:
             store.clear_window(cur, mv.model_name, mv.version, end)
-            eval_start = daily.index.min().date() if len(daily) else None
-            eval_end = daily.index.max().date() if len(daily) else None
             for sym, tf, m in snapshots:
                 per_class = {f"{k}_{c}": m[f"{k}_{c}"] for c in perf.CLASSES for k in _PER_CLASS}
                 store.insert_snapshot(
@@ -138,8 +96,8 @@ def evaluate(target: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
                     end=end,
                     symbol=sym,
                     timeframe=tf,
-                    eval_start=eval_start,
-                    eval_end=eval_end,
+                    eval_start=ev.eval_start,
+                    eval_end=ev.eval_end,
                     metrics=m,
                     per_class=per_class,
                     run_id=rid,
@@ -154,8 +112,8 @@ def evaluate(target: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
                     comparison=c,
                     is_primary=c["metric"] == perf.PRIMARY_METRIC,
                     n=snapshots[0][2]["n"],
-                    n_boot=N_BOOT,
-                    alpha=ALPHA,
+                    n_boot=perf.N_BOOT,
+                    alpha=perf.ALPHA,
                     run_id=rid,
                 )
                 for c in comparisons
@@ -169,9 +127,9 @@ def evaluate(target: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
                         "end": end,
                         "metric": metric,
                         "n": estimate["n"],
-                        "ids": [int(i) for i in unlabeled["prediction_id"]],
-                        "estimate": _json(estimate[key_]),
-                        "estimate_unchecked": _json(unchecked[key_]),
+                        "ids": [int(i) for i in ev.unlabeled["prediction_id"]],
+                        "estimate": perf.optional_float(estimate[key_]),
+                        "estimate_unchecked": perf.optional_float(unchecked[key_]),
                         "status": estimate["status"],
                         "reason": estimate["reason"],
                         "calibration": json.dumps(check, default=str),
@@ -187,9 +145,9 @@ def evaluate(target: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
                 label=mv.label,
                 end=end,
                 perf_metric=perf.PRIMARY_METRIC,
-                perf_rel_drop=rel_drop,
+                perf_rel_drop=ev.rel_drop,
                 perf_degraded=primary["degraded"],
-                model_age_days=age,
+                model_age_days=ev.age,
                 thresholds=store.thresholds_for(max_age),
                 run_id=rid,
             )
@@ -201,12 +159,12 @@ def evaluate(target: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
                 start=start,
                 end=end,
                 interp=interp,
-                n=len(in_window),
+                n=len(ev.in_window),
                 run_id=rid,
             )
-            alert = _alert(cur, alerts, store, mv, target, decision, primary, ids, start, end, rid)
+            alert = _alert(cur, alerts, store, mv, target, ev.decision, primary, ids, start, end, rid)
 
-    overall = snapshots[0][2]
+    overall = ev.overall
     stats = get_metrics()
     for name in ("hit_rate", "win_rate", "profit_factor", "sharpe", "accuracy"):
         stats.gauge(f"performance.{name}", overall[name], mv.model_name, mv.version)
@@ -230,20 +188,6 @@ def evaluate(target: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
     }
     log.info("%s", _report(where, overall, comparisons, estimate, check, realized, health, reasons, alert, interp))
     return summary
-
-
-def _realizations(perf, pending, matured, horizon) -> list[dict[str, Any]]:
-    """Realized values of earlier estimates whose predictions have all matured by the window end."""
-    out = []
-    for p in pending:
-        if p["n_predictions"] == 0 or int(p["n_matured"]) < p["n_predictions"]:
-            continue
-        rows = matured[matured["prediction_id"].isin(set(p["prediction_ids"]))]
-        if len(rows) < p["n_predictions"]:  # older than the lookback or rejected by the horizon check
-            continue
-        value = perf.live_metrics(rows, horizon)[p["metric"]]
-        out.append({"window_end": p["window_end"], "metric": p["metric"], "realized": _json(value), "n": len(rows)})
-    return out
 
 
 def _alert(cur, alerts, store, mv, target, decision, primary, ids, start, end, rid) -> str:

@@ -32,20 +32,15 @@ def symbols() -> list[str]:
 
 def ingest_bars(context: dict[str, Any]) -> int:
     """UPSERT the source bars of the window (and the history features need)."""
-    import pandas as pd
-
-    from include.modelwatch.data import signals, storage
+    from include.modelwatch.data import scoring, signals, storage
     from include.modelwatch.ops import bootstrap
 
     start, end = window(context)
     syms = symbols()
-    bars = bootstrap.load_clean_bars(syms)
-    lo = pd.Timestamp(start.date() - timedelta(days=HISTORY_DAYS))
-    sel = bars[(bars["date"] >= lo) & (bars["date"] < pd.Timestamp(end.date()))]
+    sel, in_window = scoring.history_slice(bootstrap.load_clean_bars(syms), start.date(), end.date(), HISTORY_DAYS)
     with monitoring_db() as conn:
         with storage.transaction(conn) as cur:
             n = signals.upsert_bars(cur, sel)
-    in_window = int(((sel["date"] >= pd.Timestamp(start.date())) & (sel["date"] < pd.Timestamp(end.date()))).sum())
     log.info(
         "summary: market_bars upserted %d bars of %s (%d inside %s..%s, the rest is feature history)",
         n,
@@ -106,9 +101,7 @@ def score_symbol(symbol: str, context: dict[str, Any]) -> dict[str, Any]:
 
 def record_outcomes(symbol: str, context: dict[str, Any]) -> int:
     """Outcomes for predictions whose horizon closed before the window's end."""
-    import pandas as pd
-
-    from include.modelwatch.data import features, signals, storage
+    from include.modelwatch.data import scoring, signals, storage
 
     start, end = window(context)
     name = model_name()
@@ -116,36 +109,9 @@ def record_outcomes(symbol: str, context: dict[str, Any]) -> int:
         pending = signals.predictions_awaiting_outcome(conn, name, symbol, end)
         rows: list[dict[str, Any]] = []
         if not pending.empty:
-            first = pd.Timestamp(pending["ts"].min()).tz_convert("UTC").date()
+            first = scoring.first_pending_day(pending)
             bars = signals.read_bars(conn, symbol, first - timedelta(days=OUTCOME_HISTORY_DAYS), end.date())
-            bars = bars[[signals.bar_ts(d) < end for d in bars["date"]]]
-            # outcomes depend on each version's horizon and label parameters (k, vol_window)
-            keys = [
-                (int(h), float(p.get("k", 0.5)), int(p.get("vol_window", 21)))
-                for h, p in zip(pending["horizon_days"], pending["params"], strict=True)
-            ]
-            for horizon, k, vol_window in sorted(set(keys)):
-                grp = pending[[key == (horizon, k, vol_window) for key in keys]]
-                preds = pd.DataFrame(
-                    {
-                        "prediction_id": grp["prediction_id"].to_numpy(),
-                        "date": [pd.Timestamp(t).tz_convert("UTC").tz_localize(None).normalize() for t in grp["ts"]],
-                        "predicted_label": grp["predicted_label"].to_numpy(),
-                    }
-                )
-                out = features.compute_outcomes(preds, bars, horizon=horizon, k=k, vol_window=vol_window)
-                rows.extend(
-                    {
-                        "prediction_id": int(r["prediction_id"]),
-                        "realized_return": float(r["realized_return"]),
-                        "realized_label": str(r["realized_label"]),
-                        "r_multiple": float(r["r_multiple"]),
-                        "horizon_days": horizon,
-                        "matured_at": signals.bar_ts(r["matured_at"]),
-                        "run_id": run_id(context),
-                    }
-                    for r in out.to_dict("records")
-                )
+            rows = scoring.outcome_rows(pending, bars, end, run_id(context))
         with storage.transaction(conn) as cur:
             written = signals.upsert_outcomes(cur, rows)
     log.info(

@@ -26,6 +26,7 @@ from include.modelwatch.monitoring.performance import (
     ece_null_quantile,
     estimate_label_free,
     estimate_performance,
+    evaluate_window,
     filter_matured,
     fit_calibrator,
     health_status,
@@ -636,3 +637,102 @@ def test_calibration_check_allows_for_small_sample_noise_but_flags_decay():
     assert strict["limit"] == 0.05 and strict["reliable"] is (strict["ece"] <= 0.05)
     decayed = calibration_check(_simulate(600, seed=43, temp_true=0.2)[0], cal, min_rows=100)
     assert decayed["reliable"] is False and decayed["ece"] > decayed["limit"] and "decayed" in decayed["reason"]
+
+
+# --------------------------------------------------------------------------- one evaluation window
+
+
+def _window_frame() -> pd.DataFrame:
+    """A loaded prediction frame (``store.load_predictions`` shape): id 0 before the window,
+    ids 1..6 (the fixture) matured one business day later, id 7 matured only after the window end,
+    id 8 without an outcome. Window [2024-03-04, 2024-03-09)."""
+    fx = _fixture()
+    day0 = pd.DataFrame(
+        {
+            "ts": [pd.Timestamp("2024-03-01 21:00", tz="UTC")],
+            "predicted_label": ["BUY"],
+            "realized_label": ["BUY"],
+            "realized_return": [0.01],
+            "r_multiple": [1.0],
+            "p_SELL": [0.1],
+            "p_HOLD": [0.2],
+            "p_BUY": [0.7],
+            "confidence": [0.7],
+            "horizon_days": [1],
+        }
+    )
+    late = pd.DataFrame(
+        {
+            "ts": [pd.Timestamp("2024-03-08 21:00", tz="UTC")] * 2,
+            "predicted_label": ["BUY", "SELL"],
+            "realized_label": ["BUY", None],
+            "realized_return": [0.01, np.nan],
+            "r_multiple": [1.0, np.nan],
+            "p_SELL": [0.1, 0.6],
+            "p_HOLD": [0.2, 0.3],
+            "p_BUY": [0.7, 0.1],
+            "confidence": [0.7, 0.6],
+            "horizon_days": [1, 1],
+        }
+    )
+    df = pd.concat([day0, fx, late], ignore_index=True)
+    df["prediction_id"] = range(9)
+    df["symbol"] = ["SPX", "SPX", "NDX", "SPX", "NDX", "SPX", "NDX", "SPX", "NDX"]
+    df["timeframe"] = "1d"
+    df["matured_at"] = [t + pd.offsets.BDay(1) for t in df["ts"]]
+    df.loc[8, "matured_at"] = pd.NaT
+    rng = np.random.default_rng(0)
+    df["features"] = [None] + [{"f1": float(rng.normal()), "f2": float(rng.normal())} for _ in range(8)]
+    return df
+
+
+def test_evaluate_window_on_a_small_synthetic_frame():
+    from datetime import date
+
+    from include.modelwatch.training.training import train_model
+
+    rng = np.random.default_rng(1)
+    X = pd.DataFrame({"f1": rng.normal(size=300), "f2": rng.normal(size=300)})
+    y = np.where(X["f1"] > 0.5, "BUY", np.where(X["f1"] < -0.5, "SELL", "HOLD"))
+    model = train_model("lightgbm", X, y, num_boost_round=5)
+    start, end = pd.Timestamp("2024-03-04", tz="UTC"), pd.Timestamp("2024-03-09", tz="UTC")
+    pending = [
+        {"window_end": end - pd.Timedelta(days=7), "metric": "accuracy", "n_predictions": 2, "n_matured": 2,
+         "prediction_ids": [1, 2]},
+        {"window_end": end - pd.Timedelta(days=7), "metric": "accuracy", "n_predictions": 2, "n_matured": 1,
+         "prediction_ids": [7, 8]},
+    ]  # fmt: skip
+    ev = evaluate_window(
+        _window_frame(),
+        start=start.to_pydatetime(),
+        end=end.to_pydatetime(),
+        baseline={"accuracy": 0.5},
+        pending_estimates=pending,
+        model=model,
+        features=["f1", "f2"],
+        tolerance=0.1,
+        train_end=date(2024, 1, 1),
+        label="toy v1",
+    )
+    # matured before the end: ids 0..6 (id 7 matures on 03-11, id 8 never); hits: 0, 1, 3, 5 -> 4 of 7
+    assert ev.horizon == 1
+    assert [(s, t) for s, t, _ in ev.snapshots] == [("*", "*"), ("NDX", "1d"), ("SPX", "1d")]
+    assert ev.overall["n"] == 7
+    assert ev.overall["accuracy"] == pytest.approx(4 / 7)
+    by_symbol = {s: m for s, _, m in ev.snapshots}
+    assert (by_symbol["SPX"]["n"], by_symbol["SPX"]["accuracy"]) == (4, 1.0)  # ids 0, 1, 3, 5
+    assert (by_symbol["NDX"]["n"], by_symbol["NDX"]["accuracy"]) == (3, 0.0)  # ids 2, 4, 6
+    # the window holds ids 1..8; unlabeled = those without a matured outcome as of the end
+    assert ev.in_window["prediction_id"].tolist() == list(range(1, 9))
+    assert ev.unlabeled["prediction_id"].tolist() == [7, 8]
+    assert ev.estimate["n"] == 2 and ev.estimate["status"] == "unreliable"  # 7 matured rows: no calibrator
+    # 5 entry days < MIN_DAYS: no interval, no decision; relative drop = -(4/7 - 0.5) / 0.5
+    assert ev.primary["metric"] == PRIMARY_METRIC and ev.primary["status"] == "insufficient_data"
+    assert ev.rel_drop == pytest.approx(-1 / 7)
+    assert ev.decision.action == "keep"
+    assert (ev.eval_start, ev.eval_end) == (date(2024, 3, 1), date(2024, 3, 7))
+    assert ev.age == (date(2024, 3, 9) - date(2024, 1, 1)).days == 68
+    # realized: the first pending estimate (ids 1, 2 -> one hit of two); the second is still waiting
+    assert [(r["metric"], r["realized"], r["n"]) for r in ev.realized] == [("accuracy", 0.5, 2)]
+    assert set(ev.interp) == {"f1", "f2"} and ev.interp["f1"]["rank"] == 1
+    assert ev.interp["f1"]["gain"] + ev.interp["f2"]["gain"] == pytest.approx(1.0)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -115,3 +115,57 @@ def score_window(
             }
         )
     return ScoredWindow(symbol, rows)
+
+
+def history_slice(bars: pd.DataFrame, start: date, end: date, history_days: int) -> tuple[pd.DataFrame, int]:
+    """Bars with ``start - history_days <= date < end`` (the window plus the history its features need),
+    and how many of them lie inside ``[start, end)``."""
+    lo = pd.Timestamp(start - timedelta(days=history_days))
+    sel = bars[(bars["date"] >= lo) & (bars["date"] < pd.Timestamp(end))]
+    in_window = int(((sel["date"] >= pd.Timestamp(start)) & (sel["date"] < pd.Timestamp(end))).sum())
+    return sel, in_window
+
+
+def first_pending_day(pending: pd.DataFrame) -> date:
+    """UTC date of the oldest prediction still waiting for its outcome."""
+    return pd.Timestamp(pending["ts"].min()).tz_convert("UTC").date()
+
+
+def outcome_rows(pending: pd.DataFrame, bars: pd.DataFrame, end: datetime, run_id: str | None) -> list[dict[str, Any]]:
+    """Outcome rows of the ``pending`` predictions whose horizon closed before ``end``.
+
+    ``pending`` is :func:`signals.predictions_awaiting_outcome`; outcomes depend on each
+    version's horizon and label parameters (``k``, ``vol_window``), so predictions are
+    grouped by them. Only bars that closed before ``end`` count.
+    """
+    if pending.empty:
+        return []
+    bars = bars[[signals.bar_ts(d) < end for d in bars["date"]]]
+    keys = [
+        (int(h), float(p.get("k", 0.5)), int(p.get("vol_window", 21)))
+        for h, p in zip(pending["horizon_days"], pending["params"], strict=True)
+    ]
+    rows: list[dict[str, Any]] = []
+    for horizon, k, vol_window in sorted(set(keys)):
+        grp = pending[[key == (horizon, k, vol_window) for key in keys]]
+        preds = pd.DataFrame(
+            {
+                "prediction_id": grp["prediction_id"].to_numpy(),
+                "date": [pd.Timestamp(t).tz_convert("UTC").tz_localize(None).normalize() for t in grp["ts"]],
+                "predicted_label": grp["predicted_label"].to_numpy(),
+            }
+        )
+        out = features.compute_outcomes(preds, bars, horizon=horizon, k=k, vol_window=vol_window)
+        rows.extend(
+            {
+                "prediction_id": int(r["prediction_id"]),
+                "realized_return": float(r["realized_return"]),
+                "realized_label": str(r["realized_label"]),
+                "r_multiple": float(r["r_multiple"]),
+                "horizon_days": horizon,
+                "matured_at": signals.bar_ts(r["matured_at"]),
+                "run_id": run_id,
+            }
+            for r in out.to_dict("records")
+        )
+    return rows

@@ -9,6 +9,7 @@ writes of ``performance_daily`` are in :mod:`.store`. The package is cut by conc
 * :mod:`.estimate` calibrator and the label-free (CBPE) estimate
 * :mod:`.health`   model health
 * :mod:`.interpretability` gain share and mean |SHAP| per feature
+* :mod:`.window`   one evaluation window of ``performance_daily`` (``evaluate_window``)
 
 ``from include.modelwatch.monitoring import performance as perf`` gives the public API below.
 """
@@ -57,9 +58,29 @@ from include.modelwatch.monitoring.performance.metrics import (
     live_metrics,
     metrics_from_daily,
 )
+from include.modelwatch.monitoring.performance.window import (
+    ALPHA,
+    EVAL_DAYS,
+    MIN_DAYS,
+    N_BOOT,
+    WindowEvaluation,
+    evaluate_window,
+    matured_predictions,
+    optional_float,
+    realizations,
+)
 from include.modelwatch.vocabulary import CLASSES, PROB_COLUMNS
 
 __all__ = [
+    "ALPHA",
+    "EVAL_DAYS",
+    "MIN_DAYS",
+    "N_BOOT",
+    "WindowEvaluation",
+    "evaluate_window",
+    "matured_predictions",
+    "optional_float",
+    "realizations",
     "CHECK_MIN_ROWS",
     "CHECK_ROWS",
     "CLASSES",
