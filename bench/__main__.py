@@ -86,7 +86,7 @@ def run_peer(tool: str, args: list[str], timeout: float) -> dict:
     return out
 
 
-def _ratio(a: dict, b: dict) -> float | None:
+def ratio(a: dict, b: dict) -> float | None:
     if a.get("status") == "ok" and b.get("status") == "ok" and b["wall_s"] > 0:
         return a["wall_s"] / b["wall_s"]
     return None
@@ -110,12 +110,12 @@ def bench_throughput() -> list[dict]:
                 "rows": n_rows,
                 "cols": n_cols,
                 "tools": res,
-                "ratio_evidently_over_modelwatch": _ratio(res["evidently"], res["modelwatch"]),
-                "ratio_nannyml_over_modelwatch": _ratio(res["nannyml"], res["modelwatch"]),
-                "ratio_modelwatch_over_sort": _ratio(res["modelwatch"], res["sort"]),
-                "ratio_evidently_over_modelwatch_1t": _ratio(res["evidently"], res["modelwatch_1t"]),
-                "ratio_nannyml_over_modelwatch_1t": _ratio(res["nannyml"], res["modelwatch_1t"]),
-                "ratio_modelwatch_1t_over_sort": _ratio(res["modelwatch_1t"], res["sort"]),
+                "ratio_evidently_over_modelwatch": ratio(res["evidently"], res["modelwatch"]),
+                "ratio_nannyml_over_modelwatch": ratio(res["nannyml"], res["modelwatch"]),
+                "ratio_modelwatch_over_sort": ratio(res["modelwatch"], res["sort"]),
+                "ratio_evidently_over_modelwatch_1t": ratio(res["evidently"], res["modelwatch_1t"]),
+                "ratio_nannyml_over_modelwatch_1t": ratio(res["nannyml"], res["modelwatch_1t"]),
+                "ratio_modelwatch_1t_over_sort": ratio(res["modelwatch_1t"], res["sort"]),
             }
         )
     return rows

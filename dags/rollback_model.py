@@ -45,6 +45,7 @@ PARAMS = {
     "reason": Param(
         None,
         type=["null", "string"],
+        minLength=1,
         title="Reason",
         description="why (required with a target version; recorded in the alias history)",
     ),

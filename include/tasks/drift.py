@@ -13,9 +13,6 @@ from include.tasks.common import monitoring_db, run_id, variable, window
 
 log = logging.getLogger(__name__)
 
-#: Rows of a large (binned-mode) window that the data-quality checks read.
-DQ_SAMPLE_ROWS = 50_000
-
 
 def _span(start, end) -> str:
     return f"{start:%Y-%m-%d %H:%M}..{end:%Y-%m-%d %H:%M}"
@@ -87,23 +84,22 @@ def check_window(target: dict[str, Any], context: dict[str, Any]) -> dict[str, A
     """Read the window and validate it with Great Expectations; store the
     expectation results. Returns what the branch decides on."""
     from include.modelwatch.data import quality, storage
+    from include.modelwatch.monitoring import drift
     from include.modelwatch.monitoring.drift import checks, store
 
     with monitoring_db() as conn:
         mv, start, end = _load(conn, target, context)
         config = _config(mv)
         n = store.count_window(conn, mv.model_name, mv.version, start, end)
-        binned = n >= config.sql_counts_min_rows
-        df = store.window_frame(
-            conn, mv.model_name, mv.version, start, end, every=max(1, n // DQ_SAMPLE_ROWS) if binned else 1
-        )
+        how = drift.window_mode(n, config)
+        binned = how.binned
+        df = store.window_frame(conn, mv.model_name, mv.version, start, end, every=how.every)
         spec = checks.window_spec(mv.features, mv.classes, len(df), config.max_null_share)
         report = quality.validate_frame(df, spec) if len(df) else None
         missing = store.missing_features(conn, mv.model_name, mv.version, start, end)
         with storage.transaction(conn) as cur:
             store.replace_quality_results(cur, mv.label, start, end, report.results if report else [], run_id(context))
     failed = [f.describe() for f in report.failures] if report else []
-    mode = "binned" if binned else "rows"
     log.info(
         "summary: %s window %s: %d rows, %d scored with missing features%s; %s%s",
         mv.label,
@@ -120,7 +116,7 @@ def check_window(target: dict[str, Any], context: dict[str, Any]) -> dict[str, A
     return {
         **target,
         "rows": n,
-        "mode": mode,
+        "mode": how.mode,
         "dq_passed": report is None or report.success,
         "failed": failed,
         "missing_features": missing,
@@ -197,10 +193,6 @@ def raise_dq_alert(checked: dict[str, Any], context: dict[str, Any]) -> dict[str
     return {"model": mv.label, "status": "data_quality_failed", "failed": failed}
 
 
-def _result_kind(feature: str) -> str:
-    return "prediction" if feature in ("predicted_label", "confidence") or feature.startswith("p_") else "feature"
-
-
 def compute_drift(checked: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
     from include.modelwatch.data import storage
     from include.modelwatch.loop import alerts
@@ -233,12 +225,12 @@ def compute_drift(checked: dict[str, Any], context: dict[str, Any]) -> dict[str,
             result = drift.evaluate_window(mv.reference_profile, df, config)
         base = store.baseline_metrics(conn, mv.model_name, mv.version)
         concept = drift.concept_rows(df, base.get("accuracy"), base.get("roc_auc_ovr"), mv.classes)
-        drifted = result.drifted or any(r["drifted"] for r in concept)
-        top = [f for f in sorted(result.features, key=lambda f: -f.severity) if f.drifted][:5]
+        verdict = drift.window_verdict(result, concept)
         change = None
         with storage.transaction(conn) as cur:
             # one window of a model at a time: the earlier windows are read under the lock (defect 6)
-            history, hyst = store.decide_alert_state(cur, mv.model_name, mv.version, start, drifted, config)
+            history, hyst = store.decide_alert_state(cur, mv.model_name, mv.version, start, verdict.drifted, config)
+            plan = drift.alert_plan(result, concept, hyst, config, mv.label, start)
             store.clear_window(cur, mv.model_name, mv.version, start)
             store.insert_window(
                 cur,
@@ -251,8 +243,8 @@ def compute_drift(checked: dict[str, Any], context: dict[str, Any]) -> dict[str,
                 run_id=rid,
                 drift_score=result.drift_score,
                 level=result.level,
-                n_drifted=result.n_drifted + sum(r["drifted"] for r in concept),
-                drifted=drifted,
+                n_drifted=plan.n_drifted,
+                drifted=plan.drifted,
                 alert_state=hyst.state,
                 summary={
                     **result.summary(),
@@ -267,37 +259,31 @@ def compute_drift(checked: dict[str, Any], context: dict[str, Any]) -> dict[str,
                 mv.version,
                 start,
                 end,
-                [(_result_kind(r["feature"]), r) for r in result.to_rows()] + [("concept", r) for r in concept],
+                [(drift.result_kind(r["feature"]), r) for r in result.to_rows()] + [("concept", r) for r in concept],
             )
-            if hyst.state == "firing":
+            if plan.action == "raise":
                 change = alerts.raise_alert(
                     cur,
                     model_name=mv.model_name,
                     model_version=mv.version,
                     kind="drift",
-                    severity="critical" if result.level == "critical" else "warning",
-                    score=result.drift_score,
-                    title=f"{mv.label}: drift score {result.drift_score:.2f} ({result.level})",
-                    message="; ".join(
-                        f"{f.feature} W/sd={drift.fmt_number(f.wasserstein_norm, '.2f')} "
-                        f"psi={f.psi:.3f} p_adj={f.p_adjusted:.2g}"
-                        for f in top
-                        if f.psi is not None
-                    )
-                    or "drift persists",
+                    severity=str(plan.severity),
+                    score=plan.score,
+                    title=str(plan.title),
+                    message=str(plan.message),
                     window_start=start,
                     window_end=end,
-                    evidence={"drift_windows": [str(start)], "top_features": [f.feature for f in top]},
+                    evidence=plan.evidence,
                     run_id=rid,
                 )
-            elif hyst.transition == "resolve":
+            elif plan.action == "resolve":
                 change = alerts.resolve_alert(
                     cur,
                     model_name=mv.model_name,
                     kind="drift",
                     at=end,
                     window_start=start,
-                    resolution=f"{config.resolve_k} consecutive clean windows",
+                    resolution=str(plan.resolution),
                 )
     metrics.gauge("drift.score", result.drift_score, mv.model_name, mv.version)
     for f in sorted(result.features, key=lambda f: -(f.psi or 0))[:5]:
@@ -319,7 +305,7 @@ def compute_drift(checked: dict[str, Any], context: dict[str, Any]) -> dict[str,
         ", binned in PostgreSQL" if binned else "",
         result.drift_score,
         result.level,
-        drifted,
+        plan.drifted,
         sum(history[-config.fire_m :]),
         min(len(history), config.fire_m),
         hyst.state,
@@ -331,6 +317,6 @@ def compute_drift(checked: dict[str, Any], context: dict[str, Any]) -> dict[str,
         "status": "evaluated",
         "drift_score": result.drift_score,
         "level": result.level,
-        "drifted": drifted,
+        "drifted": plan.drifted,
         "alert_state": hyst.state,
     }

@@ -79,6 +79,7 @@ def retrain_params() -> dict[str, Any]:
         "reason": Param(
             None,
             type=["null", "string"],
+            minLength=1,
             title="Reason",
             description="why (required when a model is chosen; recorded on the trigger)",
         ),

@@ -19,7 +19,8 @@ def respond(source: str, context: dict[str, Any]) -> dict[str, Any]:
     results for a window, so the health row of that window is recomputed by
     whichever finishes last, from both inputs (order-independent). Logs each
     decision (fired, upgraded, suppressed, cancelled) with its reason; after
-    ``performance`` also writes the retrain feedback whose period completed.
+    ``performance`` also brings the retrain feedback up to date. The log ends
+    with one ``summary:`` line.
     Returns counts per action and whether any trigger changed (the asset event).
     """
     from include.modelwatch.data import storage
@@ -76,8 +77,8 @@ def respond(source: str, context: dict[str, Any]) -> dict[str, Any]:
             row["evaluated_at"],
         )
     log.info(
-        "closed loop (%s, window %s .. %s): %s; %d health row(s) refreshed; %d feedback row(s) written; "
-        "%d pending trigger(s) in total",
+        "summary: closed loop (%s, window %s .. %s): %s; %d health row(s) refreshed; %d feedback row(s) written "
+        "or corrected; %d pending trigger(s) in total",
         source,
         start.isoformat(),
         end.isoformat(),

@@ -162,7 +162,41 @@ def evaluate(target: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
                 n=len(ev.in_window),
                 run_id=rid,
             )
-            alert = _alert(cur, alerts, store, mv, target, ev.decision, primary, ids, start, end, rid)
+            plan = perf.alert_plan(
+                ev.decision,
+                primary,
+                target.get("aliases"),
+                store.open_alert_version(cur, mv.model_name),
+                mv.version,
+                mv.label,
+                comparison_ids=ids,
+            )
+            alert = plan.outcome
+            if plan.action == "raise":
+                ch = alerts.raise_alert(
+                    cur,
+                    model_name=mv.model_name,
+                    model_version=mv.version,
+                    kind="performance",
+                    severity=str(plan.severity),
+                    title=str(plan.title),
+                    message=str(plan.message),
+                    window_start=start,
+                    window_end=end,
+                    score=plan.score,
+                    run_id=rid,
+                    evidence=plan.evidence,
+                )
+                alert = f"{ch.action} {plan.outcome}"
+            elif plan.action == "resolve":
+                alerts.resolve_alert(
+                    cur,
+                    model_name=mv.model_name,
+                    kind="performance",
+                    at=end,
+                    resolution=str(plan.resolution),
+                    window_start=start,
+                )
 
     overall = ev.overall
     stats = get_metrics()
@@ -188,51 +222,6 @@ def evaluate(target: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
     }
     log.info("%s", _report(where, overall, comparisons, estimate, check, realized, health, reasons, alert, interp))
     return summary
-
-
-def _alert(cur, alerts, store, mv, target, decision, primary, ids, start, end, rid) -> str:
-    """Raise / resolve the model's ``performance`` alert; only the champion's evidence counts."""
-    if "champion" not in (target.get("aliases") or ["champion"]):
-        return f"none ({mv.label} is not the champion)"
-    if decision.action == "raise":
-        ch = alerts.raise_alert(
-            cur,
-            model_name=mv.model_name,
-            model_version=mv.version,
-            kind="performance",
-            severity=decision.severity,
-            title=f"{mv.label}: live {primary['metric']} below backtest",
-            message=decision.reason,
-            window_start=start,
-            window_end=end,
-            score=decision.score,
-            run_id=rid,
-            evidence={
-                "comparison_ids": ids,
-                "metric": primary["metric"],
-                "ci": [primary["ci_low"], primary["ci_high"]],
-                "live": primary["live"],
-                "baseline": primary["baseline"],
-                "tolerance_rel": primary["tolerance_rel"],
-                "n_days": primary["n_days"],
-                "block": primary["block"],
-            },
-        )
-        return f"{ch.action} ({decision.severity}, performance_drop {decision.score:.3f})"
-    if decision.action == "resolve":
-        is_open, version = store.open_alert_version(cur, mv.model_name)
-        if is_open and version in (None, mv.version):
-            alerts.resolve_alert(
-                cur,
-                model_name=mv.model_name,
-                kind="performance",
-                at=end,
-                resolution=decision.reason,
-                window_start=start,
-            )
-            return "resolved"
-        return "none"
-    return "unchanged (undecidable)"
 
 
 def _fmt(v: Any, spec: str = ".3f") -> str:

@@ -66,8 +66,8 @@ def _triggers(db, model="m"):
     return _q(
         db,
         "SELECT trigger_id, status, trigger_type, rule_name, retrain_mode, priority, reason, evidence "
-        "FROM retraining_triggers WHERE model_name = %s ORDER BY trigger_id",
-        (model,),
+        "FROM retraining_triggers WHERE model_name = %(model)s ORDER BY trigger_id",
+        {"model": model},
     )
 
 
@@ -293,13 +293,13 @@ def test_concurrent_evaluations_make_one_trigger(db, tmp_path, monitoring_uri):
 def test_the_database_refuses_a_second_pending_trigger(db):
     ins = (
         "INSERT INTO retraining_triggers (model_name, trigger_type, retrain_mode, priority, reason, triggered_at) "
-        "VALUES ('m', 'manual', 'full', 'high', 'x', %s)"
+        "VALUES ('m', 'manual', 'full', 'high', 'x', %(at)s)"
     )
     with storage.transaction(db) as cur:
-        cur.execute(ins, (T0,))
+        cur.execute(ins, {"at": T0})
     with pytest.raises(psycopg.errors.UniqueViolation):
         with storage.transaction(db) as cur:
-            cur.execute(ins, (T0 + H,))
+            cur.execute(ins, {"at": T0 + H})
 
 
 @pytest.mark.parametrize("reason", ["", "   ", None])
@@ -320,6 +320,25 @@ def test_manual_trigger_is_idempotent_per_request_and_upgrades(db, tmp_path):
     assert "manual trigger by run:abc: new data vendor" == t[0]["reason"]
     with pytest.raises(triggers.LoopError, match="no champion"):
         triggers.create_manual_trigger(db, "unknown_model", "why not", requested_by="bob", as_of=T0)
+
+
+def test_same_requester_gets_a_new_trigger_after_the_first_finished(db, tmp_path):
+    """Idempotency holds while the trigger is open; weeks later the same person's request is a new trigger."""
+    _champion(db, tmp_path)
+    first = triggers.create_manual_trigger(db, "m", "new data vendor", requested_by="cli:alice", as_of=T0)
+    with storage.transaction(db) as cur:
+        cur.execute(
+            "UPDATE retraining_triggers SET status = 'done', outcome = 'rejected: business', completed_at = %(at)s "
+            "WHERE trigger_id = %(tid)s",
+            {"at": T0 + H, "tid": first},
+        )
+    second = triggers.create_manual_trigger(
+        db, "m", "vendor fixed the feed", requested_by="cli:alice", as_of=T0 + 500 * H
+    )
+    assert second != first
+    t = {r["trigger_id"]: r for r in _triggers(db)}
+    assert t[first]["status"] == "done" and t[second]["status"] == "pending"
+    assert t[second]["reason"] == "manual trigger by cli:alice: vendor fixed the feed"
 
 
 def test_cli_rules_and_triggers(db, tmp_path, monitoring_uri, capsys):
@@ -366,8 +385,17 @@ def _perf_row(db, version, window_end, eval_start, accuracy, n):
     with storage.transaction(db) as cur:
         cur.execute(
             "INSERT INTO live_performance_daily (model_name, model_version, window_start, window_end, eval_start, "
-            "eval_end, n, n_trades, n_days, accuracy) VALUES ('m', %s, %s, %s, %s, %s, %s, %s, 20, %s)",
-            (version, window_end - timedelta(days=1), window_end, eval_start, window_end.date(), n, n, accuracy),
+            "eval_end, n, n_trades, n_days, accuracy) VALUES ('m', %(version)s, %(window_start)s, %(window_end)s, "
+            "%(eval_start)s, %(eval_end)s, %(n)s, %(n)s, 20, %(accuracy)s)",
+            {
+                "version": version,
+                "window_start": window_end - timedelta(days=1),
+                "window_end": window_end,
+                "eval_start": eval_start,
+                "eval_end": window_end.date(),
+                "n": n,
+                "accuracy": accuracy,
+            },
         )
 
 
@@ -442,6 +470,49 @@ def test_feedback_is_written_once_for_its_own_period_whatever_the_order_of_runs(
     assert _feedback(db) == first
 
 
+def test_feedback_row_is_the_same_when_the_later_window_ran_first(db, tmp_path):
+    """Issue 12, defect 9: a catch-up that ran the day-30 performance window before the day-20 one kept the
+    day-30 snapshot as the trigger's feedback forever; the rule is the first snapshot with >= 20 outcomes."""
+    v1, v2 = _retrain_to_v2(db, tmp_path, reason="gates passed")
+    _perf_row(db, v1, T0, date(2008, 7, 1), 0.31, 120)
+    day20, day30 = T0 + timedelta(days=20), T0 + timedelta(days=30)
+
+    def run(order: list[datetime]) -> list[dict]:
+        with storage.transaction(db) as cur:
+            cur.execute("DELETE FROM feedback_loop_metrics")
+            cur.execute("DELETE FROM live_performance_daily WHERE model_version = %(v)s", {"v": v2})
+        snapshots = {day20: (0.42, 40), day30: (0.25, 80)}
+        for end in order:  # each performance window writes its snapshot, then the feedback
+            _perf_row(db, v2, end, date(2008, 10, 2), *snapshots[end])
+            feedback.update_feedback(db, as_of=end, run_id=f"perf-{(end - T0).days}")
+        return _feedback(db)
+
+    in_order = run([day20, day30])
+    assert [(r["after_value"], r["n_after"], r["improved"], r["evaluated_at"], r["run_id"]) for r in in_order] == [
+        (0.42, 40, True, day20, "perf-20")
+    ]
+    assert run([day30, day20]) == in_order
+    # and a later re-run of the day-30 window changes nothing
+    assert feedback.update_feedback(db, as_of=day30, run_id="perf-30-rerun") == []
+    assert _feedback(db) == in_order
+
+
+def test_feedback_before_value_written_late_by_an_older_window_corrects_the_row(db, tmp_path):
+    """The champion's snapshot before the retrain is written by a window that ends before the completion;
+    if that window runs after the feedback row exists, its own run still corrects the row."""
+    v1, v2 = _retrain_to_v2(db, tmp_path, reason="gates passed")
+    day20 = T0 + timedelta(days=20)
+    _perf_row(db, v2, day20, date(2008, 10, 2), 0.42, 40)
+    feedback.update_feedback(db, as_of=day20, run_id="perf-20")
+    assert [(r["before_value"], r["improved"]) for r in _feedback(db)] == [(None, None)]
+    _perf_row(db, v1, T0, date(2008, 7, 1), 0.31, 120)
+    rows = feedback.update_feedback(db, as_of=T0, run_id="perf-0")
+    assert [(r["before_value"], r["n_before"], r["after_value"], r["improved"]) for r in rows] == [
+        (0.31, 120, 0.42, True)
+    ]
+    assert [(r["before_value"], r["improved"], r["evaluated_at"]) for r in _feedback(db)] == [(0.31, True, day20)]
+
+
 def test_feedback_of_a_challenger_deployment_keeps_the_champion(db, tmp_path):
     """A candidate deployed as challenger serves no live traffic: the retrain is
     judged on the champion, which did not change (so: not improved)."""
@@ -471,3 +542,23 @@ def test_only_the_scheduled_retrain_run_evaluates_the_age_rule(db, tmp_path, run
         assert claimed["claimed_by"] == "scheduled__x" and "model_age_days 61 > threshold 30" in claimed["reason"]
     else:
         assert claimed is None and _triggers(db) == []
+
+
+def test_the_loop_task_log_ends_with_its_summary_line(db, tmp_path, caplog):
+    """Each task log ends with a short summary: the feedback lines used to come after the last decision lines,
+    and the closing line had no ``summary:`` marker."""
+    import logging
+
+    from include.tasks import loop as loop_tasks
+
+    v1, v2 = _retrain_to_v2(db, tmp_path, reason="gates passed")
+    _perf_row(db, v1, T0, date(2008, 7, 1), 0.31, 120)
+    end = T0 + timedelta(days=20)
+    _perf_row(db, v2, end, date(2008, 10, 2), 0.42, 40)
+    ctx = {"params": {"window_start": (end - timedelta(days=1)).isoformat(), "window_end": end.isoformat()}}
+    with caplog.at_level(logging.INFO, logger=loop_tasks.__name__):
+        result = loop_tasks.respond("performance", {**ctx, "run_id": "perf-20"})
+    lines = [r.getMessage() for r in caplog.records if r.name == loop_tasks.__name__]
+    assert result["feedback_rows"] == 1 and any(line.startswith("feedback: trigger 1 ") for line in lines)
+    assert lines[-1].startswith("summary: closed loop (performance, window 2008-10-20T00:00:00+00:00 .. ")
+    assert "1 feedback row(s) written or corrected" in lines[-1]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.__main__ import _ratio, run_peer
+from bench.__main__ import ratio, run_peer
 
 
 @pytest.mark.parametrize("tool", ["modelwatch", "modelwatch_1t", "sort"])
@@ -34,5 +34,5 @@ def test_alarm_worker_flags_a_shift_and_not_an_unchanged_window():
 
 def test_ratio_only_for_two_successful_runs():
     ok = {"status": "ok", "wall_s": 2.0}
-    assert _ratio(ok, {"status": "ok", "wall_s": 0.5}) == 4.0
-    assert _ratio(ok, {"status": "timeout"}) is None
+    assert ratio(ok, {"status": "ok", "wall_s": 0.5}) == 4.0
+    assert ratio(ok, {"status": "timeout"}) is None

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote
@@ -135,8 +135,8 @@ def read_sql(name: str) -> str:
     return (SQL_DIR / name).read_text()
 
 
-def fetch_dicts(conn, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Run a query and return its rows as dicts."""
+def fetch_dicts(conn, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Run a query (named ``%(name)s`` parameters only) and return its rows as dicts."""
     with conn.cursor() as cur:
         cur.execute(sql, params)
         if cur.description is None:

@@ -87,8 +87,8 @@ def _observe(
             continue
         cur.execute(
             "SELECT alert_id, score, severity, model_version, first_window, last_window FROM alerts "
-            "WHERE model_name = %s AND kind = %s AND status <> 'resolved' AND first_window <= %s",
-            (model_name, ALERT_KIND[metric], as_of),
+            "WHERE model_name = %(model)s AND kind = %(kind)s AND status <> 'resolved' AND first_window <= %(as_of)s",
+            {"model": model_name, "kind": ALERT_KIND[metric], "as_of": as_of},
         )
         row = cur.fetchone()
         if row is None or row[1] is None:
@@ -104,8 +104,8 @@ def _observe(
 def _stored_actions(cur, model_name: str, source: str, as_of: datetime) -> list[dict[str, Any]]:
     cur.execute(
         "SELECT action, rule_name, reason, trigger_id, alert_id, observed, threshold FROM closed_loop_actions "
-        "WHERE model_name = %s AND source = %s AND evaluated_at = %s ORDER BY action_id",
-        (model_name, source, as_of),
+        "WHERE model_name = %(model)s AND source = %(source)s AND evaluated_at = %(as_of)s ORDER BY action_id",
+        {"model": model_name, "source": source, "as_of": as_of},
     )
     cols = ("action", "rule_name", "reason", "trigger_id", "alert_id", "observed", "threshold")
     return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
@@ -165,9 +165,9 @@ def evaluate(
         rules = [r for r in rule_store.load_rules(conn) if r.metric in metrics]
         obs, open_alerts = _observe(cur, model_name, metrics, champion, as_of)
         cur.execute(
-            "SELECT rule_name, max(evaluated_at) FROM closed_loop_actions WHERE model_name = %s "
-            "AND action IN ('fire', 'upgrade') AND evaluated_at <= %s GROUP BY rule_name",
-            (model_name, as_of),
+            "SELECT rule_name, max(evaluated_at) FROM closed_loop_actions WHERE model_name = %(model)s "
+            "AND action IN ('fire', 'upgrade') AND evaluated_at <= %(as_of)s GROUP BY rule_name",
+            {"model": model_name, "as_of": as_of},
         )
         last_fired = {r[0]: r[1] for r in cur.fetchall()}
         handled: dict[str, str] = {}
@@ -176,9 +176,9 @@ def evaluate(
             if alert is None:
                 continue
             cur.execute(
-                "SELECT min(evaluated_at) FROM closed_loop_actions WHERE model_name = %s AND rule_name = %s "
-                "AND alert_id = %s AND action IN ('fire', 'upgrade')",
-                (model_name, r.name, alert["alert_id"]),
+                "SELECT min(evaluated_at) FROM closed_loop_actions WHERE model_name = %(model)s "
+                "AND rule_name = %(rule)s AND alert_id = %(alert_id)s AND action IN ('fire', 'upgrade')",
+                {"model": model_name, "rule": r.name, "alert_id": alert["alert_id"]},
             )
             first = cur.fetchone()[0]
             if first is not None:

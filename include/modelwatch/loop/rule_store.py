@@ -78,7 +78,10 @@ def set_rule(
         if k not in allowed:
             raise R.RuleError(k, f"cannot be changed; changeable fields are {allowed}")
     with transaction(conn) as cur:
-        cur.execute(f"SELECT {_RULE_COLUMNS} FROM automated_response_rules WHERE rule_name = %s FOR UPDATE", (name,))
+        cur.execute(
+            f"SELECT {_RULE_COLUMNS} FROM automated_response_rules WHERE rule_name = %(name)s FOR UPDATE",
+            {"name": name},
+        )
         cols = [c.name for c in cur.description]
         row = cur.fetchone()
         if row is None:
@@ -100,20 +103,21 @@ def set_rule(
             current["model_overrides"] = overrides
         rule = _rule(current)  # raises RuleError before any write
         cur.execute(
-            "UPDATE automated_response_rules SET operator = %s, threshold = %s, retrain_mode = %s, priority = %s, "
-            "cooldown_hours = %s, enabled = %s, model_overrides = %s, updated_at = now(), updated_by = %s "
-            "WHERE rule_name = %s",
-            (
-                rule.operator,
-                rule.threshold,
-                rule.retrain_mode,
-                rule.priority,
-                rule.cooldown_hours,
-                rule.enabled,
-                json.dumps({m: dict(o) for m, o in rule.model_overrides.items()}),
-                by,
-                name,
-            ),
+            "UPDATE automated_response_rules SET operator = %(operator)s, threshold = %(threshold)s, "
+            "retrain_mode = %(retrain_mode)s, priority = %(priority)s, cooldown_hours = %(cooldown_hours)s, "
+            "enabled = %(enabled)s, model_overrides = %(model_overrides)s, updated_at = now(), updated_by = %(by)s "
+            "WHERE rule_name = %(name)s",
+            {
+                "operator": rule.operator,
+                "threshold": rule.threshold,
+                "retrain_mode": rule.retrain_mode,
+                "priority": rule.priority,
+                "cooldown_hours": rule.cooldown_hours,
+                "enabled": rule.enabled,
+                "model_overrides": json.dumps({m: dict(o) for m, o in rule.model_overrides.items()}),
+                "by": by,
+                "name": name,
+            },
         )
     return rule
 

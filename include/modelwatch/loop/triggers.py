@@ -31,14 +31,15 @@ class LoopError(ValueError):
 
 
 def lock_model(cur, model_name: str) -> None:
-    cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"modelwatch.loop:{model_name}",))
+    cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%(key)s, 0))", {"key": f"modelwatch.loop:{model_name}"})
 
 
 def champion_row(cur, model_name: str) -> dict[str, Any] | None:
     cur.execute(
         "SELECT v.version, v.train_end FROM model_aliases a JOIN model_versions v "
-        "ON v.model_name = a.model_name AND v.version = a.version WHERE a.model_name = %s AND a.alias = 'champion'",
-        (model_name,),
+        "ON v.model_name = a.model_name AND v.version = a.version WHERE a.model_name = %(model)s "
+        "AND a.alias = 'champion'",
+        {"model": model_name},
     )
     row = cur.fetchone()
     return {"version": int(row[0]), "train_end": row[1]} if row else None
@@ -47,8 +48,8 @@ def champion_row(cur, model_name: str) -> dict[str, Any] | None:
 def pending_row(cur, model_name: str) -> dict[str, Any] | None:
     cur.execute(
         "SELECT trigger_id, model_version, rule_name, trigger_type, retrain_mode, priority, triggered_at, evidence "
-        "FROM retraining_triggers WHERE model_name = %s AND status = 'pending' FOR UPDATE",
-        (model_name,),
+        "FROM retraining_triggers WHERE model_name = %(model)s AND status = 'pending' FOR UPDATE",
+        {"model": model_name},
     )
     row = cur.fetchone()
     if row is None:
@@ -104,24 +105,25 @@ def record_action(
     cur.execute(
         "INSERT INTO closed_loop_actions (model_name, model_version, source, rule_name, action, trigger_id, alert_id, "
         "metric, observed, threshold, reason, evidence, evaluated_at, run_id) "
-        "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
-        "ON CONFLICT (model_name, source, evaluated_at, rule_name, action) DO NOTHING",
-        (
-            model_name,
-            version,
-            source,
-            rule_name,
-            action,
-            trigger_id,
-            alert_id,
-            metric,
-            observed,
-            threshold,
-            reason,
-            json.dumps(ev, default=str),
-            as_of,
-            run_id,
-        ),
+        "VALUES (%(model_name)s, %(model_version)s, %(source)s, %(rule_name)s, %(action)s, %(trigger_id)s, "
+        "%(alert_id)s, %(metric)s, %(observed)s, %(threshold)s, %(reason)s, %(evidence)s, %(evaluated_at)s, "
+        "%(run_id)s) ON CONFLICT (model_name, source, evaluated_at, rule_name, action) DO NOTHING",
+        {
+            "model_name": model_name,
+            "model_version": version,
+            "source": source,
+            "rule_name": rule_name,
+            "action": action,
+            "trigger_id": trigger_id,
+            "alert_id": alert_id,
+            "metric": metric,
+            "observed": observed,
+            "threshold": threshold,
+            "reason": reason,
+            "evidence": json.dumps(ev, default=str),
+            "evaluated_at": as_of,
+            "run_id": run_id,
+        },
     )
     return {
         "action": action,
@@ -136,9 +138,9 @@ def record_action(
 
 def cancel_pending(cur, trigger_id: int, reason: str, at: datetime) -> bool:
     cur.execute(
-        "UPDATE retraining_triggers SET status = 'cancelled', outcome = %s, completed_at = %s, updated_at = now() "
-        "WHERE trigger_id = %s AND status = 'pending' RETURNING trigger_id",
-        (f"cancelled: {reason}", at, trigger_id),
+        "UPDATE retraining_triggers SET status = 'cancelled', outcome = %(outcome)s, completed_at = %(at)s, "
+        "updated_at = now() WHERE trigger_id = %(trigger_id)s AND status = 'pending' RETURNING trigger_id",
+        {"outcome": f"cancelled: {reason}", "at": at, "trigger_id": trigger_id},
     )
     return cur.fetchone() is not None
 
@@ -157,22 +159,23 @@ def insert_trigger(
     cur.execute(
         "INSERT INTO retraining_triggers (model_name, model_version, trigger_type, retrain_mode, priority, rule_name, "
         "reason, evidence, window_start, window_end, triggered_at, created_by) "
-        "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
+        "VALUES (%(model_name)s, %(model_version)s, %(trigger_type)s, %(retrain_mode)s, %(priority)s, %(rule_name)s, "
+        "%(reason)s, %(evidence)s, %(window_start)s, %(window_end)s, %(triggered_at)s, %(created_by)s) "
         "ON CONFLICT (model_name) WHERE status = 'pending' DO NOTHING RETURNING trigger_id",
-        (
-            model_name,
-            version,
-            d.trigger_type,
-            d.retrain_mode,
-            d.priority,
-            d.rule_name,
-            d.reason,
-            json.dumps(dict(evidence), default=str),
-            window[0],
-            window[1],
-            as_of,
-            created_by,
-        ),
+        {
+            "model_name": model_name,
+            "model_version": version,
+            "trigger_type": d.trigger_type,
+            "retrain_mode": d.retrain_mode,
+            "priority": d.priority,
+            "rule_name": d.rule_name,
+            "reason": d.reason,
+            "evidence": json.dumps(dict(evidence), default=str),
+            "window_start": window[0],
+            "window_end": window[1],
+            "triggered_at": as_of,
+            "created_by": created_by,
+        },
     )
     row = cur.fetchone()
     return int(row[0]) if row else None
@@ -195,17 +198,18 @@ def upgrade_trigger(
     )
     ev = {**dict(evidence), "upgrades": history}
     cur.execute(
-        "UPDATE retraining_triggers SET trigger_type = %s, rule_name = %s, retrain_mode = %s, priority = %s, "
-        "reason = %s, evidence = %s, updated_at = now() WHERE trigger_id = %s AND status = 'pending'",
-        (
-            d.trigger_type,
-            d.rule_name,
-            d.retrain_mode,
-            d.priority,
-            d.reason,
-            json.dumps(ev, default=str),
-            pending["trigger_id"],
-        ),
+        "UPDATE retraining_triggers SET trigger_type = %(trigger_type)s, rule_name = %(rule_name)s, "
+        "retrain_mode = %(retrain_mode)s, priority = %(priority)s, reason = %(reason)s, evidence = %(evidence)s, "
+        "updated_at = now() WHERE trigger_id = %(trigger_id)s AND status = 'pending'",
+        {
+            "trigger_type": d.trigger_type,
+            "rule_name": d.rule_name,
+            "retrain_mode": d.retrain_mode,
+            "priority": d.priority,
+            "reason": d.reason,
+            "evidence": json.dumps(ev, default=str),
+            "trigger_id": pending["trigger_id"],
+        },
     )
 
 
@@ -226,19 +230,23 @@ def create_manual_trigger(
 
     Refused without a reason or without a champion. With a pending trigger
     already there, a stronger request upgrades it and a weaker one is recorded
-    on it. Idempotent per ``requested_by`` (a retried DAG run gets its trigger
-    back).
+    on it. Idempotent per ``requested_by`` while that trigger is pending or
+    claimed (a retried DAG run gets its trigger back); after it finished, the
+    same requester's next request is a new one.
     """
     d = R.manual_trigger(model_name, reason, retrain_mode=retrain_mode, priority=priority, requested_by=requested_by)
     if not requested_by or not str(requested_by).strip():
         raise LoopError(f"{model_name}: a manual trigger needs requested_by (a run id or a user)")
     with transaction(conn) as cur:
         lock_model(cur, model_name)
+        # the same requester's trigger while it is still open (a retried DAG run gets it back);
+        # once that trigger finished, the same requester's next request is a new one
         cur.execute(
-            "SELECT trigger_id FROM closed_loop_actions WHERE model_name = %s AND source = 'manual' "
-            "AND run_id = %s AND trigger_id IS NOT NULL AND action IN ('fire', 'upgrade', 'no_change') "
-            "ORDER BY action_id LIMIT 1",
-            (model_name, requested_by),
+            "SELECT a.trigger_id FROM closed_loop_actions a JOIN retraining_triggers t USING (trigger_id) "
+            "WHERE a.model_name = %(model)s AND a.source = 'manual' AND a.run_id = %(run_id)s "
+            "AND a.action IN ('fire', 'upgrade', 'no_change') AND t.status IN ('pending', 'claimed') "
+            "ORDER BY a.action_id LIMIT 1",
+            {"model": model_name, "run_id": requested_by},
         )
         row = cur.fetchone()
         if row is not None:
@@ -269,8 +277,12 @@ def create_manual_trigger(
             tid, action = pending["trigger_id"], "no_change"
             cur.execute(
                 "UPDATE retraining_triggers SET evidence = jsonb_set(evidence, '{also_requested}', "
-                "coalesce(evidence->'also_requested', '[]'::jsonb) || %s::jsonb) WHERE trigger_id = %s",
-                (json.dumps([{"by": requested_by, "reason": reason.strip(), "at": as_of.isoformat()}]), tid),
+                "coalesce(evidence->'also_requested', '[]'::jsonb) || %(request)s::jsonb) "
+                "WHERE trigger_id = %(trigger_id)s",
+                {
+                    "request": json.dumps([{"by": requested_by, "reason": reason.strip(), "at": as_of.isoformat()}]),
+                    "trigger_id": tid,
+                },
             )
         record_action(
             cur,
@@ -295,8 +307,9 @@ def cancel_trigger(conn, trigger_id: int, *, reason: str, by: str, at: datetime)
         raise LoopError(f"trigger {trigger_id}: cancelling needs a reason")
     with transaction(conn) as cur:
         cur.execute(
-            "SELECT model_name, model_version, rule_name, status FROM retraining_triggers WHERE trigger_id = %s",
-            (trigger_id,),
+            "SELECT model_name, model_version, rule_name, status FROM retraining_triggers "
+            "WHERE trigger_id = %(trigger_id)s",
+            {"trigger_id": trigger_id},
         )
         row = cur.fetchone()
         if row is None:

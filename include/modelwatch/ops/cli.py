@@ -26,14 +26,12 @@ def _db_migrate(args: argparse.Namespace) -> int:
     from include.modelwatch.data import storage
     from include.modelwatch.ops import migrations
 
-    conn = storage.connect(args.uri)
-    try:
-        applied = migrations.migrate(conn)
-    except migrations.MigrationError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        conn.close()
+    with storage.session(args.uri) as conn:
+        try:
+            applied = migrations.migrate(conn)
+        except migrations.MigrationError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
     if applied:
         for m in applied:
             print(f"applied {m.path.name}")

@@ -50,7 +50,7 @@ def say(msg: str) -> None:
 
 def _secret(path: Path) -> str:
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(32))
+        path.write_text(secrets.token_urlsafe(64))  # 86 characters: long enough for HS512
         path.chmod(0o600)
     return path.read_text().strip()
 

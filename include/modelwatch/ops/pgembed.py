@@ -106,7 +106,7 @@ class EmbeddedPostgres:
         conn.autocommit = True
         try:
             with conn.cursor() as cur:
-                cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+                cur.execute("SELECT 1 FROM pg_database WHERE datname = %(name)s", {"name": name})
                 if cur.fetchone():
                     return False
                 cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))

@@ -1,6 +1,6 @@
 """Database side of quality-gated retraining and rollback (Airflow-free).
 
-Every function takes a psycopg2 connection, writes in one transaction and is
+Every function takes a psycopg (3) connection, writes in one transaction and is
 keyed on the trigger (and algorithm), never on wall-clock time, so a re-run of
 a task overwrites its own rows instead of adding new ones.
 

@@ -4,7 +4,8 @@ Pure numpy/scipy; no Airflow, no database. Modules: ``config`` (DriftConfig and
 constants), ``stats`` (binning, PSI/KL/JS, KS, Wasserstein, chi-square, BH),
 ``profile`` (reference profile and reference null), ``results`` (per-feature
 and window results), ``evaluate`` (row and binned mode, the decision),
-``hysteresis``, ``concept`` (concept drift from matured outcomes) and
+``hysteresis``, ``concept`` (concept drift from matured outcomes), ``alerting``
+(the task's pure decisions: window mode, verdict, alert plan) and
 ``store`` (the drift task's SQL). This package re-exports the public API. The pieces:
 
 * :func:`build_reference_profile` - computed once per model version from its
@@ -80,6 +81,16 @@ q, base=2)``. Natural logarithms (nats) are used for PSI and KL.
 
 from __future__ import annotations
 
+from include.modelwatch.monitoring.drift.alerting import (
+    DQ_SAMPLE_ROWS,
+    AlertPlan,
+    Verdict,
+    WindowMode,
+    alert_plan,
+    result_kind,
+    window_mode,
+    window_verdict,
+)
 from include.modelwatch.monitoring.drift.concept import (
     CONCEPT_AUC_DELTA,
     CONCEPT_BOOTSTRAP,
@@ -176,4 +187,12 @@ __all__ = [
     "evaluate_binned",
     "update_alert_state",
     "concept_rows",
+    "DQ_SAMPLE_ROWS",
+    "AlertPlan",
+    "Verdict",
+    "WindowMode",
+    "alert_plan",
+    "result_kind",
+    "window_mode",
+    "window_verdict",
 ]

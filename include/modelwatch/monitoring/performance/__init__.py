@@ -10,12 +10,19 @@ writes of ``performance_daily`` are in :mod:`.store`. The package is cut by conc
 * :mod:`.health`   model health
 * :mod:`.interpretability` gain share and mean |SHAP| per feature
 * :mod:`.window`   one evaluation window of ``performance_daily`` (``evaluate_window``)
+* :mod:`.alerting` what happens to the ``performance`` alert (``alert_plan``: champion only, same version)
 
 ``from include.modelwatch.monitoring import performance as perf`` gives the public API below.
 """
 
 from __future__ import annotations
 
+from include.modelwatch.monitoring.performance.alerting import (
+    CHAMPION,
+    PerformanceAlertPlan,
+    alert_plan,
+    counts_for_alert,
+)
 from include.modelwatch.monitoring.performance.compare import (
     COMPARABLE_METRICS,
     COMPARED_METRICS,
@@ -120,4 +127,8 @@ __all__ = [
     "metrics_from_daily",
     "trailing_period",
     "window_interpretability",
+    "CHAMPION",
+    "PerformanceAlertPlan",
+    "alert_plan",
+    "counts_for_alert",
 ]

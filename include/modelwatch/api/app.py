@@ -1,0 +1,81 @@
+"""The ModelWatch FastAPI app that Airflow's API server mounts at ``/modelwatch`` (see plugins/modelwatch_plugin.py).
+
+``create_app()`` builds it: an index page, the read routes (:mod:`.routes_read`) and the write routes
+(:mod:`.routes_write`). Every route needs an Airflow user (:mod:`.auth`); ``/docs`` and ``/openapi.json``
+are public, as Airflow's own are (and ``/docs`` exists when Airflow's does: ``[api] enable_swagger_ui``).
+
+Database: one connection per request (:mod:`.routes_common`), through the ``monitoring_db`` Airflow connection.
+"""
+
+from __future__ import annotations
+
+import html
+
+from airflow.configuration import conf
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from include.modelwatch.api import routes_read, routes_write
+from include.modelwatch.api.auth import GetUserDep
+from include.modelwatch.api.errors import ApiInputError
+from include.modelwatch.api.routes_common import Opener, default_opener
+
+TITLE = "ModelWatch API"
+
+
+def input_error(request: Request, exc: Exception) -> JSONResponse:
+    """422 naming the refused parameter: ``{"detail": "<field>: <reason>", "field": "<field>"}``."""
+    assert isinstance(exc, ApiInputError)
+    return JSONResponse(status_code=422, content={"detail": str(exc), "field": exc.field})
+
+
+def index_page(app: FastAPI) -> str:
+    """A minimal HTML index: the API's endpoints and a link to the interactive docs."""
+    rows = []
+    for route in app.routes:
+        path, methods = getattr(route, "path", None), sorted(getattr(route, "methods", None) or ())
+        if not path or not getattr(route, "include_in_schema", False):
+            continue
+        summary = getattr(route, "summary", None) or getattr(route, "name", "")
+        for method in methods:
+            rows.append(
+                f"<tr><td><code>{method}</code></td><td><code>/modelwatch{html.escape(path)}</code></td>"
+                f"<td>{html.escape(str(summary))}</td></tr>"
+            )
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{TITLE}</title></head><body>"
+        f"<h1>{TITLE}</h1><p>Monitoring data of the ModelWatch DAGs as JSON. "
+        "Try the endpoints in the <a href='docs'>interactive API docs</a> "
+        "(<a href='openapi.json'>OpenAPI schema</a>).</p>"
+        "<table><thead><tr><th>Method</th><th>Path</th><th>What</th></tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table></body></html>"
+    )
+
+
+def create_app(open_db: Opener | None = None) -> FastAPI:
+    """The ModelWatch API; ``open_db`` returns a context manager yielding a monitoring-DB connection
+    (default: the ``monitoring_db`` Airflow connection, see the module docstring)."""
+    app = FastAPI(
+        title=TITLE,
+        description="Read the monitoring data of the ModelWatch DAGs; acknowledge and resolve alerts, "
+        "request and cancel retraining. Authenticate as in Airflow's API: a JWT in `Authorization: Bearer` "
+        "(from `POST /auth/token`) or the Airflow UI's session cookie.",
+        version="1",
+        # Swagger/ReDoc exactly when Airflow serves its own (the schema is public there too)
+        docs_url="/docs" if conf.getboolean("api", "enable_swagger_ui") else None,
+        redoc_url="/redoc" if conf.getboolean("api", "enable_swagger_ui") else None,
+    )
+    app.state.open_db = open_db or default_opener
+    app.add_exception_handler(ApiInputError, input_error)
+
+    @app.get("/", response_class=HTMLResponse, summary="This page: the API's endpoints")
+    def index(user: GetUserDep) -> HTMLResponse:
+        return HTMLResponse(index_page(app))
+
+    app.include_router(routes_read.router)
+    app.include_router(routes_write.router)
+    return app
+
+
+__all__ = ["TITLE", "create_app", "index_page", "input_error"]

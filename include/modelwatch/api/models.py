@@ -1,0 +1,248 @@
+"""Typed view models of the monitoring API (pydantic v2). Field names are what the API returns; the
+queries select columns under exactly these names (``model_name AS model``), so a row validates as is.
+
+Every model forbids unknown fields: a query and its model cannot drift apart silently.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+T = TypeVar("T")
+
+
+class View(BaseModel):
+    """Base of every view model: immutable, no unknown fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a list: ``items`` (newest first), ``total`` rows matching the filters, the paging used."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    items: list[T]
+    total: int
+    limit: int
+    offset: int
+
+
+# --------------------------------------------------------------------------- registry and health
+
+
+class HealthRow(View):
+    """Latest health of a model version (view ``model_health_current``)."""
+
+    model: str
+    version: int
+    window_end: datetime
+    status: str  # healthy | warning | critical
+    reasons: list[Any] = Field(default_factory=list)
+    drift_score: float | None
+    perf_metric: str | None
+    perf_rel_drop: float | None  # positive = live below baseline
+    perf_degraded: bool | None
+    dq_failures: int
+    model_age_days: int | None
+    aliases: list[str] = Field(default_factory=list)
+
+
+class VersionSummary(View):
+    version: int
+    algorithm: str
+    status: str  # candidate | active | retired | rejected
+    train_start: date | None
+    train_end: date | None
+    created_at: datetime
+    aliases: list[str] = Field(default_factory=list)
+
+
+class ModelSummary(View):
+    model: str
+    versions: list[VersionSummary]  # newest first
+    aliases: dict[str, int]  # alias -> version
+
+
+class AliasChange(View):
+    id: int
+    model: str
+    alias: str
+    from_version: int | None
+    to_version: int | None
+    changed_at: datetime
+    reason: str
+    run_id: str | None
+    recorded_at: datetime
+
+
+# --------------------------------------------------------------------------- drift
+
+
+class DriftWindow(View):
+    model: str
+    version: int
+    window_start: datetime
+    window_end: datetime
+    status: str  # evaluated | empty | data_quality_failed
+    n_rows: int
+    drift_score: float | None
+    level: str | None  # none | warning | critical
+    n_drifted: int
+    drifted: bool
+    alert_state: str | None
+    run_id: str | None
+
+
+class DriftFeatureResult(View):
+    kind: str  # feature | prediction | concept
+    feature: str
+    test: str
+    statistic: float | None
+    p_value: float | None
+    severity: float
+    drifted: bool
+    n_current: int | None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class DriftWindowDetail(DriftWindow):
+    summary: dict[str, Any] = Field(default_factory=dict)
+    results: list[DriftFeatureResult]  # drifted first, then by severity
+
+
+# --------------------------------------------------------------------------- performance
+
+
+class PerformanceComparison(View):
+    comparison_id: int
+    model: str
+    version: int
+    window_start: datetime
+    window_end: datetime
+    metric: str
+    is_primary: bool
+    live_value: float | None
+    baseline_value: float | None
+    rel_diff: float | None
+    ci_low: float | None
+    ci_high: float | None
+    rel_ci_low: float | None
+    rel_ci_high: float | None
+    threshold: float | None
+    tolerance_rel: float
+    degraded: bool | None
+    status: str  # ok | degraded | insufficient_data | no_baseline
+    n_days: int
+    n: int
+
+
+class Estimate(View):
+    model: str
+    version: int
+    window_start: datetime
+    window_end: datetime
+    metric: str  # accuracy | macro_f1
+    n_predictions: int
+    estimate: float | None
+    estimate_unchecked: float | None
+    status: str  # ok | unreliable | empty
+    reason: str
+    realized: float | None
+    abs_error: float | None
+    abs_error_unchecked: float | None
+    realized_n: int | None
+    realized_as_of: datetime | None
+
+
+class InterpretabilityRow(View):
+    model: str
+    version: int
+    window_start: datetime
+    window_end: datetime
+    feature: str
+    importance_gain: float | None
+    mean_abs_shap: float | None
+    shap_rank: int | None
+    n_predictions: int
+
+
+# --------------------------------------------------------------------------- closed loop
+
+
+class Alert(View):
+    alert_id: int
+    model: str
+    version: int | None
+    kind: str  # drift | performance | data_quality | age | risk
+    status: str  # open | acknowledged | resolved
+    severity: str  # info | warning | critical
+    score: float | None
+    title: str
+    message: str
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    first_window: datetime
+    last_window: datetime
+    occurrences: int
+    opened_at: datetime
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    resolved_at: datetime | None
+    resolution: str | None
+
+
+class Trigger(View):
+    trigger_id: int
+    model: str
+    version: int | None
+    trigger_type: str  # drift | degradation | age | risk | manual
+    retrain_mode: str  # full | incremental
+    priority: str  # low | medium | high | critical
+    rule_name: str | None
+    reason: str
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    status: str  # pending | claimed | done | failed | cancelled
+    window_start: datetime | None
+    window_end: datetime | None
+    triggered_at: datetime
+    created_by: str | None
+    claimed_at: datetime | None
+    claimed_by: str | None
+    completed_at: datetime | None
+    outcome: str | None
+    result: dict[str, Any] = Field(default_factory=dict)
+
+
+class GateResult(View):
+    id: int
+    gate: str
+    status: str  # pass | borderline | fail
+    value: float | None
+    threshold: float | None
+    message: str
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    candidate_version: int | None
+    champion_version: int | None
+    evaluated_at: datetime
+
+
+class TrainingJob(View):
+    job_id: int
+    trigger_id: int
+    dataset_id: int | None
+    model: str
+    algorithm: str
+    retrain_mode: str
+    status: str  # running | succeeded | failed
+    params: dict[str, Any] = Field(default_factory=dict)
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    candidate_version: int | None
+    error: str | None
+    started_by_run: str | None
+    started_at: datetime
+    finished_at: datetime | None
+    duration_s: float | None
+    gates: list[GateResult] = Field(default_factory=list)  # the job's quality gates, in evaluation order

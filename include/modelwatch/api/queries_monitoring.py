@@ -1,0 +1,172 @@
+"""Read queries of the monitoring API over monitoring results: drift windows and their per-feature
+results, live-vs-backtest comparisons, label-free estimates and the interpretability log.
+
+Every list is newest first (by ``window_end``) and filters ``[start, end)`` on ``window_end``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from include.modelwatch.api import models as m
+from include.modelwatch.api.errors import ApiInputError
+from include.modelwatch.api.queries_common import (
+    DEFAULT_LIMIT,
+    check_model,
+    check_range,
+    check_time,
+    common_filters,
+    fetch_page,
+    run,
+    text,
+)
+
+DRIFT_WINDOW_COLUMNS = (
+    "model_name AS model, model_version AS version, window_start, window_end, status, n_rows, drift_score, "
+    "level, n_drifted, drifted, alert_state, run_id"
+)
+DRIFT_WINDOW_ONE = (
+    "SELECT " + DRIFT_WINDOW_COLUMNS + ", summary FROM drift_windows "
+    "WHERE model_name = %(model)s AND model_version = %(version)s AND window_start = %(window_start)s"
+)
+DRIFT_RESULTS = (
+    "SELECT kind, feature, test, statistic, p_value, severity, drifted, n_current, details FROM drift_results "
+    "WHERE model_name = %(model)s AND model_version = %(version)s AND window_start = %(window_start)s "
+    "ORDER BY drifted DESC, severity DESC, kind, feature, test"
+)
+COMPARISON_COLUMNS = (
+    "comparison_id, model_name AS model, model_version AS version, window_start, window_end, metric, is_primary, "
+    "live_value, baseline_value, rel_diff, ci_low, ci_high, rel_ci_low, rel_ci_high, threshold, tolerance_rel, "
+    "degraded, status, n_days, n"
+)
+ESTIMATE_COLUMNS = (
+    "model_name AS model, model_version AS version, window_start, window_end, metric, n_predictions, estimate, "
+    "estimate_unchecked, status, reason, realized, abs_error, abs_error_unchecked, realized_n, realized_as_of"
+)
+INTERPRETABILITY_COLUMNS = (
+    "model_name AS model, model_version AS version, window_start, window_end, feature, importance_gain, "
+    "mean_abs_shap, shap_rank, n_predictions"
+)
+
+
+def _checked(conn, model: str | None, version: int | None, start: datetime | None, end: datetime | None) -> None:
+    check_range(start, end)
+    check_model(conn, model, version)
+
+
+def drift_windows(
+    conn,
+    *,
+    model: str | None = None,
+    version: int | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    limit: int = DEFAULT_LIMIT,
+    offset: int = 0,
+) -> m.Page[m.DriftWindow]:
+    """Drift windows (one row per model version and window), newest window first."""
+    _checked(conn, model, version, start, end)
+    rows, total = fetch_page(
+        conn,
+        columns=DRIFT_WINDOW_COLUMNS,
+        source="drift_windows",
+        predicates=common_filters(model=model, version=version, start=start, end=end, time_column="window_end"),
+        order_by="window_end DESC, window_start DESC, model_name, model_version DESC",
+        limit=limit,
+        offset=offset,
+    )
+    return m.Page[m.DriftWindow](
+        items=[m.DriftWindow.model_validate(r) for r in rows], total=total, limit=limit, offset=offset
+    )
+
+
+def drift_window_features(conn, *, model: str, version: int, window_start: datetime) -> m.DriftWindowDetail:
+    """One drift window with its per-feature / prediction / concept results (drifted first, then by severity)."""
+    check_time("window_start", window_start)
+    check_model(conn, model, version)
+    key = {"model": model, "version": version, "window_start": window_start}
+    found = run(conn, text(DRIFT_WINDOW_ONE), key)
+    if not found:
+        raise ApiInputError(
+            "window_start", f"model {model!r} v{version} has no drift window starting at {window_start.isoformat()}"
+        )
+    results = [m.DriftFeatureResult.model_validate(r) for r in run(conn, text(DRIFT_RESULTS), key)]
+    return m.DriftWindowDetail.model_validate({**found[0], "results": results})
+
+
+def performance(
+    conn,
+    *,
+    model: str | None = None,
+    version: int | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    limit: int = DEFAULT_LIMIT,
+    offset: int = 0,
+) -> m.Page[m.PerformanceComparison]:
+    """Live vs backtest comparison rows, newest window first; per window the primary metric first."""
+    _checked(conn, model, version, start, end)
+    rows, total = fetch_page(
+        conn,
+        columns=COMPARISON_COLUMNS,
+        source="live_vs_backtest_comparison",
+        predicates=common_filters(model=model, version=version, start=start, end=end, time_column="window_end"),
+        order_by="window_end DESC, model_name, model_version DESC, is_primary DESC, metric",
+        limit=limit,
+        offset=offset,
+    )
+    return m.Page[m.PerformanceComparison](
+        items=[m.PerformanceComparison.model_validate(r) for r in rows], total=total, limit=limit, offset=offset
+    )
+
+
+def estimates(
+    conn,
+    *,
+    model: str | None = None,
+    version: int | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    limit: int = DEFAULT_LIMIT,
+    offset: int = 0,
+) -> m.Page[m.Estimate]:
+    """Label-free performance estimates with their realized values and errors, newest window first."""
+    _checked(conn, model, version, start, end)
+    rows, total = fetch_page(
+        conn,
+        columns=ESTIMATE_COLUMNS,
+        source="performance_estimates",
+        predicates=common_filters(model=model, version=version, start=start, end=end, time_column="window_end"),
+        order_by="window_end DESC, model_name, model_version DESC, metric",
+        limit=limit,
+        offset=offset,
+    )
+    return m.Page[m.Estimate](
+        items=[m.Estimate.model_validate(r) for r in rows], total=total, limit=limit, offset=offset
+    )
+
+
+def interpretability(
+    conn,
+    *,
+    model: str | None = None,
+    version: int | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    limit: int = DEFAULT_LIMIT,
+    offset: int = 0,
+) -> m.Page[m.InterpretabilityRow]:
+    """Per-feature gain importance and mean |SHAP|, newest window first; per window by SHAP rank."""
+    _checked(conn, model, version, start, end)
+    rows, total = fetch_page(
+        conn,
+        columns=INTERPRETABILITY_COLUMNS,
+        source="interpretability_log",
+        predicates=common_filters(model=model, version=version, start=start, end=end, time_column="window_end"),
+        order_by="window_end DESC, model_name, model_version DESC, shap_rank NULLS LAST, feature",
+        limit=limit,
+        offset=offset,
+    )
+    return m.Page[m.InterpretabilityRow](
+        items=[m.InterpretabilityRow.model_validate(r) for r in rows], total=total, limit=limit, offset=offset
+    )

@@ -1,0 +1,149 @@
+"""Read routes: the monitoring data as JSON, one route per query of :mod:`include.modelwatch.api.queries`.
+
+A route only checks the caller's read access (``GET`` on the DAG that produces the data) and passes the
+parameters through; the query validates them and raises ``ApiInputError`` (answered 422 with the field).
+Times are ISO 8601 with a timezone; ranges are ``[start, end)``; pages hold ``limit`` (1..500) items.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter
+
+from include.modelwatch.api import models as m
+from include.modelwatch.api import queries as q
+from include.modelwatch.api.auth import DriftReader, PerformanceReader, RetrainReader, ScoringReader
+from include.modelwatch.api.routes_common import DbDep
+
+router = APIRouter()
+LIMIT = q.DEFAULT_LIMIT
+
+
+@router.get("/health", tags=["models"], summary="Current health of every model version")
+def health(user: ScoringReader, conn: DbDep, model: str | None = None, version: int | None = None) -> list[m.HealthRow]:
+    return q.health(conn, model=model, version=version)
+
+
+@router.get("/models", tags=["models"], summary="Registered models, their versions and aliases")
+def models(user: ScoringReader, conn: DbDep) -> list[m.ModelSummary]:
+    return q.models(conn)
+
+
+@router.get("/models/{model}/aliases", tags=["models"], summary="Alias changes of a model, newest first")
+def alias_history(
+    model: str, user: ScoringReader, conn: DbDep, limit: int = LIMIT, offset: int = 0
+) -> m.Page[m.AliasChange]:
+    return q.alias_history(conn, model=model, limit=limit, offset=offset)
+
+
+@router.get("/drift/windows", tags=["drift"], summary="Drift windows")
+def drift_windows(
+    user: DriftReader,
+    conn: DbDep,
+    model: str | None = None,
+    version: int | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    limit: int = LIMIT,
+    offset: int = 0,
+) -> m.Page[m.DriftWindow]:
+    return q.drift_windows(conn, model=model, version=version, start=start, end=end, limit=limit, offset=offset)
+
+
+@router.get(
+    "/drift/windows/{model}/{version}/{window_start}",
+    tags=["drift"],
+    summary="One drift window with its per-feature results",
+)
+def drift_window_features(
+    model: str, version: int, window_start: datetime, user: DriftReader, conn: DbDep
+) -> m.DriftWindowDetail:
+    return q.drift_window_features(conn, model=model, version=version, window_start=window_start)
+
+
+@router.get("/performance", tags=["performance"], summary="Live vs baseline metric comparisons")
+def performance(
+    user: PerformanceReader,
+    conn: DbDep,
+    model: str | None = None,
+    version: int | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    limit: int = LIMIT,
+    offset: int = 0,
+) -> m.Page[m.PerformanceComparison]:
+    return q.performance(conn, model=model, version=version, start=start, end=end, limit=limit, offset=offset)
+
+
+@router.get("/estimates", tags=["performance"], summary="Label-free performance estimates")
+def estimates(
+    user: PerformanceReader,
+    conn: DbDep,
+    model: str | None = None,
+    version: int | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    limit: int = LIMIT,
+    offset: int = 0,
+) -> m.Page[m.Estimate]:
+    return q.estimates(conn, model=model, version=version, start=start, end=end, limit=limit, offset=offset)
+
+
+@router.get("/interpretability", tags=["performance"], summary="Feature importance per window")
+def interpretability(
+    user: PerformanceReader,
+    conn: DbDep,
+    model: str | None = None,
+    version: int | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    limit: int = LIMIT,
+    offset: int = 0,
+) -> m.Page[m.InterpretabilityRow]:
+    return q.interpretability(conn, model=model, version=version, start=start, end=end, limit=limit, offset=offset)
+
+
+@router.get("/alerts", tags=["alerts"], summary="Alerts")
+def alerts(
+    user: PerformanceReader,
+    conn: DbDep,
+    model: str | None = None,
+    kind: str | None = None,
+    status: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    limit: int = LIMIT,
+    offset: int = 0,
+) -> m.Page[m.Alert]:
+    return q.alerts(conn, model=model, kind=kind, status=status, start=start, end=end, limit=limit, offset=offset)
+
+
+@router.get("/triggers", tags=["retraining"], summary="Retraining triggers")
+def triggers(
+    user: RetrainReader,
+    conn: DbDep,
+    model: str | None = None,
+    status: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    limit: int = LIMIT,
+    offset: int = 0,
+) -> m.Page[m.Trigger]:
+    return q.triggers(conn, model=model, status=status, start=start, end=end, limit=limit, offset=offset)
+
+
+@router.get("/training-jobs", tags=["retraining"], summary="Training jobs with their quality gates")
+def training_jobs(
+    user: RetrainReader,
+    conn: DbDep,
+    model: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    limit: int = LIMIT,
+    offset: int = 0,
+) -> m.Page[m.TrainingJob]:
+    return q.training_jobs(conn, model=model, start=start, end=end, limit=limit, offset=offset)
+
+
+__all__ = ["router"]

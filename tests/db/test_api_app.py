@@ -1,0 +1,379 @@
+"""The ModelWatch API as Airflow's API server serves it: the plugin loaded by Airflow's plugins manager, its app
+mounted at /modelwatch in Airflow's own FastAPI app, users logged in through the simple auth manager's
+``POST /auth/token`` (the JWT the UI and API clients get), the monitoring data in the throwaway PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from include.modelwatch import registry
+from include.modelwatch.data import storage
+from include.modelwatch.loop import alerts, triggers
+
+ROOT = Path(__file__).resolve().parents[2]
+T0 = datetime(2008, 10, 1, tzinfo=UTC)
+H = timedelta(hours=1)
+USERS = {"vera": "viewer", "ed": "user", "ada": "admin"}  # viewer: read only; user: may edit DAGs
+P = "/modelwatch"
+
+
+@pytest.fixture(scope="module")
+def airflow_app(airflow_db):
+    """Airflow's API server app (core), built as `airflow api-server` builds it, with three users."""
+    from airflow import plugins_manager
+    from airflow.api_fastapi import app as airflow_api
+
+    saved = os.environ.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS")
+    os.environ["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] = ",".join(f"{u}:{r}" for u, r in USERS.items())
+    airflow_api.purge_cached_app()
+    try:
+        yield airflow_api.create_app(apps="core")
+    finally:
+        airflow_api.purge_cached_app()
+        for cached in (plugins_manager._get_plugins, plugins_manager.get_fastapi_plugins):
+            cached.cache_clear()
+        if saved is None:
+            os.environ.pop("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS", None)
+        else:
+            os.environ["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] = saved
+
+
+@pytest.fixture(scope="module")
+def client(airflow_app):
+    from fastapi.testclient import TestClient
+
+    with TestClient(airflow_app) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def tokens(client) -> dict[str, str]:
+    """A real JWT per user, from the auth manager's login endpoint with the user's generated password."""
+    from airflow.api_fastapi.auth.managers.simple.simple_auth_manager import SimpleAuthManager
+
+    passwords = SimpleAuthManager.get_passwords()
+    out = {}
+    for user in USERS:
+        res = client.post("/auth/token", json={"username": user, "password": passwords[user]})
+        assert res.status_code == 201, res.text
+        out[user] = res.json()["access_token"]
+    return out
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def champion(db, tmp_path, model="m") -> int:
+    mv = registry.register_version(
+        db,
+        model_name=model,
+        algorithm="lightgbm",
+        artifact=b"v1",
+        artifact_dir=tmp_path,
+        features=["f"],
+        classes=["SELL", "HOLD", "BUY"],
+        train_end=date(2008, 9, 1),
+    )
+    registry.set_alias(db, model, "champion", mv.version, reason="test", changed_at=T0 - timedelta(days=30))
+    return mv.version
+
+
+def open_alert(db, model="m", kind="drift") -> int:
+    with storage.transaction(db) as cur:
+        ch = alerts.raise_alert(
+            cur,
+            model_name=model,
+            model_version=1,
+            kind=kind,
+            severity="critical",
+            title=f"{kind} alert",
+            message="test",
+            window_start=T0 - H,
+            window_end=T0,
+            score=0.4,
+        )
+    return ch.alert_id
+
+
+def row(db, sql: str, params: dict) -> dict:
+    rows = storage.fetch_dicts(db, sql, params)
+    db.rollback()
+    assert len(rows) == 1, rows
+    return rows[0]
+
+
+def api_routes(client) -> list[tuple[str, str]]:
+    """(method, path) of every ModelWatch endpoint, from the app's own OpenAPI schema."""
+    spec = client.get(f"{P}/openapi.json").json()
+    return [(method.upper(), path) for path, ops in spec["paths"].items() for method in ops]
+
+
+# ------------------------------------------------------------------ plugin
+
+
+def test_plugin_is_loaded_with_its_app_and_nav_entry(airflow_app):
+    from airflow import plugins_manager
+
+    plugins, errors = plugins_manager._get_plugins()
+    assert errors == {}
+    info = {p["name"]: p for p in plugins_manager.get_plugin_info()}
+    mw = info["modelwatch"]
+    assert [(a["url_prefix"], a["name"]) for a in mw["fastapi_apps"]] == [(P, "ModelWatch API")]
+    assert mw["external_views"] == [
+        {"name": "ModelWatch", "href": f"{P}/", "destination": "nav", "url_route": "modelwatch", "nav_top_level": True}
+    ]
+    # mounted by the API server at /modelwatch
+    assert P in [getattr(r, "path", None) for r in airflow_app.routes]
+
+
+def plugin_load_probe(plugins_folder: Path) -> dict:
+    """Plugins loaded the way a task run loads them, in a fresh interpreter: names, errors, modules imported."""
+    probe = (
+        "import sys, json; before = set(sys.modules); "
+        "from airflow.sdk.plugins_manager import _get_plugins; plugins, errors = _get_plugins(); "
+        "print('@@' + json.dumps({'names': [p.name for p in plugins], 'errors': errors, "
+        "'new': sorted(set(sys.modules) - before)}))"
+    )
+    env = {**os.environ, "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins_folder)}
+    res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    return json.loads(next(ln for ln in res.stdout.splitlines() if ln.startswith("@@"))[2:])
+
+
+def test_loading_the_plugin_imports_nothing_heavy(tmp_path):
+    """Every Airflow process (scheduler, DAG processor, each task run) imports the plugins folder: the app,
+    FastAPI, psycopg and the query layer are only imported when the API server first routes a request to it."""
+    ours = plugin_load_probe(ROOT / "plugins")
+    empty = plugin_load_probe(tmp_path)
+    assert (ours["names"], ours["errors"]) == (["modelwatch"], {})
+    assert sorted(set(ours["new"]) - set(empty["new"])) == ["modelwatch_plugin"]
+
+
+def test_the_ui_gets_the_nav_entry_from_airflows_plugins_api(client, tokens):
+    res = client.get("/api/v2/plugins", headers=auth(tokens["vera"]))
+    assert res.status_code == 200, res.text
+    mw = next(p for p in res.json()["plugins"] if p["name"] == "modelwatch")
+    assert [
+        (v["name"], v["href"], v["destination"], v["url_route"], v["nav_top_level"]) for v in mw["external_views"]
+    ] == [("ModelWatch", f"{P}/", "nav", "modelwatch", True)]
+    assert [(a["url_prefix"], a["name"], a["app"]) for a in mw["fastapi_apps"]] == [
+        (P, "ModelWatch API", "modelwatch_plugin.LazyApp")
+    ]
+
+
+def test_docs_and_schema_are_public_like_airflows_and_list_every_endpoint(client):
+    assert client.get("/openapi.json").status_code == 200  # Airflow's own schema needs no login either
+    spec = client.get(f"{P}/openapi.json")
+    assert spec.status_code == 200
+    assert spec.json()["info"]["title"] == "ModelWatch API"
+    paths = set(spec.json()["paths"])
+    assert {
+        "/",
+        "/health",
+        "/models",
+        "/models/{model}/aliases",
+        "/drift/windows",
+        "/drift/windows/{model}/{version}/{window_start}",
+        "/performance",
+        "/estimates",
+        "/interpretability",
+        "/alerts",
+        "/triggers",
+        "/training-jobs",
+        "/alerts/{alert_id}/acknowledge",
+        "/alerts/{alert_id}/resolve",
+        "/triggers/{trigger_id}/cancel",
+    } == paths
+    docs = client.get(f"{P}/docs")
+    assert docs.status_code == 200 and "/modelwatch/openapi.json" in docs.text
+
+
+# ------------------------------------------------------------------ authentication
+
+
+def test_anonymous_gets_401_on_every_endpoint(client, db):
+    routes = api_routes(client)
+    assert len(routes) == 16
+    for method, path in routes:
+        url = P + path.format(model="m", version=1, window_start="2008-10-01T00:00:00Z", alert_id=1, trigger_id=1)
+        res = client.request(method, url, json={})
+        assert (method, path, res.status_code, res.json()) == (method, path, 401, {"detail": "Not authenticated"})
+
+
+def test_forged_token_is_refused(client, db):
+    res = client.get(f"{P}/models", headers=auth("eyJhbGciOiJIUzUxMiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"))
+    assert (res.status_code, res.json()) == (403, {"detail": "Invalid JWT token"})
+
+
+def test_index_page_lists_the_endpoints_for_a_logged_in_user_with_the_ui_cookie(client, tokens, db):
+    from airflow.api_fastapi.auth.managers.base_auth_manager import COOKIE_NAME_JWT_TOKEN
+
+    client.cookies.set(COOKIE_NAME_JWT_TOKEN, tokens["vera"])
+    try:
+        res = client.get(f"{P}/")
+    finally:
+        client.cookies.clear()
+    assert res.status_code == 200
+    assert res.headers["content-type"].startswith("text/html")
+    assert "<code>/modelwatch/alerts/{alert_id}/resolve</code>" in res.text
+    assert "<code>GET</code></td><td><code>/modelwatch/training-jobs</code>" in res.text
+    assert "href='docs'" in res.text
+
+
+# ------------------------------------------------------------------ reads
+
+
+def test_viewer_reads_the_data(client, tokens, db, tmp_path):
+    version = champion(db, tmp_path)
+    alert_id = open_alert(db)
+    h = auth(tokens["vera"])
+
+    models = client.get(f"{P}/models", headers=h)
+    assert models.status_code == 200, models.text
+    assert [(m["model"], m["aliases"], [v["version"] for v in m["versions"]]) for m in models.json()] == [
+        ("m", {"champion": version}, [version])
+    ]
+
+    res = client.get(f"{P}/alerts", headers=h, params={"model": "m", "status": "open"})
+    assert res.status_code == 200, res.text
+    page = res.json()
+    assert (page["total"], page["limit"], page["offset"]) == (1, 50, 0)
+    a = page["items"][0]
+    assert (a["alert_id"], a["kind"], a["status"], a["severity"], a["score"]) == (
+        alert_id,
+        "drift",
+        "open",
+        "critical",
+        0.4,
+    )
+
+    aliases = client.get(f"{P}/models/m/aliases", headers=h).json()
+    assert [(c["alias"], c["to_version"], c["reason"]) for c in aliases["items"]] == [("champion", version, "test")]
+
+    for path in ("/drift/windows", "/performance", "/estimates", "/interpretability", "/triggers", "/training-jobs"):
+        res = client.get(P + path, headers=h)
+        assert (path, res.status_code, res.json()["total"], res.json()["items"]) == (path, 200, 0, [])
+    assert client.get(f"{P}/health", headers=h).json() == []
+
+
+def test_bad_input_is_422_naming_the_field(client, tokens, db):
+    h = auth(tokens["vera"])
+    res = client.get(f"{P}/alerts", headers=h, params={"limit": 501})
+    assert res.status_code == 422
+    assert res.json()["field"] == "limit" and res.json()["detail"].startswith("limit: ")
+    res = client.get(f"{P}/alerts", headers=h, params={"kind": "weather"})
+    assert (res.status_code, res.json()["field"]) == (422, "kind")
+    res = client.get(f"{P}/drift/windows", headers=h, params={"model": "nope"})
+    assert (res.status_code, res.json()["field"]) == (422, "model")
+
+
+# ------------------------------------------------------------------ writes
+
+
+def test_viewer_cannot_write_and_nothing_changes(client, tokens, db, tmp_path):
+    champion(db, tmp_path)
+    alert_id = open_alert(db)
+    tid = triggers.create_manual_trigger(db, "m", "seed", requested_by="seed", as_of=T0)
+    h = auth(tokens["vera"])
+    calls = [
+        (f"{P}/alerts/{alert_id}/acknowledge", {}),
+        (f"{P}/alerts/{alert_id}/resolve", {"note": "fixed"}),
+        (f"{P}/triggers", {"model": "m", "reason": "because"}),
+        (f"{P}/triggers/{tid}/cancel", {"reason": "no"}),
+    ]
+    for url, body in calls:
+        res = client.post(url, headers=h, json=body)
+        assert (url, res.status_code, res.json()) == (url, 403, {"detail": "Forbidden"})
+    assert row(db, "SELECT status, acknowledged_by FROM alerts WHERE alert_id = %(a)s", {"a": alert_id}) == {
+        "status": "open",
+        "acknowledged_by": None,
+    }
+    assert row(db, "SELECT count(*) AS n, min(status) AS s FROM retraining_triggers", {}) == {"n": 1, "s": "pending"}
+
+
+def test_editor_acknowledges_and_resolves_an_alert_as_themselves(client, tokens, db):
+    alert_id = open_alert(db)
+    h = auth(tokens["ed"])
+    res = client.post(f"{P}/alerts/{alert_id}/acknowledge", headers=h)
+    assert res.status_code == 200, res.text
+    assert (res.json()["status"], res.json()["by"], res.json()["model"]) == ("acknowledged", "ed", "m")
+    got = row(db, "SELECT status, acknowledged_by, acknowledged_at FROM alerts WHERE alert_id = %(a)s", {"a": alert_id})
+    assert (got["status"], got["acknowledged_by"]) == ("acknowledged", "ed")
+    assert got["acknowledged_at"] == datetime.fromisoformat(res.json()["at"])
+
+    again = client.post(f"{P}/alerts/{alert_id}/acknowledge", headers=h)
+    assert again.status_code == 409 and "acknowledged" in again.json()["detail"]
+
+    assert client.post(f"{P}/alerts/{alert_id}/resolve", headers=h, json={"note": "  "}).status_code == 422
+    assert client.post(f"{P}/alerts/{alert_id}/resolve", headers=h, json={}).status_code == 422
+    res = client.post(f"{P}/alerts/{alert_id}/resolve", headers=h, json={"note": "feature pipeline fixed"})
+    assert res.status_code == 200, res.text
+    got = row(db, "SELECT status, resolution FROM alerts WHERE alert_id = %(a)s", {"a": alert_id})
+    assert got == {"status": "resolved", "resolution": "by ed: feature pipeline fixed"}
+    assert client.post(f"{P}/alerts/{alert_id}/resolve", headers=h, json={"note": "x"}).status_code == 409
+    assert client.post(f"{P}/alerts/999999/acknowledge", headers=h).status_code == 404
+
+
+def test_editor_requests_and_cancels_retraining(client, tokens, db, tmp_path):
+    version = champion(db, tmp_path)
+    h = auth(tokens["ed"])
+    assert client.post(f"{P}/triggers", headers=h, json={"model": "m"}).status_code == 422  # no reason
+    bad = client.post(f"{P}/triggers", headers=h, json={"model": "m", "reason": "x", "mode": "partial"})
+    assert bad.status_code == 422
+
+    res = client.post(
+        f"{P}/triggers",
+        headers=h,
+        json={"model": "m", "reason": "new regime", "mode": "incremental", "priority": "low"},
+    )
+    assert res.status_code == 200, res.text
+    body = res.json()
+    assert body["status"] == "pending" and body["requested_by"].startswith("api:ed:")
+    tid = body["trigger_id"]
+    got = row(
+        db,
+        "SELECT model_version, trigger_type, retrain_mode, priority, reason, created_by, status "
+        "FROM retraining_triggers WHERE trigger_id = %(t)s",
+        {"t": tid},
+    )
+    assert got["created_by"] == body["requested_by"]
+    assert (got["model_version"], got["trigger_type"], got["retrain_mode"], got["priority"], got["status"]) == (
+        version,
+        "manual",
+        "incremental",
+        "low",
+        "pending",
+    )
+    assert "new regime" in got["reason"]
+
+    # the same request key is the same request; the listing shows the trigger
+    key = {"model": "m", "reason": "new regime", "request_id": "k1"}
+    first = client.post(f"{P}/triggers", headers=h, json=key).json()["trigger_id"]
+    assert client.post(f"{P}/triggers", headers=h, json=key).json()["trigger_id"] == first == tid
+    listed = client.get(f"{P}/triggers", headers=h, params={"model": "m"}).json()
+    assert [(t["trigger_id"], t["status"]) for t in listed["items"]] == [(tid, "pending")]
+
+    assert client.post(f"{P}/triggers/{tid}/cancel", headers=h, json={}).status_code == 422  # reason required
+    res = client.post(f"{P}/triggers/{tid}/cancel", headers=h, json={"reason": "data late"})
+    assert res.status_code == 200, res.text
+    assert (res.json()["status"], res.json()["by"]) == ("cancelled", "ed")
+    got = row(db, "SELECT status, outcome FROM retraining_triggers WHERE trigger_id = %(t)s", {"t": tid})
+    assert got["status"] == "cancelled" and "by ed: data late" in got["outcome"]
+    again = client.post(f"{P}/triggers/{tid}/cancel", headers=h, json={"reason": "again"})
+    assert again.status_code == 409 and "only a pending trigger" in again.json()["detail"]
+    assert client.post(f"{P}/triggers/999999/cancel", headers=h, json={"reason": "x"}).status_code == 404
+
+
+def test_trigger_for_a_model_without_champion_is_409(client, tokens, db):
+    res = client.post(f"{P}/triggers", headers=auth(tokens["ada"]), json={"model": "ghost", "reason": "r"})
+    assert res.status_code == 409 and "no champion" in res.json()["detail"]
+    assert row(db, "SELECT count(*) AS n FROM retraining_triggers", {}) == {"n": 0}
