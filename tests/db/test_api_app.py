@@ -192,6 +192,15 @@ def test_docs_and_schema_are_public_like_airflows_and_list_every_endpoint(client
         "/alerts/{alert_id}/acknowledge",
         "/alerts/{alert_id}/resolve",
         "/triggers/{trigger_id}/cancel",
+        "/rollbacks",
+        "/monitoring/health",
+        "/monitoring/drift-alerts",
+        "/monitoring/performance-alerts",
+        "/monitoring/interpretability",
+        "/monitoring/metrics",
+        "/api/ml/monitor/accuracy",
+        "/api/ml/monitor/drift",
+        "/api/ml/monitor/summary",
     } == paths
     docs = client.get(f"{P}/docs")
     assert docs.status_code == 200 and "/modelwatch/openapi.json" in docs.text
@@ -202,7 +211,7 @@ def test_docs_and_schema_are_public_like_airflows_and_list_every_endpoint(client
 
 def test_anonymous_gets_401_on_every_endpoint(client, db):
     routes = api_routes(client)
-    assert len(routes) == 16
+    assert len(routes) == 25
     for method, path in routes:
         url = P + path.format(model="m", version=1, window_start="2008-10-01T00:00:00Z", alert_id=1, trigger_id=1)
         res = client.request(method, url, json={})
@@ -289,6 +298,7 @@ def test_viewer_cannot_write_and_nothing_changes(client, tokens, db, tmp_path):
         (f"{P}/alerts/{alert_id}/resolve", {"note": "fixed"}),
         (f"{P}/triggers", {"model": "m", "reason": "because"}),
         (f"{P}/triggers/{tid}/cancel", {"reason": "no"}),
+        (f"{P}/rollbacks", {"model": "m", "target_version": 1, "reason": "r"}),
     ]
     for url, body in calls:
         res = client.post(url, headers=h, json=body)
@@ -377,3 +387,150 @@ def test_trigger_for_a_model_without_champion_is_409(client, tokens, db):
     res = client.post(f"{P}/triggers", headers=auth(tokens["ada"]), json={"model": "ghost", "reason": "r"})
     assert res.status_code == 409 and "no champion" in res.json()["detail"]
     assert row(db, "SELECT count(*) AS n FROM retraining_triggers", {}) == {"n": 0}
+
+
+# ------------------------------------------------------------------ rollbacks (a rollback_model DAG run)
+
+
+@pytest.fixture(scope="module")
+def rollback_dag(airflow_db):
+    """The rollback_model DAG parsed and stored in Airflow's DB, as the DAG processor stores it."""
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
+
+    DagBundlesManager().sync_bundles_to_db()
+    bag = DagBag(dag_folder=str(ROOT / "dags" / "rollback_model.py"))
+    assert bag.import_errors == {} and list(bag.dags) == ["rollback_model"]
+    sync_bag_to_db(bag, "dags-folder", None)
+    return "rollback_model"
+
+
+def rollback_runs(dag_id: str) -> list[tuple]:
+    """(run_id, conf, run_type, triggered_by, triggering user, state) of every run of ``dag_id`` in Airflow's DB."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        runs = session.scalars(select(DagRun).where(DagRun.dag_id == dag_id).order_by(DagRun.id)).all()
+        return [
+            (r.run_id, r.conf, str(r.run_type), r.triggered_by.value, r.triggering_user_name, str(r.state))
+            for r in runs
+        ]
+
+
+def two_versions(db, tmp_path, model: str) -> None:
+    """Version 1 served and was replaced (retired), version 2 is the champion, version 3 a candidate."""
+    for n in (1, 2, 3):
+        registry.register_version(
+            db,
+            model_name=model,
+            algorithm="lightgbm",
+            artifact=f"v{n}".encode(),
+            artifact_dir=tmp_path,
+            features=["f"],
+            classes=["SELL", "HOLD", "BUY"],
+            train_end=date(2008, 9, n),
+        )
+    registry.set_alias(db, model, "champion", 1, reason="first", changed_at=T0 - timedelta(days=60))
+    registry.set_alias(db, model, "champion", 2, reason="retrained", changed_at=T0 - timedelta(days=30))
+    assert registry.version_statuses(db, model) == {1: "retired", 2: "active", 3: "candidate"}
+    db.rollback()
+
+
+def test_editor_requests_a_rollback_as_a_rollback_model_run(client, tokens, db, tmp_path, rollback_dag):
+    from include.modelwatch.defaults import MODEL_NAME
+
+    two_versions(db, tmp_path, MODEL_NAME)
+    before = rollback_runs(rollback_dag)
+    body = {"model": MODEL_NAME, "target_version": 1, "reason": "  v2 lost money since the regime change "}
+    res = client.post(f"{P}/rollbacks", headers=auth(tokens["ed"]), json=body)
+    assert res.status_code == 200, res.text
+    got = res.json()
+    assert (got["model"], got["target_version"], got["requested_by"]) == (MODEL_NAME, 1, "ed")
+    runs = rollback_runs(rollback_dag)
+    assert runs[: len(before)] == before and len(runs) == len(before) + 1
+    assert runs[-1] == (
+        got["dag_run_id"],
+        {
+            "model_name": MODEL_NAME,
+            "target_version": 1,
+            "reason": "v2 lost money since the regime change",
+            "requested_by": "ed",
+        },
+        "manual",
+        "rest_api",
+        "ed",
+        "queued",
+    )
+    assert got["dag_run_id"].startswith("manual__")
+
+
+def test_rollback_refuses_bad_input_and_unknown_targets_without_a_run(client, tokens, db, tmp_path, rollback_dag):
+    from include.modelwatch.defaults import MODEL_NAME
+
+    two_versions(db, tmp_path, MODEL_NAME)
+    before = rollback_runs(rollback_dag)
+    h = auth(tokens["ada"])
+
+    def post(**body):
+        return client.post(f"{P}/rollbacks", headers=h, json={"model": MODEL_NAME, "reason": "r", **body})
+
+    for body, field in (
+        ({"target_version": 1, "reason": "  "}, "reason"),
+        ({"target_version": "one"}, "target_version"),
+        ({"target_version": 0}, "target_version"),
+        ({}, "target_version"),
+    ):
+        res = post(**body)
+        assert res.status_code == 422, res.text
+        assert [e["loc"][-1] for e in res.json()["detail"]] == [field]
+    res = post(target_version=3)  # a candidate never served
+    assert (res.status_code, res.json()["field"]) == (422, "target_version")
+    assert "candidate" in res.json()["detail"]
+    res = post(target_version=9)
+    assert (res.status_code, res.json()) == (404, {"detail": f"model {MODEL_NAME} has no version 9"})
+    res = client.post(f"{P}/rollbacks", headers=h, json={"model": "ghost", "target_version": 1, "reason": "r"})
+    assert (res.status_code, res.json()) == (404, {"detail": "model ghost does not exist"})
+    viewer = {"model": MODEL_NAME, "target_version": 1, "reason": "r"}
+    res = client.post(f"{P}/rollbacks", headers=auth(tokens["vera"]), json=viewer)
+    assert (res.status_code, res.json()) == (403, {"detail": "Forbidden"})
+    assert rollback_runs(rollback_dag) == before
+
+
+# ------------------------------------------------------------------ predecessor-compatible reads
+
+
+def test_predecessor_paths_answer_like_their_new_routes(client, tokens, db, tmp_path):
+    version = champion(db, tmp_path)
+    drift_id = open_alert(db, kind="drift")
+    perf_id = open_alert(db, kind="performance")
+    h = auth(tokens["vera"])
+
+    def get(path, **params):
+        res = client.get(P + path, headers=h, params=params)
+        assert res.status_code == 200, (path, res.text)
+        return res.json()
+
+    drift = get("/monitoring/drift-alerts", model="m")
+    assert [(a["alert_id"], a["kind"], a["status"], a["score"]) for a in drift["items"]] == [
+        (drift_id, "drift", "open", 0.4)
+    ]
+    assert drift == get("/alerts", model="m", kind="drift")
+    perf = get("/monitoring/performance-alerts")
+    assert [(a["alert_id"], a["kind"]) for a in perf["items"]] == [(perf_id, "performance")]
+    assert perf["total"] == 1
+    assert get("/monitoring/health") == get("/api/ml/monitor/summary") == get("/health")
+    for old, new in (
+        ("/monitoring/metrics", "/performance"),
+        ("/api/ml/monitor/accuracy", "/performance"),
+        ("/api/ml/monitor/drift", "/drift/windows"),
+        ("/monitoring/interpretability", "/interpretability"),
+    ):
+        assert get(old, model="m", version=version) == get(new, model="m", version=version)
+    # same validation: 422 naming the field
+    res = client.get(f"{P}/monitoring/drift-alerts", headers=h, params={"limit": 0})
+    assert (res.status_code, res.json()["field"]) == (422, "limit")
+    res = client.get(f"{P}/api/ml/monitor/drift", headers=h, params={"model": "nope"})
+    assert (res.status_code, res.json()["field"]) == (422, "model")
+    assert client.get(f"{P}/monitoring/health").status_code == 401

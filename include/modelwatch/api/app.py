@@ -15,7 +15,7 @@ from airflow.configuration import conf
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from include.modelwatch.api import routes_read, routes_write
+from include.modelwatch.api import routes_legacy, routes_read, routes_write
 from include.modelwatch.api.auth import GetUserDep
 from include.modelwatch.api.errors import ApiInputError
 from include.modelwatch.api.routes_common import Opener, default_opener
@@ -75,6 +75,7 @@ def create_app(open_db: Opener | None = None) -> FastAPI:
 
     app.include_router(routes_read.router)
     app.include_router(routes_write.router)
+    app.include_router(routes_legacy.router)
     return app
 
 

@@ -1,27 +1,39 @@
-"""Write routes: acknowledge and resolve alerts, request and cancel retraining.
+"""Write routes: acknowledge and resolve alerts, request and cancel retraining, request a rollback.
 
 Each needs a user the auth manager lets edit (``PUT``) the DAG that owns the data: the DAG raising the alert's
-kind (drift_hourly / performance_daily), retrain_gated for triggers. The change goes through the library
-functions the DAGs and the CLI use, in one transaction, and records the user's name.
+kind (drift_hourly / performance_daily), retrain_gated for triggers, rollback_model for rollbacks. The change
+goes through the library functions the DAGs and the CLI use, in one transaction, and records the user's name.
+A rollback is a ``rollback_model`` DAG run, created in-process exactly as Airflow's ``POST /api/v2/dags/{dag_id}
+/dagRuns`` creates one (manual run, triggered by the REST API, queued for the scheduler).
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Request
+from airflow.sdk.timezone import coerce_datetime
+from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, Field, StringConstraints
 
-from include.modelwatch.api.auth import GetUserDep, RetrainEditor, alert_dag, check_dag_access
+from include.modelwatch import registry
+from include.modelwatch.api.auth import GetUserDep, RetrainEditor, alert_dag, check_dag_access, dag_access
+from include.modelwatch.api.errors import ApiInputError
 from include.modelwatch.api.routes_common import DbDep
 from include.modelwatch.data import storage
 from include.modelwatch.loop import alerts as alert_store
 from include.modelwatch.loop import triggers as trigger_store
 from include.modelwatch.training import retrain
 
+if TYPE_CHECKING:
+    from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
+
 router = APIRouter(tags=["actions"])
+
+ROLLBACK_DAG = "rollback_model"
+ROLLBACK_TARGET_STATUSES = (registry.RETIRED, registry.ACTIVE)  # versions that served before (or serve now)
+RollbackEditor = Annotated["BaseUser", Depends(dag_access("PUT", ROLLBACK_DAG))]
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 
@@ -164,4 +176,84 @@ def cancel(trigger_id: int, body: CancelBody, user: RetrainEditor, conn: DbDep) 
     )
 
 
-__all__ = ["router"]
+class RollbackBody(BaseModel):
+    model: Text
+    target_version: int = Field(ge=1, description="The version to restore as champion (status retired or active)")
+    reason: Text = Field(description="Why the rollback is requested (required; recorded in the alias history)")
+
+
+class RollbackRequested(BaseModel):
+    dag_run_id: str  # the rollback_model run that performs the rollback
+    model: str
+    target_version: int
+    requested_by: str
+
+
+def checked_target(conn, model: str, version: int) -> None:
+    """404 unless ``model`` has ``version``; 422 (field ``target_version``) unless it is retired or active."""
+    statuses = registry.version_statuses(conn, model)
+    if not statuses:
+        raise HTTPException(404, f"model {model} does not exist")
+    if version not in statuses:
+        raise HTTPException(404, f"model {model} has no version {version}")
+    if statuses[version] not in ROLLBACK_TARGET_STATUSES:
+        raise ApiInputError(
+            "target_version", f"version {version} of {model} is {statuses[version]}; only a retired or active one"
+        )
+
+
+def trigger_rollback_run(conf: dict, user_name: str) -> str:
+    """Create a queued manual ``rollback_model`` run with ``conf``, as Airflow's trigger endpoint does
+    (``airflow.api_fastapi.core_api.routes.public.dag_run.trigger_dag_run``); its run id."""
+    from airflow.models.dag import DagModel
+    from airflow.models.dagbag import DBDagBag
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState
+    from airflow.utils.types import DagRunTriggeredByType, DagRunType
+    from sqlalchemy import select
+
+    with create_session(scoped=False) as session:
+        dm = session.scalar(select(DagModel).where(~DagModel.is_stale, DagModel.dag_id == ROLLBACK_DAG).limit(1))
+        dag = DBDagBag().get_latest_version_of_dag(ROLLBACK_DAG, session=session) if dm else None
+        if dm is None or dag is None:
+            raise HTTPException(404, f"DAG {ROLLBACK_DAG} is not deployed (not parsed by the DAG processor yet?)")
+        if dm.has_import_errors:
+            raise HTTPException(409, f"DAG {ROLLBACK_DAG} has import errors and cannot be triggered")
+        run_after = coerce_datetime(now())
+        try:
+            run = dag.create_dagrun(
+                run_id=dag.timetable.generate_run_id(
+                    run_type=DagRunType.MANUAL, run_after=run_after, data_interval=None
+                ),
+                logical_date=None,
+                data_interval=None,
+                run_after=run_after,
+                conf=conf,
+                run_type=DagRunType.MANUAL,
+                triggered_by=DagRunTriggeredByType.REST_API,
+                triggering_user_name=user_name,
+                state=DagRunState.QUEUED,
+                session=session,
+            )
+        except ValueError as e:  # refused by the DAG's params (e.g. a model it does not serve)
+            raise HTTPException(422, f"{ROLLBACK_DAG} refused the request: {e}") from e
+        return str(run.run_id)
+
+
+@router.post("/rollbacks", summary="Request a rollback to a previous version (a reason is required)")
+def request_rollback(body: RollbackBody, user: RollbackEditor, conn: DbDep) -> RollbackRequested:
+    checked_target(conn, body.model, body.target_version)
+    requested_by = user.get_name()
+    conf = {
+        "model_name": body.model,
+        "target_version": body.target_version,
+        "reason": body.reason,
+        "requested_by": requested_by,
+    }
+    run_id = trigger_rollback_run(conf, requested_by)
+    return RollbackRequested(
+        dag_run_id=run_id, model=body.model, target_version=body.target_version, requested_by=requested_by
+    )
+
+
+__all__ = ["ROLLBACK_DAG", "router"]
