@@ -1,6 +1,7 @@
 """The ModelWatch FastAPI app that Airflow's API server mounts at ``/modelwatch`` (see plugins/modelwatch_plugin.py).
 
-``create_app()`` builds it: an index page, the read routes (:mod:`.routes_read`) and the write routes
+``create_app()`` builds it: the HTML pages with charts (:mod:`.pages`: fleet overview at ``/``, model and drift
+window pages, the vendored chart library under ``/static``), the read routes (:mod:`.routes_read`) and the write routes
 (:mod:`.routes_write`). Every route needs an Airflow user (:mod:`.auth`); ``/docs`` and ``/openapi.json``
 are public, as Airflow's own are (and ``/docs`` exists when Airflow's does: ``[api] enable_swagger_ui``).
 
@@ -9,14 +10,11 @@ Database: one connection per request (:mod:`.routes_common`), through the ``moni
 
 from __future__ import annotations
 
-import html
-
 from airflow.configuration import conf
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse
 
-from include.modelwatch.api import routes_legacy, routes_read, routes_write
-from include.modelwatch.api.auth import GetUserDep
+from include.modelwatch.api import pages, routes_legacy, routes_read, routes_write
 from include.modelwatch.api.errors import ApiInputError
 from include.modelwatch.api.routes_common import Opener, default_opener
 
@@ -27,30 +25,6 @@ def input_error(request: Request, exc: Exception) -> JSONResponse:
     """422 naming the refused parameter: ``{"detail": "<field>: <reason>", "field": "<field>"}``."""
     assert isinstance(exc, ApiInputError)
     return JSONResponse(status_code=422, content={"detail": str(exc), "field": exc.field})
-
-
-def index_page(app: FastAPI) -> str:
-    """A minimal HTML index: the API's endpoints and a link to the interactive docs."""
-    rows = []
-    for route in app.routes:
-        path, methods = getattr(route, "path", None), sorted(getattr(route, "methods", None) or ())
-        if not path or not getattr(route, "include_in_schema", False):
-            continue
-        summary = getattr(route, "summary", None) or getattr(route, "name", "")
-        for method in methods:
-            rows.append(
-                f"<tr><td><code>{method}</code></td><td><code>/modelwatch{html.escape(path)}</code></td>"
-                f"<td>{html.escape(str(summary))}</td></tr>"
-            )
-    return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{TITLE}</title></head><body>"
-        f"<h1>{TITLE}</h1><p>Monitoring data of the ModelWatch DAGs as JSON. "
-        "Try the endpoints in the <a href='docs'>interactive API docs</a> "
-        "(<a href='openapi.json'>OpenAPI schema</a>).</p>"
-        "<table><thead><tr><th>Method</th><th>Path</th><th>What</th></tr></thead><tbody>"
-        + "".join(rows)
-        + "</tbody></table></body></html>"
-    )
 
 
 def create_app(open_db: Opener | None = None) -> FastAPI:
@@ -69,14 +43,11 @@ def create_app(open_db: Opener | None = None) -> FastAPI:
     app.state.open_db = open_db or default_opener
     app.add_exception_handler(ApiInputError, input_error)
 
-    @app.get("/", response_class=HTMLResponse, summary="This page: the API's endpoints")
-    def index(user: GetUserDep) -> HTMLResponse:
-        return HTMLResponse(index_page(app))
-
+    app.include_router(pages.router)
     app.include_router(routes_read.router)
     app.include_router(routes_write.router)
     app.include_router(routes_legacy.router)
     return app
 
 
-__all__ = ["TITLE", "create_app", "index_page", "input_error"]
+__all__ = ["TITLE", "create_app", "input_error"]

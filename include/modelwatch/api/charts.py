@@ -1,0 +1,382 @@
+"""Vega-Lite specs of the ModelWatch pages, built in Python from the API's view models (plain dicts, data inlined).
+
+Every function returns a complete Vega-Lite v6 spec (``$schema`` included) that the pages render with the vendored
+vega-embed. Times are ISO 8601 UTC strings on ``temporal`` axes with a ``utc`` scale; every axis is titled with its
+unit; legends come from a ``series`` field with a fixed domain/range so the layers share one legend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from include.modelwatch.api import models as m
+
+SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json"
+TIME_AXIS = {"title": "Window end (UTC)", "format": "%Y-%m-%d %H:%M"}
+LEVEL_COLORS = {"none": "#4c78a8", "warning": "#f58518", "critical": "#e45756"}
+#: marker kinds on the model timeline, with their colours
+MARKER_COLORS = {
+    "trigger": "#9d755d",
+    "retrain": "#54a24b",
+    "rejection": "#e45756",
+    "deployment": "#4c78a8",
+    "rollback": "#b279a2",
+}
+DRIFT_SERIES = {"drift score": "#4c78a8", "drift alert episode": "#f58518"}
+PERF_SERIES = {
+    "live (bootstrap CI)": "#4c78a8",
+    "backtest baseline": "#222222",
+    "alert threshold": "#e45756",
+    "label-free estimate": "#54a24b",
+}
+
+
+def iso(value: datetime) -> str:
+    """``value`` as an ISO 8601 UTC string (``...+00:00``), what the specs carry on time axes."""
+    return value.astimezone(UTC).isoformat()
+
+
+def utc_x(field: str = "t", *, title: str = TIME_AXIS["title"], domain: Sequence[str] | None = None) -> dict[str, Any]:
+    scale: dict[str, Any] = {"type": "utc"}
+    if domain is not None:
+        scale["domain"] = list(domain)
+    return {"field": field, "type": "temporal", "scale": scale, "axis": {**TIME_AXIS, "title": title}}
+
+
+def series_color(series: dict[str, str], title: str) -> dict[str, Any]:
+    return {
+        "field": "series",
+        "type": "nominal",
+        "title": title,
+        "scale": {"domain": list(series), "range": list(series.values())},
+    }
+
+
+def base(title: str, **extra: Any) -> dict[str, Any]:
+    return {"$schema": SCHEMA, "title": title, "config": {"view": {"stroke": None}}, **extra}
+
+
+# --------------------------------------------------------------------------- fleet overview
+
+
+def drift_sparkline(windows: Iterable[m.DriftWindow]) -> dict[str, Any]:
+    """A small line of the drift score (0..1) over the windows of one model version, oldest first."""
+    values = [
+        {"t": iso(w.window_end), "drift_score": w.drift_score, "level": w.level or "none"}
+        for w in sorted(windows, key=lambda w: w.window_end)
+        if w.drift_score is not None
+    ]
+    return {
+        "$schema": SCHEMA,
+        "width": 160,
+        "height": 32,
+        "data": {"values": values},
+        "config": {"view": {"stroke": None}},
+        "mark": {"type": "line", "point": {"size": 12}, "interpolate": "monotone"},
+        "encoding": {
+            "x": {**utc_x(), "axis": None},
+            "y": {"field": "drift_score", "type": "quantitative", "title": "Drift score (0-1)", "axis": None},
+            "tooltip": [
+                {"field": "t", "type": "temporal", "title": "Window end (UTC)", "format": "%Y-%m-%d %H:%M"},
+                {"field": "drift_score", "type": "quantitative", "title": "Drift score (0-1)", "format": ".3f"},
+                {"field": "level", "type": "nominal", "title": "Level"},
+            ],
+        },
+    }
+
+
+# --------------------------------------------------------------------------- model page
+
+
+def time_domain(*groups: Iterable[datetime]) -> list[str] | None:
+    """``[min, max]`` over every given time (ISO UTC), the shared x domain of the model timeline."""
+    times = [t for g in groups for t in g]
+    return [iso(min(times)), iso(max(times))] if times else None
+
+
+def marker_layer(markers: Sequence[dict[str, Any]], domain: list[str] | None) -> dict[str, Any]:
+    """Vertical rules for events (``{"at": datetime, "kind": one of MARKER_COLORS, "label": str}``)."""
+    values = [{"t": iso(mk["at"]), "kind": mk["kind"], "label": mk["label"]} for mk in markers]
+    return {
+        "data": {"values": values},
+        "mark": {"type": "rule", "strokeWidth": 2, "strokeDash": [2, 2]},
+        "encoding": {
+            "x": utc_x(domain=domain),
+            "color": {
+                "field": "kind",
+                "type": "nominal",
+                "title": "Event",
+                "scale": {"domain": list(MARKER_COLORS), "range": list(MARKER_COLORS.values())},
+            },
+            "tooltip": [
+                {"field": "t", "type": "temporal", "title": "At (UTC)", "format": "%Y-%m-%d %H:%M"},
+                {"field": "kind", "type": "nominal", "title": "Event"},
+                {"field": "label", "type": "nominal", "title": "What"},
+            ],
+        },
+    }
+
+
+def drift_panel(
+    windows: Sequence[m.DriftWindow],
+    alerts: Sequence[m.Alert],
+    markers: Sequence[dict[str, Any]],
+    domain: list[str] | None,
+) -> dict[str, Any]:
+    """Drift score per window (points coloured by level) with the drift alert episodes shaded
+    (``first_window``..``last_window``) and the event markers."""
+    line = [
+        {
+            "t": iso(w.window_end),
+            "drift_score": w.drift_score,
+            "level": w.level or "none",
+            "version": w.version,
+            "series": "drift score",
+        }
+        for w in sorted(windows, key=lambda w: w.window_end)
+        if w.drift_score is not None
+    ]
+    episodes = [
+        {
+            "t": iso(a.first_window),
+            "t2": iso(a.last_window),
+            "alert_id": a.alert_id,
+            "severity": a.severity,
+            "status": a.status,
+            "series": "drift alert episode",
+        }
+        for a in alerts
+        if a.kind == "drift"
+    ]
+    y = {"field": "drift_score", "type": "quantitative", "title": "Drift score (0-1)", "scale": {"domain": [0, 1]}}
+    return {
+        "width": 720,
+        "height": 180,
+        "layer": [
+            {
+                "data": {"values": episodes},
+                "mark": {"type": "rect", "opacity": 0.25},
+                "encoding": {
+                    "x": utc_x(domain=domain),
+                    "x2": {"field": "t2"},
+                    "color": series_color(DRIFT_SERIES, "Drift"),
+                    "tooltip": [
+                        {"field": "alert_id", "type": "quantitative", "title": "Alert"},
+                        {"field": "severity", "type": "nominal", "title": "Severity"},
+                        {"field": "status", "type": "nominal", "title": "Status"},
+                    ],
+                },
+            },
+            {
+                "data": {"values": line},
+                "mark": {"type": "line", "point": True},
+                "encoding": {
+                    "x": utc_x(domain=domain),
+                    "y": y,
+                    "color": series_color(DRIFT_SERIES, "Drift"),
+                    "detail": {"field": "version", "type": "nominal"},
+                    "tooltip": [
+                        {"field": "t", "type": "temporal", "title": "Window end (UTC)", "format": "%Y-%m-%d %H:%M"},
+                        {"field": "version", "type": "quantitative", "title": "Version"},
+                        {"field": "drift_score", "type": "quantitative", "title": "Drift score (0-1)", "format": ".3f"},
+                        {"field": "level", "type": "nominal", "title": "Level"},
+                    ],
+                },
+            },
+            marker_layer(markers, domain),
+        ],
+        "resolve": {"scale": {"color": "independent"}, "legend": {"color": "independent"}},
+    }
+
+
+def performance_panel(
+    comparisons: Sequence[m.PerformanceComparison],
+    estimates: Sequence[m.Estimate],
+    markers: Sequence[dict[str, Any]],
+    domain: list[str] | None,
+) -> dict[str, Any]:
+    """Live primary metric with its bootstrap band (``ci_low``..``ci_high``), the backtest baseline and the alert
+    threshold as rules over each comparison window, the label-free estimates as points, and the event markers."""
+    primary = sorted((c for c in comparisons if c.is_primary), key=lambda c: c.window_end)
+    metric = primary[-1].metric if primary else "accuracy"
+    live = [
+        {
+            "t": iso(c.window_end),
+            "live": c.live_value,
+            "ci_low": c.ci_low,
+            "ci_high": c.ci_high,
+            "status": c.status,
+            "series": "live (bootstrap CI)",
+        }
+        for c in primary
+        if c.live_value is not None
+    ]
+    rules = [
+        {"t": iso(c.window_start), "t2": iso(c.window_end), "value": value, "series": series}
+        for c in primary
+        for series, value in (("backtest baseline", c.baseline_value), ("alert threshold", c.threshold))
+        if value is not None
+    ]
+    points = [
+        {"t": iso(e.window_end), "estimate": e.estimate, "status": e.status, "series": "label-free estimate"}
+        for e in sorted(estimates, key=lambda e: e.window_end)
+        if e.metric == metric and e.estimate is not None
+    ]
+    title = f"{metric} (fraction, 0-1)"
+    color = series_color(PERF_SERIES, "Performance")
+    return {
+        "width": 720,
+        "height": 180,
+        "layer": [
+            {
+                "data": {"values": live},
+                "mark": {"type": "area", "opacity": 0.2},
+                "encoding": {
+                    "x": utc_x(domain=domain),
+                    "y": {"field": "ci_low", "type": "quantitative", "title": title},
+                    "y2": {"field": "ci_high"},
+                    "color": color,
+                },
+            },
+            {
+                "data": {"values": live},
+                "mark": {"type": "line", "point": True},
+                "encoding": {
+                    "x": utc_x(domain=domain),
+                    "y": {"field": "live", "type": "quantitative", "title": title},
+                    "color": color,
+                    "tooltip": [
+                        {"field": "t", "type": "temporal", "title": "Window end (UTC)", "format": "%Y-%m-%d"},
+                        {"field": "live", "type": "quantitative", "title": f"live {metric}", "format": ".3f"},
+                        {"field": "ci_low", "type": "quantitative", "title": "CI low", "format": ".3f"},
+                        {"field": "ci_high", "type": "quantitative", "title": "CI high", "format": ".3f"},
+                        {"field": "status", "type": "nominal", "title": "Status"},
+                    ],
+                },
+            },
+            {
+                "data": {"values": rules},
+                "mark": {"type": "rule", "strokeDash": [6, 3], "strokeWidth": 2},
+                "encoding": {
+                    "x": utc_x(domain=domain),
+                    "x2": {"field": "t2"},
+                    "y": {"field": "value", "type": "quantitative", "title": title},
+                    "color": color,
+                    "tooltip": [
+                        {"field": "series", "type": "nominal", "title": "Rule"},
+                        {"field": "value", "type": "quantitative", "title": metric, "format": ".3f"},
+                    ],
+                },
+            },
+            {
+                "data": {"values": points},
+                "mark": {"type": "point", "shape": "diamond", "filled": True, "size": 60},
+                "encoding": {
+                    "x": utc_x(domain=domain),
+                    "y": {"field": "estimate", "type": "quantitative", "title": title},
+                    "color": color,
+                    "tooltip": [
+                        {"field": "t", "type": "temporal", "title": "Window end (UTC)", "format": "%Y-%m-%d"},
+                        {"field": "estimate", "type": "quantitative", "title": "Estimate", "format": ".3f"},
+                        {"field": "status", "type": "nominal", "title": "Status"},
+                    ],
+                },
+            },
+            marker_layer(markers, domain),
+        ],
+        "resolve": {"scale": {"color": "independent"}, "legend": {"color": "independent"}},
+    }
+
+
+def model_timeline(
+    model: str,
+    windows: Sequence[m.DriftWindow],
+    alerts: Sequence[m.Alert],
+    comparisons: Sequence[m.PerformanceComparison],
+    estimates: Sequence[m.Estimate],
+    markers: Sequence[dict[str, Any]],
+) -> dict[str, Any]:
+    """The model page's chart: drift panel above performance panel on one shared UTC time axis."""
+    domain = time_domain(
+        (w.window_end for w in windows),
+        (t for a in alerts if a.kind == "drift" for t in (a.first_window, a.last_window)),
+        (t for c in comparisons if c.is_primary for t in (c.window_start, c.window_end)),
+        (e.window_end for e in estimates),
+        (mk["at"] for mk in markers),
+    )
+    return base(
+        f"{model}: drift and live performance",
+        vconcat=[
+            drift_panel(windows, alerts, markers, domain),
+            performance_panel(comparisons, estimates, markers, domain),
+        ],
+        resolve={"scale": {"x": "shared"}},
+    )
+
+
+# --------------------------------------------------------------------------- drift window page
+
+
+def severity_heatmap(
+    model: str, version: int, cells: Sequence[dict[str, Any]], selected: datetime | None = None
+) -> dict[str, Any]:
+    """Feature x window heatmap of drift severity (0-100); ``cells`` are ``{"window_start", "window_end",
+    "feature", "severity", "drifted"}``; the ``selected`` window is outlined by a rule at its start."""
+    values = [
+        {
+            "t": iso(c["window_start"]),
+            "t2": iso(c["window_end"]),
+            "feature": c["feature"],
+            "severity": c["severity"],
+            "drifted": c["drifted"],
+        }
+        for c in cells
+    ]
+    layers: list[dict[str, Any]] = [
+        {
+            "data": {"values": values},
+            "mark": {"type": "rect"},
+            "encoding": {
+                "x": utc_x(title="Window (UTC)"),
+                "x2": {"field": "t2"},
+                "y": {"field": "feature", "type": "nominal", "title": "Feature"},
+                "color": {
+                    "field": "severity",
+                    "type": "quantitative",
+                    "title": "Severity (0-100)",
+                    "scale": {"domain": [0, 100], "scheme": "orangered"},
+                },
+                "tooltip": [
+                    {"field": "t", "type": "temporal", "title": "Window start (UTC)", "format": "%Y-%m-%d %H:%M"},
+                    {"field": "feature", "type": "nominal", "title": "Feature"},
+                    {"field": "severity", "type": "quantitative", "title": "Severity (0-100)", "format": ".1f"},
+                    {"field": "drifted", "type": "nominal", "title": "Drifted"},
+                ],
+            },
+        }
+    ]
+    if selected is not None:
+        layers.append(
+            {
+                "data": {"values": [{"t": iso(selected)}]},
+                "mark": {"type": "rule", "color": "#222222", "strokeWidth": 2},
+                "encoding": {"x": utc_x(title="Window (UTC)")},
+            }
+        )
+    return base(f"{model} v{version}: feature drift severity per window", width=720, layer=layers)
+
+
+__all__ = [
+    "MARKER_COLORS",
+    "SCHEMA",
+    "drift_panel",
+    "drift_sparkline",
+    "iso",
+    "marker_layer",
+    "model_timeline",
+    "performance_panel",
+    "severity_heatmap",
+    "time_domain",
+]

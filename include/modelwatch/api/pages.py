@@ -1,0 +1,257 @@
+"""The HTML pages of the ModelWatch app (server-rendered, Jinja2 templates in ``templates/``; charts are Vega-Lite
+specs from :mod:`.charts`, rendered in the browser by the vendored vega-embed served under ``/static``).
+
+* ``/``: fleet overview (and the API's endpoints);
+* ``/models/{model}``: drift and live performance on one time axis, retrain/deploy/rollback markers, gates, aliases;
+* ``/drift/{model}/{version}/{window_start}``: one drift window's per-feature table and a feature x window heatmap.
+
+Each page needs read access to the DAGs whose data it shows (as the JSON routes do); ``/static`` needs a logged-in
+user. An unknown model, version or window answers a 404 page naming it. Data comes from :mod:`.queries` (and
+:mod:`.queries_pages` for what only the pages need).
+"""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import FileResponse, HTMLResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
+
+from include.modelwatch.api import charts
+from include.modelwatch.api import models as m
+from include.modelwatch.api import queries as q
+from include.modelwatch.api.auth import DRIFT_DAG, PERFORMANCE_DAG, RETRAIN_DAG, SCORING_DAG, GetUserDep, dag_access
+from include.modelwatch.api.errors import ApiInputError
+from include.modelwatch.api.queries_pages import feature_severity
+from include.modelwatch.api.routes_common import DbDep
+
+HERE = Path(__file__).resolve().parent
+STATIC = HERE / "static"
+MAX_ROWS = q.MAX_LIMIT  # the pages show at most one full page of each list (the newest rows)
+SPARK_WINDOWS = 48
+MARKER_ALIAS = "champion"  # deployments and rollbacks are moves of this alias
+
+router = APIRouter()
+
+
+def spec_json(spec: dict[str, Any]) -> Markup:
+    """A spec as JSON safe inside ``<script type="application/json">`` (no ``<``, ``>``, ``&`` in the text)."""
+    text = json.dumps(spec, sort_keys=True, allow_nan=False)
+    return Markup(text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
+
+
+def utc(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def isoutc(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+ENV = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
+ENV.filters.update(spec_json=spec_json, utc=utc, isoutc=isoutc, urlpart=lambda s: quote(str(s), safe=""))
+
+
+def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    prefix = str(request.scope.get("root_path", "")).rstrip("/")
+    html = ENV.get_template(template).render(prefix=prefix, **context)
+    return HTMLResponse(html, status_code=status_code)
+
+
+def not_found(request: Request, message: str) -> HTMLResponse:
+    return render(request, "not_found.html", status_code=404, title="Not found", message=message)
+
+
+def readers(*dag_ids: str) -> list[Any]:
+    return [Depends(dag_access("GET", d)) for d in dag_ids]
+
+
+def endpoints(request: Request) -> list[tuple[str, str, str]]:
+    """(method, path, summary) of the app's documented routes, for the index's endpoint table."""
+    rows: list[tuple[str, str, str]] = []
+    for route in request.app.routes:
+        path, methods = getattr(route, "path", None), sorted(getattr(route, "methods", None) or ())
+        if path and getattr(route, "include_in_schema", False):
+            summary = getattr(route, "summary", None) or getattr(route, "name", "")
+            rows.extend((method, path, str(summary)) for method in methods)
+    return rows
+
+
+# --------------------------------------------------------------------------- fleet overview
+
+
+def fleet_rows(conn) -> list[dict[str, Any]]:
+    """One row per active (or aliased) model version with what the overview shows."""
+    health = {(h.model, h.version): h for h in q.health(conn)}
+    rows: list[dict[str, Any]] = []
+    for summary in q.models(conn):
+        open_alerts = q.alerts(conn, model=summary.model, status="open", limit=MAX_ROWS).items
+        pending = q.triggers(conn, model=summary.model, status="pending", limit=1).total
+        for v in summary.versions:
+            if v.status != "active" and not v.aliases:
+                continue
+            windows = q.drift_windows(conn, model=summary.model, version=v.version, limit=SPARK_WINDOWS).items
+            latest = q.performance(conn, model=summary.model, version=v.version, limit=20).items
+            comparison = next((c for c in latest if c.is_primary), None)
+            rows.append(
+                {
+                    "model": summary.model,
+                    "version": v.version,
+                    "aliases": v.aliases,
+                    "health": health.get((summary.model, v.version)),
+                    "sparkline": charts.drift_sparkline(windows) if windows else None,
+                    "chart_id": f"spark-{len(rows)}",
+                    "comparison": comparison,
+                    "open_alerts": sum(1 for a in open_alerts if a.version in (v.version, None)),
+                    "pending_triggers": pending,
+                }
+            )
+    return rows
+
+
+@router.get(
+    "/",
+    response_class=HTMLResponse,
+    summary="Fleet overview (HTML) and the API's endpoints",
+    dependencies=readers(SCORING_DAG, DRIFT_DAG, PERFORMANCE_DAG, RETRAIN_DAG),
+)
+def fleet(request: Request, conn: DbDep) -> HTMLResponse:
+    return render(request, "fleet.html", title="ModelWatch fleet", rows=fleet_rows(conn), endpoints=endpoints(request))
+
+
+# --------------------------------------------------------------------------- model page
+
+
+def timeline_markers(
+    triggers: list[m.Trigger], jobs: list[m.TrainingJob], aliases: list[m.AliasChange]
+) -> list[dict[str, Any]]:
+    """Events on the model timeline: triggers, retrains (job end), rejections (a failed gate), deployments and
+    rollbacks (the champion alias moving to a newer / older version)."""
+    out: list[dict[str, Any]] = [
+        {"at": t.triggered_at, "kind": "trigger", "label": f"trigger #{t.trigger_id} {t.trigger_type} ({t.status})"}
+        for t in triggers
+    ]
+    for j in jobs:
+        label = f"job #{j.job_id} {j.algorithm} {j.status}"
+        out.append({"at": j.finished_at or j.started_at, "kind": "retrain", "label": label})
+        failed = [g for g in j.gates if g.status == "fail"]
+        if failed:
+            at = max(g.evaluated_at for g in failed)
+            names = ", ".join(g.gate for g in failed)
+            out.append({"at": at, "kind": "rejection", "label": f"job #{j.job_id} rejected: {names}"})
+    for a in aliases:
+        if a.alias != MARKER_ALIAS or a.to_version is None:
+            continue
+        kind = "rollback" if a.from_version is not None and a.to_version < a.from_version else "deployment"
+        src = f"v{a.from_version}" if a.from_version is not None else "-"
+        out.append({"at": a.changed_at, "kind": kind, "label": f"{a.alias} {src} -> v{a.to_version}: {a.reason}"})
+    return sorted(out, key=lambda mk: mk["at"])
+
+
+@router.get(
+    "/models/{model}",
+    response_class=HTMLResponse,
+    include_in_schema=False,
+    dependencies=readers(SCORING_DAG, DRIFT_DAG, PERFORMANCE_DAG, RETRAIN_DAG),
+)
+def model_page(model: str, request: Request, conn: DbDep) -> HTMLResponse:
+    summary = next((s for s in q.models(conn) if s.model == model), None)
+    if summary is None:
+        return not_found(request, f"Unknown model {model!r}.")
+    windows = q.drift_windows(conn, model=model, limit=MAX_ROWS).items
+    alerts = q.alerts(conn, model=model, kind="drift", limit=MAX_ROWS).items
+    comparisons = q.performance(conn, model=model, limit=MAX_ROWS).items
+    estimates = q.estimates(conn, model=model, limit=MAX_ROWS).items
+    triggers = q.triggers(conn, model=model, limit=MAX_ROWS).items
+    jobs = q.training_jobs(conn, model=model, limit=MAX_ROWS).items
+    aliases = q.alias_history(conn, model=model, limit=MAX_ROWS).items
+    markers = timeline_markers(triggers, jobs, aliases)
+    return render(
+        request,
+        "model.html",
+        title=f"Model {model}",
+        model=model,
+        versions=summary.versions,
+        recent_windows=windows[:12],
+        timeline=charts.model_timeline(model, windows, alerts, comparisons, estimates, markers),
+        jobs=jobs,
+        aliases=aliases,
+    )
+
+
+# --------------------------------------------------------------------------- drift window page
+
+
+def feature_rows(detail: m.DriftWindowDetail) -> list[dict[str, Any]]:
+    """One row per (kind, feature): its primary test (the one with a p-value, else the first), the BH-adjusted
+    p-value from ``details``, and the other tests' statistics."""
+    grouped: dict[tuple[str, str], list[m.DriftFeatureResult]] = {}
+    for r in detail.results:
+        grouped.setdefault((r.kind, r.feature), []).append(r)
+    rows = []
+    for (kind, feature), results in grouped.items():
+        primary = next((r for r in results if r.p_value is not None), results[0])
+        others = ", ".join(
+            f"{r.test}={r.statistic:.4g}" for r in results if r is not primary and r.statistic is not None
+        )
+        rows.append(
+            {
+                "kind": kind,
+                "feature": feature,
+                "test": primary.test,
+                "statistic": primary.statistic,
+                "p_value": primary.p_value,
+                "p_adjusted": primary.details.get("p_adjusted"),
+                "severity": primary.severity,
+                "drifted": primary.drifted,
+                "others": others,
+            }
+        )
+    return rows
+
+
+@router.get(
+    "/drift/{model}/{version}/{window_start}",
+    response_class=HTMLResponse,
+    include_in_schema=False,
+    dependencies=readers(DRIFT_DAG),
+)
+def drift_window_page(model: str, version: int, window_start: datetime, request: Request, conn: DbDep) -> HTMLResponse:
+    if window_start.tzinfo is None:
+        raise ApiInputError("window_start", f"needs a timezone (e.g. 2024-01-31T00:00:00Z), got {window_start}")
+    try:
+        detail = q.drift_window_features(conn, model=model, version=version, window_start=window_start)
+    except ApiInputError as exc:
+        return not_found(request, str(exc))
+    cells = feature_severity(conn, model=model, version=version)
+    return render(
+        request,
+        "drift_window.html",
+        title=f"Drift: {model} v{version}, window {utc(window_start)}",
+        w=detail,
+        features=feature_rows(detail),
+        heatmap=charts.severity_heatmap(model, version, cells, selected=detail.window_start),
+    )
+
+
+# --------------------------------------------------------------------------- static files
+
+
+@router.get("/static/{path:path}", include_in_schema=False)
+def static(path: str, user: GetUserDep) -> FileResponse:
+    """The vendored chart library (``static/vendor``), for logged-in users only."""
+    target = (STATIC / path).resolve()
+    if not target.is_file() or not target.is_relative_to(STATIC):
+        raise HTTPException(status_code=404, detail=f"no static file {path!r}")
+    media = "text/javascript" if target.suffix == ".js" else mimetypes.guess_type(target.name)[0] or "text/plain"
+    return FileResponse(target, media_type=media, headers={"Cache-Control": "private, max-age=86400"})
+
+
+__all__ = ["ENV", "STATIC", "feature_rows", "fleet_rows", "router", "spec_json", "timeline_markers"]

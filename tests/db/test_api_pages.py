@@ -1,0 +1,298 @@
+"""The ModelWatch HTML pages as Airflow's API server serves them: a small known dataset, each page read as a
+viewer, the embedded Vega-Lite specs parsed back and checked for the data points; auth, 404s and the vendored
+chart library."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+from psycopg.types.json import Jsonb
+
+from include.modelwatch import registry
+from include.modelwatch.data import storage
+from include.modelwatch.loop import alerts as alert_store
+from tests.db import test_api_app as app_fixtures
+
+# the Airflow API server app, its client and the users' JWTs, as tests/db/test_api_app.py builds them
+airflow_app, client, tokens = app_fixtures.airflow_app, app_fixtures.client, app_fixtures.tokens
+auth = app_fixtures.auth
+T0 = datetime(2008, 10, 1, tzinfo=UTC)
+H = timedelta(hours=1)
+D = timedelta(days=1)
+P = "/modelwatch"
+SPEC = re.compile(r'<script type="application/json" class="vl-spec" id="spec-([\w-]+)"[^>]*>(.*?)</script>', re.S)
+
+
+def insert(cur, table: str, row: dict[str, Any]) -> None:
+    cols = ", ".join(row)
+    vals = ", ".join(f"%({k})s" for k in row)
+    cur.execute(
+        f"INSERT INTO {table} ({cols}) VALUES ({vals})",
+        {k: Jsonb(v) if isinstance(v, dict) else v for k, v in row.items()},
+    )
+
+
+def specs(html: str) -> dict[str, dict]:
+    return {name: json.loads(text) for name, text in SPEC.findall(html)}
+
+
+def layer_values(spec: dict, mark: str) -> list[dict]:
+    return [v for layer in spec["layer"] for v in layer["data"]["values"] if (layer["mark"]["type"] == mark)]
+
+
+@pytest.fixture()
+def data(db, tmp_path):
+    for payload in (b"v1", b"v2"):
+        registry.register_version(
+            db,
+            model_name="m",
+            algorithm="lightgbm",
+            artifact=payload,
+            artifact_dir=tmp_path,
+            features=["f", "g"],
+            classes=["SELL", "HOLD", "BUY"],
+            train_end=date(2008, 9, 1),
+        )
+    registry.set_alias(db, "m", "champion", 1, reason="bootstrap", changed_at=T0 - 10 * D)
+    registry.set_alias(db, "m", "champion", 2, reason="retrained", changed_at=T0 - 5 * D)
+    registry.set_alias(db, "m", "champion", 1, reason="v2 worse", changed_at=T0 - 2 * D)
+    with storage.transaction(db) as cur:
+        for start, score, level in ((T0 - 2 * H, 0.05, "none"), (T0 - H, 0.6, "critical")):
+            insert(
+                cur,
+                "drift_windows",
+                {
+                    "model_name": "m",
+                    "model_version": 1,
+                    "window_start": start,
+                    "window_end": start + H,
+                    "status": "evaluated",
+                    "n_rows": 40,
+                    "drift_score": score,
+                    "level": level,
+                    "n_drifted": 1 if level != "none" else 0,
+                    "drifted": level != "none",
+                    "summary": {},
+                },
+            )
+        for start, feature, test, stat, p, sev, drifted, padj in (
+            (T0 - H, "f", "ks", 0.41, 0.001, 90.0, True, 0.002),
+            (T0 - H, "f", "psi", 0.35, None, 90.0, True, 0.002),
+            (T0 - H, "g", "ks", 0.05, 0.6, 5.0, False, 0.6),
+            (T0 - 2 * H, "f", "ks", 0.02, 0.9, 1.0, False, 0.9),
+        ):
+            insert(
+                cur,
+                "drift_results",
+                {
+                    "model_name": "m",
+                    "model_version": 1,
+                    "window_start": start,
+                    "window_end": start + H,
+                    "kind": "feature",
+                    "feature": feature,
+                    "test": test,
+                    "statistic": stat,
+                    "p_value": p,
+                    "severity": sev,
+                    "drifted": drifted,
+                    "n_current": 40,
+                    "details": {"p_adjusted": padj},
+                },
+            )
+        alert_store.raise_alert(
+            cur,
+            model_name="m",
+            model_version=1,
+            kind="drift",
+            severity="critical",
+            title="drift",
+            message="msg",
+            window_start=T0 - H,
+            window_end=T0,
+            score=0.6,
+        )
+        for end, live in ((T0 - D, 0.52), (T0, 0.45)):
+            insert(
+                cur,
+                "live_vs_backtest_comparison",
+                {
+                    "model_name": "m",
+                    "model_version": 1,
+                    "window_start": end - 30 * D,
+                    "window_end": end,
+                    "metric": "accuracy",
+                    "is_primary": True,
+                    "live_value": live,
+                    "baseline_value": 0.5,
+                    "rel_diff": (live - 0.5) / 0.5,
+                    "ci_low": live - 0.05,
+                    "ci_high": live + 0.05,
+                    "threshold": 0.45,
+                    "tolerance_rel": 0.1,
+                    "degraded": False,
+                    "status": "ok",
+                    "n_days": 30,
+                    "n": 300,
+                    "block_length": 5,
+                    "n_boot": 1000,
+                    "alpha": 0.05,
+                },
+            )
+        insert(
+            cur,
+            "performance_estimates",
+            {
+                "model_name": "m",
+                "model_version": 1,
+                "window_start": T0 - D,
+                "window_end": T0,
+                "metric": "accuracy",
+                "n_predictions": 10,
+                "prediction_ids": [1],
+                "estimate": 0.55,
+                "estimate_unchecked": 0.55,
+                "status": "ok",
+            },
+        )
+        insert(
+            cur,
+            "retraining_triggers",
+            {
+                "trigger_id": 1,
+                "model_name": "m",
+                "model_version": 1,
+                "trigger_type": "drift",
+                "retrain_mode": "full",
+                "priority": "high",
+                "reason": "drift",
+                "status": "pending",
+                "triggered_at": T0 - 6 * D,
+            },
+        )
+        insert(
+            cur,
+            "training_jobs",
+            {
+                "job_id": 7,
+                "trigger_id": 1,
+                "model_name": "m",
+                "algorithm": "lightgbm",
+                "retrain_mode": "full",
+                "status": "succeeded",
+                "candidate_version": 2,
+                "started_at": T0 - 6 * D + H,
+                "finished_at": T0 - 6 * D + 2 * H,
+            },
+        )
+        insert(
+            cur,
+            "quality_gate_results",
+            {
+                "trigger_id": 1,
+                "job_id": 7,
+                "model_name": "m",
+                "candidate_version": 2,
+                "champion_version": 1,
+                "gate": "beats_champion",
+                "status": "fail",
+                "value": 0.48,
+                "threshold": 0.5,
+                "message": "below champion",
+                "evaluated_at": T0 - 6 * D + 3 * H,
+            },
+        )
+    return db
+
+
+def test_fleet_overview(client, tokens, data):
+    res = client.get(f"{P}/", headers=auth(tokens["vera"]))
+    assert res.status_code == 200, res.text
+    assert res.headers["content-type"].startswith("text/html")
+    assert f'<a href="{P}/models/m">m</a>' in res.text
+    assert f'<script src="{P}/static/vendor/vega-embed.min.js">' in res.text
+    got = specs(res.text)
+    assert list(got) == ["spark-0"]  # only v1 carries an alias (champion)
+    assert [(v["t"], v["drift_score"]) for v in got["spark-0"]["data"]["values"]] == [
+        ("2008-09-30T23:00:00+00:00", 0.05),
+        ("2008-10-01T00:00:00+00:00", 0.6),
+    ]
+    assert got["spark-0"]["encoding"]["x"]["type"] == "temporal"
+    assert "accuracy 0.450 vs 0.500" in res.text
+
+
+def test_model_page(client, tokens, data):
+    res = client.get(f"{P}/models/m", headers=auth(tokens["vera"]))
+    assert res.status_code == 200, res.text
+    spec = specs(res.text)["timeline"]
+    drift, perf = spec["vconcat"]
+    assert [(v["t"], v["drift_score"]) for v in layer_values(drift, "line")] == [
+        ("2008-09-30T23:00:00+00:00", 0.05),
+        ("2008-10-01T00:00:00+00:00", 0.6),
+    ]
+    assert [(v["t"], v["t2"]) for v in layer_values(drift, "rect")] == [
+        ("2008-09-30T23:00:00+00:00", "2008-09-30T23:00:00+00:00")
+    ]
+    band = perf["layer"][0]
+    assert (band["mark"]["type"], band["encoding"]["y"]["field"], band["encoding"]["y2"]["field"]) == (
+        "area",
+        "ci_low",
+        "ci_high",
+    )
+    assert [(v["live"], round(v["ci_low"], 3), round(v["ci_high"], 3)) for v in band["data"]["values"]] == [
+        (0.52, 0.47, 0.57),
+        (0.45, 0.4, 0.5),
+    ]
+    rules = {(v["series"], v["value"]) for v in perf["layer"][2]["data"]["values"]}
+    assert rules == {("backtest baseline", 0.5), ("alert threshold", 0.45)}
+    assert [(v["t"], v["estimate"]) for v in layer_values(perf, "point")] == [("2008-10-01T00:00:00+00:00", 0.55)]
+    markers = [(v["kind"], v["t"]) for v in perf["layer"][4]["data"]["values"]]
+    assert markers == [
+        ("deployment", "2008-09-21T00:00:00+00:00"),
+        ("trigger", "2008-09-25T00:00:00+00:00"),
+        ("retrain", "2008-09-25T02:00:00+00:00"),
+        ("rejection", "2008-09-25T03:00:00+00:00"),
+        ("deployment", "2008-09-26T00:00:00+00:00"),
+        ("rollback", "2008-09-29T00:00:00+00:00"),
+    ]
+    assert (
+        '<td>beats_champion</td><td class="fail">fail</td><td>0.480</td><td>0.500</td><td>below champion</td>'
+        in res.text
+    )
+    assert "<td>v2 worse</td>" in res.text
+
+
+def test_drift_window_page(client, tokens, data):
+    res = client.get(f"{P}/drift/m/1/2008-10-01T00:00:00Z", headers=auth(tokens["vera"]))
+    assert res.status_code == 404  # no window starts at T0 (they end there)
+    res = client.get(f"{P}/drift/m/1/2008-09-30T23:00:00Z", headers=auth(tokens["vera"]))
+    assert res.status_code == 200, res.text
+    assert "<td>feature</td><td>f</td><td>ks</td><td>0.4100</td><td>0.001</td><td>0.002</td><td>90.0</td>" in res.text
+    assert "psi=0.35" in res.text
+    heat = specs(res.text)["heatmap"]
+    cells = [(v["t"], v["feature"], v["severity"]) for v in heat["layer"][0]["data"]["values"]]
+    assert cells == [
+        ("2008-09-30T22:00:00+00:00", "f", 1.0),
+        ("2008-09-30T23:00:00+00:00", "f", 90.0),
+        ("2008-09-30T23:00:00+00:00", "g", 5.0),
+    ]
+    assert heat["layer"][1]["data"]["values"] == [{"t": "2008-09-30T23:00:00+00:00"}]
+
+
+def test_anonymous_401_unknown_404_and_static(client, tokens, data):
+    for path in ("/", "/models/m", "/drift/m/1/2008-09-30T23:00:00Z", "/static/vendor/vega.min.js"):
+        assert client.get(P + path).status_code == 401, path
+    h = auth(tokens["vera"])
+    res = client.get(f"{P}/models/nope", headers=h)
+    assert res.status_code == 404 and "Unknown model &#39;nope&#39;" in res.text
+    res = client.get(f"{P}/drift/m/9/2008-09-30T23:00:00Z", headers=h)
+    assert res.status_code == 404 and "unknown version 9 of model &#39;m&#39;" in res.text
+    res = client.get(f"{P}/static/vendor/vega-lite.min.js", headers=h)
+    assert res.status_code == 200 and res.headers["content-type"].startswith("text/javascript")
+    assert "vegaLite" in res.text[:2000]
+    assert client.get(f"{P}/static/../pages.py", headers=h).status_code == 404
+    assert client.get(f"{P}/static/vendor/nope.js", headers=h).status_code == 404
