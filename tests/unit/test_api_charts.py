@@ -107,3 +107,19 @@ def test_severity_heatmap_cells_and_selected_window():
     assert rect["encoding"]["color"]["title"] == "Severity (0-100)"
     assert rect["encoding"]["color"]["scale"]["domain"] == [0, 100]
     assert rule["data"]["values"] == [{"t": "2008-10-01T00:00:00+00:00"}]
+
+
+def test_layers_sharing_a_legend_show_it_once_and_the_timeline_shows_each_legend_once():
+    from include.modelwatch.api.charts import one_legend_per_title
+
+    shared = {"field": "series", "type": "nominal", "title": "Performance"}
+    layers = [
+        {"encoding": {"color": shared}},
+        {"encoding": {"color": shared}},
+        {"encoding": {"color": {"title": "Event"}}},
+    ]
+    out = one_legend_per_title(layers)
+    assert "legend" not in out[0]["encoding"]["color"]  # the first keeps its legend
+    assert out[1]["encoding"]["color"]["legend"] is None
+    assert "legend" not in out[2]["encoding"]["color"]
+    assert "legend" not in shared  # the shared encoding itself is not changed

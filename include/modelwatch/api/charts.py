@@ -119,6 +119,28 @@ def marker_layer(markers: Sequence[dict[str, Any]], domain: list[str] | None) ->
     }
 
 
+def one_legend_per_title(layers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Layers that share a colour legend title show it once (the first layer's); the others hide theirs."""
+    seen: set[str] = set()
+    for layer in layers:
+        color = layer.get("encoding", {}).get("color")
+        if not isinstance(color, dict) or "title" not in color:
+            continue
+        if color["title"] in seen:
+            layer["encoding"]["color"] = {**color, "legend": None}  # a copy: layers may share one encoding dict
+        seen.add(color["title"])
+    return layers
+
+
+def without_legend(panel: dict[str, Any], title: str) -> dict[str, Any]:
+    """``panel`` with the colour legend titled ``title`` hidden (the panel above already shows it)."""
+    for layer in panel["layer"]:
+        color = layer.get("encoding", {}).get("color")
+        if isinstance(color, dict) and color.get("title") == title:
+            layer["encoding"]["color"] = {**color, "legend": None}
+    return panel
+
+
 def drift_panel(
     windows: Sequence[m.DriftWindow],
     alerts: Sequence[m.Alert],
@@ -154,39 +176,46 @@ def drift_panel(
     return {
         "width": 720,
         "height": 180,
-        "layer": [
-            {
-                "data": {"values": episodes},
-                "mark": {"type": "rect", "opacity": 0.25},
-                "encoding": {
-                    "x": utc_x(domain=domain),
-                    "x2": {"field": "t2"},
-                    "color": series_color(DRIFT_SERIES, "Drift"),
-                    "tooltip": [
-                        {"field": "alert_id", "type": "quantitative", "title": "Alert"},
-                        {"field": "severity", "type": "nominal", "title": "Severity"},
-                        {"field": "status", "type": "nominal", "title": "Status"},
-                    ],
+        "layer": one_legend_per_title(
+            [
+                {
+                    "data": {"values": episodes},
+                    "mark": {"type": "rect", "opacity": 0.25},
+                    "encoding": {
+                        "x": utc_x(domain=domain),
+                        "x2": {"field": "t2"},
+                        "color": series_color(DRIFT_SERIES, "Drift"),
+                        "tooltip": [
+                            {"field": "alert_id", "type": "quantitative", "title": "Alert"},
+                            {"field": "severity", "type": "nominal", "title": "Severity"},
+                            {"field": "status", "type": "nominal", "title": "Status"},
+                        ],
+                    },
                 },
-            },
-            {
-                "data": {"values": line},
-                "mark": {"type": "line", "point": True},
-                "encoding": {
-                    "x": utc_x(domain=domain),
-                    "y": y,
-                    "color": series_color(DRIFT_SERIES, "Drift"),
-                    "detail": {"field": "version", "type": "nominal"},
-                    "tooltip": [
-                        {"field": "t", "type": "temporal", "title": "Window end (UTC)", "format": "%Y-%m-%d %H:%M"},
-                        {"field": "version", "type": "quantitative", "title": "Version"},
-                        {"field": "drift_score", "type": "quantitative", "title": "Drift score (0-1)", "format": ".3f"},
-                        {"field": "level", "type": "nominal", "title": "Level"},
-                    ],
+                {
+                    "data": {"values": line},
+                    "mark": {"type": "line", "point": True},
+                    "encoding": {
+                        "x": utc_x(domain=domain),
+                        "y": y,
+                        "color": series_color(DRIFT_SERIES, "Drift"),
+                        "detail": {"field": "version", "type": "nominal"},
+                        "tooltip": [
+                            {"field": "t", "type": "temporal", "title": "Window end (UTC)", "format": "%Y-%m-%d %H:%M"},
+                            {"field": "version", "type": "quantitative", "title": "Version"},
+                            {
+                                "field": "drift_score",
+                                "type": "quantitative",
+                                "title": "Drift score (0-1)",
+                                "format": ".3f",
+                            },
+                            {"field": "level", "type": "nominal", "title": "Level"},
+                        ],
+                    },
                 },
-            },
-            marker_layer(markers, domain),
-        ],
+                marker_layer(markers, domain),
+            ]
+        ),
         "resolve": {"scale": {"color": "independent"}, "legend": {"color": "independent"}},
     }
 
@@ -229,63 +258,65 @@ def performance_panel(
     return {
         "width": 720,
         "height": 180,
-        "layer": [
-            {
-                "data": {"values": live},
-                "mark": {"type": "area", "opacity": 0.2},
-                "encoding": {
-                    "x": utc_x(domain=domain),
-                    "y": {"field": "ci_low", "type": "quantitative", "title": title},
-                    "y2": {"field": "ci_high"},
-                    "color": color,
+        "layer": one_legend_per_title(
+            [
+                {
+                    "data": {"values": live},
+                    "mark": {"type": "area", "opacity": 0.2},
+                    "encoding": {
+                        "x": utc_x(domain=domain),
+                        "y": {"field": "ci_low", "type": "quantitative", "title": title},
+                        "y2": {"field": "ci_high"},
+                        "color": color,
+                    },
                 },
-            },
-            {
-                "data": {"values": live},
-                "mark": {"type": "line", "point": True},
-                "encoding": {
-                    "x": utc_x(domain=domain),
-                    "y": {"field": "live", "type": "quantitative", "title": title},
-                    "color": color,
-                    "tooltip": [
-                        {"field": "t", "type": "temporal", "title": "Window end (UTC)", "format": "%Y-%m-%d"},
-                        {"field": "live", "type": "quantitative", "title": f"live {metric}", "format": ".3f"},
-                        {"field": "ci_low", "type": "quantitative", "title": "CI low", "format": ".3f"},
-                        {"field": "ci_high", "type": "quantitative", "title": "CI high", "format": ".3f"},
-                        {"field": "status", "type": "nominal", "title": "Status"},
-                    ],
+                {
+                    "data": {"values": live},
+                    "mark": {"type": "line", "point": True},
+                    "encoding": {
+                        "x": utc_x(domain=domain),
+                        "y": {"field": "live", "type": "quantitative", "title": title},
+                        "color": color,
+                        "tooltip": [
+                            {"field": "t", "type": "temporal", "title": "Window end (UTC)", "format": "%Y-%m-%d"},
+                            {"field": "live", "type": "quantitative", "title": f"live {metric}", "format": ".3f"},
+                            {"field": "ci_low", "type": "quantitative", "title": "CI low", "format": ".3f"},
+                            {"field": "ci_high", "type": "quantitative", "title": "CI high", "format": ".3f"},
+                            {"field": "status", "type": "nominal", "title": "Status"},
+                        ],
+                    },
                 },
-            },
-            {
-                "data": {"values": rules},
-                "mark": {"type": "rule", "strokeDash": [6, 3], "strokeWidth": 2},
-                "encoding": {
-                    "x": utc_x(domain=domain),
-                    "x2": {"field": "t2"},
-                    "y": {"field": "value", "type": "quantitative", "title": title},
-                    "color": color,
-                    "tooltip": [
-                        {"field": "series", "type": "nominal", "title": "Rule"},
-                        {"field": "value", "type": "quantitative", "title": metric, "format": ".3f"},
-                    ],
+                {
+                    "data": {"values": rules},
+                    "mark": {"type": "rule", "strokeDash": [6, 3], "strokeWidth": 2},
+                    "encoding": {
+                        "x": utc_x(domain=domain),
+                        "x2": {"field": "t2"},
+                        "y": {"field": "value", "type": "quantitative", "title": title},
+                        "color": color,
+                        "tooltip": [
+                            {"field": "series", "type": "nominal", "title": "Rule"},
+                            {"field": "value", "type": "quantitative", "title": metric, "format": ".3f"},
+                        ],
+                    },
                 },
-            },
-            {
-                "data": {"values": points},
-                "mark": {"type": "point", "shape": "diamond", "filled": True, "size": 60},
-                "encoding": {
-                    "x": utc_x(domain=domain),
-                    "y": {"field": "estimate", "type": "quantitative", "title": title},
-                    "color": color,
-                    "tooltip": [
-                        {"field": "t", "type": "temporal", "title": "Window end (UTC)", "format": "%Y-%m-%d"},
-                        {"field": "estimate", "type": "quantitative", "title": "Estimate", "format": ".3f"},
-                        {"field": "status", "type": "nominal", "title": "Status"},
-                    ],
+                {
+                    "data": {"values": points},
+                    "mark": {"type": "point", "shape": "diamond", "filled": True, "size": 60},
+                    "encoding": {
+                        "x": utc_x(domain=domain),
+                        "y": {"field": "estimate", "type": "quantitative", "title": title},
+                        "color": color,
+                        "tooltip": [
+                            {"field": "t", "type": "temporal", "title": "Window end (UTC)", "format": "%Y-%m-%d"},
+                            {"field": "estimate", "type": "quantitative", "title": "Estimate", "format": ".3f"},
+                            {"field": "status", "type": "nominal", "title": "Status"},
+                        ],
+                    },
                 },
-            },
-            marker_layer(markers, domain),
-        ],
+                marker_layer(markers, domain),
+            ]
+        ),
         "resolve": {"scale": {"color": "independent"}, "legend": {"color": "independent"}},
     }
 
@@ -300,7 +331,7 @@ def model_timeline(
 ) -> dict[str, Any]:
     """The model page's chart: drift panel above performance panel on one shared UTC time axis."""
     domain = time_domain(
-        (w.window_end for w in windows),
+        (w.window_end for w in windows if w.drift_score is not None),  # an empty window does not stretch the axis
         (t for a in alerts if a.kind == "drift" for t in (a.first_window, a.last_window)),
         (t for c in comparisons if c.is_primary for t in (c.window_start, c.window_end)),
         (e.window_end for e in estimates),
@@ -310,7 +341,7 @@ def model_timeline(
         f"{model}: drift and live performance",
         vconcat=[
             drift_panel(windows, alerts, markers, domain),
-            performance_panel(comparisons, estimates, markers, domain),
+            without_legend(performance_panel(comparisons, estimates, markers, domain), "Event"),
         ],
         resolve={"scale": {"x": "shared"}},
     )
