@@ -21,49 +21,11 @@ scores with the restored version.
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import CronTriggerTimetable, Param, TriggerRule, dag, task
+from airflow.sdk import CronTriggerTimetable, TriggerRule, dag, task
 
 from include.modelwatch.decisions import TASK_KEEP, TASK_ROLLBACK
-from include.modelwatch.defaults import MODEL_NAME
 from include.tasks.common import DEFAULT_ARGS
-
-PARAMS = {
-    "model_name": Param(
-        None,
-        type=["null", "string"],
-        enum=[None, MODEL_NAME],
-        title="Model",
-        description="the model to roll back (empty: the variable modelwatch_model_name)",
-    ),
-    "target_version": Param(
-        None,
-        type=["null", "integer"],
-        minimum=1,
-        title="Target version",
-        description="restore this version as champion (empty: automatic check only)",
-    ),
-    "reason": Param(
-        None,
-        type=["null", "string"],
-        minLength=1,
-        title="Reason",
-        description="why (required with a target version; recorded in the alias history)",
-    ),
-    "period_days": Param(
-        None,
-        type=["null", "integer"],
-        minimum=1,
-        title="Period (days)",
-        description="automatic check: days compared before / after the last change (empty: 30)",
-    ),
-    "min_days": Param(
-        None,
-        type=["null", "integer"],
-        minimum=1,
-        title="Minimum days",
-        description="automatic check: days of live evidence needed on each side (empty: 10)",
-    ),
-}
+from include.tasks.forms import rollback_params
 
 
 @dag(
@@ -75,7 +37,7 @@ PARAMS = {
     default_args=DEFAULT_ARGS,
     tags=["modelwatch", "retraining", "rollback"],
     doc_md=__doc__,
-    params=PARAMS,
+    params=rollback_params(),
 )
 def rollback_model():
     @task(multiple_outputs=False)

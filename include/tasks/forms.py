@@ -52,16 +52,32 @@ def refuse(message: str) -> None:
     raise AirflowFailException(message)
 
 
-def _knob(name: str, minimum: int, what: str) -> Any:
+def optional_int(title: str, minimum: int, description: str) -> Any:
+    """An optional integer field of a trigger form (empty: the task's default)."""
+    from airflow.sdk import Param
+
+    return Param(None, type=["null", "integer"], minimum=minimum, title=title, description=description)
+
+
+def model_field(description: str) -> Any:
+    """The model drop-down of a trigger form (empty allowed)."""
     from airflow.sdk import Param
 
     return Param(
-        None,
-        type=["null", "integer"],
-        minimum=minimum,
-        title=name.replace("_", " ").capitalize(),
-        description=f"optional quick-run knob: {what} (empty: {DEFAULTS[name]})",
+        None, type=["null", "string"], enum=[None, defaults.MODEL_NAME], title="Model", description=description
     )
+
+
+def reason_field(description: str) -> Any:
+    """The reason of a trigger form: optional in the schema (an automatic run has none) but never blank."""
+    from airflow.sdk import Param
+
+    return Param(None, type=["null", "string"], minLength=1, title="Reason", description=description)
+
+
+def _knob(name: str, minimum: int, what: str) -> Any:
+    title = name.replace("_", " ").capitalize()
+    return optional_int(title, minimum, f"optional quick-run knob: {what} (empty: {DEFAULTS[name]})")
 
 
 def retrain_params() -> dict[str, Any]:
@@ -69,20 +85,8 @@ def retrain_params() -> dict[str, Any]:
     from airflow.sdk import Param
 
     return {
-        "model_name": Param(
-            None,
-            type=["null", "string"],
-            enum=[None, defaults.MODEL_NAME],
-            title="Model",
-            description="retrain this model now (manual trigger); empty: only claim pending triggers",
-        ),
-        "reason": Param(
-            None,
-            type=["null", "string"],
-            minLength=1,
-            title="Reason",
-            description="why (required when a model is chosen; recorded on the trigger)",
-        ),
+        "model_name": model_field("retrain this model now (manual trigger); empty: only claim pending triggers"),
+        "reason": reason_field("why (required when a model is chosen; recorded on the trigger)"),
         "retrain_mode": Param(
             "full",
             type="string",
@@ -106,5 +110,22 @@ def retrain_params() -> dict[str, Any]:
             type="boolean",
             title="Shuffle labels",
             description="sanity check: train on permuted labels (the gates must reject it)",
+        ),
+    }
+
+
+def rollback_params() -> dict[str, Any]:
+    """The trigger form of ``rollback_model``."""
+    return {
+        "model_name": model_field("the model to roll back (empty: the variable modelwatch_model_name)"),
+        "target_version": optional_int(
+            "Target version", 1, "restore this version as champion (empty: automatic check only)"
+        ),
+        "reason": reason_field("why (required with a target version; recorded in the alias history)"),
+        "period_days": optional_int(
+            "Period (days)", 1, "automatic check: days compared before / after the last change (empty: 30)"
+        ),
+        "min_days": optional_int(
+            "Minimum days", 1, "automatic check: days of live evidence needed on each side (empty: 10)"
         ),
     }

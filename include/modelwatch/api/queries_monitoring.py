@@ -7,6 +7,9 @@ Every list is newest first (by ``window_end``) and filters ``[start, end)`` on `
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from include.modelwatch.api import models as m
 from include.modelwatch.api.errors import ApiInputError
@@ -43,6 +46,8 @@ ESTIMATE_COLUMNS = (
     "model_name AS model, model_version AS version, window_start, window_end, metric, n_predictions, estimate, "
     "estimate_unchecked, status, reason, realized, abs_error, abs_error_unchecked, realized_n, realized_as_of"
 )
+T = TypeVar("T", bound=BaseModel)
+
 INTERPRETABILITY_COLUMNS = (
     "model_name AS model, model_version AS version, window_start, window_end, feature, importance_gain, "
     "mean_abs_shap, shap_rank, n_predictions"
@@ -52,6 +57,35 @@ INTERPRETABILITY_COLUMNS = (
 def _checked(conn, model: str | None, version: int | None, start: datetime | None, end: datetime | None) -> None:
     check_range(start, end)
     check_model(conn, model, version)
+
+
+def _window_page(
+    conn,
+    item: type[T],
+    *,
+    columns: str,
+    source: str,
+    order_by: str,
+    model: str | None,
+    version: int | None,
+    start: datetime | None,
+    end: datetime | None,
+    limit: int,
+    offset: int,
+) -> m.Page[T]:
+    """One page of a per-window table, filtered on ``window_end`` in ``[start, end)`` (every list here)."""
+    _checked(conn, model, version, start, end)
+    rows, total = fetch_page(
+        conn,
+        columns=columns,
+        source=source,
+        predicates=common_filters(model=model, version=version, start=start, end=end, time_column="window_end"),
+        order_by=order_by,
+        limit=limit,
+        offset=offset,
+    )
+    page: Any = m.Page  # parametrized at run time with the item class, which the type checker cannot follow
+    return page[item](items=[item.model_validate(r) for r in rows], total=total, limit=limit, offset=offset)
 
 
 def drift_windows(
@@ -65,18 +99,18 @@ def drift_windows(
     offset: int = 0,
 ) -> m.Page[m.DriftWindow]:
     """Drift windows (one row per model version and window), newest window first."""
-    _checked(conn, model, version, start, end)
-    rows, total = fetch_page(
+    return _window_page(
         conn,
+        m.DriftWindow,
         columns=DRIFT_WINDOW_COLUMNS,
         source="drift_windows",
-        predicates=common_filters(model=model, version=version, start=start, end=end, time_column="window_end"),
         order_by="window_end DESC, window_start DESC, model_name, model_version DESC",
+        model=model,
+        version=version,
+        start=start,
+        end=end,
         limit=limit,
         offset=offset,
-    )
-    return m.Page[m.DriftWindow](
-        items=[m.DriftWindow.model_validate(r) for r in rows], total=total, limit=limit, offset=offset
     )
 
 
@@ -105,18 +139,18 @@ def performance(
     offset: int = 0,
 ) -> m.Page[m.PerformanceComparison]:
     """Live vs backtest comparison rows, newest window first; per window the primary metric first."""
-    _checked(conn, model, version, start, end)
-    rows, total = fetch_page(
+    return _window_page(
         conn,
+        m.PerformanceComparison,
         columns=COMPARISON_COLUMNS,
         source="live_vs_backtest_comparison",
-        predicates=common_filters(model=model, version=version, start=start, end=end, time_column="window_end"),
         order_by="window_end DESC, model_name, model_version DESC, is_primary DESC, metric",
+        model=model,
+        version=version,
+        start=start,
+        end=end,
         limit=limit,
         offset=offset,
-    )
-    return m.Page[m.PerformanceComparison](
-        items=[m.PerformanceComparison.model_validate(r) for r in rows], total=total, limit=limit, offset=offset
     )
 
 
@@ -131,18 +165,18 @@ def estimates(
     offset: int = 0,
 ) -> m.Page[m.Estimate]:
     """Label-free performance estimates with their realized values and errors, newest window first."""
-    _checked(conn, model, version, start, end)
-    rows, total = fetch_page(
+    return _window_page(
         conn,
+        m.Estimate,
         columns=ESTIMATE_COLUMNS,
         source="performance_estimates",
-        predicates=common_filters(model=model, version=version, start=start, end=end, time_column="window_end"),
         order_by="window_end DESC, model_name, model_version DESC, metric",
+        model=model,
+        version=version,
+        start=start,
+        end=end,
         limit=limit,
         offset=offset,
-    )
-    return m.Page[m.Estimate](
-        items=[m.Estimate.model_validate(r) for r in rows], total=total, limit=limit, offset=offset
     )
 
 
@@ -157,16 +191,16 @@ def interpretability(
     offset: int = 0,
 ) -> m.Page[m.InterpretabilityRow]:
     """Per-feature gain importance and mean |SHAP|, newest window first; per window by SHAP rank."""
-    _checked(conn, model, version, start, end)
-    rows, total = fetch_page(
+    return _window_page(
         conn,
+        m.InterpretabilityRow,
         columns=INTERPRETABILITY_COLUMNS,
         source="interpretability_log",
-        predicates=common_filters(model=model, version=version, start=start, end=end, time_column="window_end"),
         order_by="window_end DESC, model_name, model_version DESC, shap_rank NULLS LAST, feature",
+        model=model,
+        version=version,
+        start=start,
+        end=end,
         limit=limit,
         offset=offset,
-    )
-    return m.Page[m.InterpretabilityRow](
-        items=[m.InterpretabilityRow.model_validate(r) for r in rows], total=total, limit=limit, offset=offset
     )

@@ -1,4 +1,4 @@
-"""What every route shares: the request's monitoring-DB connection.
+"""What every route shares: the request's monitoring-DB connection and the filters of the per-window lists.
 
 One connection per request, opened through the Airflow connection ``monitoring_db`` exactly as tasks open it
 (``include.tasks.common.monitoring_db``: PostgresHook, so an env var, a secrets backend or a connection stored
@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+
+from include.modelwatch.api.queries_common import DEFAULT_LIMIT
 
 Opener = Callable[[], AbstractContextManager[Any]]
 
@@ -32,4 +35,19 @@ def db(request: Request) -> Iterator[Any]:
 
 DbDep = Annotated[Any, Depends(db)]
 
-__all__ = ["DbDep", "Opener", "db", "default_opener"]
+
+def window_filter(
+    model: str | None = None,
+    version: int | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    limit: int = DEFAULT_LIMIT,
+    offset: int = 0,
+) -> dict[str, Any]:
+    """Dependency: the query parameters of every per-window list, as the query functions' keyword arguments."""
+    return {"model": model, "version": version, "start": start, "end": end, "limit": limit, "offset": offset}
+
+
+WindowFilter = Annotated[dict[str, Any], Depends(window_filter)]
+
+__all__ = ["DbDep", "Opener", "WindowFilter", "db", "default_opener", "window_filter"]

@@ -9,100 +9,54 @@ their replacement. The old service's ``/monitoring/metrics`` (latest daily live 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from fastapi import APIRouter
 
 from include.modelwatch.api import models as m
 from include.modelwatch.api import queries as q
-from include.modelwatch.api.auth import DriftReader, PerformanceReader, ScoringReader
+from include.modelwatch.api import routes_read
+from include.modelwatch.api.auth import PerformanceReader
 from include.modelwatch.api.routes_common import DbDep
 
 router = APIRouter(tags=["predecessor-compatible"], deprecated=True)
 LIMIT = q.DEFAULT_LIMIT
 
 
-@router.get("/monitoring/health", summary="Alias of /health")
-@router.get("/api/ml/monitor/summary", summary="Alias of /health")
-def health(user: ScoringReader, conn: DbDep, model: str | None = None, version: int | None = None) -> list[m.HealthRow]:
-    return q.health(conn, model=model, version=version)
+def kind_alerts(kind: str) -> Callable[..., m.Page[m.Alert]]:
+    """The ``/alerts`` route with ``kind`` fixed (the predecessor had one path per alert kind)."""
+
+    def route(
+        user: PerformanceReader,
+        conn: DbDep,
+        model: str | None = None,
+        status: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        limit: int = LIMIT,
+        offset: int = 0,
+    ) -> m.Page[m.Alert]:
+        return q.alerts(conn, model=model, kind=kind, status=status, start=start, end=end, limit=limit, offset=offset)
+
+    return route
 
 
-def kind_alerts(
-    conn, kind: str, model: str | None, status: str | None, start: datetime | None, end: datetime | None, limit, offset
-) -> m.Page[m.Alert]:
-    return q.alerts(conn, model=model, kind=kind, status=status, start=start, end=end, limit=limit, offset=offset)
+#: predecessor path -> (the read route that answers it, what it is an alias of)
+ALIASES: tuple[tuple[str, Callable[..., Any], str], ...] = (
+    ("/monitoring/health", routes_read.health, "/health"),
+    ("/api/ml/monitor/summary", routes_read.health, "/health"),
+    ("/monitoring/drift-alerts", kind_alerts("drift"), "/alerts?kind=drift"),
+    ("/monitoring/performance-alerts", kind_alerts("performance"), "/alerts?kind=performance"),
+    ("/monitoring/interpretability", routes_read.interpretability, "/interpretability"),
+    ("/monitoring/metrics", routes_read.performance, "/performance (live vs baseline metrics)"),
+    ("/api/ml/monitor/accuracy", routes_read.performance, "/performance (live vs baseline metrics)"),
+    ("/api/ml/monitor/drift", routes_read.drift_windows, "/drift/windows"),
+)
+
+for path, endpoint, target in ALIASES:
+    router.add_api_route(path, endpoint, methods=["GET"], summary=f"Alias of {target}")
 
 
-@router.get("/monitoring/drift-alerts", summary="Alias of /alerts?kind=drift")
-def drift_alerts(
-    user: PerformanceReader,
-    conn: DbDep,
-    model: str | None = None,
-    status: str | None = None,
-    start: datetime | None = None,
-    end: datetime | None = None,
-    limit: int = LIMIT,
-    offset: int = 0,
-) -> m.Page[m.Alert]:
-    return kind_alerts(conn, "drift", model, status, start, end, limit, offset)
-
-
-@router.get("/monitoring/performance-alerts", summary="Alias of /alerts?kind=performance")
-def performance_alerts(
-    user: PerformanceReader,
-    conn: DbDep,
-    model: str | None = None,
-    status: str | None = None,
-    start: datetime | None = None,
-    end: datetime | None = None,
-    limit: int = LIMIT,
-    offset: int = 0,
-) -> m.Page[m.Alert]:
-    return kind_alerts(conn, "performance", model, status, start, end, limit, offset)
-
-
-@router.get("/monitoring/interpretability", summary="Alias of /interpretability")
-def interpretability(
-    user: PerformanceReader,
-    conn: DbDep,
-    model: str | None = None,
-    version: int | None = None,
-    start: datetime | None = None,
-    end: datetime | None = None,
-    limit: int = LIMIT,
-    offset: int = 0,
-) -> m.Page[m.InterpretabilityRow]:
-    return q.interpretability(conn, model=model, version=version, start=start, end=end, limit=limit, offset=offset)
-
-
-@router.get("/monitoring/metrics", summary="Alias of /performance (live vs baseline metrics)")
-@router.get("/api/ml/monitor/accuracy", summary="Alias of /performance (live vs baseline metrics)")
-def performance(
-    user: PerformanceReader,
-    conn: DbDep,
-    model: str | None = None,
-    version: int | None = None,
-    start: datetime | None = None,
-    end: datetime | None = None,
-    limit: int = LIMIT,
-    offset: int = 0,
-) -> m.Page[m.PerformanceComparison]:
-    return q.performance(conn, model=model, version=version, start=start, end=end, limit=limit, offset=offset)
-
-
-@router.get("/api/ml/monitor/drift", summary="Alias of /drift/windows")
-def drift(
-    user: DriftReader,
-    conn: DbDep,
-    model: str | None = None,
-    version: int | None = None,
-    start: datetime | None = None,
-    end: datetime | None = None,
-    limit: int = LIMIT,
-    offset: int = 0,
-) -> m.Page[m.DriftWindow]:
-    return q.drift_windows(conn, model=model, version=version, start=start, end=end, limit=limit, offset=offset)
-
-
-__all__ = ["router"]
+__all__ = ["ALIASES", "router"]

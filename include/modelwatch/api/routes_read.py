@@ -14,7 +14,7 @@ from fastapi import APIRouter
 from include.modelwatch.api import models as m
 from include.modelwatch.api import queries as q
 from include.modelwatch.api.auth import DriftReader, PerformanceReader, RetrainReader, ScoringReader
-from include.modelwatch.api.routes_common import DbDep
+from include.modelwatch.api.routes_common import DbDep, WindowFilter
 
 router = APIRouter()
 LIMIT = q.DEFAULT_LIMIT
@@ -41,14 +41,9 @@ def alias_history(
 def drift_windows(
     user: DriftReader,
     conn: DbDep,
-    model: str | None = None,
-    version: int | None = None,
-    start: datetime | None = None,
-    end: datetime | None = None,
-    limit: int = LIMIT,
-    offset: int = 0,
+    filters: WindowFilter,
 ) -> m.Page[m.DriftWindow]:
-    return q.drift_windows(conn, model=model, version=version, start=start, end=end, limit=limit, offset=offset)
+    return q.drift_windows(conn, **filters)
 
 
 @router.get(
@@ -66,42 +61,27 @@ def drift_window_features(
 def performance(
     user: PerformanceReader,
     conn: DbDep,
-    model: str | None = None,
-    version: int | None = None,
-    start: datetime | None = None,
-    end: datetime | None = None,
-    limit: int = LIMIT,
-    offset: int = 0,
+    filters: WindowFilter,
 ) -> m.Page[m.PerformanceComparison]:
-    return q.performance(conn, model=model, version=version, start=start, end=end, limit=limit, offset=offset)
+    return q.performance(conn, **filters)
 
 
 @router.get("/estimates", tags=["performance"], summary="Label-free performance estimates")
 def estimates(
     user: PerformanceReader,
     conn: DbDep,
-    model: str | None = None,
-    version: int | None = None,
-    start: datetime | None = None,
-    end: datetime | None = None,
-    limit: int = LIMIT,
-    offset: int = 0,
+    filters: WindowFilter,
 ) -> m.Page[m.Estimate]:
-    return q.estimates(conn, model=model, version=version, start=start, end=end, limit=limit, offset=offset)
+    return q.estimates(conn, **filters)
 
 
 @router.get("/interpretability", tags=["performance"], summary="Feature importance per window")
 def interpretability(
     user: PerformanceReader,
     conn: DbDep,
-    model: str | None = None,
-    version: int | None = None,
-    start: datetime | None = None,
-    end: datetime | None = None,
-    limit: int = LIMIT,
-    offset: int = 0,
+    filters: WindowFilter,
 ) -> m.Page[m.InterpretabilityRow]:
-    return q.interpretability(conn, model=model, version=version, start=start, end=end, limit=limit, offset=offset)
+    return q.interpretability(conn, **filters)
 
 
 @router.get("/alerts", tags=["alerts"], summary="Alerts")
