@@ -152,9 +152,9 @@ def retrain_gated():
 
     @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
     def finish() -> None:
-        import logging
+        from include.tasks.retrain import finish as finish_run
 
-        logging.getLogger(__name__).info("summary: retrain_gated run finished; see retraining_triggers.outcome")
+        finish_run()
 
     claimed = claim_trigger()
     dataset = assemble_training_data(claimed)

@@ -1,4 +1,5 @@
-"""ModelWatch's Airflow plugin: the monitoring API at ``/modelwatch`` and a "ModelWatch" nav-bar entry.
+"""ModelWatch's Airflow plugin: the monitoring API and pages at ``/modelwatch``, a "ModelWatch" nav-bar entry and a
+"ModelWatch" tab on every DAG run page (the page of what that run wrote).
 
 Airflow imports every file of the plugins folder in each process that loads plugins (the API server, the
 scheduler, the DAG processor, every task run for macros), so this file stays import-light: the FastAPI app
@@ -51,5 +52,13 @@ class ModelWatchPlugin(AirflowPlugin):
             "destination": "nav",
             "url_route": "modelwatch",  # shown inside the Airflow UI at /plugin/modelwatch
             "nav_top_level": True,
-        }
+        },
+        {
+            # a "ModelWatch" tab on every DAG run page: what that run wrote (a drift_hourly run: its window's page;
+            # performance_daily: the model's timeline; retrain_gated: its jobs and gates; rollback_model: aliases)
+            "name": "ModelWatch",
+            "href": f"{URL_PREFIX}/runs/{{DAG_ID}}/{{RUN_ID}}",
+            "destination": "dag_run",
+            "url_route": "modelwatch_run",
+        },
     ]

@@ -123,3 +123,19 @@ def variable(name: str) -> Any:
     from include.modelwatch import defaults
 
     return defaults.parse(name, Variable.get(name, default=defaults.text(name)))
+
+
+def page_url(path: str) -> str:
+    """A ModelWatch page's absolute URL under Airflow's ``[api] base_url`` (as Airflow's own log links)."""
+    from airflow.sdk.configuration import conf
+
+    from include.modelwatch.api import urls
+
+    return urls.absolute(conf.get("api", "base_url", fallback="http://localhost:8080/"), path)
+
+
+def log_page(log: Any, what: str, path: str) -> str:
+    """End a task's log with the URL of the page that shows its result; returns the URL."""
+    url = page_url(path)
+    log.info("ModelWatch page (%s): %s", what, url)
+    return url

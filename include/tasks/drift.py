@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from include.tasks.common import monitoring_db, run_id, variable, window
+from include.modelwatch.api import urls
+from include.tasks.common import log_page, monitoring_db, run_id, variable, window
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +140,7 @@ def record_empty(checked: dict[str, Any], context: dict[str, Any]) -> dict[str, 
                 cur, mv.model_name, mv.version, start, end, status="empty", n_rows=0, run_id=run_id(context)
             )
     log.info("summary: %s window %s: empty (no predictions); recorded, no drift computed", mv.label, _span(start, end))
+    log_page(log, "this window", urls.drift_window_path(mv.model_name, mv.version, start))
     return {"model": mv.label, "status": "empty"}
 
 
@@ -190,6 +192,7 @@ def raise_dq_alert(checked: dict[str, Any], context: dict[str, Any]) -> dict[str
         change.alert_id,
         change.action,
     )
+    log_page(log, "this window", urls.drift_window_path(mv.model_name, mv.version, start))
     return {"model": mv.label, "status": "data_quality_failed", "failed": failed}
 
 
@@ -312,6 +315,7 @@ def compute_drift(checked: dict[str, Any], context: dict[str, Any]) -> dict[str,
         f" [{hyst.transition}]" if hyst.transition else "",
         alert,
     )
+    log_page(log, "this window", urls.drift_window_path(mv.model_name, mv.version, start))
     return {
         "model": mv.label,
         "status": "evaluated",

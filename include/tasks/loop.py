@@ -6,7 +6,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from include.tasks.common import monitoring_db, run_id, window
+from include.modelwatch.api import urls
+from include.tasks.common import log_page, monitoring_db, run_id, window
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,7 @@ def respond(source: str, context: dict[str, Any]) -> dict[str, Any]:
         len(feedback),
         pending,
     )
+    log_page(log, "alerts and triggers", urls.alerts_path())
     return {
         "source": source,
         "models": models,

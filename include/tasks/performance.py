@@ -14,7 +14,8 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from include.tasks.common import monitoring_db, run_id, variable, window
+from include.modelwatch.api import urls
+from include.tasks.common import log_page, monitoring_db, run_id, variable, window
 
 log = logging.getLogger(__name__)
 
@@ -221,6 +222,7 @@ def evaluate(target: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
         "realized_filled": len(realized),
     }
     log.info("%s", _report(where, overall, comparisons, estimate, check, realized, health, reasons, alert, interp))
+    log_page(log, "live vs backtest", urls.model_path(mv.model_name, "timeline"))
     return summary
 
 

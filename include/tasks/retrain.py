@@ -14,7 +14,8 @@ import time
 from typing import Any
 
 from include.modelwatch import defaults
-from include.tasks.common import monitoring_db, run_id, variable
+from include.modelwatch.api import urls
+from include.tasks.common import log_page, monitoring_db, run_id, variable
 from include.tasks.forms import ALGORITHMS, DEPLOY_ALIASES, RETRAIN_MODES, jsonable, refuse, request, settings
 
 log = logging.getLogger(__name__)
@@ -293,6 +294,12 @@ def pick_best(
     return best
 
 
+def finish() -> None:
+    """Last task of every retrain_gated run: where to read what happened."""
+    log.info("summary: retrain_gated run finished; the trigger's outcome is in retraining_triggers")
+    log_page(log, "alerts and triggers", urls.alerts_path() + "#triggers")
+
+
 def policy_requires_human(model_name: str) -> bool:
     policy = variable("modelwatch_require_approval")
     return bool(policy.get(model_name, policy.get("*", False)))
@@ -358,6 +365,7 @@ def deploy(
         why,
         feedback,
     )
+    log_page(log, "training jobs and gates", urls.model_path(dataset_row["model_name"], "jobs"))
     return best["version"]
 
 
@@ -410,6 +418,7 @@ def reject(
         best["champion_version"],
         feedback,
     )
+    log_page(log, "training jobs and gates", urls.model_path(dataset_row["model_name"], "jobs"))
     return outcome
 
 
@@ -435,6 +444,7 @@ def mark_awaiting(dataset_row: dict[str, Any], best: dict[str, Any], context: di
         best["version"],
         ", ".join(best["borderline"]) or "none",
     )
+    log_page(log, "training jobs and gates", urls.model_path(dataset_row["model_name"], "jobs"))
 
 
 def apply_approval(dataset_row: dict[str, Any], best: dict[str, Any], approved: bool, context: dict[str, Any]) -> str:

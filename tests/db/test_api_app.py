@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from include.modelwatch import registry
+from include.modelwatch.api import urls
 from include.modelwatch.data import storage
 from include.modelwatch.loop import alerts, triggers
 
@@ -129,8 +130,15 @@ def test_plugin_is_loaded_with_its_app_and_nav_entry(airflow_app):
     mw = info["modelwatch"]
     assert [(a["url_prefix"], a["name"]) for a in mw["fastapi_apps"]] == [(P, "ModelWatch API")]
     assert mw["external_views"] == [
-        {"name": "ModelWatch", "href": f"{P}/", "destination": "nav", "url_route": "modelwatch", "nav_top_level": True}
+        {"name": "ModelWatch", "href": f"{P}/", "destination": "nav", "url_route": "modelwatch", "nav_top_level": True},
+        {
+            "name": "ModelWatch",
+            "href": f"{P}/runs/{{DAG_ID}}/{{RUN_ID}}",
+            "destination": "dag_run",
+            "url_route": "modelwatch_run",
+        },
     ]
+    assert P == urls.PREFIX  # the pages' links and the task logs' URLs use the plugin's prefix
     # mounted by the API server at /modelwatch
     assert P in [getattr(r, "path", None) for r in airflow_app.routes]
 
@@ -164,7 +172,10 @@ def test_the_ui_gets_the_nav_entry_from_airflows_plugins_api(client, tokens):
     mw = next(p for p in res.json()["plugins"] if p["name"] == "modelwatch")
     assert [
         (v["name"], v["href"], v["destination"], v["url_route"], v["nav_top_level"]) for v in mw["external_views"]
-    ] == [("ModelWatch", f"{P}/", "nav", "modelwatch", True)]
+    ] == [
+        ("ModelWatch", f"{P}/", "nav", "modelwatch", True),
+        ("ModelWatch", f"{P}/runs/{{DAG_ID}}/{{RUN_ID}}", "dag_run", "modelwatch_run", False),
+    ]
     assert [(a["url_prefix"], a["name"], a["app"]) for a in mw["fastapi_apps"]] == [
         (P, "ModelWatch API", "modelwatch_plugin.LazyApp")
     ]

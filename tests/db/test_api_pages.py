@@ -44,6 +44,17 @@ def layer_values(spec: dict, mark: str) -> list[dict]:
     return [v for layer in spec["layer"] for v in layer["data"]["values"] if (layer["mark"]["type"] == mark)]
 
 
+WINDOW_BINS = {
+    ("f", "psi"): {"window_bins": [2, 8, 30]},
+    ("c", "psi"): {"window_bins": [5, 30, 5], "unseen_levels": ["z"]},
+}
+# bins only (the drift task's profile also holds samples and nulls, which the page never reads)
+PROFILE = {
+    "numeric": {"f": {"edges": [0.0, 1.5], "counts": [10, 20, 10], "sample": [0.1, 0.2]}},
+    "categorical": {"c": {"levels": {"x": 30, "y": 10}, "n": 40}},
+}
+
+
 @pytest.fixture()
 def data(db, tmp_path):
     for payload in (b"v1", b"v2"):
@@ -56,6 +67,7 @@ def data(db, tmp_path):
             features=["f", "g"],
             classes=["SELL", "HOLD", "BUY"],
             train_end=date(2008, 9, 1),
+            reference_profile=PROFILE,
         )
     registry.set_alias(db, "m", "champion", 1, reason="bootstrap", changed_at=T0 - 10 * D)
     registry.set_alias(db, "m", "champion", 2, reason="retrained", changed_at=T0 - 5 * D)
@@ -77,11 +89,14 @@ def data(db, tmp_path):
                     "n_drifted": 1 if level != "none" else 0,
                     "drifted": level != "none",
                     "summary": {},
+                    "run_id": f"scheduled__{start:%H}",
                 },
             )
         for start, feature, test, stat, p, sev, drifted, padj in (
             (T0 - H, "f", "ks", 0.41, 0.001, 90.0, True, 0.002),
             (T0 - H, "f", "psi", 0.35, None, 90.0, True, 0.002),
+            (T0 - H, "c", "chi2", 3.1, 0.08, 20.0, False, 0.1),
+            (T0 - H, "c", "psi", 0.2, None, 20.0, False, 0.1),
             (T0 - H, "g", "ks", 0.05, 0.6, 5.0, False, 0.6),
             (T0 - 2 * H, "f", "ks", 0.02, 0.9, 1.0, False, 0.9),
         ):
@@ -101,7 +116,7 @@ def data(db, tmp_path):
                     "severity": sev,
                     "drifted": drifted,
                     "n_current": 40,
-                    "details": {"p_adjusted": padj},
+                    "details": {"p_adjusted": padj, **WINDOW_BINS.get((feature, test), {})},
                 },
             )
         alert_store.raise_alert(
@@ -172,6 +187,23 @@ def data(db, tmp_path):
                 "reason": "drift",
                 "status": "pending",
                 "triggered_at": T0 - 6 * D,
+            },
+        )
+        insert(
+            cur,
+            "retraining_triggers",
+            {
+                "trigger_id": 2,
+                "model_name": "m",
+                "model_version": 1,
+                "trigger_type": "manual",
+                "retrain_mode": "full",
+                "priority": "medium",
+                "reason": "by hand",
+                "status": "done",
+                "triggered_at": T0 - 20 * D,
+                "claimed_by": "manual__retrain",
+                "outcome": "rejected: business",
             },
         )
         insert(
@@ -252,6 +284,7 @@ def test_model_page(client, tokens, data):
     assert [(v["t"], v["estimate"]) for v in layer_values(perf, "point")] == [("2008-10-01T00:00:00+00:00", 0.55)]
     markers = [(v["kind"], v["t"]) for v in perf["layer"][4]["data"]["values"]]
     assert markers == [
+        ("trigger", "2008-09-11T00:00:00+00:00"),  # the manual trigger claimed by manual__retrain
         ("deployment", "2008-09-21T00:00:00+00:00"),
         ("trigger", "2008-09-25T00:00:00+00:00"),
         ("retrain", "2008-09-25T02:00:00+00:00"),
@@ -264,6 +297,9 @@ def test_model_page(client, tokens, data):
         in res.text
     )
     assert "<td>v2 worse</td>" in res.text
+    drifted = re.search(r'<h2 id="drifted">.*?</table>', res.text, re.S).group(0)
+    assert re.findall(r'<a href="([^"]+)">', drifted) == [f"{P}/drift/m/1/2008-09-30T23%3A00%3A00Z"]
+    assert '<td class="critical">critical</td>' in drifted
 
 
 def test_drift_window_page(client, tokens, data):
@@ -271,16 +307,42 @@ def test_drift_window_page(client, tokens, data):
     assert res.status_code == 404  # no window starts at T0 (they end there)
     res = client.get(f"{P}/drift/m/1/2008-09-30T23:00:00Z", headers=auth(tokens["vera"]))
     assert res.status_code == 200, res.text
-    assert "<td>feature</td><td>f</td><td>ks</td><td>0.4100</td><td>0.001</td><td>0.002</td><td>90.0</td>" in res.text
+    row = '<td>feature</td><td><a href="?feature=f#distribution">f</a></td><td>ks</td><td>0.4100</td><td>0.001</td>'
+    assert row + "<td>0.002</td><td>90.0</td>" in res.text
     assert "psi=0.35" in res.text
     heat = specs(res.text)["heatmap"]
     cells = [(v["t"], v["feature"], v["severity"]) for v in heat["layer"][0]["data"]["values"]]
     assert cells == [
         ("2008-09-30T22:00:00+00:00", "f", 1.0),
+        ("2008-09-30T23:00:00+00:00", "c", 20.0),
         ("2008-09-30T23:00:00+00:00", "f", 90.0),
         ("2008-09-30T23:00:00+00:00", "g", 5.0),
     ]
     assert heat["layer"][1]["data"]["values"] == [{"t": "2008-09-30T23:00:00+00:00"}]
+    # the distribution overlay, from the stored bins: the most severe drifted feature first
+    overlay = specs(res.text)["overlay"]
+    assert overlay["params"][0]["value"] == "f" and overlay["params"][0]["bind"]["options"] == ["c", "f"]
+    shares = {(v["feature"], v["bin"], v["series"]): round(v["share"], 4) for v in overlay["data"]["values"]}
+    assert shares == {
+        ("f", "< 0", "reference"): 0.25,
+        ("f", "0 to 1.5", "reference"): 0.5,
+        ("f", ">= 1.5", "reference"): 0.25,
+        ("f", "< 0", "window"): 0.05,
+        ("f", "0 to 1.5", "window"): 0.2,
+        ("f", ">= 1.5", "window"): 0.75,
+        ("c", "x", "reference"): 0.75,
+        ("c", "y", "reference"): 0.25,
+        ("c", "z", "reference"): 0.0,
+        ("c", "x", "window"): 0.125,
+        ("c", "y", "window"): 0.75,
+        ("c", "z", "window"): 0.125,
+    }
+    assert '<a href="?feature=c#distribution">c</a>' in res.text
+    chosen = client.get(f"{P}/drift/m/1/2008-09-30T23:00:00Z?feature=c", headers=auth(tokens["vera"]))
+    assert specs(chosen.text)["overlay"]["params"][0]["value"] == "c"
+    # a window without stored bins says so instead of drawing an empty chart
+    older = client.get(f"{P}/drift/m/1/2008-09-30T22:00:00Z", headers=auth(tokens["vera"]))
+    assert "overlay" not in specs(older.text) and "No stored bins for this window" in older.text
 
 
 def test_anonymous_401_unknown_404_and_static(client, tokens, data):
@@ -296,3 +358,37 @@ def test_anonymous_401_unknown_404_and_static(client, tokens, data):
     assert "vegaLite" in res.text[:2000]
     assert client.get(f"{P}/static/../pages.py", headers=h).status_code == 404
     assert client.get(f"{P}/static/vendor/nope.js", headers=h).status_code == 404
+
+
+def test_run_links_redirect_to_what_the_run_wrote(client, tokens, data):
+    h = auth(tokens["vera"])
+    res = client.get(f"{P}/runs/drift_hourly/scheduled__23", headers=h, follow_redirects=False)
+    assert res.status_code == 303 and res.headers["location"] == f"{P}/drift/m/1/2008-09-30T23%3A00%3A00Z"
+    assert client.get(res.headers["location"], headers=h).status_code == 200  # the target page exists
+    res = client.get(f"{P}/runs/retrain_gated/manual__retrain", headers=h, follow_redirects=False)
+    assert res.status_code == 303 and res.headers["location"] == f"{P}/models/m#jobs"
+    res = client.get(f"{P}/runs/drift_hourly/scheduled__nothing", headers=h)
+    assert res.status_code == 200 and "has recorded nothing ModelWatch shows" in res.text
+    res = client.get(f"{P}/runs/score_signals/any", headers=h)
+    assert res.status_code == 200 and "ModelWatch has no page for runs of the DAG" in res.text
+    assert client.get(f"{P}/runs/drift_hourly/scheduled__23", follow_redirects=False).status_code == 401
+
+
+def test_alerts_page_lists_alerts_and_triggers_with_their_actions(client, tokens, data):
+    res = client.get(f"{P}/alerts-and-triggers", headers=auth(tokens["vera"]))
+    assert res.status_code == 200, res.text
+    rows = re.findall(r'<tr id="(alert|trigger)-(\d+)">(.*?)</tr>', res.text, re.S)
+    assert [(kind, int(i)) for kind, i, _ in rows] == [("alert", 1), ("trigger", 1), ("trigger", 2)]
+    alert, pending, done = (body for _, _, body in rows)
+    assert 'class="status">open<' in alert and f'data-url="{P}/alerts/1/acknowledge"' in alert
+    assert f'data-url="{P}/alerts/1/resolve"' in alert and 'name="note" required' in alert
+    assert f'data-url="{P}/triggers/1/cancel"' in pending and 'name="reason" required' in pending
+    assert "cancel" not in done and "rejected: business" in done and "manual__retrain" in done
+    assert f'data-url="{P}/triggers" data-done="Retraining requested"' in res.text
+    # filters: by trigger status, by alert status; a bad value is refused naming the field
+    res = client.get(f"{P}/alerts-and-triggers?trigger_status=done&status=resolved", headers=auth(tokens["vera"]))
+    assert re.findall(r'<tr id="((?:alert|trigger)-\d+)">', res.text) == ["trigger-2"]
+    assert "No alert matches." in res.text
+    res = client.get(f"{P}/alerts-and-triggers?kind=weather", headers=auth(tokens["vera"]))
+    assert res.status_code == 422 and res.json()["field"] == "kind"
+    assert client.get(f"{P}/static/actions.js", headers=auth(tokens["vera"])).status_code == 200

@@ -77,3 +77,13 @@ def rows(conn, sql: str, params=None) -> list[dict]:
     out = storage.fetch_dicts(conn, sql, params)
     conn.rollback()
     return out
+
+
+def page_after(caplog, marker: str) -> str:
+    """The task log line logged right after the first one containing ``marker`` (a task's summary), which must be
+    its ModelWatch page line; returns the URL."""
+    messages = [r.getMessage() for r in caplog.records if r.name.startswith("include.tasks")]
+    at = next(i for i, msg in enumerate(messages) if marker in msg)
+    line = messages[at + 1]
+    assert line.startswith("ModelWatch page ("), (marker, line)
+    return line.rsplit(": ", 1)[1]

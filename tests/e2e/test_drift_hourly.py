@@ -4,10 +4,11 @@ drift in the 2008 crisis, re-runs replace rows, each branch path, binned mode.""
 from __future__ import annotations
 
 import json
+import logging
 
 from include.modelwatch.data import storage
+from tests.e2e.conftest import page_after, run_window
 from tests.e2e.conftest import rows as _rows
-from tests.e2e.conftest import run_window
 
 OCT = ("2008-10-01T00:00:00+00:00", "2008-11-01T00:00:00+00:00")
 SEP = ("2008-09-01T00:00:00+00:00",)
@@ -23,7 +24,8 @@ def _states(dag_run) -> dict[str, str]:
     return out
 
 
-def test_crisis_window_drifts_calm_window_does_not_and_reruns_replace(champion, monitoring_uri):
+def test_crisis_window_drifts_calm_window_does_not_and_reruns_replace(champion, monitoring_uri, caplog):
+    caplog.set_level(logging.INFO, logger="include.tasks")
     conn = storage.connect(monitoring_uri)
     assert run_window("score_signals", MAY07[0], MAY07[1]).state == "success"
     assert run_window("score_signals", "2008-09-01T00:00:00+00:00", OCT[1]).state == "success"
@@ -41,8 +43,13 @@ def test_crisis_window_drifts_calm_window_does_not_and_reruns_replace(champion, 
     # hysteresis: an alert needs 2 of the last 3 windows drifted; September 2008 is the first
     assert run_window("drift_hourly", SEP[0], OCT[0]).state == "success"
     assert _rows(conn, "SELECT count(*) AS n FROM retraining_triggers")[0]["n"] == 0
+    caplog.clear()
     oct_run = run_window("drift_hourly", *OCT)
     assert oct_run.state == "success"
+    # the window's task log ends with its page; the alert response's with the alerts page
+    url = page_after(caplog, "summary: spx_signal v1 window 2008-10-01 00:00..2008-11-01 00:00 (")
+    assert url == "http://localhost:8080/modelwatch/drift/spx_signal/1/2008-10-01T00%3A00%3A00Z"
+    assert page_after(caplog, "summary: closed loop (drift").endswith("/modelwatch/alerts-and-triggers")
     # the closed loop: the critical drift alert became exactly one pending trigger for the champion
     champ = _rows(conn, "SELECT version FROM model_aliases WHERE alias = 'champion'")[0]["version"]
     trig = _rows(

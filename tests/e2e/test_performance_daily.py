@@ -8,8 +8,8 @@ import logging
 import time
 
 from include.modelwatch.data import storage
+from tests.e2e.conftest import page_after, run_window
 from tests.e2e.conftest import rows as _rows
-from tests.e2e.conftest import run_window
 
 OCT = ("2008-10-01T00:00:00+00:00", "2008-11-01T00:00:00+00:00")
 NOV = ("2008-11-01T00:00:00+00:00", "2008-12-01T00:00:00+00:00")
@@ -143,6 +143,8 @@ def test_2008_live_vs_backtest_estimates_realized_and_reruns(champion, monitorin
     assert sorted(r["shap_rank"] for r in shap) == list(range(1, 24))
     log = caplog.text  # the task logs its report through logging
     assert "Performance report, spx_signal v1 window 2008-10-01..2008-11-01" in log and "health: critical" in log
+    url = page_after(caplog, "Performance report, spx_signal v1 window 2008-10-01..2008-11-01")
+    assert url == "http://localhost:8080/modelwatch/models/spx_signal#timeline"
 
     # idempotent: a re-run replaces its rows with identical values
     before = _snapshot(conn, OCT[1])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 
 import pendulum
@@ -9,7 +10,7 @@ from airflow.sdk.timezone import utcnow
 
 from include.modelwatch import registry
 from include.modelwatch.data import storage
-from tests.e2e.conftest import get_dag, rows
+from tests.e2e.conftest import get_dag, page_after, rows
 
 FAST = {"num_boost_round": 40, "eval_sessions": 120, "train_years": 4}
 WINDOW_END = datetime(2008, 10, 1, tzinfo=UTC)
@@ -158,7 +159,8 @@ def test_manual_retrain_from_conf_needs_a_reason(champion, monitoring_uri):
     conn.close()
 
 
-def test_drift_trigger_retrains_and_records_gates(champion, monitoring_uri):
+def test_drift_trigger_retrains_and_records_gates(champion, monitoring_uri, caplog):
+    caplog.set_level(logging.INFO, logger="include.tasks")
     conn = storage.connect(monitoring_uri)
     tid = _trigger(conn)
     dr = _run(FAST)
@@ -183,6 +185,10 @@ def test_drift_trigger_retrains_and_records_gates(champion, monitoring_uri):
         assert sorted(trig["outcome"][len("rejected: ") :].split(", ")) == sorted(trig["result"]["failing_gates"])
         assert registry.resolve_alias(conn, "spx_signal", "champion") == 1
     assert st["finish"] == "success" and str(dr.state) == "success"
+    # the deciding task's log ends with the model's jobs-and-gates page, the run's with the triggers page
+    decided = "summary: deployed" if trig["outcome"] == "deployed" else f"trigger {tid}: candidate v"
+    assert page_after(caplog, decided).endswith("/modelwatch/models/spx_signal#jobs")
+    assert page_after(caplog, "retrain_gated run finished").endswith("/modelwatch/alerts-and-triggers#triggers")
     conn.close()
 
 

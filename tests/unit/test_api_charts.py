@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
+
 from include.modelwatch.api import charts
 from include.modelwatch.api import models as m
 
@@ -123,3 +125,24 @@ def test_layers_sharing_a_legend_show_it_once_and_the_timeline_shows_each_legend
     assert out[1]["encoding"]["color"]["legend"] is None
     assert "legend" not in out[2]["encoding"]["color"]
     assert "legend" not in shared  # the shared encoding itself is not changed
+
+
+def test_bin_labels_and_distribution_rows() -> None:
+    assert charts.bin_labels([-0.5, 0.0, 1234.5678]) == ["< -0.5", "-0.5 to 0", "0 to 1.23e+03", ">= 1.23e+03"]
+    assert charts.bin_labels([]) == ["all values"]
+    rows = charts.distribution_rows("vol", {"kind": "numeric", "edges": [1.0], "counts": [3, 1]}, [1, 3])
+    assert [(r["bin"], r["series"], r["share"]) for r in rows] == [
+        ("< 1", "reference", 0.75),
+        ("< 1", "window", 0.25),
+        (">= 1", "reference", 0.25),
+        (">= 1", "window", 0.75),
+    ]
+    with pytest.raises(ValueError, match="feature 'vol': 3 window bins for 2 reference bins"):
+        charts.distribution_rows("vol", {"kind": "numeric", "edges": [1.0], "counts": [3, 1]}, [1, 2, 3])
+    spec = charts.distribution_overlay("m", 2, rows, "vol")
+    assert spec["params"][0] == {
+        "name": "feature",
+        "value": "vol",
+        "bind": {"input": "select", "options": ["vol"], "name": "Feature "},
+    }
+    assert spec["encoding"]["y"]["axis"] == {"format": ".0%"} and spec["encoding"]["xOffset"] == {"field": "series"}

@@ -577,6 +577,19 @@ def test_binned_mode_matches_raw_mode() -> None:
         assert 0 <= r.ks - b.ks <= 0.02  # binned D is a lower bound, off by at most ~one fine bin
         assert abs(b.wasserstein_norm - r.wasserstein_norm) < 0.02
     assert raw.feature("a").drifted and raw.feature("c").drifted and not raw.feature("b").drifted
+    # the window's counts per reference bin, what the drift window page overlays on the reference
+    for f in ("a", "b"):
+        edges = np.asarray(prof["numeric"][f]["edges"])
+        x = cur[f].to_numpy()
+        expected = np.bincount(np.searchsorted(edges, x[np.isfinite(x)], side="right"), minlength=edges.size + 1)
+        assert list(raw.feature(f).window_bins) == expected.tolist() == list(binned.feature(f).window_bins)
+        assert sum(raw.feature(f).window_bins) == raw.feature(f).n_current
+    shares = cur["c"].value_counts()
+    ref_levels = list(prof["categorical"]["c"]["levels"])
+    assert list(raw.feature("c").window_bins) == [int(shares[lv]) for lv in ref_levels]
+    assert list(binned.feature("c").window_bins) == list(raw.feature("c").window_bins)
+    rows = [r for r in raw.to_rows() if r["feature"] == "a"]
+    assert [r["test"] for r in rows if "window_bins" in r["details"]] == ["psi"]
     assert binned.drift_score == pytest.approx(raw.drift_score, abs=0.02)
     with pytest.raises(ValueError, match="bucket counts"):
         evaluate_binned(prof, {"a": {"counts": [1, 2, 3], "n_null": 0}}, {}, 6, DriftConfig())

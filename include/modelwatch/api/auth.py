@@ -24,6 +24,7 @@ DRIFT_DAG = "drift_hourly"
 PERFORMANCE_DAG = "performance_daily"
 RETRAIN_DAG = "retrain_gated"
 SCORING_DAG = "score_signals"
+ROLLBACK_DAG = "rollback_model"
 
 # alerts are changed with the rights on the DAG that raises them
 ALERT_KIND_DAG = {"drift": DRIFT_DAG, "data_quality": DRIFT_DAG, "performance": PERFORMANCE_DAG}
@@ -62,6 +63,7 @@ __all__ = [
     "DRIFT_DAG",
     "PERFORMANCE_DAG",
     "RETRAIN_DAG",
+    "ROLLBACK_DAG",
     "SCORING_DAG",
     "GetUserDep",
     "alert_dag",

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from include.modelwatch.api import models as m
+from include.modelwatch.api import urls
 
 SCHEMA = "https://vega.github.io/schema/vega-lite/v6.json"
 TIME_AXIS = {"title": "Window end (UTC)", "format": "%Y-%m-%d %H:%M"}
@@ -147,8 +148,8 @@ def drift_panel(
     markers: Sequence[dict[str, Any]],
     domain: list[str] | None,
 ) -> dict[str, Any]:
-    """Drift score per window (points coloured by level) with the drift alert episodes shaded
-    (``first_window``..``last_window``) and the event markers."""
+    """Drift score per window (points coloured by level; a click on a point opens that window's page) with the
+    drift alert episodes shaded (``first_window``..``last_window``) and the event markers."""
     line = [
         {
             "t": iso(w.window_end),
@@ -156,6 +157,7 @@ def drift_panel(
             "level": w.level or "none",
             "version": w.version,
             "series": "drift score",
+            "href": urls.drift_window_path(w.model, w.version, w.window_start),
         }
         for w in sorted(windows, key=lambda w: w.window_end)
         if w.drift_score is not None
@@ -200,6 +202,7 @@ def drift_panel(
                         "y": y,
                         "color": series_color(DRIFT_SERIES, "Drift"),
                         "detail": {"field": "version", "type": "nominal"},
+                        "href": {"field": "href", "type": "nominal"},  # a click opens the window's page
                         "tooltip": [
                             {"field": "t", "type": "temporal", "title": "Window end (UTC)", "format": "%Y-%m-%d %H:%M"},
                             {"field": "version", "type": "quantitative", "title": "Version"},
@@ -399,8 +402,84 @@ def severity_heatmap(
     return base(f"{model} v{version}: feature drift severity per window", width=720, layer=layers)
 
 
+def bin_labels(edges: Sequence[float]) -> list[str]:
+    """Readable labels of the bins that inner ``edges`` make: ``< e0``, ``e0 to e1``, ..., ``>= e_last``."""
+    if not edges:
+        return ["all values"]
+    fmt = [f"{e:.3g}" for e in edges]
+    return [f"< {fmt[0]}", *(f"{a} to {b}" for a, b in zip(fmt, fmt[1:], strict=False)), f">= {fmt[-1]}"]
+
+
+def distribution_rows(
+    feature: str, reference: dict[str, Any], window_bins: Sequence[int], unseen_levels: Sequence[str] = ()
+) -> list[dict[str, Any]]:
+    """Share of rows per reference bin, for the reference and for the window, from the stored bins only.
+
+    ``reference`` is one entry of :func:`~include.modelwatch.monitoring.drift.store.reference_bins`; ``window_bins``
+    the window's counts per bin as the drift task stored them (numeric: per bin of ``edges``; categorical: per
+    reference level in order, then ``unseen_levels``). A length mismatch raises ValueError naming the feature."""
+    if reference["kind"] == "numeric":
+        labels, ref_counts = bin_labels(reference["edges"]), [float(c) for c in reference["counts"]]
+    else:
+        levels = dict(reference["levels"])
+        labels = [*levels, *unseen_levels]
+        ref_counts = [float(levels.get(lv, 0)) for lv in labels]
+    if len(window_bins) != len(labels):
+        raise ValueError(f"feature {feature!r}: {len(window_bins)} window bins for {len(labels)} reference bins")
+    ref_total, win_total = sum(ref_counts) or 1.0, sum(window_bins) or 1
+    rows = []
+    for i, label in enumerate(labels):
+        rows.append(
+            {"feature": feature, "bin": label, "order": i, "series": "reference", "share": ref_counts[i] / ref_total}
+        )
+        rows.append(
+            {"feature": feature, "bin": label, "order": i, "series": "window", "share": window_bins[i] / win_total}
+        )
+    return rows
+
+
+DISTRIBUTION_SERIES = {"reference": "#9e9e9e", "window": "#f58518"}
+
+
+def distribution_overlay(model: str, version: int, rows: Sequence[dict[str, Any]], selected: str) -> dict[str, Any]:
+    """Grouped bars of the reference's and the window's share of rows per reference bin, one feature at a time:
+    a select box (the Vega-Lite parameter ``feature``, initially ``selected``) picks the feature."""
+    features = sorted({r["feature"] for r in rows})
+    return base(
+        f"{model} v{version}: reference vs window, share of rows per reference bin",
+        width=720,
+        data={"values": list(rows)},
+        params=[
+            {"name": "feature", "value": selected, "bind": {"input": "select", "options": features, "name": "Feature "}}
+        ],
+        transform=[{"filter": "datum.feature == feature"}],
+        mark={"type": "bar"},
+        encoding={
+            "x": {
+                "field": "bin",
+                "type": "ordinal",
+                "sort": {"field": "order"},
+                "title": "Bin of the feature's value (reference quantile bins; levels for categories)",
+                "axis": {"labelAngle": -30},
+            },
+            "xOffset": {"field": "series"},
+            "y": {"field": "share", "type": "quantitative", "title": "Share of rows (%)", "axis": {"format": ".0%"}},
+            "color": series_color(DISTRIBUTION_SERIES, "Distribution"),
+            "tooltip": [
+                {"field": "feature", "type": "nominal", "title": "Feature"},
+                {"field": "bin", "type": "ordinal", "title": "Bin"},
+                {"field": "series", "type": "nominal", "title": "Distribution"},
+                {"field": "share", "type": "quantitative", "title": "Share of rows", "format": ".1%"},
+            ],
+        },
+    )
+
+
 __all__ = [
     "MARKER_COLORS",
+    "bin_labels",
+    "distribution_overlay",
+    "distribution_rows",
     "SCHEMA",
     "drift_panel",
     "drift_sparkline",

@@ -3,7 +3,10 @@ specs from :mod:`.charts`, rendered in the browser by the vendored vega-embed se
 
 * ``/``: fleet overview (and the API's endpoints);
 * ``/models/{model}``: drift and live performance on one time axis, retrain/deploy/rollback markers, gates, aliases;
-* ``/drift/{model}/{version}/{window_start}``: one drift window's per-feature table and a feature x window heatmap.
+* ``/alerts-and-triggers``: alerts and retraining triggers; acknowledge, resolve, create and cancel (with reasons);
+* ``/runs/{dag_id}/{run_id}``: the "ModelWatch" tab of an Airflow DAG run, redirecting to what that run wrote;
+* ``/drift/{model}/{version}/{window_start}``: one drift window's per-feature table, a feature x window heatmap and
+  the selected feature's distribution (``?feature=``) against the reference, from the stored bins.
 
 Each page needs read access to the DAGs whose data it shows (as the JSON routes do); ``/static`` needs a logged-in
 user. An unknown model, version or window answers a 404 page naming it. Data comes from :mod:`.queries` (and
@@ -20,17 +23,28 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
-from include.modelwatch.api import charts
+from include.modelwatch.api import charts, urls
 from include.modelwatch.api import models as m
 from include.modelwatch.api import queries as q
-from include.modelwatch.api.auth import DRIFT_DAG, PERFORMANCE_DAG, RETRAIN_DAG, SCORING_DAG, GetUserDep, dag_access
+from include.modelwatch.api.auth import (
+    DRIFT_DAG,
+    PERFORMANCE_DAG,
+    RETRAIN_DAG,
+    SCORING_DAG,
+    GetUserDep,
+    check_dag_access,
+    dag_access,
+)
 from include.modelwatch.api.errors import ApiInputError
+from include.modelwatch.api.queries_links import run_targets
+from include.modelwatch.api.queries_loop import ALERT_KINDS, ALERT_STATUSES, TRIGGER_STATUSES
 from include.modelwatch.api.queries_pages import feature_severity
 from include.modelwatch.api.routes_common import DbDep
+from include.modelwatch.monitoring.drift import store as drift_store
 
 HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
@@ -57,6 +71,7 @@ def isoutc(value: datetime) -> str:
 
 ENV = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
 ENV.filters.update(spec_json=spec_json, utc=utc, isoutc=isoutc, urlpart=lambda s: quote(str(s), safe=""))
+ENV.globals.update(model_path=urls.model_path, drift_window_path=urls.drift_window_path)
 
 
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
@@ -180,6 +195,7 @@ def model_page(model: str, request: Request, conn: DbDep) -> HTMLResponse:
         model=model,
         versions=summary.versions,
         recent_windows=windows[:12],
+        drifted_windows=[w for w in windows if w.level in ("warning", "critical")],
         timeline=charts.model_timeline(model, windows, alerts, comparisons, estimates, markers),
         jobs=jobs,
         aliases=aliases,
@@ -217,13 +233,33 @@ def feature_rows(detail: m.DriftWindowDetail) -> list[dict[str, Any]]:
     return rows
 
 
+def distribution(
+    detail: m.DriftWindowDetail, reference: dict[str, dict[str, Any]], wanted: str | None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Overlay rows of every feature whose window bins were stored (the 'psi' row's ``window_bins``) and the
+    feature to show first: ``wanted`` if it has bins, else the most severe drifted one, else the first."""
+    rows: list[dict[str, Any]] = []
+    shown: list[str] = []  # detail.results come drifted first, then by severity
+    for r in detail.results:
+        bins = r.details.get("window_bins")
+        if r.test != "psi" or not bins or r.feature not in reference:
+            continue
+        rows.extend(charts.distribution_rows(r.feature, reference[r.feature], bins, r.details.get("unseen_levels", ())))
+        shown.append(r.feature)
+    if not shown:
+        return rows, None
+    return rows, wanted if wanted in shown else shown[0]
+
+
 @router.get(
     "/drift/{model}/{version}/{window_start}",
     response_class=HTMLResponse,
     include_in_schema=False,
     dependencies=readers(DRIFT_DAG),
 )
-def drift_window_page(model: str, version: int, window_start: datetime, request: Request, conn: DbDep) -> HTMLResponse:
+def drift_window_page(
+    model: str, version: int, window_start: datetime, request: Request, conn: DbDep, feature: str | None = None
+) -> HTMLResponse:
     if window_start.tzinfo is None:
         raise ApiInputError("window_start", f"needs a timezone (e.g. 2024-01-31T00:00:00Z), got {window_start}")
     try:
@@ -231,6 +267,7 @@ def drift_window_page(model: str, version: int, window_start: datetime, request:
     except ApiInputError as exc:
         return not_found(request, str(exc))
     cells = feature_severity(conn, model=model, version=version)
+    rows, selected = distribution(detail, drift_store.reference_bins(conn, model, version), feature)
     return render(
         request,
         "drift_window.html",
@@ -238,7 +275,63 @@ def drift_window_page(model: str, version: int, window_start: datetime, request:
         w=detail,
         features=feature_rows(detail),
         heatmap=charts.severity_heatmap(model, version, cells, selected=detail.window_start),
+        selected_feature=selected,
+        overlay=charts.distribution_overlay(model, version, rows, selected) if selected else None,
     )
+
+
+# --------------------------------------------------------------------------- alerts and triggers page
+
+
+@router.get(
+    "/alerts-and-triggers",
+    response_class=HTMLResponse,
+    include_in_schema=False,
+    dependencies=readers(DRIFT_DAG, PERFORMANCE_DAG, RETRAIN_DAG),
+)
+def alerts_page(
+    request: Request,
+    conn: DbDep,
+    model: str | None = None,
+    kind: str | None = None,
+    status: str | None = None,
+    trigger_status: str | None = None,
+) -> HTMLResponse:
+    """Alerts and retraining triggers with their actions (the forms call the JSON write routes)."""
+    alerts = q.alerts(conn, model=model or None, kind=kind or None, status=status or None, limit=MAX_ROWS)
+    triggers = q.triggers(conn, model=model or None, status=trigger_status or None, limit=MAX_ROWS)
+    return render(
+        request,
+        "alerts.html",
+        title="Alerts and retraining triggers",
+        alerts=alerts,
+        triggers=triggers,
+        models=[s.model for s in q.models(conn)],
+        filters={
+            "model": model or "",
+            "kind": kind or "",
+            "status": status or "",
+            "trigger_status": trigger_status or "",
+        },
+        alert_kinds=ALERT_KINDS,
+        alert_statuses=ALERT_STATUSES,
+        trigger_statuses=TRIGGER_STATUSES,
+    )
+
+
+# --------------------------------------------------------------------------- run links
+
+
+@router.get("/runs/{dag_id}/{run_id}", response_class=HTMLResponse, include_in_schema=False)
+def run_link(dag_id: str, run_id: str, request: Request, user: GetUserDep, conn: DbDep) -> Response:
+    """The "ModelWatch" tab of an Airflow DAG run: the page of what that run wrote (a redirect when it is one page,
+    else a list), for users who may read that DAG."""
+    check_dag_access(request, user, "GET", dag_id)
+    targets = run_targets(conn, dag_id, run_id)
+    if targets is not None and len(targets) == 1:
+        return RedirectResponse(targets[0].path, status_code=303)
+    return render(request, "run_links.html", title=f"ModelWatch: run {run_id} of {dag_id}", dag_id=dag_id,
+                  run_id=run_id, targets=targets)  # fmt: skip
 
 
 # --------------------------------------------------------------------------- static files

@@ -18,7 +18,14 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, Field, StringConstraints
 
 from include.modelwatch import registry
-from include.modelwatch.api.auth import GetUserDep, RetrainEditor, alert_dag, check_dag_access, dag_access
+from include.modelwatch.api.auth import (
+    ROLLBACK_DAG,
+    GetUserDep,
+    RetrainEditor,
+    alert_dag,
+    check_dag_access,
+    dag_access,
+)
 from include.modelwatch.api.errors import ApiInputError
 from include.modelwatch.api.routes_common import DbDep
 from include.modelwatch.data import storage
@@ -31,7 +38,6 @@ if TYPE_CHECKING:
 
 router = APIRouter(tags=["actions"])
 
-ROLLBACK_DAG = "rollback_model"
 ROLLBACK_TARGET_STATUSES = (registry.RETIRED, registry.ACTIVE)  # versions that served before (or serve now)
 RollbackEditor = Annotated["BaseUser", Depends(dag_access("PUT", ROLLBACK_DAG))]
 
@@ -256,4 +262,4 @@ def request_rollback(body: RollbackBody, user: RollbackEditor, conn: DbDep) -> R
     )
 
 
-__all__ = ["ROLLBACK_DAG", "router"]
+__all__ = ["router"]

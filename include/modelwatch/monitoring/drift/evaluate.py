@@ -53,11 +53,13 @@ def _eval_numeric(
     edges = profile_array(ref["edges"])
     ref_counts = profile_array(ref["counts"])
     p_ref = ref_counts / ref_counts.sum()
-    p_cur = bin_counts(cur, edges, assume_sorted=True) / cur.size
+    cur_counts = bin_counts(cur, edges, assume_sorted=True)
+    p_cur = cur_counts / cur.size
     d, p, w = ks_and_wasserstein(sample, cur, max_exact_n)
     return {
         **base,
         "status": "ok",
+        "window_bins": tuple(int(c) for c in cur_counts),
         "statistic": d,
         "p_value": p,
         "ks": d,
@@ -100,6 +102,7 @@ def _eval_categorical_counts(
     return {
         **base,
         "status": "ok",
+        "window_bins": tuple(int(k) for k in c),
         "statistic": stat,
         "p_value": p,
         "chi2": stat,
@@ -177,7 +180,8 @@ def _eval_numeric_binned(
     # fine bin j >= 1 starts at fine[j-1]; every fine bin lies inside one PSI bin
     to_coarse = np.concatenate([[0], np.searchsorted(edges, fine, side="right")])
     p_ref = np.asarray(ref["counts"], dtype=np.float64) / ref_fine.sum()
-    p_cur = np.bincount(to_coarse, weights=cur, minlength=edges.size + 1) / n
+    coarse = np.bincount(to_coarse, weights=cur, minlength=edges.size + 1)
+    p_cur = coarse / n
     f_ref = np.cumsum(ref_fine)[:-1] / ref_fine.sum()
     f_cur = np.cumsum(cur)[:-1] / n
     gap = np.abs(f_cur - f_ref)
@@ -187,6 +191,7 @@ def _eval_numeric_binned(
     return {
         **base,
         "status": "ok",
+        "window_bins": tuple(int(round(c)) for c in coarse),
         "statistic": d,
         "p_value": p,
         "ks": d,

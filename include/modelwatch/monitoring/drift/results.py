@@ -18,7 +18,11 @@ class FeatureResult:
     the window - a data problem, no statistics); 'no_reference' (the profile
     has no finite reference values). ``test`` is the primary test ('ks' or
     'chi2'); ``statistic``/``p_value`` are its values, ``p_adjusted`` the BH
-    adjusted p-value. Metrics that do not apply are None.
+    adjusted p-value. Metrics that do not apply are None. ``window_bins``: the
+    window's counts per reference bin (numeric: the bins of the profile's PSI
+    ``edges``, ``len(edges) + 1``; categorical: the profile's levels in order,
+    then ``unseen_levels``), so a page can overlay the window on the reference
+    without reading the data again.
     """
 
     feature: str
@@ -50,6 +54,7 @@ class FeatureResult:
     n_nonfinite: int = 0
     importance: float = 0.0
     unseen_levels: tuple[str, ...] = ()
+    window_bins: tuple[int, ...] = ()
     note: str = ""
 
     def metrics(self) -> dict[str, float | None]:
@@ -179,7 +184,8 @@ class WindowResult:
         A feature without data gives one primary row with statistic/p_value
         None and ``details.status`` = 'no_data'/'no_reference'. ``details``
         (JSON) holds status, kind, level, p_adjusted, n_null, n_nonfinite,
-        importance and (categoricals) unseen levels.
+        importance and (categoricals) unseen levels; the 'psi' row's details
+        also hold ``window_bins`` (see :class:`FeatureResult`).
         """
         rows: list[dict[str, Any]] = []
         for f in self.features:
@@ -204,6 +210,9 @@ class WindowResult:
                 details["note"] = f.note
             metrics = f.metrics() or {f.test: None}
             for test, value in metrics.items():
+                row_details = dict(details)
+                if test == "psi" and f.window_bins:
+                    row_details["window_bins"] = list(f.window_bins)
                 rows.append(
                     {
                         "feature": f.feature,
@@ -213,7 +222,7 @@ class WindowResult:
                         "severity": f.severity,
                         "drifted": f.drifted,
                         "n_current": f.n_current,
-                        "details": dict(details),
+                        "details": row_details,
                     }
                 )
         return rows

@@ -132,6 +132,23 @@ def baseline_metrics(conn, model_name: str, version: int) -> dict[str, float]:
     return {r["metric"]: float(r["value"]) for r in rows if r["value"] is not None}
 
 
+def reference_bins(conn, model_name: str, version: int) -> dict[str, dict[str, Any]]:
+    """The reference profile's bins of a version, without its samples and nulls (read inside PostgreSQL):
+    ``{feature: {"kind": "numeric", "edges": [...], "counts": [...]}}`` or ``{"kind": "categorical",
+    "levels": {level: count}}``. Empty if the version has no profile."""
+    rows = storage.fetch_dicts(
+        conn,
+        "SELECT f.key AS feature, 'numeric' AS kind, f.value -> 'edges' AS edges, f.value -> 'counts' AS counts, "
+        "NULL::jsonb AS levels FROM model_versions mv, jsonb_each(mv.reference_profile -> 'numeric') f "
+        "WHERE mv.model_name = %(model)s AND mv.version = %(version)s "
+        "UNION ALL SELECT f.key, 'categorical', NULL, NULL, f.value -> 'levels' "
+        "FROM model_versions mv, jsonb_each(mv.reference_profile -> 'categorical') f "
+        "WHERE mv.model_name = %(model)s AND mv.version = %(version)s",
+        {"model": model_name, "version": int(version)},
+    )
+    return {r["feature"]: {k: r[k] for k in ("kind", "edges", "counts", "levels") if r[k] is not None} for r in rows}
+
+
 def lock_model(cur, model_name: str) -> None:
     """Per-model transaction advisory lock: held until the caller's transaction ends."""
     cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%(key)s, 0))", {"key": f"{LOCK_NAMESPACE}:{model_name}"})

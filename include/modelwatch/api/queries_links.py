@@ -1,0 +1,75 @@
+"""Which ModelWatch page shows what one DAG run wrote: the run-link route (a tab on every Airflow DAG run page)
+answers with these. Keyed on the ``run_id`` column the tasks record in their rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from include.modelwatch.api import urls
+from include.modelwatch.api.auth import DRIFT_DAG, PERFORMANCE_DAG, RETRAIN_DAG, ROLLBACK_DAG
+from include.modelwatch.api.queries_common import run, text
+
+
+@dataclass(frozen=True)
+class RunTarget:
+    label: str
+    path: str
+
+
+def _drift(conn, run_id: str) -> list[RunTarget]:
+    rows = run(
+        conn,
+        text(
+            "SELECT model_name, model_version, window_start, window_end, level FROM drift_windows "
+            "WHERE run_id = %(run_id)s ORDER BY model_name, model_version, window_start"
+        ),
+        {"run_id": run_id},
+    )
+    return [
+        RunTarget(
+            f"{r['model_name']} v{r['model_version']}: drift window {urls.window_key(r['window_start'])} to "
+            f"{urls.window_key(r['window_end'])} (level {r['level'] or '-'})",
+            urls.drift_window_path(r["model_name"], r["model_version"], r["window_start"]),
+        )
+        for r in rows
+    ]
+
+
+def _models(conn, statement: str, run_id: str, section: str, what: str) -> list[RunTarget]:
+    rows = run(conn, text(statement), {"run_id": run_id})
+    return [RunTarget(f"{r['model_name']}: {what}", urls.model_path(r["model_name"], section)) for r in rows]
+
+
+def run_targets(conn, dag_id: str, run_id: str) -> list[RunTarget] | None:
+    """The pages of what run ``run_id`` of ``dag_id`` wrote (empty: nothing yet); None if ModelWatch has no page
+    for that DAG's runs."""
+    if dag_id == DRIFT_DAG:
+        return _drift(conn, run_id)
+    if dag_id == PERFORMANCE_DAG:
+        return _models(
+            conn,
+            "SELECT DISTINCT model_name FROM live_vs_backtest_comparison WHERE run_id = %(run_id)s ORDER BY 1",
+            run_id,
+            "timeline",
+            "live vs backtest",
+        )
+    if dag_id == RETRAIN_DAG:
+        return _models(
+            conn,
+            "SELECT DISTINCT model_name FROM retraining_triggers WHERE claimed_by = %(run_id)s ORDER BY 1",
+            run_id,
+            "jobs",
+            "training jobs and their quality gates",
+        )
+    if dag_id == ROLLBACK_DAG:
+        return _models(
+            conn,
+            "SELECT DISTINCT model_name FROM model_alias_history WHERE run_id = %(run_id)s ORDER BY 1",
+            run_id,
+            "aliases",
+            "alias history",
+        )
+    return None
+
+
+__all__ = ["RunTarget", "run_targets"]

@@ -1,0 +1,62 @@
+"""Paths of the ModelWatch pages, in one place: the pages link with them, the run-link route redirects to them
+and the DAG tasks end their logs with them. Import-light (standard library only), so task code can use it.
+
+Paths are relative to the Airflow API server's root; the app is mounted at :data:`PREFIX`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from urllib.parse import quote
+
+PREFIX = "/modelwatch"
+
+
+def part(value: object) -> str:
+    """One URL path segment (everything quoted, ``/`` included)."""
+    return quote(str(value), safe="")
+
+
+def window_key(start: datetime) -> str:
+    """A window start as the pages' path segment: ISO 8601 UTC with ``Z``."""
+    return start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def fleet_path() -> str:
+    return f"{PREFIX}/"
+
+
+def model_path(model: str, section: str | None = None) -> str:
+    """The model page; ``section``: ``timeline``, ``jobs`` (training jobs and gates) or ``aliases``."""
+    return f"{PREFIX}/models/{part(model)}" + (f"#{section}" if section else "")
+
+
+def drift_window_path(model: str, version: int, start: datetime) -> str:
+    return f"{PREFIX}/drift/{part(model)}/{int(version)}/{part(window_key(start))}"
+
+
+def alerts_path() -> str:
+    return f"{PREFIX}/alerts-and-triggers"
+
+
+def run_path(dag_id: str, run_id: str) -> str:
+    """The run-link route: redirects to the page of what that DAG run wrote."""
+    return f"{PREFIX}/runs/{part(dag_id)}/{part(run_id)}"
+
+
+def absolute(base_url: str, path: str) -> str:
+    """``path`` under the Airflow base URL (``[api] base_url``), for task logs."""
+    return base_url.rstrip("/") + path
+
+
+__all__ = [
+    "PREFIX",
+    "absolute",
+    "alerts_path",
+    "drift_window_path",
+    "fleet_path",
+    "model_path",
+    "part",
+    "run_path",
+    "window_key",
+]
