@@ -4,7 +4,9 @@ Run from the repo root: ``.venv/bin/python -m bench`` (``make bench``).
 Each tool run is a separate subprocess (bench/peers.py) with a timeout; the
 peers live in isolated venvs under bench/.venvs/, created here if missing.
 Writes bench/results/drift.json and prints a table; then the label-free
-estimator benchmark (bench/estimator.py -> bench/results/estimator.json).
+estimator benchmark (bench/estimator.py -> bench/results/estimator.json);
+then the API latency benchmark (bench/api_latency.py -> bench/results/api_latency.json;
+alone: ``.venv/bin/python -m bench.api_latency``).
 """
 
 from __future__ import annotations
@@ -252,11 +254,15 @@ def main() -> None:
     from bench import estimator
 
     est = estimator.run()
+    from bench import api_latency
+
+    api = api_latency.run()
     print_tables(result)
     estimator.print_table(est)
+    api_latency.print_table(api)
     print(
-        f"\nwrote {RESULTS.relative_to(ROOT)} and {estimator.RESULTS.relative_to(ROOT)} "
-        f"in {time.perf_counter() - t0:.0f}s"
+        f"\nwrote {RESULTS.relative_to(ROOT)}, {estimator.RESULTS.relative_to(ROOT)} and "
+        f"{api_latency.RESULTS.relative_to(ROOT)} in {time.perf_counter() - t0:.0f}s"
     )
 
 

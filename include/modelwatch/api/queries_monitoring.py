@@ -66,6 +66,7 @@ def _window_page(
     columns: str,
     source: str,
     order_by: str,
+    key: str,
     model: str | None,
     version: int | None,
     start: datetime | None,
@@ -83,6 +84,7 @@ def _window_page(
         order_by=order_by,
         limit=limit,
         offset=offset,
+        key=key,
     )
     page: Any = m.Page  # parametrized at run time with the item class, which the type checker cannot follow
     return page[item](items=[item.model_validate(r) for r in rows], total=total, limit=limit, offset=offset)
@@ -104,6 +106,7 @@ def drift_windows(
         m.DriftWindow,
         columns=DRIFT_WINDOW_COLUMNS,
         source="drift_windows",
+        key="model_name, model_version, window_start",
         order_by="window_end DESC, window_start DESC, model_name, model_version DESC",
         model=model,
         version=version,
@@ -144,6 +147,7 @@ def performance(
         m.PerformanceComparison,
         columns=COMPARISON_COLUMNS,
         source="live_vs_backtest_comparison",
+        key="model_name, model_version, window_end, metric",
         order_by="window_end DESC, model_name, model_version DESC, is_primary DESC, metric",
         model=model,
         version=version,
@@ -170,6 +174,7 @@ def estimates(
         m.Estimate,
         columns=ESTIMATE_COLUMNS,
         source="performance_estimates",
+        key="model_name, model_version, window_end, metric",
         order_by="window_end DESC, model_name, model_version DESC, metric",
         model=model,
         version=version,
@@ -196,6 +201,7 @@ def interpretability(
         m.InterpretabilityRow,
         columns=INTERPRETABILITY_COLUMNS,
         source="interpretability_log",
+        key="model_name, model_version, window_end, feature",
         order_by="window_end DESC, model_name, model_version DESC, shap_rank NULLS LAST, feature",
         model=model,
         version=version,
