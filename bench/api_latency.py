@@ -49,7 +49,7 @@ BENCH = ROOT / "bench"
 CACHE = BENCH / ".cache"
 RESULTS = BENCH / "results" / "api_latency.json"
 #: bump when the generated data changes (the cached database is then rebuilt)
-DATA_VERSION = 2
+DATA_VERSION = 3
 TARGET_P95_MS = 300.0
 MODEL = "bench_model"
 #: a second, small model whose windows hold every test row per feature, as the drift task writes them
@@ -503,6 +503,30 @@ def daily_frames(size: Size, versions: list[dict[str, Any]], rng: np.random.Gene
     }
 
 
+def prediction_frame(size: Size, versions: list[dict[str, Any]], rng: np.random.Generator) -> pd.DataFrame:
+    """One hourly prediction per version (symbol SPX, timeframe 1h) over the windows: what the confidence trend
+    (``/confidence``, a per-day aggregate of ``predictions``) reads. Features and probabilities are left empty."""
+    ts = _ts(pd.date_range(T0, periods=size.windows, freq="h"))
+    labels = np.array(["SELL", "HOLD", "BUY"])
+    frames = [
+        pd.DataFrame(
+            {
+                "model_name": MODEL,
+                "model_version": v["version"],
+                "ts": ts,
+                "symbol": "SPX",
+                "timeframe": "1h",
+                "features": "{}",
+                "predicted_label": labels[rng.integers(0, 3, size.windows)],
+                "probabilities": "{}",
+                "confidence": rng.uniform(0.34, 0.95, size.windows).round(4),
+            }
+        )
+        for v in versions
+    ]
+    return pd.concat(frames, ignore_index=True)
+
+
 def alert_frame(size: Size, episodes: dict[int, np.ndarray], rng: np.random.Generator) -> pd.DataFrame:
     """Alerts: one drift alert per drift episode of each version, performance, data-quality and age alerts;
     all resolved except the newest drift alert (open) and the newest performance alert (acknowledged)."""
@@ -694,6 +718,7 @@ def generate(conn, size: Size, artifact_dir: Path, log: Callable[[str], None] = 
         log(f"  {DETAIL_MODEL} v1: {len(windows):,} windows, {len(results):,} results (every test row)")
         for table, frame in daily_frames(size, versions, rng).items():
             copy_frame(cur, table, frame)
+        copy_frame(cur, "predictions", prediction_frame(size, versions, rng))
         copy_frame(cur, "alerts", alert_frame(size, episodes, rng))
         for table, frame in loop_frames(size, versions, rng).items():
             if len(frame):
@@ -730,6 +755,7 @@ TABLES = (
     "quality_gate_results",
     "model_versions",
     "model_alias_history",
+    "predictions",
 )
 
 
@@ -908,6 +934,8 @@ def calls(size: Size) -> list[Call]:
         Call("api", "/interpretability", "/interpretability"),
         Call("api", "/interpretability?model&version&month", "/interpretability", mv + month),
         Call("api", "/interpretability?offset=100000", "/interpretability", (("offset", 100_000),)),
+        Call("api", "/confidence?model", "/confidence", (("model", MODEL),)),
+        Call("api", "/confidence?model&version&month", "/confidence", mv + month),
         Call("api", "/alerts", "/alerts"),
         Call(
             "api",
@@ -931,6 +959,7 @@ def calls(size: Size) -> list[Call]:
         Call("legacy", "/monitoring/metrics", "/monitoring/metrics", mv),
         Call("legacy", "/api/ml/monitor/accuracy", "/api/ml/monitor/accuracy", mv),
         Call("legacy", "/api/ml/monitor/drift", "/api/ml/monitor/drift", mv),
+        Call("legacy", "/api/ml/monitor/confidence-trend", "/api/ml/monitor/confidence-trend", mv),
     ]
     return out
 

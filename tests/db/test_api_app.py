@@ -545,3 +545,37 @@ def test_predecessor_paths_answer_like_their_new_routes(client, tokens, db, tmp_
     res = client.get(f"{P}/api/ml/monitor/drift", headers=h, params={"model": "nope"})
     assert (res.status_code, res.json()["field"]) == (422, "model")
     assert client.get(f"{P}/monitoring/health").status_code == 401
+
+
+def test_confidence_per_day_and_its_predecessor_path(client, tokens, db, tmp_path):
+    version = champion(db, tmp_path)
+    day1, day2 = datetime(2008, 10, 6, tzinfo=UTC), datetime(2008, 10, 7, tzinfo=UTC)
+    values = {day1: [0.4, 0.5, 0.6, 0.9], day2: [0.35]}
+    with storage.transaction(db) as cur:
+        for day, confs in values.items():
+            for i, c in enumerate(confs):  # one bar per symbol and hour of the day
+                cur.execute(
+                    "INSERT INTO predictions (model_name, model_version, ts, symbol, features, predicted_label, "
+                    "probabilities, confidence) VALUES ('m', %s, %s, %s, '{}', 'BUY', '{}', %s)",
+                    (version, day + timedelta(hours=13 + i), f"S{i}", c),
+                )
+    h = auth(tokens["vera"])
+    res = client.get(f"{P}/confidence", headers=h, params={"model": "m"})
+    assert res.status_code == 200, res.text
+    page = res.json()
+    assert page["total"] == 2
+    newest, older = page["items"]
+    assert (newest["window_start"], newest["window_end"], newest["n"]) == (
+        "2008-10-07T00:00:00Z",
+        "2008-10-08T00:00:00Z",
+        1,
+    )
+    assert older["n"] == 4 and older["min"] == 0.4 and older["max"] == 0.9
+    assert abs(older["mean"] - 0.6) < 1e-12 and abs(older["median"] - 0.55) < 1e-12
+    assert abs(older["p10"] - 0.43) < 1e-12 and abs(older["p90"] - 0.81) < 1e-12  # linear interpolation
+    # the time range is on the day's end; the predecessor's path answers the same
+    only = client.get(f"{P}/confidence", headers=h, params={"model": "m", "end": "2008-10-07T12:00:00Z"}).json()
+    assert [d["window_start"] for d in only["items"]] == ["2008-10-06T00:00:00Z"]
+    assert client.get(f"{P}/api/ml/monitor/confidence-trend", headers=h, params={"model": "m"}).json() == page
+    res = client.get(f"{P}/confidence", headers=h, params={"model": "m", "version": 9})
+    assert (res.status_code, res.json()["field"]) == (422, "version")

@@ -392,3 +392,24 @@ def test_alerts_page_lists_alerts_and_triggers_with_their_actions(client, tokens
     res = client.get(f"{P}/alerts-and-triggers?kind=weather", headers=auth(tokens["vera"]))
     assert res.status_code == 422 and res.json()["field"] == "kind"
     assert client.get(f"{P}/static/actions.js", headers=auth(tokens["vera"])).status_code == 200
+
+
+def test_a_long_history_is_thinned_to_the_worst_window_of_each_day(client, tokens, data, db, monkeypatch):
+    from include.modelwatch.api import queries_pages
+
+    with storage.transaction(db) as cur:  # a third window on 2008-09-30, the worst of that day
+        insert(cur, "drift_windows", {"model_name": "m", "model_version": 1, "window_start": T0 - 3 * H,
+               "window_end": T0 - 2 * H, "status": "evaluated", "n_rows": 40, "drift_score": 0.3,
+               "level": "warning", "n_drifted": 1, "drifted": True, "summary": {}})  # fmt: skip
+    windows, thinned = queries_pages.drift_timeline(db, model="m")
+    assert not thinned and [w.drift_score for w in windows] == [0.3, 0.05, 0.6]
+    monkeypatch.setattr(queries_pages, "MAX_TIMELINE_WINDOWS", 2)
+    windows, thinned = queries_pages.drift_timeline(db, model="m")
+    assert thinned and [(w.window_start, w.drift_score) for w in windows] == [(T0 - 3 * H, 0.3), (T0 - H, 0.6)]
+    res = client.get(f"{P}/models/m", headers=auth(tokens["vera"]))
+    assert "each point is the worst window of its version and UTC day" in res.text
+    drawn = layer_values(specs(res.text)["timeline"]["vconcat"][0], "line")
+    assert [(v["drift_score"], v["href"]) for v in drawn] == [
+        (0.3, f"{P}/drift/m/1/2008-09-30T21%3A00%3A00Z"),
+        (0.6, f"{P}/drift/m/1/2008-09-30T23%3A00%3A00Z"),
+    ]

@@ -51,6 +51,7 @@ def test_generated_history_has_every_table_the_pages_read(db, tmp_path):
     assert len(bins) == 48 and all(b["n"] == b["ref_bins"] == 10 and b["total"] == b["n_current"] for b in bins)
     assert count(db, "live_vs_backtest_comparison") == 2 * SIZE.days * len(bench.METRICS)
     assert count(db, "performance_estimates") == 2 * SIZE.days * 2
+    assert count(db, "predictions", main) == 2 * 48  # one an hour per version: the confidence trend's input
     assert count(db, "model_health_daily") == 2 * SIZE.days
     assert count(db, "interpretability_log") == 2 * SIZE.days * 1  # the 3 rows minus 2 prediction columns
     # v1 champion (bootstrap), v2 challenger: both active; one trigger with two jobs of five gates

@@ -158,6 +158,20 @@ class Estimate(View):
     realized_as_of: datetime | None
 
 
+class ConfidenceDay(View):
+    model: str
+    version: int
+    window_start: datetime  # the UTC day
+    window_end: datetime
+    n: int  # predictions that day
+    mean: float
+    min: float
+    p10: float
+    median: float
+    p90: float
+    max: float
+
+
 class InterpretabilityRow(View):
     model: str
     version: int

@@ -42,7 +42,7 @@ from include.modelwatch.api.auth import (
 from include.modelwatch.api.errors import ApiInputError
 from include.modelwatch.api.queries_links import run_targets
 from include.modelwatch.api.queries_loop import ALERT_KINDS, ALERT_STATUSES, TRIGGER_STATUSES
-from include.modelwatch.api.queries_pages import feature_severity
+from include.modelwatch.api.queries_pages import drift_timeline, feature_severity, primary_history
 from include.modelwatch.api.routes_common import DbDep
 from include.modelwatch.monitoring.drift import store as drift_store
 
@@ -180,10 +180,9 @@ def model_page(model: str, request: Request, conn: DbDep) -> HTMLResponse:
     summary = next((s for s in q.models(conn) if s.model == model), None)
     if summary is None:
         return not_found(request, f"Unknown model {model!r}.")
-    windows = q.drift_windows(conn, model=model, limit=MAX_ROWS).items
+    windows, thinned = drift_timeline(conn, model=model)  # oldest first
     alerts = q.alerts(conn, model=model, kind="drift", limit=MAX_ROWS).items
-    comparisons = q.performance(conn, model=model, limit=MAX_ROWS).items
-    estimates = q.estimates(conn, model=model, limit=MAX_ROWS).items
+    comparisons, estimates = primary_history(conn, model=model)
     triggers = q.triggers(conn, model=model, limit=MAX_ROWS).items
     jobs = q.training_jobs(conn, model=model, limit=MAX_ROWS).items
     aliases = q.alias_history(conn, model=model, limit=MAX_ROWS).items
@@ -194,8 +193,9 @@ def model_page(model: str, request: Request, conn: DbDep) -> HTMLResponse:
         title=f"Model {model}",
         model=model,
         versions=summary.versions,
-        recent_windows=windows[:12],
-        drifted_windows=[w for w in windows if w.level in ("warning", "critical")],
+        recent_windows=q.drift_windows(conn, model=model, limit=12).items,
+        drifted_windows=[w for w in reversed(windows) if w.level in ("warning", "critical")][:MAX_ROWS],
+        thinned=thinned,
         timeline=charts.model_timeline(model, windows, alerts, comparisons, estimates, markers),
         jobs=jobs,
         aliases=aliases,

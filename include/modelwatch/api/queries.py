@@ -24,6 +24,7 @@ from include.modelwatch.api.queries_common import (
 )
 from include.modelwatch.api.queries_loop import alerts, training_jobs, triggers
 from include.modelwatch.api.queries_monitoring import (
+    confidence,
     drift_window_features,
     drift_windows,
     estimates,
@@ -37,6 +38,7 @@ __all__ = [
     "ApiInputError",
     "alerts",
     "alias_history",
+    "confidence",
     "drift_window_features",
     "drift_windows",
     "estimates",

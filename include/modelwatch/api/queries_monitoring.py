@@ -47,6 +47,19 @@ ESTIMATE_COLUMNS = (
     "estimate_unchecked, status, reason, realized, abs_error, abs_error_unchecked, realized_n, realized_as_of"
 )
 T = TypeVar("T", bound=BaseModel)
+#: predictions per model version and UTC day (the model/version filters reach the predictions index through it)
+CONFIDENCE_DAYS = (
+    "(SELECT model_name, model_version, date_trunc('day', ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS window_start, "
+    "(date_trunc('day', ts AT TIME ZONE 'UTC') + interval '1 day') AT TIME ZONE 'UTC' AS window_end, "
+    "count(*) AS n, avg(confidence) AS mean, min(confidence) AS min, "
+    "percentile_cont(0.1) WITHIN GROUP (ORDER BY confidence) AS p10, "
+    "percentile_cont(0.5) WITHIN GROUP (ORDER BY confidence) AS median, "
+    "percentile_cont(0.9) WITHIN GROUP (ORDER BY confidence) AS p90, max(confidence) AS max "
+    "FROM predictions GROUP BY 1, 2, 3, 4) AS days"
+)
+CONFIDENCE_COLUMNS = (
+    "model_name AS model, model_version AS version, window_start, window_end, n, mean, min, p10, median, p90, max"
+)
 
 INTERPRETABILITY_COLUMNS = (
     "model_name AS model, model_version AS version, window_start, window_end, feature, importance_gain, "
@@ -182,6 +195,33 @@ def estimates(
         end=end,
         limit=limit,
         offset=offset,
+    )
+
+
+def confidence(
+    conn,
+    *,
+    model: str | None = None,
+    version: int | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    limit: int = DEFAULT_LIMIT,
+    offset: int = 0,
+) -> m.Page[m.ConfidenceDay]:
+    """Confidence of the predictions (the top class probability) per model version and UTC day, newest day first:
+    count, mean, min, 10th percentile, median, 90th percentile, max (the predecessor's confidence trend)."""
+    _checked(conn, model, version, start, end)
+    rows, total = fetch_page(
+        conn,
+        columns=CONFIDENCE_COLUMNS,
+        source=CONFIDENCE_DAYS,
+        predicates=common_filters(model=model, version=version, start=start, end=end, time_column="window_end"),
+        order_by="window_end DESC, model_name, model_version DESC",
+        limit=limit,
+        offset=offset,
+    )
+    return m.Page[m.ConfidenceDay](
+        items=[m.ConfidenceDay.model_validate(r) for r in rows], total=total, limit=limit, offset=offset
     )
 
 

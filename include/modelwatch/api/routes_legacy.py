@@ -4,7 +4,6 @@ Each answers exactly what its new route answers (same query, parameters, paging,
 the predecessor only changes the base URL; the routes are marked deprecated in the OpenAPI schema and name
 their replacement. The old service's ``/monitoring/metrics`` (latest daily live metrics) maps onto
 ``/performance`` (live vs baseline comparisons): there is no query over ``live_performance_daily`` yet.
-``/api/ml/monitor/confidence-trend`` has no equivalent yet.
 """
 
 from __future__ import annotations
@@ -53,6 +52,7 @@ ALIASES: tuple[tuple[str, Callable[..., Any], str], ...] = (
     ("/monitoring/metrics", routes_read.performance, "/performance (live vs baseline metrics)"),
     ("/api/ml/monitor/accuracy", routes_read.performance, "/performance (live vs baseline metrics)"),
     ("/api/ml/monitor/drift", routes_read.drift_windows, "/drift/windows"),
+    ("/api/ml/monitor/confidence-trend", routes_read.confidence, "/confidence"),
 )
 
 for path, endpoint, target in ALIASES:

@@ -75,6 +75,15 @@ def estimates(
     return q.estimates(conn, **filters)
 
 
+@router.get("/confidence", tags=["performance"], summary="Prediction confidence per model version and day")
+def confidence(
+    user: ScoringReader,
+    conn: DbDep,
+    filters: WindowFilter,
+) -> m.Page[m.ConfidenceDay]:
+    return q.confidence(conn, **filters)
+
+
 @router.get("/interpretability", tags=["performance"], summary="Feature importance per window")
 def interpretability(
     user: PerformanceReader,
