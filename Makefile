@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test lint bench venv clean mutation
+.PHONY: run test lint bench venv clean mutation browser
 
 $(STAMP): requirements.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,6 +22,18 @@ run: $(STAMP)
 ## make test: the whole suite, each session on a throwaway embedded PostgreSQL
 test: $(STAMP)
 	$(PY) -m pytest
+
+## make browser: headless Chromium against a fresh stack of its own (temp MODELWATCH_HOME, free port, replay of
+## 2008-06..2008-12 incl. the October 2008 drift episode and its rejected retrain): every page, its charts, no console
+## errors, the actions; screenshots in .modelwatch/screenshots (or MODELWATCH_SCREENSHOTS). Chromium is the Debian
+## package, installed here when /usr/bin/chromium is missing (Playwright's own browser download is not used)
+browser: $(STAMP) $(CHROMIUM)
+	$(PY) -m pytest tests/browser
+
+$(CHROMIUM):
+	if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+	test -x $(CHROMIUM)
 
 ## make lint: ruff (lint rules incl. Airflow's AIR, and the formatter in check mode) and mypy; settings in pyproject.toml
 lint: $(STAMP)

@@ -8,7 +8,9 @@ socket path is known before it runs, so these URIs are exported up front while t
 itself starts in the ``pg`` session fixture: ``pytest tests/unit`` starts no PostgreSQL.
 The server and its data directory are deleted when the session ends.
 
-Markers ``unit``, ``db``, ``dags``, ``e2e`` are set from the folder a test lives in.
+Markers ``unit``, ``db``, ``dags``, ``e2e``, ``browser`` are set from the folder a test lives in.
+``tests/browser`` (a real stack and headless Chromium, ``make browser``) is collected only when named on the
+command line (``pytest tests/browser``...): plain ``pytest`` (``make test``) leaves it out.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
-MARKERS = ("unit", "db", "dags", "e2e")
+MARKERS = ("unit", "db", "dags", "e2e", "browser")
+BROWSER = TESTS / "browser"
 _STATE: dict[str, object] = {}
 
 # Airflow's deprecation warnings are errors in tests. Registered here rather than in
@@ -64,6 +67,23 @@ def pytest_configure(config: pytest.Config) -> None:
     _STATE.update(tmp=tmp, pgdata=pgdata, socket_dir=sock)
     for line in AIRFLOW_WARNINGS_AS_ERRORS:
         config.addinivalue_line("filterwarnings", line)
+
+
+def _names_browser_tests(config: pytest.Config) -> bool:
+    """True when a command-line path is tests/browser or lies inside it."""
+    for arg in config.args:
+        path = Path(str(arg).split("::")[0])
+        path = (path if path.is_absolute() else Path(config.invocation_params.dir) / path).resolve()
+        if path == BROWSER or BROWSER in path.parents:
+            return True
+    return False
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Leave tests/browser out unless it was asked for (it starts a whole stack: ``make browser``)."""
+    if collection_path == BROWSER and not _names_browser_tests(config):
+        return True
+    return None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -88,7 +88,7 @@ def _replay(args: argparse.Namespace) -> int:
 
     from include.modelwatch.ops import devstack, replay
 
-    api = replay.AirflowApi(args.url, devstack.ADMIN_USER, devstack.ADMIN_PASSWORD)
+    api = replay.AirflowApi(args.url or devstack.base_url(), devstack.ADMIN_USER, devstack.ADMIN_PASSWORD)
     windows = replay.month_windows(date.fromisoformat(args.start), date.fromisoformat(args.end))
     tally = replay.replay(api, windows, [tuple(s.split(",")) for s in args.stages])
     print("replay done: " + "; ".join(f"{d}: {t}" for d, t in tally.items()))
@@ -244,7 +244,17 @@ def _alerts_ack(args: argparse.Namespace) -> int:
 def _dev_run(args: argparse.Namespace) -> int:
     from include.modelwatch.ops import devstack
 
-    return devstack.run()
+    return devstack.run(replay_start=args.replay_start, replay_end=args.replay_end)
+
+
+def _iso_date(text: str):
+    """argparse type of --replay-start / --replay-end: an ISO date (YYYY-MM-DD)."""
+    from datetime import date
+
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO date (YYYY-MM-DD)") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -272,7 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_bootstrap)
 
     p = groups.add_parser("replay", help="replay market months through the real DAGs over the REST API")
-    p.add_argument("--url", default="http://127.0.0.1:8080")
+    p.add_argument("--url", help="Airflow's base URL (default: http://127.0.0.1:$MODELWATCH_PORT, port 8080)")
     p.add_argument("--start", default="2007-01-01")
     p.add_argument("--end", default="2009-01-01")
     p.add_argument("--stages", nargs="+", default=list(REPLAY_STAGES), help="comma-separated DAG ids per stage")
@@ -322,10 +332,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_alerts_ack)
 
     dev = groups.add_parser("dev", help="local stack").add_subparsers(dest="cmd", required=True)
-    dev.add_parser("run", help="embedded PostgreSQL + Airflow on 127.0.0.1:8080 (make run)").set_defaults(func=_dev_run)
+    p = dev.add_parser(
+        "run",
+        help="embedded PostgreSQL + Airflow on 127.0.0.1:8080 (make run); "
+        "$MODELWATCH_HOME: state dir, $MODELWATCH_PORT: port",
+    )
+    # defaults as in devstack (REPLAY_START, REPLAY_END), written out so that building the parser imports nothing
+    p.add_argument(
+        "--replay-start", type=_iso_date, default="2007-01-01", help="first replayed month (default 2007-01-01)"
+    )
+    p.add_argument(
+        "--replay-end", type=_iso_date, default="2009-01-01", help="replay months before this date (default 2009-01-01)"
+    )
+    p.set_defaults(func=_dev_run)
     return parser
 
 
+def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Cross-argument checks argparse cannot express."""
+    if getattr(args, "func", None) is _dev_run and args.replay_start >= args.replay_end:
+        parser.error(f"--replay-start {args.replay_start} must be before --replay-end {args.replay_end}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _check(parser, args)
     return int(args.func(args) or 0)

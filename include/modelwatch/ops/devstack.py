@@ -9,12 +9,18 @@ state on the next start:
    this Airflow version), then the monitoring migrations;
 3. applies ``airflow_settings.yaml`` (connections, variables, pools);
 4. starts the API server + UI, scheduler, DAG processor and triggerer on
-   127.0.0.1:8080 with LocalExecutor and a bounded parallelism;
+   127.0.0.1:8080 (``MODELWATCH_PORT`` picks another port) with LocalExecutor
+   and a bounded parallelism;
 5. on Ctrl+C (SIGINT) or SIGTERM stops every process group it started, then
    PostgreSQL, and leaves nothing running.
 
 External PostgreSQL: export ``AIRFLOW_CONN_MONITORING_DB`` (monitoring data)
 and optionally ``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN`` (Airflow metadata).
+
+A second stack beside a user's ``make run`` (the browser tests start one):
+``MODELWATCH_HOME`` selects the state directory (default ``.modelwatch``) and
+``MODELWATCH_PORT`` the port (default 8080: the UI, the REST API the replay
+calls, the execution API URL of task runs and the health check all use it).
 """
 
 from __future__ import annotations
@@ -22,11 +28,13 @@ from __future__ import annotations
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 
 from include.modelwatch.data.storage import CONN_ENV, parse_conn_uri
@@ -35,13 +43,42 @@ from include.modelwatch.ops import pgembed
 ROOT = Path(__file__).resolve().parents[3]
 ADMIN_USER = "admin"
 ADMIN_PASSWORD = "admin"
-HOST, PORT = "127.0.0.1", 8080
+HOST, DEFAULT_PORT = "127.0.0.1", 8080
+PORT_ENV = "MODELWATCH_PORT"
+# the replayed market history of ``make run``: [start, end), one run per month
+REPLAY_START, REPLAY_END = date(2007, 1, 1), date(2009, 1, 1)
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
 
 
 def state_dir() -> Path:
     return Path(os.environ.get("MODELWATCH_HOME", ROOT / ".modelwatch")).resolve()
+
+
+def port() -> int:
+    """The stack's port: ``$MODELWATCH_PORT`` or 8080; anything but an integer in 1..65535 is refused."""
+    raw = os.environ.get(PORT_ENV, "").strip()
+    if not raw:
+        return DEFAULT_PORT
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SystemExit(f"{PORT_ENV}={raw!r}: not a port number") from None
+    if not 1 <= value <= 65535:
+        raise SystemExit(f"{PORT_ENV}={raw!r}: a port is 1..65535")
+    return value
+
+
+def base_url() -> str:
+    """``http://127.0.0.1:<port>``: the UI, the REST API and the ``/modelwatch`` pages."""
+    return f"http://{HOST}:{port()}"
+
+
+def port_in_use(host: str, number: int) -> bool:
+    """True when something already accepts connections on ``host:number``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1.0)
+        return sock.connect_ex((host, number)) == 0
 
 
 def say(msg: str) -> None:
@@ -65,6 +102,7 @@ def airflow_env(
     pw_file = airflow_home / "simple_auth_manager_passwords.json"
     pw_file.write_text(f'{{"{ADMIN_USER}": "{ADMIN_PASSWORD}"}}')
     db = parse_conn_uri(monitoring_uri)
+    api_port = port()
     env.update(
         {
             "AIRFLOW_HOME": str(airflow_home),
@@ -78,10 +116,10 @@ def airflow_env(
             "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(pw_file),
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://{HOST}:{PORT}/execution/",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://{HOST}:{api_port}/execution/",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_uri,
             "AIRFLOW__API__HOST": HOST,
-            "AIRFLOW__API__PORT": str(PORT),
+            "AIRFLOW__API__PORT": str(api_port),
             "AIRFLOW__API__WORKERS": "1",
             "AIRFLOW__API_AUTH__JWT_SECRET": _secret(airflow_home / ".jwt_secret"),
             "AIRFLOW__API__SECRET_KEY": _secret(airflow_home / ".api_secret"),
@@ -162,12 +200,17 @@ class Stack:
 
     # -- processes ---------------------------------------------------------------
     def start_airflow(self) -> None:
+        api_port = port()
+        if port_in_use(HOST, api_port):  # else the health check below would ask the other server
+            raise SystemExit(
+                f"{HOST}:{api_port} is already in use (another make run?); stop it or set {PORT_ENV} to a free port"
+            )
         logs = self.home / "logs"
         logs.mkdir(exist_ok=True)
         for comp in COMPONENTS:
             args = [self._airflow(), comp]
             if comp == "api-server":
-                args += ["--host", HOST, "--port", str(PORT)]
+                args += ["--host", HOST, "--port", str(api_port)]
             out = open(logs / f"{comp}.log", "ab")
             self.procs[comp] = subprocess.Popen(
                 args, env=self.env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
@@ -178,7 +221,7 @@ class Stack:
         import json
 
         deadline = time.monotonic() + timeout
-        url = f"http://{HOST}:{PORT}/api/v2/monitor/health"
+        url = f"{base_url()}/api/v2/monitor/health"
         last = ""
         while time.monotonic() < deadline:
             for comp, proc in self.procs.items():
@@ -226,21 +269,51 @@ class Stack:
             say("PostgreSQL stopped")
 
 
-def populate(stack: Stack) -> None:
-    """Bootstrap the champion and replay 2007-2008 through the real DAGs (skips what is done)."""
+def replay_command(start: date = REPLAY_START, end: date = REPLAY_END) -> list[str]:
+    """The ``replay`` CLI call of :func:`populate`: months ``[start, end)`` against this stack's URL."""
+    return [
+        sys.executable,
+        "-m",
+        "include.modelwatch",
+        "replay",
+        "--url",
+        base_url(),
+        "--start",
+        start.isoformat(),
+        "--end",
+        end.isoformat(),
+    ]
+
+
+def bootstrap(stack: Stack) -> None:
+    """Train and register the initial champion (idempotent). Runs before the scheduler starts: the DAGs'
+    first scheduled runs then find a champion instead of failing and waiting out a retry delay."""
     t = time.monotonic()
     stack._cli("bootstrap")
-    say(f"bootstrap done in {time.monotonic() - t:.1f}s; replaying 2007-2008 (one run per market month) ...")
+    say(f"bootstrap done in {time.monotonic() - t:.1f}s")
+
+
+def populate(stack: Stack, start: date = REPLAY_START, end: date = REPLAY_END) -> None:
+    """Replay the months [start, end) (default 2007-2008) through the real DAGs (skips what is done); the
+    champion is bootstrapped first if it is not yet."""
+    bootstrap(stack)
+    say(f"replaying {start:%Y-%m}..{end:%Y-%m} (end excluded; one run per market month) ...")
     t = time.monotonic()
-    res = subprocess.run(
-        [sys.executable, "-m", "include.modelwatch", "replay"], env={**stack.env, "PYTHONUNBUFFERED": "1"}, cwd=ROOT
-    )
+    res = subprocess.run(replay_command(start, end), env={**stack.env, "PYTHONUNBUFFERED": "1"}, cwd=ROOT)
     state = "done" if res.returncode == 0 else f"finished with failures (exit {res.returncode})"
-    say(f"replay {state} in {time.monotonic() - t:.1f}s: open http://{HOST}:{PORT} to browse runs and tables")
+    say(f"replay {state} in {time.monotonic() - t:.1f}s: open {base_url()} to browse runs and tables")
 
 
-def run(after_start: Callable[[Stack], None] | None = None) -> int:
-    """Entry point of ``make run``: set up, start, print the URL, wait for Ctrl+C."""
+def run(
+    after_start: Callable[[Stack], None] | None = None,
+    *,
+    replay_start: date = REPLAY_START,
+    replay_end: date = REPLAY_END,
+) -> int:
+    """Entry point of ``make run``: set up, start, print the URL, wait for Ctrl+C.
+
+    Without ``after_start`` the champion is bootstrapped and the months [replay_start, replay_end) replayed.
+    """
     t0 = time.monotonic()
     stack = Stack()
     stopping = {"flag": False}
@@ -253,11 +326,16 @@ def run(after_start: Callable[[Stack], None] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     try:
         stack.prepare()
+        if after_start is None:
+            bootstrap(stack)
         stack.start_airflow()
         stack.wait_healthy()
         up = time.monotonic() - t0
-        say(f"Airflow is up in {up:.1f}s: http://{HOST}:{PORT}  (login {ADMIN_USER} / {ADMIN_PASSWORD})")
-        (after_start or populate)(stack)
+        say(f"Airflow is up in {up:.1f}s: {base_url()}  (login {ADMIN_USER} / {ADMIN_PASSWORD})")
+        if after_start is not None:
+            after_start(stack)
+        else:
+            populate(stack, replay_start, replay_end)
         say("press Ctrl+C to stop everything")
         while True:
             for comp, proc in stack.procs.items():

@@ -1,0 +1,140 @@
+"""The dev stack's port (``MODELWATCH_PORT``) and the replay range of ``dev run`` (``--replay-start/--replay-end``):
+what ``make browser`` relies on to start a second stack beside a user's ``make run``."""
+
+from __future__ import annotations
+
+import socket
+from datetime import date
+
+import pytest
+
+from include.modelwatch.ops import cli, devstack, replay
+
+MONITORING_URI = "postgresql://postgres@/modelwatch?host=/tmp/nowhere"
+
+
+def test_port_defaults_to_8080(monkeypatch):
+    monkeypatch.delenv("MODELWATCH_PORT", raising=False)
+    assert devstack.port() == 8080
+    assert devstack.base_url() == "http://127.0.0.1:8080"
+
+
+def test_port_from_env(monkeypatch):
+    monkeypatch.setenv("MODELWATCH_PORT", " 18517 ")
+    assert devstack.port() == 18517
+    assert devstack.base_url() == "http://127.0.0.1:18517"
+
+
+@pytest.mark.parametrize(("raw", "why"), [("abc", "not a port number"), ("0", "1..65535"), ("65536", "1..65535")])
+def test_bad_port_is_refused_naming_the_variable(monkeypatch, raw, why):
+    monkeypatch.setenv("MODELWATCH_PORT", raw)
+    with pytest.raises(SystemExit) as exc:
+        devstack.port()
+    assert f"MODELWATCH_PORT={raw!r}" in str(exc.value) and why in str(exc.value)
+
+
+def test_airflow_env_uses_the_port_everywhere(monkeypatch, tmp_path):
+    monkeypatch.setenv("MODELWATCH_PORT", "18517")
+    env = devstack.airflow_env(tmp_path, "postgresql+psycopg://x", MONITORING_URI, base={})
+    assert env["AIRFLOW__API__PORT"] == "18517"
+    assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://127.0.0.1:18517/execution/"
+    assert env["MODELWATCH_HOME"] == str(tmp_path)
+
+
+def test_airflow_env_default_port_is_unchanged(monkeypatch, tmp_path):
+    monkeypatch.delenv("MODELWATCH_PORT", raising=False)
+    env = devstack.airflow_env(tmp_path, "postgresql+psycopg://x", MONITORING_URI, base={})
+    assert env["AIRFLOW__API__PORT"] == "8080"
+    assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://127.0.0.1:8080/execution/"
+
+
+def test_replay_command_targets_the_stack_port_and_range(monkeypatch):
+    monkeypatch.setenv("MODELWATCH_PORT", "18517")
+    cmd = devstack.replay_command(date(2008, 6, 1), date(2009, 1, 1))
+    assert cmd[1:] == [
+        "-m",
+        "include.modelwatch",
+        "replay",
+        "--url",
+        "http://127.0.0.1:18517",
+        "--start",
+        "2008-06-01",
+        "--end",
+        "2009-01-01",
+    ]
+    monkeypatch.delenv("MODELWATCH_PORT")
+    default = devstack.replay_command()
+    assert default[default.index("--url") + 1] == "http://127.0.0.1:8080"
+    assert default[default.index("--start") + 1 :] == ["2007-01-01", "--end", "2009-01-01"]
+
+
+def test_replay_command_parses_with_the_replay_subcommand(monkeypatch):
+    monkeypatch.setenv("MODELWATCH_PORT", "18517")
+    args = cli.build_parser().parse_args(devstack.replay_command(date(2008, 6, 1), date(2009, 1, 1))[3:])
+    assert (args.url, args.start, args.end) == ("http://127.0.0.1:18517", "2008-06-01", "2009-01-01")
+
+
+def _record_run(monkeypatch) -> list[dict]:
+    calls: list[dict] = []
+    monkeypatch.setattr(devstack, "run", lambda **kw: calls.append(kw) or 0)
+    return calls
+
+
+def test_dev_run_defaults_replay_2007_2008(monkeypatch):
+    calls = _record_run(monkeypatch)
+    assert cli.main(["dev", "run"]) == 0
+    assert calls == [{"replay_start": date(2007, 1, 1), "replay_end": date(2009, 1, 1)}]
+    assert (devstack.REPLAY_START, devstack.REPLAY_END) == (date(2007, 1, 1), date(2009, 1, 1))
+
+
+def test_dev_run_passes_the_replay_range(monkeypatch):
+    calls = _record_run(monkeypatch)
+    assert cli.main(["dev", "run", "--replay-start", "2008-06-01", "--replay-end", "2008-12-01"]) == 0
+    assert calls == [{"replay_start": date(2008, 6, 1), "replay_end": date(2008, 12, 1)}]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--replay-start", "June 2008"], "'June 2008' is not an ISO date"),
+        (["--replay-end", "2008-13-01"], "'2008-13-01' is not an ISO date"),
+        (["--replay-start", "2009-01-01"], "--replay-start 2009-01-01 must be before --replay-end 2009-01-01"),
+        (["--replay-start", "2008-06-01", "--replay-end", "2008-05-01"], "must be before --replay-end 2008-05-01"),
+    ],
+)
+def test_dev_run_refuses_a_bad_range_without_starting(monkeypatch, capsys, argv, message):
+    calls = _record_run(monkeypatch)
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["dev", "run", *argv])
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+    assert calls == []
+
+
+def test_replay_subcommand_defaults_to_the_stack_url(monkeypatch):
+    monkeypatch.setenv("MODELWATCH_PORT", "18517")
+    seen: dict[str, object] = {}
+
+    def fake_replay(api, windows, stages):
+        seen.update(url=api.base_url, windows=windows, stages=stages)
+        return {"score_signals": {"success": len(windows)}}
+
+    monkeypatch.setattr(replay, "replay", fake_replay)
+    assert cli.main(["replay", "--start", "2008-06-01", "--end", "2008-08-01"]) == 0
+    assert seen["url"] == "http://127.0.0.1:18517"
+    assert [w[0].date() for w in seen["windows"]] == [date(2008, 6, 1), date(2008, 7, 1)]
+
+
+def test_port_in_use_and_start_refuses_a_taken_port(monkeypatch, tmp_path):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(1)
+        taken = srv.getsockname()[1]
+        assert devstack.port_in_use("127.0.0.1", taken)
+        monkeypatch.setenv("MODELWATCH_PORT", str(taken))
+        stack = devstack.Stack(home=tmp_path)
+        with pytest.raises(SystemExit) as exc:
+            stack.start_airflow()
+        assert f"127.0.0.1:{taken} is already in use" in str(exc.value) and "MODELWATCH_PORT" in str(exc.value)
+        assert stack.procs == {}
+    assert not devstack.port_in_use("127.0.0.1", taken)
