@@ -47,7 +47,8 @@ mutation: $(STAMP)
 	$(PY) .ci/mutation.py include/modelwatch/decisions.py include/modelwatch/loop/rules.py include/modelwatch/training/gates.py
 
 ## make bench: drift throughput + alarm quality vs Evidently, NannyML and an np.sort floor;
-## label-free estimate vs NannyML CBPE (peer venvs are created under bench/.venvs on first use)
+## label-free estimate vs NannyML CBPE (peer venvs are created under bench/.venvs on first use);
+## latency of every page and API read on a year of hourly history (database cached under bench/.cache)
 bench: $(STAMP)
 	$(PY) -m bench
 

@@ -132,10 +132,12 @@ def test_fleet_overview(stack, page, console, screenshot, episode):
     v1 = [w for w in episode["windows"] if w["model_version"] == 1]
     assert sorted((at(p["t"]), 1, round(p["drift_score"], 12), p["level"]) for p in drawn) == drift_points(v1)
 
-    # live vs baseline: the latest primary comparison of v1
+    # live vs baseline: the latest primary comparison of v1 with a live value (a scheduled run of the stack's
+    # wall-clock day has no matured outcome: no live value)
     latest = stack.query(
         "SELECT metric, live_value, baseline_value, status FROM live_vs_backtest_comparison "
-        "WHERE model_name = %(m)s AND model_version = 1 AND is_primary ORDER BY window_end DESC LIMIT 1",
+        "WHERE model_name = %(m)s AND model_version = 1 AND is_primary AND live_value IS NOT NULL "
+        "ORDER BY window_end DESC LIMIT 1",
         {"m": MODEL},
     )[0]
     assert f"{latest['metric']} {latest['live_value']:.3f} vs {latest['baseline_value']:.3f}" in row[5], row

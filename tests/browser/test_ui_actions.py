@@ -6,11 +6,11 @@ checked in the monitoring DB. Runs after test_pages.py (file order), which reads
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from playwright.sync_api import expect
 
-from tests.browser.charts import marks, points, wait_for_charts
+from tests.browser.charts import at, marks, points, wait_for_charts
 
 MODEL = "spx_signal"
 OCTOBER = datetime(2008, 10, 1, tzinfo=UTC)
@@ -69,6 +69,28 @@ def test_the_window_overlay_shows_the_chosen_feature_against_its_reference(stack
     console.assert_clean("the drift window page's overlay")
     page.get_by_role("link", name="hl_range", exact=True).scroll_into_view_if_needed()
     screenshot("drift_overlay.png")
+
+
+def test_the_model_page_zooms_to_the_drift_episode(stack, page, console, screenshot):
+    """The range link of the 2008 drift alert draws that episode only: September to December 2008 windows."""
+    (alert,) = stack.query(
+        "SELECT alert_id, first_window, last_window FROM alerts WHERE model_name = %(m)s AND kind = 'drift'",
+        {"m": MODEL},
+    )
+    page.goto(stack.url(f"/modelwatch/models/{MODEL}"))
+    page.get_by_role("link", name=re.compile(rf"^drift alert #{alert['alert_id']} \(critical")).click()
+    page.wait_for_url(re.compile(r"\?start=2008-07-0.*#timeline$"))
+    wait_for_charts(page)
+    shown = sorted(at(p["t"]) for p in points(marks(page, "timeline"), "symbol", "drift_score"))
+    expected = stack.query(
+        "SELECT window_end FROM drift_windows WHERE model_name = %(m)s AND drift_score IS NOT NULL "
+        "AND window_end >= %(a)s AND window_end < %(b)s ORDER BY window_end",
+        {"m": MODEL, "a": alert["first_window"] - timedelta(days=62), "b": alert["last_window"] + timedelta(days=62)},
+    )
+    assert shown == [r["window_end"] for r in expected] and len(shown) >= 4
+    assert all(datetime(2008, 7, 1, tzinfo=UTC) <= t <= datetime(2009, 3, 1, tzinfo=UTC) for t in shown)
+    console.assert_clean("the model page's drift episode")
+    screenshot("model_episode.png")
 
 
 def alert_row(stack, alert_id: int) -> dict:

@@ -394,22 +394,48 @@ def test_alerts_page_lists_alerts_and_triggers_with_their_actions(client, tokens
     assert client.get(f"{P}/static/actions.js", headers=auth(tokens["vera"])).status_code == 200
 
 
-def test_a_long_history_is_thinned_to_the_worst_window_of_each_day(client, tokens, data, db, monkeypatch):
+def test_a_long_history_is_thinned_to_the_worst_window_of_each_bucket(client, tokens, data, db, monkeypatch):
     from include.modelwatch.api import queries_pages
 
     with storage.transaction(db) as cur:  # a third window on 2008-09-30, the worst of that day
         insert(cur, "drift_windows", {"model_name": "m", "model_version": 1, "window_start": T0 - 3 * H,
                "window_end": T0 - 2 * H, "status": "evaluated", "n_rows": 40, "drift_score": 0.3,
                "level": "warning", "n_drifted": 1, "drifted": True, "summary": {}})  # fmt: skip
-    windows, thinned = queries_pages.drift_timeline(db, model="m")
-    assert not thinned and [w.drift_score for w in windows] == [0.3, 0.05, 0.6]
-    monkeypatch.setattr(queries_pages, "MAX_TIMELINE_WINDOWS", 2)
-    windows, thinned = queries_pages.drift_timeline(db, model="m")
-    assert thinned and [(w.window_start, w.drift_score) for w in windows] == [(T0 - 3 * H, 0.3), (T0 - H, 0.6)]
+    windows, width = queries_pages.drift_timeline(db, model="m")
+    assert width is None and [w.drift_score for w in windows] == [0.3, 0.05, 0.6]
+    # one point allowed: the 2-hour span of one version makes 2-hour buckets [22:00, 00:00) and [00:00, 02:00)
+    monkeypatch.setattr(queries_pages, "MAX_TIMELINE_POINTS", 1)
+    windows, width = queries_pages.drift_timeline(db, model="m")
+    assert width == 7200 and [(w.window_start, w.drift_score) for w in windows] == [(T0 - 3 * H, 0.3), (T0 - H, 0.6)]
+    comparisons, estimates = queries_pages.primary_history(db, model="m")
+    assert [c.live_value for c in comparisons] == [0.52, 0.45] and [e.estimate for e in estimates] == [0.55]
     res = client.get(f"{P}/models/m", headers=auth(tokens["vera"]))
-    assert "each point is the worst window of its version and UTC day" in res.text
+    assert "each drift point is the worst window of its version in a 2-hour" in res.text
     drawn = layer_values(specs(res.text)["timeline"]["vconcat"][0], "line")
     assert [(v["drift_score"], v["href"]) for v in drawn] == [
         (0.3, f"{P}/drift/m/1/2008-09-30T21%3A00%3A00Z"),
         (0.6, f"{P}/drift/m/1/2008-09-30T23%3A00%3A00Z"),
     ]
+
+
+def test_model_page_range_links_and_a_chosen_range(client, tokens, data):
+    h = auth(tokens["vera"])
+    res = client.get(f"{P}/models/m", headers=h)
+    ranges = re.search(r"Range: .*?</p>", res.text, re.S).group(0)
+    whole, episode = re.findall(r'<a href="([^"]+)">([^<]+)</a>', ranges)
+    assert whole == (f"{P}/models/m#timeline", "whole life")
+    # the alert's windows (first and last window start 2008-09-30 23:00) with two months either side
+    assert episode == (
+        f"{P}/models/m?start=2008-07-30T23%3A00%3A00Z&amp;end=2008-12-01T23%3A00%3A00Z#timeline",
+        "drift alert #1 (critical, 2008-09-30 to 2008-09-30)",
+    )
+    chosen = {"start": "2008-09-30T23:30:00Z", "end": "2008-10-02T00:00:00Z"}
+    res = client.get(f"{P}/models/m", headers=h, params=chosen)
+    assert res.status_code == 200, res.text
+    assert "Drift and live performance from 2008-09-30 23:30 UTC to 2008-10-02 00:00 UTC" in res.text
+    drift, perf = specs(res.text)["timeline"]["vconcat"]
+    assert [v["drift_score"] for v in layer_values(drift, "line")] == [0.6]  # the window ending 2008-10-01 00:00
+    assert [v["live"] for v in layer_values(perf, "line")] == [0.45]
+    assert perf["layer"][4]["data"]["values"] == []  # every event (2008-09-11..29) is before the range
+    res = client.get(f"{P}/models/m", headers=h, params={"start": "2008-10-01T00:00:00"})
+    assert res.status_code == 422 and res.json()["field"] == "start"

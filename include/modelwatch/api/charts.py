@@ -336,8 +336,9 @@ def model_timeline(
     domain = time_domain(
         (w.window_end for w in windows if w.drift_score is not None),  # an empty window does not stretch the axis
         (t for a in alerts if a.kind == "drift" for t in (a.first_window, a.last_window)),
-        (t for c in comparisons if c.is_primary for t in (c.window_start, c.window_end)),
-        (e.window_end for e in estimates),
+        # a window without a live value (no matured outcome yet) or estimate draws nothing: it does not stretch it
+        (t for c in comparisons if c.is_primary and c.live_value is not None for t in (c.window_start, c.window_end)),
+        (e.window_end for e in estimates if e.estimate is not None),
         (mk["at"] for mk in markers),
     )
     return base(

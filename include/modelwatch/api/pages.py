@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import mimetypes
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -40,6 +40,7 @@ from include.modelwatch.api.auth import (
     dag_access,
 )
 from include.modelwatch.api.errors import ApiInputError
+from include.modelwatch.api.queries_common import check_range
 from include.modelwatch.api.queries_links import run_targets
 from include.modelwatch.api.queries_loop import ALERT_KINDS, ALERT_STATUSES, TRIGGER_STATUSES
 from include.modelwatch.api.queries_pages import drift_timeline, feature_severity, primary_history
@@ -114,7 +115,8 @@ def fleet_rows(conn) -> list[dict[str, Any]]:
                 continue
             windows = q.drift_windows(conn, model=summary.model, version=v.version, limit=SPARK_WINDOWS).items
             latest = q.performance(conn, model=summary.model, version=v.version, limit=20).items
-            comparison = next((c for c in latest if c.is_primary), None)
+            # the latest window with live labels (a window without matured outcomes has no live value)
+            comparison = next((c for c in latest if c.is_primary and c.live_value is not None), None)
             rows.append(
                 {
                     "model": summary.model,
@@ -170,23 +172,46 @@ def timeline_markers(
     return sorted(out, key=lambda mk: mk["at"])
 
 
+EPISODE_MARGIN = timedelta(days=62)
+
+
+def episode_ranges(alerts: list[m.Alert]) -> list[dict[str, Any]]:
+    """Quick timeline ranges: each drift alert episode with two months either side, oldest first."""
+    out = []
+    for a in sorted(alerts, key=lambda a: a.first_window):
+        start, end = a.first_window - EPISODE_MARGIN, a.last_window + EPISODE_MARGIN
+        label = f"drift alert #{a.alert_id} ({a.severity}, {a.first_window:%Y-%m-%d} to {a.last_window:%Y-%m-%d})"
+        out.append({"label": label, "start": start, "end": end})
+    return out
+
+
 @router.get(
     "/models/{model}",
     response_class=HTMLResponse,
     include_in_schema=False,
     dependencies=readers(SCORING_DAG, DRIFT_DAG, PERFORMANCE_DAG, RETRAIN_DAG),
 )
-def model_page(model: str, request: Request, conn: DbDep) -> HTMLResponse:
+def model_page(
+    model: str, request: Request, conn: DbDep, start: datetime | None = None, end: datetime | None = None
+) -> HTMLResponse:
     summary = next((s for s in q.models(conn) if s.model == model), None)
     if summary is None:
         return not_found(request, f"Unknown model {model!r}.")
-    windows, thinned = drift_timeline(conn, model=model)  # oldest first
-    alerts = q.alerts(conn, model=model, kind="drift", limit=MAX_ROWS).items
-    comparisons, estimates = primary_history(conn, model=model)
+    check_range(start, end)
+    windows, bucket = drift_timeline(conn, model=model, start=start, end=end)  # oldest first
+    all_alerts = q.alerts(conn, model=model, kind="drift", limit=MAX_ROWS).items
+    alerts = [
+        a for a in all_alerts if (end is None or a.first_window < end) and (start is None or a.last_window >= start)
+    ]
+    comparisons, estimates = primary_history(conn, model=model, start=start, end=end)
     triggers = q.triggers(conn, model=model, limit=MAX_ROWS).items
     jobs = q.training_jobs(conn, model=model, limit=MAX_ROWS).items
     aliases = q.alias_history(conn, model=model, limit=MAX_ROWS).items
-    markers = timeline_markers(triggers, jobs, aliases)
+    markers = [
+        mk
+        for mk in timeline_markers(triggers, jobs, aliases)
+        if (start is None or mk["at"] >= start) and (end is None or mk["at"] < end)
+    ]
     return render(
         request,
         "model.html",
@@ -195,7 +220,10 @@ def model_page(model: str, request: Request, conn: DbDep) -> HTMLResponse:
         versions=summary.versions,
         recent_windows=q.drift_windows(conn, model=model, limit=12).items,
         drifted_windows=[w for w in reversed(windows) if w.level in ("warning", "critical")][:MAX_ROWS],
-        thinned=thinned,
+        bucket_hours=None if bucket is None else bucket / 3600,
+        ranges=episode_ranges(all_alerts),
+        start=start,
+        end=end,
         timeline=charts.model_timeline(model, windows, alerts, comparisons, estimates, markers),
         jobs=jobs,
         aliases=aliases,

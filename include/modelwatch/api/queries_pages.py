@@ -3,37 +3,24 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from include.modelwatch.api import models as m
 from include.modelwatch.api.queries_common import check_model, run, text
 from include.modelwatch.api.queries_monitoring import COMPARISON_COLUMNS, DRIFT_WINDOW_COLUMNS, ESTIMATE_COLUMNS
 
-#: the model page draws every window up to this many; beyond, the worst window of each version and UTC day
-MAX_TIMELINE_WINDOWS = 2000
-#: at most this many points per performance series (daily comparisons: ~27 years of one version)
-MAX_TIMELINE_DAYS = 10_000
-SCORED_WINDOWS = "SELECT count(*) AS n FROM drift_windows WHERE model_name = %(model)s AND drift_score IS NOT NULL"
-ALL_WINDOWS = (
-    "SELECT " + DRIFT_WINDOW_COLUMNS + " FROM drift_windows WHERE model_name = %(model)s AND drift_score IS NOT NULL "
-    "ORDER BY window_end, model_version"
-)
-#: the worst (highest-score) window of each version and UTC day, a real window the point can link to
-DAILY_WORST_WINDOWS = (
-    "SELECT * FROM (SELECT DISTINCT ON (model_version, date_trunc('day', window_end AT TIME ZONE 'UTC')) "
-    + DRIFT_WINDOW_COLUMNS
-    + " FROM drift_windows WHERE model_name = %(model)s AND drift_score IS NOT NULL "
-    "ORDER BY model_version, date_trunc('day', window_end AT TIME ZONE 'UTC'), drift_score DESC, window_start) d "
-    "ORDER BY window_end, version"
-)
-PRIMARY_COMPARISONS = (
-    "SELECT " + COMPARISON_COLUMNS + " FROM live_vs_backtest_comparison WHERE model_name = %(model)s AND is_primary "
-    "ORDER BY window_end DESC, model_version DESC LIMIT %(limit)s"
-)
-PRIMARY_ESTIMATES = (
-    "SELECT " + ESTIMATE_COLUMNS + " FROM performance_estimates e WHERE model_name = %(model)s AND metric IN "
-    "(SELECT metric FROM live_vs_backtest_comparison c WHERE c.model_name = %(model)s AND c.is_primary) "
-    "ORDER BY window_end DESC, model_version DESC LIMIT %(limit)s"
+#: the model page draws at most about this many points per series (drift windows, comparisons, estimates); a longer
+#: history is cut into equal time buckets per version and each bucket shows one row (see :func:`thinned`)
+MAX_TIMELINE_POINTS = 1500
+#: (source table, filter, which row of a bucket to show)
+DRIFT_SERIES = ("drift_windows", "model_name = %(model)s AND drift_score IS NOT NULL", "drift_score DESC, window_start")
+COMPARISON_SERIES = ("live_vs_backtest_comparison", "model_name = %(model)s AND is_primary", "window_end DESC")
+ESTIMATE_SERIES = (
+    "performance_estimates",
+    "model_name = %(model)s AND metric IN (SELECT c.metric FROM live_vs_backtest_comparison c "
+    "WHERE c.model_name = %(model)s AND c.is_primary)",
+    "window_end DESC",
 )
 
 #: per feature and window, the feature's verdict (every test row of a feature repeats it: take the max)
@@ -55,29 +42,86 @@ def feature_severity(conn, *, model: str, version: int, max_windows: int = 168) 
     return run(conn, text(FEATURE_SEVERITY), {"model": model, "version": version, "max_windows": max_windows})
 
 
-def drift_timeline(conn, *, model: str) -> tuple[list[m.DriftWindow], bool]:
-    """The scored drift windows of every version of ``model`` over its whole life, oldest first, and whether they
-    were thinned: up to :data:`MAX_TIMELINE_WINDOWS` windows all of them, beyond that the worst window of each
-    version and UTC day (an hourly year of 20 versions: 7,300 points instead of 175,200)."""
-    params = {"model": model}
-    thinned = int(run(conn, text(SCORED_WINDOWS), params)[0]["n"]) > MAX_TIMELINE_WINDOWS
-    rows = run(conn, text(DAILY_WORST_WINDOWS if thinned else ALL_WINDOWS), params)
-    return [m.DriftWindow.model_validate(r) for r in rows], thinned
+def thinned(
+    conn,
+    series: tuple[str, str, str],
+    columns: str,
+    model: str,
+    max_points: int | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> tuple[list[dict[str, Any]], float | None]:
+    """Rows of one timeline series of ``model``, oldest first, and the bucket width in seconds (None: every row).
+
+    Up to ``max_points`` (default :data:`MAX_TIMELINE_POINTS`) rows all are returned. Beyond, the series' time
+    span is cut into buckets of ``span x versions / max_points`` seconds (at least an hour) per version and each
+    (version, bucket) shows the row the series picks (the worst drift window: a real window the point links to;
+    the latest comparison or estimate). ``start``/``end``: only rows whose window ends in ``[start, end)``."""
+    table, where, pick = series
+    max_points = max_points or MAX_TIMELINE_POINTS
+    params: dict[str, Any] = {"model": model, "start": start, "end": end}
+    if start is not None:
+        where += " AND window_end >= %(start)s"
+    if end is not None:
+        where += " AND window_end < %(end)s"
+    stats = run(
+        conn,
+        text(
+            "SELECT count(*) AS n, min(window_end) AS lo, count(DISTINCT model_version) AS versions, "
+            "extract(epoch FROM max(window_end) - min(window_end))::float AS span FROM " + table + " WHERE " + where
+        ),
+        params,
+    )[0]
+    order = " ORDER BY window_end, model_version"
+    if stats["n"] <= max_points:
+        return run(conn, text("SELECT " + columns + " FROM " + table + " WHERE " + where + order), params), None
+    width = max(3600.0, stats["span"] * stats["versions"] / max_points)
+    bucket = "floor(extract(epoch FROM window_end - %(lo)s) / %(width)s)"
+    query = (
+        "SELECT * FROM (SELECT DISTINCT ON (model_version, "
+        + bucket
+        + ") "
+        + columns
+        + " FROM "
+        + table
+        + " WHERE "
+        + where
+        + " ORDER BY model_version, "
+        + bucket
+        + ", "
+        + pick
+        + ") picked "
+        "ORDER BY window_end, version"
+    )
+    return run(conn, text(query), {**params, "lo": stats["lo"], "width": width}), width
 
 
-def primary_history(conn, *, model: str) -> tuple[list[m.PerformanceComparison], list[m.Estimate]]:
-    """The primary metric's live-vs-backtest comparisons and label-free estimates of every version of ``model``
-    (newest :data:`MAX_TIMELINE_DAYS` of each), what the model page's performance panel draws."""
-    params = {"model": model, "limit": MAX_TIMELINE_DAYS}
-    comparisons = [m.PerformanceComparison.model_validate(r) for r in run(conn, text(PRIMARY_COMPARISONS), params)]
-    estimates = [m.Estimate.model_validate(r) for r in run(conn, text(PRIMARY_ESTIMATES), params)]
-    return comparisons, estimates
+def drift_timeline(
+    conn, *, model: str, start: datetime | None = None, end: datetime | None = None
+) -> tuple[list[m.DriftWindow], float | None]:
+    """Scored drift windows of every version of ``model`` over its whole life or ``[start, end)`` (:func:`thinned`)."""
+    rows, width = thinned(conn, DRIFT_SERIES, DRIFT_WINDOW_COLUMNS, model, start=start, end=end)
+    return [m.DriftWindow.model_validate(r) for r in rows], width
+
+
+def primary_history(
+    conn, *, model: str, start: datetime | None = None, end: datetime | None = None
+) -> tuple[list[m.PerformanceComparison], list[m.Estimate]]:
+    """The primary metric's comparisons and label-free estimates of every version of ``model`` (:func:`thinned`),
+    what the model page's performance panel draws."""
+    comparisons, _ = thinned(conn, COMPARISON_SERIES, COMPARISON_COLUMNS, model, start=start, end=end)
+    estimates, _ = thinned(conn, ESTIMATE_SERIES, ESTIMATE_COLUMNS, model, start=start, end=end)
+    return (
+        [m.PerformanceComparison.model_validate(r) for r in comparisons],
+        [m.Estimate.model_validate(r) for r in estimates],
+    )
 
 
 __all__ = [
     "FEATURE_SEVERITY",
-    "MAX_TIMELINE_WINDOWS",
+    "MAX_TIMELINE_POINTS",
     "drift_timeline",
     "feature_severity",
     "primary_history",
+    "thinned",
 ]

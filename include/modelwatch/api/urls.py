@@ -26,9 +26,13 @@ def fleet_path() -> str:
     return f"{PREFIX}/"
 
 
-def model_path(model: str, section: str | None = None) -> str:
-    """The model page; ``section``: ``timeline``, ``jobs`` (training jobs and gates) or ``aliases``."""
-    return f"{PREFIX}/models/{part(model)}" + (f"#{section}" if section else "")
+def model_path(
+    model: str, section: str | None = None, start: datetime | None = None, end: datetime | None = None
+) -> str:
+    """The model page; ``section``: ``timeline``, ``jobs`` (training jobs and gates) or ``aliases``; ``start`` /
+    ``end``: the timeline's range (default: the model's whole life)."""
+    query = "&".join(f"{k}={part(window_key(v))}" for k, v in (("start", start), ("end", end)) if v is not None)
+    return f"{PREFIX}/models/{part(model)}" + (f"?{query}" if query else "") + (f"#{section}" if section else "")
 
 
 def drift_window_path(model: str, version: int, start: datetime) -> str:
