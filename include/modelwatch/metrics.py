@@ -1,41 +1,258 @@
-"""The one place ModelWatch emits domain metrics (statsd, ``modelwatch.`` prefix).
+"""The one place ModelWatch emits operational metrics over statsd (``modelwatch.`` prefix).
 
-Configured exactly like Airflow's own ``[metrics]`` section, from the same
-settings, so one switch turns both on::
+Settings are Airflow's own ``[metrics]`` section, so one switch turns both on.
+:func:`get_metrics` reads them through Airflow's configuration (``airflow.cfg``
+under ``AIRFLOW_HOME``, overridden by ``AIRFLOW__METRICS__*`` environment
+variables, exactly what Airflow itself uses) when Airflow is installed, and from
+the environment alone otherwise (:meth:`Metrics.from_env`). Honoured options:
 
-    AIRFLOW__METRICS__STATSD_ON=True
-    AIRFLOW__METRICS__STATSD_HOST=localhost
-    AIRFLOW__METRICS__STATSD_PORT=8125
+* ``statsd_on``, ``statsd_host``, ``statsd_port``, ``statsd_ipv6``;
+* ``metrics_allow_list`` / ``metrics_block_list`` (comma-separated regular
+  expressions, searched case-insensitively as Airflow does; the allow list wins
+  when both are set). They are tested against the full name including
+  ``modelwatch.``, so an allow list needs an entry such as ``modelwatch`` to let
+  ModelWatch's metrics through.
 
-When metrics are off every call is a no-op. Metric names are dotted paths
-below ``modelwatch.``; model names and feature names are sanitised into path
-segments (``modelwatch.drift.score.spx_signal.v3``), so that a mapping of your
-statsd exporter can turn them into labels (ModelWatch ships no such mapping).
+Not honoured: ``statsd_prefix`` (Airflow's default is ``airflow``; ModelWatch
+always emits under ``modelwatch.`` so that ``observability/statsd_mapping.yml``
+matches and its names never mix with Airflow's), ``stat_name_handler``, the
+Datadog/InfluxDB tag options and ``statsd_custom_client_path``.
+
+Every metric is declared in :data:`METRICS`: its dotted name below
+``modelwatch.``, its statsd type, the label values that follow the name as
+path segments (``modelwatch.drift.psi.<model>.<version>.<feature>``), the
+Prometheus name the shipped statsd_exporter mapping gives it, and its meaning.
+Label values are sanitised into single dot-free path segments
+(:func:`segment`); versions are the bare integer (``.3``, label ``version="3"``).
+Emitting an undeclared name, a different type or a different number of label
+values is a bug: it raises :class:`UndeclaredMetric` while pytest runs (and
+whenever ``Metrics(strict=True)``) and is otherwise logged once per name and
+dropped, so a task never fails on a metric and statsd never gets a name the
+mapping does not know.
+
+When metrics are off every call only records the packet in ``Metrics.sent``.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, Protocol
 
 if TYPE_CHECKING:
     import statsd
 
+log = logging.getLogger(__name__)
+
 PREFIX = "modelwatch"
 _SEGMENT = re.compile(r"[^A-Za-z0-9_-]+")
 
+Kind = Literal["gauge", "counter", "timer"]
+#: statsd wire type of each kind, and the ``match_metric_type`` statsd_exporter gives it
+STATSD_TYPE: dict[str, str] = {"gauge": "g", "counter": "c", "timer": "ms"}
+EXPORTER_TYPE: dict[str, str] = {"gauge": "gauge", "counter": "counter", "timer": "observer"}
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One declared metric: ``modelwatch.<name>.<label value>...``."""
+
+    name: str
+    kind: Kind
+    labels: tuple[str, ...]
+    prometheus: str
+    meaning: str
+    source: str
+
+    @property
+    def pattern(self) -> str:
+        """The statsd name shape, labels as ``<label>``."""
+        return ".".join([PREFIX, self.name, *(f"<{label}>" for label in self.labels)])
+
+
+def _spec(name: str, kind: Kind, labels: str, prometheus: str, meaning: str, source: str) -> MetricSpec:
+    return MetricSpec(name, kind, tuple(labels.split()), prometheus, meaning, source)
+
+
+_MV = "model version"
+#: The catalogue: every metric ModelWatch emits (README table, mapping file and tests follow it).
+METRICS: dict[str, MetricSpec] = {
+    s.name: s
+    for s in (
+        _spec(
+            "scoring.predictions",
+            "gauge",
+            "model version symbol",
+            "modelwatch_scoring_predictions",
+            "predictions written by the last scoring run of the champion",
+            "score_signals",
+        ),
+        _spec(
+            "scoring.missing_feature_rows",
+            "gauge",
+            "model version symbol",
+            "modelwatch_scoring_missing_feature_rows",
+            "rows of the last scoring run scored with NaN features (data_quality=missing_features)",
+            "score_signals",
+        ),
+        _spec(
+            "drift.score",
+            "gauge",
+            _MV,
+            "modelwatch_drift_score",
+            "overall drift score of the last drift window",
+            "drift_hourly",
+        ),
+        _spec(
+            "drift.psi",
+            "gauge",
+            "model version feature",
+            "modelwatch_drift_psi",
+            "population stability index of a feature (the 5 highest of each run only)",
+            "drift_hourly",
+        ),
+        _spec(
+            "data_quality.failures",
+            "gauge",
+            _MV,
+            "modelwatch_data_quality_failures",
+            "data-quality checks failed in the last drift window",
+            "drift_hourly",
+        ),
+        _spec(
+            "performance.accuracy",
+            "gauge",
+            _MV,
+            "modelwatch_performance_accuracy_ratio",
+            "live accuracy on matured predictions (0..1)",
+            "performance_daily",
+        ),
+        _spec(
+            "performance.hit_rate",
+            "gauge",
+            _MV,
+            "modelwatch_performance_hit_rate_ratio",
+            "share of live trades whose realised return has the predicted sign (0..1)",
+            "performance_daily",
+        ),
+        _spec(
+            "performance.win_rate",
+            "gauge",
+            _MV,
+            "modelwatch_performance_win_rate_ratio",
+            "share of trades with a positive return (0..1)",
+            "performance_daily",
+        ),
+        _spec(
+            "performance.profit_factor",
+            "gauge",
+            _MV,
+            "modelwatch_performance_profit_factor",
+            "gross profit / gross loss of the live trades",
+            "performance_daily",
+        ),
+        _spec(
+            "performance.sharpe",
+            "gauge",
+            _MV,
+            "modelwatch_performance_sharpe",
+            "Sharpe ratio of the live trades",
+            "performance_daily",
+        ),
+        _spec(
+            "performance.estimated_accuracy",
+            "gauge",
+            _MV,
+            "modelwatch_performance_estimated_accuracy_ratio",
+            "label-free accuracy estimate for unmatured predictions (0..1; not sent when withheld)",
+            "performance_daily",
+        ),
+        _spec(
+            "performance.realized_accuracy",
+            "gauge",
+            _MV,
+            "modelwatch_performance_realized_accuracy_ratio",
+            "accuracy realised by an earlier estimate once its labels matured (0..1)",
+            "performance_daily",
+        ),
+        _spec(
+            "health.status",
+            "gauge",
+            _MV,
+            "modelwatch_health_status",
+            "model health: 0 healthy, 1 warning, 2 critical",
+            "performance_daily",
+        ),
+        _spec(
+            "loop.actions",
+            "counter",
+            "model source action",
+            "modelwatch_loop_actions_total",
+            "response-rule outcomes (fire, upgrade, suppressed_cooldown, ...) by alert source",
+            "respond_to_alerts",
+        ),
+        _spec(
+            "loop.pending_triggers",
+            "gauge",
+            "",
+            "modelwatch_loop_pending_triggers",
+            "retraining triggers waiting to be claimed",
+            "respond_to_alerts",
+        ),
+        _spec(
+            "retrain.train_seconds",
+            "timer",
+            "model algorithm",
+            "modelwatch_retrain_train_seconds",
+            "candidate training time (statsd timer in ms; the exporter observes seconds)",
+            "retrain_gated",
+        ),
+        _spec(
+            "health.schema_version",
+            "gauge",
+            "",
+            "modelwatch_health_schema_version",
+            "highest applied monitoring-DB migration",
+            "modelwatch_healthcheck",
+        ),
+    )
+}
+
+
+class UndeclaredMetric(ValueError):
+    """A metric name, type or label count that :data:`METRICS` does not declare."""
+
+
+class AirflowConf(Protocol):
+    """What :meth:`Metrics.from_airflow` needs of Airflow's ``conf``."""
+
+    def get(self, section: str, key: str, *args: object, **kwargs: object) -> str | None: ...
+    def getboolean(self, section: str, key: str, *args: object, **kwargs: object) -> bool: ...
+    def getint(self, section: str, key: str, *args: object, **kwargs: object) -> int: ...
+
 
 def _truthy(value: str | None) -> bool:
-    return str(value).strip().lower() in {"1", "true", "yes", "on"}
+    return str(value).strip().lower() in {"1", "true", "yes", "on", "t", "y"}
+
+
+def _patterns(value: str | None) -> tuple[str, ...]:
+    return tuple(p.strip().lower() for p in (value or "").split(",") if p.strip())
 
 
 def segment(value: object) -> str:
     """Make one metric path segment out of a model, feature or symbol name."""
     text = _SEGMENT.sub("_", str(value)).strip("_")
     return text or "unknown"
+
+
+def _under_pytest() -> bool:
+    return "PYTEST_CURRENT_TEST" in os.environ
+
+
+_warned: set[str] = set()
 
 
 @dataclass
@@ -45,53 +262,111 @@ class Metrics:
     enabled: bool = False
     host: str = "localhost"
     port: int = 8125
-    prefix: str = PREFIX
+    ipv6: bool = False
+    allow: tuple[str, ...] = ()
+    block: tuple[str, ...] = ()
+    strict: bool = field(default_factory=_under_pytest)
     sent: list[str] = field(default_factory=list, repr=False)  # last packets, for task logs and tests
     _client: statsd.StatsClient | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Metrics:
+        """Settings from ``AIRFLOW__METRICS__*`` variables only (use outside Airflow)."""
         env = os.environ if env is None else env
+
+        def opt(key: str, default: str) -> str:
+            return env.get(f"AIRFLOW__METRICS__{key.upper()}", default)
+
         return cls(
-            enabled=_truthy(env.get("AIRFLOW__METRICS__STATSD_ON", "False")),
-            host=env.get("AIRFLOW__METRICS__STATSD_HOST", "localhost"),
-            port=int(env.get("AIRFLOW__METRICS__STATSD_PORT", "8125")),
+            enabled=_truthy(opt("statsd_on", "False")),
+            host=opt("statsd_host", "localhost"),
+            port=int(opt("statsd_port", "8125")),
+            ipv6=_truthy(opt("statsd_ipv6", "False")),
+            allow=_patterns(opt("metrics_allow_list", "")),
+            block=_patterns(opt("metrics_block_list", "")),
         )
 
-    def _name(self, *parts: object) -> str:
-        return ".".join([self.prefix, *(segment(p) if i else str(p) for i, p in enumerate(parts))])
+    @classmethod
+    def from_airflow(cls, conf: AirflowConf | None = None) -> Metrics | None:
+        """Settings from Airflow's configuration (``airflow.cfg`` + environment);
+        None when Airflow is not installed."""
+        if conf is None:
+            try:
+                from airflow.sdk.configuration import conf as airflow_conf
+            except ImportError:
+                return None
+            conf = airflow_conf
+        return cls(
+            enabled=conf.getboolean("metrics", "statsd_on", fallback=False),
+            host=conf.get("metrics", "statsd_host", fallback="localhost") or "localhost",
+            port=conf.getint("metrics", "statsd_port", fallback=8125),
+            ipv6=conf.getboolean("metrics", "statsd_ipv6", fallback=False),
+            allow=_patterns(conf.get("metrics", "metrics_allow_list", fallback="")),
+            block=_patterns(conf.get("metrics", "metrics_block_list", fallback="")),
+        )
 
-    def _send(self, kind: str, name: str, value: float) -> None:
-        self.sent.append(f"{name}:{value:g}|{kind}")
+    def _allowed(self, name: str) -> bool:
+        low = name.lower()
+        if self.allow:
+            return any(re.search(p, low) for p in self.allow)
+        return not any(re.search(p, low) for p in self.block)
+
+    def _check(self, metric: str, kind: Kind, labels: tuple[object, ...]) -> bool:
+        spec = METRICS.get(metric)
+        if spec is not None and spec.kind == kind and len(spec.labels) == len(labels):
+            return True
+        if spec is None:
+            problem = f"undeclared metric {metric!r}"
+        else:
+            declared = f"a {spec.kind} with labels {spec.labels}"
+            problem = f"metric {metric!r} is {declared}, emitted as {kind} with {len(labels)} labels"
+        if self.strict:
+            raise UndeclaredMetric(f"{problem}: declare it in include/modelwatch/metrics.py METRICS")
+        if metric not in _warned:
+            _warned.add(metric)
+            log.warning("%s; not sent (declare it in METRICS)", problem)
+        return False
+
+    def _send(self, kind: Kind, metric: str, labels: tuple[object, ...], value: float) -> None:
+        if not self._check(metric, kind, labels):
+            return
+        name = ".".join([PREFIX, metric, *(segment(v) for v in labels)])
+        if not self._allowed(name):
+            return
+        self.sent.append(f"{name}:{value:g}|{STATSD_TYPE[kind]}")
         del self.sent[:-200]
         if not self.enabled:
             return
-        if self._client is None:
-            import statsd
-
-            self._client = statsd.StatsClient(self.host, self.port)
-        client = self._client
         try:
-            if kind == "g":
+            if self._client is None:
+                import statsd
+
+                self._client = statsd.StatsClient(self.host, self.port, ipv6=self.ipv6)  # resolves the host
+            client = self._client
+            if kind == "gauge":
                 client.gauge(name, value)
-            elif kind == "c":
+            elif kind == "counter":
                 client.incr(name, int(value))
             else:
                 client.timing(name, value)
-        except OSError:
-            pass  # metrics never fail a task
+        except OSError as exc:  # metrics never fail a task (unresolvable host, no route, ...)
+            where = f"{self.host}:{self.port}"
+            if where not in _warned:
+                _warned.add(where)
+                log.warning("statsd %s unusable (%s); ModelWatch metrics are not sent there", where, exc)
 
     def gauge(self, metric: str, value: float | None, *labels: object) -> None:
         """``modelwatch.<metric>.<label>...`` = value (skipped when value is None)."""
         if value is None:
             return
-        self._send("g", self._name(metric, *labels), float(value))
+        self._send("gauge", metric, labels, float(value))
 
     def incr(self, metric: str, *labels: object, count: int = 1) -> None:
-        self._send("c", self._name(metric, *labels), count)
+        self._send("counter", metric, labels, count)
 
     def timing(self, metric: str, millis: float, *labels: object) -> None:
-        self._send("ms", self._name(metric, *labels), float(millis))
+        """A statsd timer: ``millis`` in milliseconds (statsd_exporter turns it into seconds)."""
+        self._send("timer", metric, labels, float(millis))
 
     def close(self) -> None:
         """Close the UDP socket (a later send opens a new one)."""
@@ -100,12 +375,25 @@ class Metrics:
             self._client = None
 
 
+def catalogue_markdown() -> str:
+    """The README table of :data:`METRICS`."""
+    rows = [
+        "| statsd name | type | Prometheus name (statsd_exporter mapping) | labels | meaning | from |",
+        "|---|---|---|---|---|---|",
+    ]
+    for s in METRICS.values():
+        kind = {"gauge": "gauge", "counter": "counter", "timer": "timer (ms) -> histogram (s)"}[s.kind]
+        labels = ", ".join(f"`{label}`" for label in s.labels) or "-"
+        rows.append(f"| `{s.pattern}` | {kind} | `{s.prometheus}` | {labels} | {s.meaning} | `{s.source}` |")
+    return "\n".join(rows)
+
+
 _default: Metrics | None = None
 
 
 def get_metrics() -> Metrics:
-    """Process-wide metrics client configured from the environment."""
+    """Process-wide metrics client: Airflow's ``[metrics]`` settings, or the environment without Airflow."""
     global _default
     if _default is None:
-        _default = Metrics.from_env()
+        _default = Metrics.from_airflow() or Metrics.from_env()
     return _default

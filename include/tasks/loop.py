@@ -48,7 +48,7 @@ def respond(source: str, context: dict[str, Any]) -> dict[str, Any]:
             for a in ev.actions:
                 if not ev.replayed:
                     counts[a["action"]] = counts.get(a["action"], 0) + 1
-                    get_metrics().incr("loop.actions", source, a["action"])
+                    get_metrics().incr("loop.actions", model, source, a["action"])
         feedback = update_feedback(conn, as_of=end, run_id=rid) if source == "performance" else []
         pending = triggers.pending_count(conn)
     get_metrics().gauge("loop.pending_triggers", pending)

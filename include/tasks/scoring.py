@@ -53,12 +53,16 @@ def ingest_bars(context: dict[str, Any]) -> int:
 
 
 def score_symbol(symbol: str, context: dict[str, Any]) -> dict[str, Any]:
-    """Score the window's bars of ``symbol`` with the hash-checked champion; replace the window's rows."""
+    """Score the window's bars of ``symbol`` with the hash-checked champion; replace the window's rows and
+    record the batch (rows, duration) in ``scoring_batches`` in the same transaction."""
+    import time
+
     from include.modelwatch import registry
     from include.modelwatch.data import scoring, signals, storage
     from include.modelwatch.metrics import get_metrics
     from include.modelwatch.training import training
 
+    t0 = time.perf_counter()  # the batch's duration (scoring_batches): champion load .. predictions written
     start, end = window(context)
     with monitoring_db() as conn:
         mv, blob = registry.load_by_alias(conn, model_name(), registry.CHAMPION)
@@ -77,6 +81,19 @@ def score_symbol(symbol: str, context: dict[str, Any]) -> dict[str, Any]:
                 rows=scored.rows,
                 run_id=run_id(context),
             )
+            scoring.record_batch(
+                cur,
+                model_name=mv.model_name,
+                model_version=mv.version,
+                symbol=symbol,
+                timeframe="1d",
+                window_start=start,
+                window_end=end,
+                n_rows=n,
+                n_missing_features=len(scored.flagged),
+                duration_s=time.perf_counter() - t0,
+                run_id=run_id(context),
+            )
     flagged = scored.flagged
     for r in flagged:
         log.warning(
@@ -87,8 +104,8 @@ def score_symbol(symbol: str, context: dict[str, Any]) -> dict[str, Any]:
             f"{r['ts']:%Y-%m-%d}",
             r["missing_features"],
         )
-    get_metrics().gauge("scoring.predictions", n, mv.model_name, symbol)
-    get_metrics().gauge("scoring.missing_feature_rows", len(flagged), mv.model_name, symbol)
+    get_metrics().gauge("scoring.predictions", n, mv.model_name, mv.version, symbol)
+    get_metrics().gauge("scoring.missing_feature_rows", len(flagged), mv.model_name, mv.version, symbol)
     log.info("summary: %s %s..%s %s", mv.label, f"{start:%Y-%m-%d}", f"{end:%Y-%m-%d}", scored.summary())
     return {
         "symbol": symbol,

@@ -197,6 +197,7 @@ def test_docs_and_schema_are_public_like_airflows_and_list_every_endpoint(client
         "/performance",
         "/estimates",
         "/interpretability",
+        "/confidence",
         "/alerts",
         "/triggers",
         "/training-jobs",
@@ -212,6 +213,7 @@ def test_docs_and_schema_are_public_like_airflows_and_list_every_endpoint(client
         "/api/ml/monitor/accuracy",
         "/api/ml/monitor/drift",
         "/api/ml/monitor/summary",
+        "/api/ml/monitor/confidence-trend",
     } == paths
     docs = client.get(f"{P}/docs")
     assert docs.status_code == 200 and "/modelwatch/openapi.json" in docs.text
@@ -222,7 +224,7 @@ def test_docs_and_schema_are_public_like_airflows_and_list_every_endpoint(client
 
 def test_anonymous_gets_401_on_every_endpoint(client, db):
     routes = api_routes(client)
-    assert len(routes) == 25
+    assert len(routes) == 27
     for method, path in routes:
         url = P + path.format(model="m", version=1, window_start="2008-10-01T00:00:00Z", alert_id=1, trigger_id=1)
         res = client.request(method, url, json={})

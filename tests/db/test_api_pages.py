@@ -394,7 +394,7 @@ def test_alerts_page_lists_alerts_and_triggers_with_their_actions(client, tokens
     assert client.get(f"{P}/static/actions.js", headers=auth(tokens["vera"])).status_code == 200
 
 
-def test_a_long_history_is_thinned_to_the_worst_window_of_each_bucket(client, tokens, data, db, monkeypatch):
+def test_a_long_history_is_summarised_per_time_bucket(client, tokens, data, db, monkeypatch):
     from include.modelwatch.api import queries_pages
 
     with storage.transaction(db) as cur:  # a third window on 2008-09-30, the worst of that day
@@ -406,15 +406,22 @@ def test_a_long_history_is_thinned_to_the_worst_window_of_each_bucket(client, to
     # one point allowed: the 2-hour span of one version makes 2-hour buckets [22:00, 00:00) and [00:00, 02:00)
     monkeypatch.setattr(queries_pages, "MAX_TIMELINE_POINTS", 1)
     windows, width = queries_pages.drift_timeline(db, model="m")
-    assert width == 7200 and [(w.window_start, w.drift_score) for w in windows] == [(T0 - 3 * H, 0.3), (T0 - H, 0.6)]
+    assert width == 7200
+    assert [(w.window_start, w.window_end, w.drift_score, w.level, w.n_rows) for w in windows] == [
+        (T0 - 3 * H, T0 - H, 0.3, "warning", 80),  # the windows ending 22:00 and 23:00
+        (T0 - H, T0, 0.6, "critical", 40),
+    ]
     comparisons, estimates = queries_pages.primary_history(db, model="m")
     assert [c.live_value for c in comparisons] == [0.52, 0.45] and [e.estimate for e in estimates] == [0.55]
     res = client.get(f"{P}/models/m", headers=auth(tokens["vera"]))
-    assert "each drift point is the worst window of its version in a 2-hour" in res.text
+    assert "each drift point summarises its version's windows in a 2-hour" in res.text
+    assert "Too many windows to list" in res.text
     drawn = layer_values(specs(res.text)["timeline"]["vconcat"][0], "line")
-    assert [(v["drift_score"], v["href"]) for v in drawn] == [
-        (0.3, f"{P}/drift/m/1/2008-09-30T21%3A00%3A00Z"),
-        (0.6, f"{P}/drift/m/1/2008-09-30T23%3A00%3A00Z"),
+    # a bucket opens the page zoomed to its windows, where each window links to its own page
+    zoom = f"{P}/models/m?start=2008-09-30T21%3A00%3A00Z&end="
+    assert [(v["drift_score"], v["level"], v["href"]) for v in drawn] == [
+        (0.3, "warning", zoom + "2008-09-30T23%3A00%3A00Z#timeline"),
+        (0.6, "critical", f"{P}/models/m?start=2008-09-30T23%3A00%3A00Z&end=2008-10-01T00%3A00%3A00Z#timeline"),
     ]
 
 

@@ -545,8 +545,8 @@ def test_only_the_scheduled_retrain_run_evaluates_the_age_rule(db, tmp_path, run
 
 
 def test_the_loop_task_log_ends_with_its_summary_line(db, tmp_path, caplog):
-    """Each task log ends with a short summary: the feedback lines used to come after the last decision lines,
-    and the closing line had no ``summary:`` marker."""
+    """Each task log ends with a short summary, then the URL of the page that shows it: the feedback lines used
+    to come after the last decision lines, and the closing line had no ``summary:`` marker."""
     import logging
 
     from include.tasks import loop as loop_tasks
@@ -560,5 +560,6 @@ def test_the_loop_task_log_ends_with_its_summary_line(db, tmp_path, caplog):
         result = loop_tasks.respond("performance", {**ctx, "run_id": "perf-20"})
     lines = [r.getMessage() for r in caplog.records if r.name == loop_tasks.__name__]
     assert result["feedback_rows"] == 1 and any(line.startswith("feedback: trigger 1 ") for line in lines)
-    assert lines[-1].startswith("summary: closed loop (performance, window 2008-10-20T00:00:00+00:00 .. ")
-    assert "1 feedback row(s) written or corrected" in lines[-1]
+    assert lines[-2].startswith("summary: closed loop (performance, window 2008-10-20T00:00:00+00:00 .. ")
+    assert "1 feedback row(s) written or corrected" in lines[-2]
+    assert lines[-1] == "ModelWatch page (alerts and triggers): http://localhost:8080/modelwatch/alerts-and-triggers"

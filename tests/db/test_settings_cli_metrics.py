@@ -132,11 +132,14 @@ def test_metrics_off_is_noop_and_on_sends_statsd_packets():
             "AIRFLOW__METRICS__STATSD_PORT": str(port),
         }
     )
-    on.gauge("performance.hit_rate", 0.55, "spx_signal")
-    on.incr("alerts.fired", "drift")
+    on.gauge("performance.hit_rate", 0.55, "spx_signal", 3)
+    on.incr("loop.actions", "spx_signal", "drift", "fire")
     got = {sock.recv(512).decode(), sock.recv(512).decode()}
     sock.close()
     on.close()
-    assert got == {"modelwatch.performance.hit_rate.spx_signal:0.55|g", "modelwatch.alerts.fired.drift:1|c"}
-    on.gauge("x", None)  # None values are skipped
+    assert got == {
+        "modelwatch.performance.hit_rate.spx_signal.3:0.55|g",
+        "modelwatch.loop.actions.spx_signal.drift.fire:1|c",
+    }
+    on.gauge("drift.score", None, "spx_signal", 3)  # None values are skipped
     assert len(on.sent) == 2

@@ -37,7 +37,7 @@ def _reset(conn) -> None:
 
 
 def _content(conn) -> dict[str, list[str]]:
-    """Every run table's rows, without identity columns, run ids and write times."""
+    """Every run table's rows, without identity columns, run ids, write times and measured wall times."""
     tables = [
         r["tablename"]
         for r in storage.fetch_dicts(
@@ -59,7 +59,7 @@ def _content(conn) -> dict[str, list[str]]:
             c["column_name"]
             for c in cols
             if not (
-                c["column_name"] in ("run_id", "created_by", "created_by_run", "dag_run_id")
+                c["column_name"] in ("run_id", "created_by", "created_by_run", "dag_run_id", "duration_s")
                 or c["column_name"].endswith(("_id", "_ids"))
                 or "nextval" in (c["column_default"] or "")
                 or "now()" in (c["column_default"] or "")

@@ -52,6 +52,15 @@ def test_scores_window_records_outcomes_and_is_idempotent(champion, monitoring_u
     assert run_window("score_signals", "2008-10-01T00:00:00+00:00", "2008-11-01T00:00:00+00:00").state == "success"
     again = _rows(conn, "SELECT prediction_id FROM predictions ORDER BY symbol, ts")
     assert [r["prediction_id"] for r in again] == first_ids
+    # one scoring batch per symbol and window (modelwatch_scoring_duration_seconds), replaced by the re-run
+    assert [
+        (b["symbol"], b["model_version"], b["n_rows"], b["n_missing_features"], 0 < b["duration_s"] < 600)
+        for b in _rows(
+            conn,
+            "SELECT symbol, model_version, n_rows, n_missing_features, duration_s FROM scoring_batches "
+            "WHERE window_start = '2008-10-01' AND window_end = '2008-11-01' ORDER BY symbol",
+        )
+    ] == [("IXIC", champion.model.version, 23, 0, True), ("SPX", champion.model.version, 23, 0, True)]
     assert _rows(conn, "SELECT count(*) AS n FROM outcomes")[0]["n"] == len(outs)
 
     # next window matures the rest of October

@@ -7,7 +7,7 @@ unit; legends come from a ``series`` field with a fixed domain/range so the laye
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -147,9 +147,12 @@ def drift_panel(
     alerts: Sequence[m.Alert],
     markers: Sequence[dict[str, Any]],
     domain: list[str] | None,
+    link: Callable[[m.DriftWindow], str] | None = None,
 ) -> dict[str, Any]:
-    """Drift score per window (points coloured by level; a click on a point opens that window's page) with the
-    drift alert episodes shaded (``first_window``..``last_window``) and the event markers."""
+    """Drift score per window (points coloured by level; a click on a point opens ``link(window)``, by default
+    that window's page) with the drift alert episodes shaded (``first_window``..``last_window``) and the event
+    markers."""
+    link = link or (lambda w: urls.drift_window_path(w.model, w.version, w.window_start))
     line = [
         {
             "t": iso(w.window_end),
@@ -157,7 +160,7 @@ def drift_panel(
             "level": w.level or "none",
             "version": w.version,
             "series": "drift score",
-            "href": urls.drift_window_path(w.model, w.version, w.window_start),
+            "href": link(w),
         }
         for w in sorted(windows, key=lambda w: w.window_end)
         if w.drift_score is not None
@@ -331,6 +334,7 @@ def model_timeline(
     comparisons: Sequence[m.PerformanceComparison],
     estimates: Sequence[m.Estimate],
     markers: Sequence[dict[str, Any]],
+    link: Callable[[m.DriftWindow], str] | None = None,
 ) -> dict[str, Any]:
     """The model page's chart: drift panel above performance panel on one shared UTC time axis."""
     domain = time_domain(
@@ -344,7 +348,7 @@ def model_timeline(
     return base(
         f"{model}: drift and live performance",
         vconcat=[
-            drift_panel(windows, alerts, markers, domain),
+            drift_panel(windows, alerts, markers, domain, link),
             without_legend(performance_panel(comparisons, estimates, markers, domain), "Event"),
         ],
         resolve={"scale": {"x": "shared"}},

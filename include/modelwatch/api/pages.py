@@ -199,6 +199,8 @@ def model_page(
         return not_found(request, f"Unknown model {model!r}.")
     check_range(start, end)
     windows, bucket = drift_timeline(conn, model=model, start=start, end=end)  # oldest first
+    # a bucket of windows (long history) opens the page zoomed to it; a single window opens its own page
+    link = (lambda w: urls.model_path(model, "timeline", w.window_start, w.window_end)) if bucket else None
     all_alerts = q.alerts(conn, model=model, kind="drift", limit=MAX_ROWS).items
     alerts = [
         a for a in all_alerts if (end is None or a.first_window < end) and (start is None or a.last_window >= start)
@@ -219,12 +221,12 @@ def model_page(
         model=model,
         versions=summary.versions,
         recent_windows=q.drift_windows(conn, model=model, limit=12).items,
-        drifted_windows=[w for w in reversed(windows) if w.level in ("warning", "critical")][:MAX_ROWS],
+        drifted_windows=[] if bucket else [w for w in reversed(windows) if w.level in ("warning", "critical")],
         bucket_hours=None if bucket is None else bucket / 3600,
         ranges=episode_ranges(all_alerts),
         start=start,
         end=end,
-        timeline=charts.model_timeline(model, windows, alerts, comparisons, estimates, markers),
+        timeline=charts.model_timeline(model, windows, alerts, comparisons, estimates, markers, link),
         jobs=jobs,
         aliases=aliases,
     )

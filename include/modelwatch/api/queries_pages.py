@@ -13,14 +13,16 @@ from include.modelwatch.api.queries_monitoring import COMPARISON_COLUMNS, DRIFT_
 #: the model page draws at most about this many points per series (drift windows, comparisons, estimates); a longer
 #: history is cut into equal time buckets per version and each bucket shows one row (see :func:`thinned`)
 MAX_TIMELINE_POINTS = 1500
-#: (source table, filter, which row of a bucket to show)
-DRIFT_SERIES = ("drift_windows", "model_name = %(model)s AND drift_score IS NOT NULL", "drift_score DESC, window_start")
-COMPARISON_SERIES = ("live_vs_backtest_comparison", "model_name = %(model)s AND is_primary", "window_end DESC")
+#: (source table, filter, the column whose highest value picks a bucket's row, the column that with the version
+#: identifies a row of the filtered series)
+DRIFT_SERIES = ("drift_windows", "model_name = %(model)s AND drift_score IS NOT NULL", "drift_score", "window_start")
+COMPARISON_SERIES = ("live_vs_backtest_comparison", "model_name = %(model)s AND is_primary", "window_end", "window_end")
 ESTIMATE_SERIES = (
     "performance_estimates",
     "model_name = %(model)s AND metric IN (SELECT c.metric FROM live_vs_backtest_comparison c "
     "WHERE c.model_name = %(model)s AND c.is_primary)",
-    "window_end DESC",
+    "window_end",
+    "window_end",
 )
 
 #: per feature and window, the feature's verdict (every test row of a feature repeats it: take the max)
@@ -42,23 +44,23 @@ def feature_severity(conn, *, model: str, version: int, max_windows: int = 168) 
     return run(conn, text(FEATURE_SEVERITY), {"model": model, "version": version, "max_windows": max_windows})
 
 
-def thinned(
-    conn,
-    series: tuple[str, str, str],
-    columns: str,
-    model: str,
-    max_points: int | None = None,
-    start: datetime | None = None,
-    end: datetime | None = None,
-) -> tuple[list[dict[str, Any]], float | None]:
-    """Rows of one timeline series of ``model``, oldest first, and the bucket width in seconds (None: every row).
+BUCKET = "floor(extract(epoch FROM window_end - %(lo)s) / %(width)s)"
+#: the drift windows of each (version, bucket) as one point: the highest score and level, the bucket's first
+#: window start and last window end (one hash aggregate over the history: no sort)
+DRIFT_BUCKETS = (
+    "SELECT model_name AS model, model_version AS version, min(window_start) AS window_start, "
+    "max(window_end) AS window_end, 'evaluated' AS status, sum(n_rows)::int AS n_rows, "
+    "max(drift_score) AS drift_score, (ARRAY['none', 'warning', 'critical'])[1 + max(CASE level "
+    "WHEN 'critical' THEN 2 WHEN 'warning' THEN 1 ELSE 0 END)] AS level, max(n_drifted) AS n_drifted, "
+    "bool_or(drifted) AS drifted, NULL::text AS alert_state, NULL::text AS run_id FROM drift_windows "
+    "WHERE {where} GROUP BY model_name, model_version, " + BUCKET + " ORDER BY window_end, version"
+)
 
-    Up to ``max_points`` (default :data:`MAX_TIMELINE_POINTS`) rows all are returned. Beyond, the series' time
-    span is cut into buckets of ``span x versions / max_points`` seconds (at least an hour) per version and each
-    (version, bucket) shows the row the series picks (the worst drift window: a real window the point links to;
-    the latest comparison or estimate). ``start``/``end``: only rows whose window ends in ``[start, end)``."""
-    table, where, pick = series
-    max_points = max_points or MAX_TIMELINE_POINTS
+
+def _extent(
+    conn, table: str, where: str, model: str, start: datetime | None, end: datetime | None
+) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """The series' filter with the optional range, its parameters, and its rows' count, versions and time span."""
     params: dict[str, Any] = {"model": model, "start": start, "end": end}
     if start is not None:
         where += " AND window_end >= %(start)s"
@@ -72,35 +74,59 @@ def thinned(
         ),
         params,
     )[0]
+    return where, params, stats
+
+
+def _width(stats: dict[str, Any], max_points: int) -> float:
+    """Bucket width in seconds: the span cut into ``max_points / versions`` buckets, at least an hour."""
+    return max(3600.0, stats["span"] * stats["versions"] / max_points)
+
+
+def thinned(
+    conn,
+    series: tuple[str, str, str, str],
+    columns: str,
+    model: str,
+    max_points: int | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> tuple[list[dict[str, Any]], float | None]:
+    """Rows of one timeline series of ``model``, oldest first, and the bucket width in seconds (None: every row).
+
+    Up to ``max_points`` (default :data:`MAX_TIMELINE_POINTS`) rows all are returned. Beyond, the series' time
+    span is cut into buckets of ``span x versions / max_points`` seconds (at least an hour) per version and each
+    (version, bucket) shows the row with the highest value of the series' pick column (the latest comparison or
+    estimate). ``start``/``end``: only rows whose window ends
+    in ``[start, end)``."""
+    table, where, pick, key = series
+    max_points = max_points or MAX_TIMELINE_POINTS
+    where, params, stats = _extent(conn, table, where, model, start, end)
     order = " ORDER BY window_end, model_version"
     if stats["n"] <= max_points:
         return run(conn, text("SELECT " + columns + " FROM " + table + " WHERE " + where + order), params), None
-    width = max(3600.0, stats["span"] * stats["versions"] / max_points)
-    bucket = "floor(extract(epoch FROM window_end - %(lo)s) / %(width)s)"
-    query = (
-        "SELECT * FROM (SELECT DISTINCT ON (model_version, "
-        + bucket
-        + ") "
-        + columns
-        + " FROM "
-        + table
-        + " WHERE "
-        + where
-        + " ORDER BY model_version, "
-        + bucket
-        + ", "
-        + pick
-        + ") picked "
-        "ORDER BY window_end, version"
+    width = _width(stats, max_points)
+    # sort only the narrow keys of the whole history, then read the picked rows (at most ~max_points) by key
+    picked = (
+        f"SELECT DISTINCT ON (model_version, {BUCKET}) model_version, {key} FROM {table} WHERE {where} "
+        f"ORDER BY model_version, {BUCKET}, {pick} DESC, window_start"
     )
+    query = f"SELECT {columns} FROM {table} WHERE {where} AND (model_version, {key}) IN ({picked}){order}"
     return run(conn, text(query), {**params, "lo": stats["lo"], "width": width}), width
 
 
 def drift_timeline(
     conn, *, model: str, start: datetime | None = None, end: datetime | None = None
 ) -> tuple[list[m.DriftWindow], float | None]:
-    """Scored drift windows of every version of ``model`` over its whole life or ``[start, end)`` (:func:`thinned`)."""
-    rows, width = thinned(conn, DRIFT_SERIES, DRIFT_WINDOW_COLUMNS, model, start=start, end=end)
+    """Scored drift windows of every version of ``model`` over its whole life or ``[start, end)``, oldest first,
+    and the bucket width in seconds (None: every window). Up to :data:`MAX_TIMELINE_POINTS` windows each is a
+    point; beyond, each (version, time bucket) is one point summarising its windows (:data:`DRIFT_BUCKETS`)."""
+    table, where, _, _ = DRIFT_SERIES
+    where, params, stats = _extent(conn, table, where, model, start, end)
+    if stats["n"] <= MAX_TIMELINE_POINTS:
+        query = f"SELECT {DRIFT_WINDOW_COLUMNS} FROM {table} WHERE {where} ORDER BY window_end, model_version"
+        return [m.DriftWindow.model_validate(r) for r in run(conn, text(query), params)], None
+    width = _width(stats, MAX_TIMELINE_POINTS)
+    rows = run(conn, text(DRIFT_BUCKETS.format(where=where)), {**params, "lo": stats["lo"], "width": width})
     return [m.DriftWindow.model_validate(r) for r in rows], width
 
 
@@ -119,6 +145,7 @@ def primary_history(
 
 __all__ = [
     "FEATURE_SEVERITY",
+    "DRIFT_BUCKETS",
     "MAX_TIMELINE_POINTS",
     "drift_timeline",
     "feature_severity",

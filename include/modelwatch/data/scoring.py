@@ -1,4 +1,4 @@
-"""Scoring one symbol's window of bars with a model (pure: no database, no Airflow).
+"""Scoring one symbol's window of bars with a model (pure, except :func:`record_batch`; no Airflow).
 
 Missing-feature policy (issue 12, defect 7)
 -------------------------------------------
@@ -115,6 +115,59 @@ def score_window(
             }
         )
     return ScoredWindow(symbol, rows)
+
+
+#: One scoring batch (a version scoring one symbol's window), replaced by a re-run of the window (migration 012).
+UPSERT_SCORING_BATCH = """
+INSERT INTO scoring_batches (model_name, model_version, symbol, timeframe, window_start, window_end, n_rows,
+                             n_missing_features, duration_s, run_id, scored_at)
+VALUES (%(model_name)s, %(model_version)s, %(symbol)s, %(timeframe)s, %(window_start)s, %(window_end)s, %(n_rows)s,
+        %(n_missing_features)s, %(duration_s)s, %(run_id)s, now())
+ON CONFLICT (model_name, model_version, symbol, timeframe, window_start, window_end) DO UPDATE
+SET n_rows = EXCLUDED.n_rows, n_missing_features = EXCLUDED.n_missing_features, duration_s = EXCLUDED.duration_s,
+    run_id = EXCLUDED.run_id, scored_at = EXCLUDED.scored_at
+"""
+
+
+def record_batch(
+    cur,
+    *,
+    model_name: str,
+    model_version: int,
+    symbol: str,
+    timeframe: str,
+    window_start: datetime,
+    window_end: datetime,
+    n_rows: int,
+    n_missing_features: int,
+    duration_s: float,
+    run_id: str | None,
+) -> None:
+    """Record one scoring batch in ``scoring_batches`` (the source of ``modelwatch_scoring_duration_seconds``).
+
+    The one function of this module that writes: pass the cursor of the transaction that
+    replaced the batch's predictions, so the batch row and its predictions commit together.
+    A re-run of the same window replaces the row (latest duration and run id).
+    """
+    if not (duration_s >= 0 and np.isfinite(duration_s)):
+        raise ValueError(
+            f"{model_name} v{model_version} {symbol}: batch duration must be finite and >= 0, got {duration_s}"
+        )
+    cur.execute(
+        UPSERT_SCORING_BATCH,
+        {
+            "model_name": model_name,
+            "model_version": int(model_version),
+            "symbol": symbol,
+            "timeframe": timeframe,
+            "window_start": window_start,
+            "window_end": window_end,
+            "n_rows": int(n_rows),
+            "n_missing_features": int(n_missing_features),
+            "duration_s": float(duration_s),
+            "run_id": run_id,
+        },
+    )
 
 
 def history_slice(bars: pd.DataFrame, start: date, end: date, history_days: int) -> tuple[pd.DataFrame, int]:

@@ -241,6 +241,37 @@ def _alerts_ack(args: argparse.Namespace) -> int:
     return 0
 
 
+def _metrics_registry(args: argparse.Namespace):
+    from include.modelwatch.data import storage
+    from include.modelwatch.observability import server
+
+    uri = args.uri or storage.monitoring_uri()  # fail now, not at the first scrape, when neither is given
+    return server.make_registry(uri, statement_timeout_ms=args.statement_timeout_ms)
+
+
+def _metrics_serve(args: argparse.Namespace) -> int:
+    from include.modelwatch.observability import server
+
+    try:
+        registry = _metrics_registry(args)
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return server.serve_forever(registry, args.host, args.port)
+
+
+def _metrics_show(args: argparse.Namespace) -> int:
+    from include.modelwatch.observability import server
+
+    try:
+        registry = _metrics_registry(args)
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    sys.stdout.write(server.render(registry))
+    return 0
+
+
 def _dev_run(args: argparse.Namespace) -> int:
     from include.modelwatch.ops import devstack
 
@@ -330,6 +361,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = _person(al.add_parser("ack", help="acknowledge an open alert"))
     p.add_argument("alert_id", type=int)
     p.set_defaults(func=_alerts_ack)
+
+    me = groups.add_parser("metrics", help="Prometheus exporter of the monitoring DB").add_subparsers(
+        dest="cmd", required=True
+    )
+    for name, fn, help_ in (
+        ("serve", _metrics_serve, "serve /metrics (Prometheus text format) until SIGTERM / Ctrl+C"),
+        ("show", _metrics_show, "print one scrape to stdout"),
+    ):
+        p = _uri(me.add_parser(name, help=help_))
+        p.add_argument(
+            "--statement-timeout-ms", type=int, default=2000, help="per-query timeout of a scrape (default 2000)"
+        )
+        if name == "serve":
+            p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: no auth)")
+            p.add_argument("--port", type=int, default=9464, help="port (default 9464)")
+        p.set_defaults(func=fn)
 
     dev = groups.add_parser("dev", help="local stack").add_subparsers(dest="cmd", required=True)
     p = dev.add_parser(
