@@ -723,6 +723,13 @@ def generate(conn, size: Size, artifact_dir: Path, log: Callable[[str], None] = 
         for table, frame in loop_frames(size, versions, rng).items():
             if len(frame):
                 copy_frame(cur, table, frame)
+        # bulk load runs with triggers off (replica role): fill the daily drift rollup as its triggers would
+        cur.execute("SET LOCAL session_replication_role = origin")
+        cur.execute(
+            "SELECT modelwatch_refresh_drift_days(coalesce(jsonb_agg(DISTINCT jsonb_build_object('m', model_name, "
+            "'v', model_version, 'd', (window_start AT TIME ZONE 'UTC')::date)), '[]'::jsonb)) "
+            "FROM drift_windows WHERE drift_score IS NOT NULL"
+        )
         for table, col in (
             ("retraining_triggers", "trigger_id"),
             ("training_datasets", "dataset_id"),

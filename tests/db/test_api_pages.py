@@ -394,34 +394,66 @@ def test_alerts_page_lists_alerts_and_triggers_with_their_actions(client, tokens
     assert client.get(f"{P}/static/actions.js", headers=auth(tokens["vera"])).status_code == 200
 
 
-def test_a_long_history_is_summarised_per_time_bucket(client, tokens, data, db, monkeypatch):
+def daily(db) -> list[tuple]:
+    return [
+        tuple(r.values())
+        for r in storage.fetch_dicts(
+            db,
+            "SELECT day, n_windows, n_rows, max_drift_score, level_rank, max_n_drifted, any_drifted, "
+            "first_window_start, last_window_end FROM drift_windows_daily WHERE model_name = 'm' ORDER BY day",
+        )
+    ]
+
+
+def test_the_daily_drift_rollup_follows_every_write(data, db):
+    """Migration 013's triggers keep drift_windows_daily exact through inserts, updates and deletes."""
+    assert daily(db) == [(date(2008, 9, 30), 2, 80, 0.6, 2, 1, True, T0 - 2 * H, T0)]
+    with storage.transaction(db) as cur:  # a third window that day, and one the next day without a score
+        for start, score in ((T0 - 3 * H, 0.3), (T0, None)):
+            insert(cur, "drift_windows", {"model_name": "m", "model_version": 1, "window_start": start,
+                   "window_end": start + H, "status": "evaluated" if score else "empty", "n_rows": 40,
+                   "drift_score": score, "level": "warning" if score else None, "n_drifted": 3 if score else 0,
+                   "drifted": bool(score), "summary": {}})  # fmt: skip
+    assert daily(db) == [(date(2008, 9, 30), 3, 120, 0.6, 2, 3, True, T0 - 3 * H, T0)]
+    with storage.transaction(db) as cur:  # a re-run rewrites the critical window as calm
+        cur.execute("UPDATE drift_windows SET drift_score = 0.01, level = 'none', n_drifted = 0, drifted = false "
+                    "WHERE model_name = 'm' AND window_start = %s", (T0 - H,))  # fmt: skip
+    assert daily(db) == [(date(2008, 9, 30), 3, 120, 0.3, 1, 3, True, T0 - 3 * H, T0)]
+    with storage.transaction(db) as cur:
+        cur.execute("DELETE FROM drift_windows WHERE model_name = 'm' AND window_start < %s", (T0 - H,))
+    assert daily(db) == [(date(2008, 9, 30), 1, 40, 0.01, 0, 0, False, T0 - H, T0)]
+    with storage.transaction(db) as cur:
+        cur.execute("DELETE FROM drift_windows WHERE model_name = 'm'")
+    assert daily(db) == []
+
+
+def test_a_long_history_is_summarised_per_bucket_of_days(client, tokens, data, db, monkeypatch):
     from include.modelwatch.api import queries_pages
 
-    with storage.transaction(db) as cur:  # a third window on 2008-09-30, the worst of that day
-        insert(cur, "drift_windows", {"model_name": "m", "model_version": 1, "window_start": T0 - 3 * H,
-               "window_end": T0 - 2 * H, "status": "evaluated", "n_rows": 40, "drift_score": 0.3,
+    with storage.transaction(db) as cur:  # a window on 2008-10-02, so the history spans two days
+        insert(cur, "drift_windows", {"model_name": "m", "model_version": 1, "window_start": T0 + D,
+               "window_end": T0 + D + H, "status": "evaluated", "n_rows": 40, "drift_score": 0.2,
                "level": "warning", "n_drifted": 1, "drifted": True, "summary": {}})  # fmt: skip
     windows, width = queries_pages.drift_timeline(db, model="m")
-    assert width is None and [w.drift_score for w in windows] == [0.3, 0.05, 0.6]
-    # one point allowed: the 2-hour span of one version makes 2-hour buckets [22:00, 00:00) and [00:00, 02:00)
-    monkeypatch.setattr(queries_pages, "MAX_TIMELINE_POINTS", 1)
+    assert width is None and [w.drift_score for w in windows] == [0.05, 0.6, 0.2]
+    # two points allowed: the version's span (27 hours) in two buckets, but a bucket is at least a day
+    monkeypatch.setattr(queries_pages, "MAX_TIMELINE_POINTS", 2)
     windows, width = queries_pages.drift_timeline(db, model="m")
-    assert width == 7200
+    assert width == 24 * 3600
     assert [(w.window_start, w.window_end, w.drift_score, w.level, w.n_rows) for w in windows] == [
-        (T0 - 3 * H, T0 - H, 0.3, "warning", 80),  # the windows ending 22:00 and 23:00
-        (T0 - H, T0, 0.6, "critical", 40),
+        (T0 - 2 * H, T0, 0.6, "critical", 80),  # the two windows of 2008-09-30
+        (T0 + D, T0 + D + H, 0.2, "warning", 40),
     ]
     comparisons, estimates = queries_pages.primary_history(db, model="m")
     assert [c.live_value for c in comparisons] == [0.52, 0.45] and [e.estimate for e in estimates] == [0.55]
     res = client.get(f"{P}/models/m", headers=auth(tokens["vera"]))
-    assert "each drift point summarises its version's windows in a 2-hour" in res.text
+    assert "each drift point summarises its version's windows in a 24-hour" in res.text
     assert "Too many windows to list" in res.text
     drawn = layer_values(specs(res.text)["timeline"]["vconcat"][0], "line")
     # a bucket opens the page zoomed to its windows, where each window links to its own page
-    zoom = f"{P}/models/m?start=2008-09-30T21%3A00%3A00Z&end="
     assert [(v["drift_score"], v["level"], v["href"]) for v in drawn] == [
-        (0.3, "warning", zoom + "2008-09-30T23%3A00%3A00Z#timeline"),
-        (0.6, "critical", f"{P}/models/m?start=2008-09-30T23%3A00%3A00Z&end=2008-10-01T00%3A00%3A00Z#timeline"),
+        (0.6, "critical", f"{P}/models/m?start=2008-09-30T22%3A00%3A00Z&end=2008-10-01T00%3A00%3A00Z#timeline"),
+        (0.2, "warning", f"{P}/models/m?start=2008-10-02T00%3A00%3A00Z&end=2008-10-02T01%3A00%3A00Z#timeline"),
     ]
 
 

@@ -12,7 +12,7 @@ from include.modelwatch.api.queries_monitoring import COMPARISON_COLUMNS, DRIFT_
 
 #: the model page draws at most about this many points per series (drift windows, comparisons, estimates); a longer
 #: history is cut into equal time buckets per version and each bucket shows one row (see :func:`thinned`)
-MAX_TIMELINE_POINTS = 1500
+MAX_TIMELINE_POINTS = 1000
 #: (source table, filter, the column whose highest value picks a bucket's row, the column that with the version
 #: identifies a row of the filtered series)
 DRIFT_SERIES = ("drift_windows", "model_name = %(model)s AND drift_score IS NOT NULL", "drift_score", "window_start")
@@ -45,16 +45,24 @@ def feature_severity(conn, *, model: str, version: int, max_windows: int = 168) 
 
 
 BUCKET = "floor(extract(epoch FROM window_end - %(lo)s) / %(width)s)"
-#: the drift windows of each (version, bucket) as one point: the highest score and level, the bucket's first
-#: window start and last window end (one hash aggregate over the history: no sort)
+#: a long history's drift windows per (version, bucket of whole days) as one point, from the daily rollup that
+#: triggers keep exact (migration 013): the highest score and level, the bucket's first window start and last
+#: window end
 DRIFT_BUCKETS = (
-    "SELECT model_name AS model, model_version AS version, min(window_start) AS window_start, "
-    "max(window_end) AS window_end, 'evaluated' AS status, sum(n_rows)::int AS n_rows, "
-    "max(drift_score) AS drift_score, (ARRAY['none', 'warning', 'critical'])[1 + max(CASE level "
-    "WHEN 'critical' THEN 2 WHEN 'warning' THEN 1 ELSE 0 END)] AS level, max(n_drifted) AS n_drifted, "
-    "bool_or(drifted) AS drifted, NULL::text AS alert_state, NULL::text AS run_id FROM drift_windows "
-    "WHERE {where} GROUP BY model_name, model_version, " + BUCKET + " ORDER BY window_end, version"
+    "SELECT model_name AS model, model_version AS version, min(first_window_start) AS window_start, "
+    "max(last_window_end) AS window_end, 'evaluated' AS status, sum(n_rows)::int AS n_rows, "
+    "max(max_drift_score) AS drift_score, (ARRAY['none', 'warning', 'critical'])[1 + max(level_rank)] AS level, "
+    "max(max_n_drifted) AS n_drifted, bool_or(any_drifted) AS drifted, NULL::text AS alert_state, "
+    "NULL::text AS run_id FROM drift_windows_daily WHERE {where} GROUP BY model_name, model_version, "
+    "floor(extract(epoch FROM first_window_start - %(lo)s) / %(width)s) ORDER BY window_end, version"
 )
+DAILY_EXTENT = (
+    "SELECT coalesce(sum(n_windows), 0) AS n, min(first_window_start) AS lo, "
+    "count(DISTINCT model_version) AS versions, "
+    "extract(epoch FROM max(last_window_end) - min(first_window_start))::float AS span "
+    "FROM drift_windows_daily WHERE {where}"
+)
+DAY = 86400.0
 
 
 def _extent(
@@ -119,14 +127,25 @@ def drift_timeline(
 ) -> tuple[list[m.DriftWindow], float | None]:
     """Scored drift windows of every version of ``model`` over its whole life or ``[start, end)``, oldest first,
     and the bucket width in seconds (None: every window). Up to :data:`MAX_TIMELINE_POINTS` windows each is a
-    point; beyond, each (version, time bucket) is one point summarising its windows (:data:`DRIFT_BUCKETS`)."""
-    table, where, _, _ = DRIFT_SERIES
-    where, params, stats = _extent(conn, table, where, model, start, end)
+    point; beyond, each (version, bucket of whole days) is one point summarising its windows, read from the daily
+    rollup (:data:`DRIFT_BUCKETS`; a range then counts the days it touches)."""
+    params: dict[str, Any] = {"model": model, "start": start, "end": end}
+    daily = "model_name = %(model)s"
+    if start is not None:
+        daily += " AND last_window_end > %(start)s"
+    if end is not None:
+        daily += " AND first_window_start < %(end)s"
+    stats = run(conn, text(DAILY_EXTENT.format(where=daily)), params)[0]
     if stats["n"] <= MAX_TIMELINE_POINTS:
+        table, where, _, _ = DRIFT_SERIES
+        if start is not None:
+            where += " AND window_end >= %(start)s"
+        if end is not None:
+            where += " AND window_end < %(end)s"
         query = f"SELECT {DRIFT_WINDOW_COLUMNS} FROM {table} WHERE {where} ORDER BY window_end, model_version"
         return [m.DriftWindow.model_validate(r) for r in run(conn, text(query), params)], None
-    width = _width(stats, MAX_TIMELINE_POINTS)
-    rows = run(conn, text(DRIFT_BUCKETS.format(where=where)), {**params, "lo": stats["lo"], "width": width})
+    width = max(DAY, _width(stats, MAX_TIMELINE_POINTS))
+    rows = run(conn, text(DRIFT_BUCKETS.format(where=daily)), {**params, "lo": stats["lo"], "width": width})
     return [m.DriftWindow.model_validate(r) for r in rows], width
 
 
@@ -145,6 +164,7 @@ def primary_history(
 
 __all__ = [
     "FEATURE_SEVERITY",
+    "DAILY_EXTENT",
     "DRIFT_BUCKETS",
     "MAX_TIMELINE_POINTS",
     "drift_timeline",
