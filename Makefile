@@ -4,8 +4,10 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
+PROMTOOL := /usr/bin/promtool
+AMTOOL   := /usr/bin/amtool
 
-.PHONY: run test lint bench venv clean mutation browser
+.PHONY: run test lint bench venv clean mutation browser rules
 
 $(STAMP): requirements.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +42,29 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+
+## make rules: the Prometheus config, the alerting rules and their promtool unit tests (every alert fires in one case and
+## stays silent in another), the Alertmanager config and its team routes (observability/). promtool and amtool are the
+## Debian packages prometheus and prometheus-alertmanager, installed here when missing
+rules: $(PROMTOOL) $(AMTOOL)
+	$(PROMTOOL) check config observability/prometheus/prometheus.yml
+	$(PROMTOOL) check rules observability/prometheus/rules.yml
+	$(PROMTOOL) test rules observability/prometheus/rules_test.yml
+	$(AMTOOL) check-config observability/alertmanager.yml
+	for team in trading ml infrastructure; do \
+	  got=$$($(AMTOOL) config routes test --config.file=observability/alertmanager.yml team=$$team severity=critical 2>/dev/null); \
+	  test "$$got" = "$$team" || { echo "alertmanager routes team=$$team to '$$got', expected '$$team'"; exit 1; }; \
+	done
+
+$(PROMTOOL):
+	if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus
+	test -x $(PROMTOOL)
+
+$(AMTOOL):
+	if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus-alertmanager
+	test -x $(AMTOOL)
 
 ## make mutation: single-point AST mutants of the pure decision modules, each run against its unit tests
 ## (fails below 90% killed per module; equivalent survivors are listed in .ci/mutation-equivalents.txt)
