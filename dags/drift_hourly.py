@@ -43,6 +43,8 @@ siblings there (apache/airflow#67265).
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, TriggerRule, dag, task
 
@@ -60,6 +62,7 @@ VERSION_LABEL = "{{ checked['model_name'] }} v{{ checked['version'] }}"
     schedule=CronDataIntervalTimetable("@hourly", timezone="UTC"),
     start_date=pendulum.datetime(2006, 12, 1, tz="UTC"),  # replay starts 2007; catchup is off
     catchup=False,
+    dagrun_timeout=timedelta(hours=3),
     max_active_runs=1,  # hysteresis reads the earlier windows: one window at a time, in order
     default_args=DEFAULT_ARGS,
     params=window_params(),

@@ -9,6 +9,8 @@ reads it back. Fails with the list of unapplied migrations otherwise.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, dag, task
 
@@ -20,6 +22,7 @@ from include.tasks.common import DEFAULT_ARGS
     schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
+    dagrun_timeout=timedelta(hours=1),
     default_args=DEFAULT_ARGS,
     tags=["modelwatch", "ops"],
     doc_md=__doc__,

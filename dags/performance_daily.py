@@ -48,6 +48,8 @@ task log ends with a short report. Re-running a window replaces its rows.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, TriggerRule, dag, task
 
@@ -60,6 +62,7 @@ from include.tasks.common import DEFAULT_ARGS, window_params
     schedule=CronDataIntervalTimetable("0 23 * * 1-5", timezone="UTC"),
     start_date=pendulum.datetime(2006, 12, 1, tz="UTC"),  # replay starts 2007; catchup is off
     catchup=False,
+    dagrun_timeout=timedelta(hours=3),
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
     params=window_params(),

@@ -34,6 +34,8 @@ Quick-run knobs (form or conf; empty = default): `num_boost_round`,
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pendulum
 from airflow.providers.standard.operators.hitl import HITLBranchOperator
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, TriggerRule, dag, task
@@ -55,6 +57,7 @@ TASK_REJECT_NOT_APPROVED = "reject_not_approved"
     ),
     start_date=pendulum.datetime(2006, 12, 1, tz="UTC"),
     catchup=False,
+    dagrun_timeout=timedelta(days=4),  # the human approval waits up to 3 days
     max_active_runs=3,
     default_args=DEFAULT_ARGS,
     tags=["modelwatch", "retraining"],
@@ -136,6 +139,8 @@ def retrain_gated():
         ),
         options=["Approve", "Reject"],
         options_mapping={"Approve": TASK_DEPLOY_APPROVED, "Reject": TASK_REJECT_NOT_APPROVED},
+        response_timeout=timedelta(days=3),
+        defaults="Reject",  # no answer in 3 days: the candidate is rejected, the champion stays
     )
 
     @task(task_id=TASK_DEPLOY_APPROVED)

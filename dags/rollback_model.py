@@ -20,6 +20,8 @@ scores with the restored version.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pendulum
 from airflow.sdk import CronTriggerTimetable, TriggerRule, dag, task
 
@@ -33,6 +35,7 @@ from include.tasks.forms import rollback_params
     schedule=CronTriggerTimetable("30 3 * * *", timezone="UTC"),
     start_date=pendulum.datetime(2006, 12, 1, tz="UTC"),
     catchup=False,
+    dagrun_timeout=timedelta(hours=1),
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
     tags=["modelwatch", "retraining", "rollback"],

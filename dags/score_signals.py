@@ -20,6 +20,8 @@ Params `window_start` / `window_end` re-run any window from the trigger form.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, dag, task
 
@@ -31,6 +33,7 @@ from include.tasks.common import DEFAULT_ARGS, window_params
     schedule=CronDataIntervalTimetable("0 22 * * 1-5", timezone="UTC"),
     start_date=pendulum.datetime(2006, 12, 1, tz="UTC"),  # replay starts 2007; catchup is off
     catchup=False,
+    dagrun_timeout=timedelta(hours=3),
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
     params=window_params(),

@@ -16,6 +16,9 @@ DEFAULT_ARGS: dict[str, Any] = {
     "retries": 2,
     # MODELWATCH_RETRY_DELAY_SECONDS shortens the wait (tests use 1 s)
     "retry_delay": timedelta(seconds=int(os.environ.get("MODELWATCH_RETRY_DELAY_SECONDS", "120"))),
+    # a hung task (a stuck query, a training run that never ends) fails and frees its pool slot; the slowest
+    # task measured, a candidate's training on a shared 2-core machine, takes under 2 minutes
+    "execution_timeout": timedelta(minutes=30),
 }
 
 

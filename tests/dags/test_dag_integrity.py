@@ -51,6 +51,19 @@ out = {
             "doc_md": bool(d.doc_md),
             "start_date": str(d.start_date),
             "fileloc": d.fileloc,
+            "dagrun_timeout": d.dagrun_timeout.total_seconds() if d.dagrun_timeout else None,
+            "tasks": {
+                t.task_id: {
+                    "retries": t.retries,
+                    "owner": t.owner,
+                    "execution_timeout": t.execution_timeout.total_seconds() if t.execution_timeout else None,
+                    "response_timeout": (
+                        t.response_timeout.total_seconds() if getattr(t, "response_timeout", None) else None
+                    ),
+                    "defaults": getattr(t, "defaults", None),
+                }
+                for t in d.tasks
+            },
         }
         for d in bag.dags.values()
     },
@@ -95,6 +108,23 @@ def test_dag_conventions(parsed):
         assert isinstance(d["catchup"], bool), dag_id
         assert d["doc_md"], f"{dag_id} has no doc_md"
         assert d["start_date"].endswith("+00:00"), f"{dag_id} start_date not UTC: {d['start_date']}"
+
+
+def test_every_task_is_bounded_in_time_and_retried(parsed):
+    """Rule 5: retries >= 2, the owner and an execution_timeout on every task (a hung task, e.g. training, never holds
+    a pool slot forever); every DAG run has a dagrun_timeout; the human approval waits a bounded time and then
+    takes its default, "Reject"."""
+    for dag_id, d in parsed["dags"].items():
+        assert d["dagrun_timeout"] and d["dagrun_timeout"] > 0, dag_id
+        for task_id, t in d["tasks"].items():
+            where = f"{dag_id}.{task_id}"
+            assert t["retries"] >= 2 and t["owner"] == "modelwatch", where
+            if t["response_timeout"] is not None:  # the HITL operator: its wait is the response timeout
+                assert t["defaults"] == ["Reject"], where
+                assert t["response_timeout"] < d["dagrun_timeout"], where
+            assert t["execution_timeout"] and 0 < t["execution_timeout"] <= d["dagrun_timeout"], where
+    human = parsed["dags"]["retrain_gated"]["tasks"]["human_decision"]
+    assert human["response_timeout"] == 3 * 24 * 3600 and human["defaults"] == ["Reject"]
 
 
 def test_parse_makes_no_db_or_network_calls(parsed):
