@@ -6,8 +6,9 @@ STAMP  := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 PROMTOOL := /usr/bin/promtool
 AMTOOL   := /usr/bin/amtool
+NODE_EXPORTER := /usr/bin/prometheus-node-exporter
 
-.PHONY: run test lint bench venv clean mutation browser rules
+.PHONY: run test lint bench venv clean mutation browser rules observe
 
 $(STAMP): requirements.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,6 +43,16 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+
+## make observe: make run plus, on 127.0.0.1, the ModelWatch exporter (9464), node-exporter (9100), Prometheus (9090,
+## scraping both and loading observability/prometheus/rules.yml) and Alertmanager (9093); Ctrl+C stops them all
+observe: $(STAMP) $(PROMTOOL) $(AMTOOL) $(NODE_EXPORTER)
+	$(PY) -m include.modelwatch dev run --observe
+
+$(NODE_EXPORTER):
+	if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus-node-exporter
+	test -x $(NODE_EXPORTER)
 
 ## make rules: the Prometheus config, the alerting rules and their promtool unit tests (every alert fires in one case and
 ## stays silent in another), the Alertmanager config and its team routes (observability/). promtool and amtool are the

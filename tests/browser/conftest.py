@@ -68,6 +68,7 @@ from typing import Any
 
 import pytest
 
+from include.modelwatch.ops import devstack
 from tests.browser.charts import INIT_SCRIPT
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -197,20 +198,6 @@ def stack_env(home: Path, port: int) -> dict[str, str]:
     return env
 
 
-def _procs_of(home: Path) -> list[int]:
-    """Pids (not ours) whose command line or environment names ``home``: what the stack left running."""
-    mark, pids = str(home).encode(), []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            if mark in (entry / "cmdline").read_bytes() or mark in (entry / "environ").read_bytes():
-                pids.append(int(entry.name))
-        except OSError:
-            continue
-    return pids
-
-
 def stop_stack(proc: subprocess.Popen[bytes], home: Path, grace: float = 120.0) -> list[int]:
     """SIGTERM the ``dev run`` process (it stops Airflow, then PostgreSQL), wait, then kill what is left of the
     stack (its process group, then any process naming ``home``). Returns the pids that had to be killed."""
@@ -228,7 +215,7 @@ def stop_stack(proc: subprocess.Popen[bytes], home: Path, grace: float = 120.0) 
         pass
     proc.poll()
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        left = _procs_of(home)
+        left = devstack.processes_of(home)
         for pid in left:
             try:
                 os.kill(pid, sig)

@@ -83,14 +83,14 @@ def _record_run(monkeypatch) -> list[dict]:
 def test_dev_run_defaults_replay_2007_2008(monkeypatch):
     calls = _record_run(monkeypatch)
     assert cli.main(["dev", "run"]) == 0
-    assert calls == [{"replay_start": date(2007, 1, 1), "replay_end": date(2009, 1, 1)}]
+    assert calls == [{"replay_start": date(2007, 1, 1), "replay_end": date(2009, 1, 1), "observe": False}]
     assert (devstack.REPLAY_START, devstack.REPLAY_END) == (date(2007, 1, 1), date(2009, 1, 1))
 
 
 def test_dev_run_passes_the_replay_range(monkeypatch):
     calls = _record_run(monkeypatch)
-    assert cli.main(["dev", "run", "--replay-start", "2008-06-01", "--replay-end", "2008-12-01"]) == 0
-    assert calls == [{"replay_start": date(2008, 6, 1), "replay_end": date(2008, 12, 1)}]
+    assert cli.main(["dev", "run", "--replay-start", "2008-06-01", "--replay-end", "2008-12-01", "--observe"]) == 0
+    assert calls == [{"replay_start": date(2008, 6, 1), "replay_end": date(2008, 12, 1), "observe": True}]
 
 
 @pytest.mark.parametrize(
@@ -138,3 +138,24 @@ def test_port_in_use_and_start_refuses_a_taken_port(monkeypatch, tmp_path):
         assert f"127.0.0.1:{taken} is already in use" in str(exc.value) and "MODELWATCH_PORT" in str(exc.value)
         assert stack.procs == {}
     assert not devstack.port_in_use("127.0.0.1", taken)
+
+
+def test_processes_of_finds_what_a_stack_left_running(tmp_path):
+    """Stack.stop() kills the task processes a stopped scheduler leaves behind (they detach into their own
+    process group): found by the state dir in their environment and a word of their command line."""
+    import os
+    import subprocess
+    import sys
+
+    from include.modelwatch.ops import devstack
+
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)", "airflow-probe"]
+    ours = subprocess.Popen(sleeper, env={**os.environ, "MODELWATCH_HOME": str(tmp_path)})
+    other = subprocess.Popen(sleeper, env={k: v for k, v in os.environ.items() if k != "MODELWATCH_HOME"})
+    try:
+        assert devstack.processes_of(tmp_path, command=b"airflow-probe") == [ours.pid]
+        assert devstack.processes_of(tmp_path, command=b"postgres") == []
+    finally:
+        for p in (ours, other):
+            p.kill()
+            p.wait()

@@ -275,7 +275,7 @@ def _metrics_show(args: argparse.Namespace) -> int:
 def _dev_run(args: argparse.Namespace) -> int:
     from include.modelwatch.ops import devstack
 
-    return devstack.run(replay_start=args.replay_start, replay_end=args.replay_end)
+    return devstack.run(replay_start=args.replay_start, replay_end=args.replay_end, observe=args.observe)
 
 
 def _iso_date(text: str):
@@ -390,6 +390,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--replay-end", type=_iso_date, default="2009-01-01", help="replay months before this date (default 2009-01-01)"
+    )
+    p.add_argument(
+        "--observe",
+        action="store_true",
+        help="also start the ModelWatch exporter (9464), node-exporter (9100), Prometheus (9090) and "
+        "Alertmanager (9093) on 127.0.0.1 (make observe)",
     )
     p.set_defaults(func=_dev_run)
     return parser

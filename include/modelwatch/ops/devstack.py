@@ -48,6 +48,9 @@ PORT_ENV = "MODELWATCH_PORT"
 # the replayed market history of ``make run``: [start, end), one run per month
 REPLAY_START, REPLAY_END = date(2007, 1, 1), date(2009, 1, 1)
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+#: the Debian packages' binaries (prometheus-node-exporter, prometheus, prometheus-alertmanager)
+OBSERVE_BINARIES = ("/usr/bin/prometheus-node-exporter", "/usr/bin/prometheus", "/usr/bin/prometheus-alertmanager")
+OBSERVE_PORTS = {"exporter": 9464, "node-exporter": 9100, "prometheus": 9090, "alertmanager": 9093}
 SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
 
 
@@ -141,6 +144,22 @@ def airflow_env(
     return env
 
 
+def processes_of(home: Path, command: bytes = b"") -> list[int]:
+    """Pids (other than this process) whose command line or environment names ``home``, and whose command line
+    contains ``command``: what a stack using that state directory still has running (Linux /proc)."""
+    mark, pids = str(home).encode(), []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            if command in cmdline and (mark in cmdline or mark in (entry / "environ").read_bytes()):
+                pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
+
+
 class Stack:
     """Owns PostgreSQL and the Airflow processes of one ``make run``."""
 
@@ -217,6 +236,54 @@ class Stack:
             )
         say(f"started {', '.join(COMPONENTS)} (logs in {logs})")
 
+    def start_observability(self) -> None:
+        """ModelWatch's Prometheus exporter, node-exporter, Prometheus (with ``observability/prometheus``: scrape
+        config and alert rules) and Alertmanager (``observability/alertmanager.yml``), all on 127.0.0.1 at the ports
+        ``prometheus.yml`` names, data under the state dir; stopped with the rest (they are in ``procs``)."""
+        missing = [b for b in OBSERVE_BINARIES if not Path(b).exists()]
+        if missing:
+            raise SystemExit(f"{', '.join(missing)} missing: install the Debian packages (make observe does)")
+        logs, data = self.home / "logs", self.home / "observe"
+        commands = {
+            "exporter": [
+                sys.executable,
+                "-m",
+                "include.modelwatch",
+                "metrics",
+                "serve",
+                "--host",
+                HOST,
+                "--port",
+                "9464",
+            ],
+            "node-exporter": [OBSERVE_BINARIES[0], f"--web.listen-address={HOST}:9100"],
+            "prometheus": [
+                OBSERVE_BINARIES[1],
+                f"--config.file={ROOT / 'observability' / 'prometheus' / 'prometheus.yml'}",
+                f"--storage.tsdb.path={data / 'prometheus'}",
+                f"--web.listen-address={HOST}:9090",
+            ],
+            "alertmanager": [
+                OBSERVE_BINARIES[2],
+                f"--config.file={ROOT / 'observability' / 'alertmanager.yml'}",
+                f"--storage.path={data / 'alertmanager'}",
+                f"--web.listen-address={HOST}:9093",
+                "--cluster.listen-address=",
+            ],
+        }
+        for name, args in commands.items():
+            if port_in_use(HOST, OBSERVE_PORTS[name]):
+                raise SystemExit(f"{HOST}:{OBSERVE_PORTS[name]} is already in use; cannot start {name}")
+            (data / name).mkdir(parents=True, exist_ok=True)
+            out = open(logs / f"{name}.log", "ab")
+            self.procs[name] = subprocess.Popen(
+                args, env=self.env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        say(
+            f"observability: Prometheus http://{HOST}:9090, Alertmanager http://{HOST}:9093, "
+            f"ModelWatch metrics http://{HOST}:9464/metrics (logs in {logs})"
+        )
+
     def wait_healthy(self, timeout: float = 120.0) -> dict[str, object]:
         import json
 
@@ -263,6 +330,13 @@ class Stack:
             except ProcessLookupError:
                 pass
         self.procs.clear()
+        # a running task's supervisor detaches into a process group of its own: it would outlive the scheduler
+        for pid in processes_of(self.home, command=b"airflow"):  # not PostgreSQL: it stops cleanly below
+            try:
+                os.kill(pid, signal.SIGKILL)
+                say(f"stopped a task process the scheduler left running (pid {pid})")
+            except (ProcessLookupError, PermissionError):
+                pass
         if self.pg is not None:
             self.pg.stop()
             self.pg = None
@@ -309,10 +383,12 @@ def run(
     *,
     replay_start: date = REPLAY_START,
     replay_end: date = REPLAY_END,
+    observe: bool = False,
 ) -> int:
     """Entry point of ``make run``: set up, start, print the URL, wait for Ctrl+C.
 
     Without ``after_start`` the champion is bootstrapped and the months [replay_start, replay_end) replayed.
+    ``observe``: also the observability stack (:meth:`Stack.start_observability`).
     """
     t0 = time.monotonic()
     stack = Stack()
@@ -329,6 +405,8 @@ def run(
         if after_start is None:
             bootstrap(stack)
         stack.start_airflow()
+        if observe:
+            stack.start_observability()
         stack.wait_healthy()
         up = time.monotonic() - t0
         say(f"Airflow is up in {up:.1f}s: {base_url()}  (login {ADMIN_USER} / {ADMIN_PASSWORD})")
