@@ -149,8 +149,11 @@ def raise_dq_alert(checked: dict[str, Any], context: dict[str, Any]) -> dict[str
     from include.modelwatch.loop import alerts
     from include.modelwatch.metrics import get_metrics
     from include.modelwatch.monitoring.drift import store
+    from include.modelwatch.notify import outbox
+    from include.tasks.notify import base_url, deliver_pending
 
     failed = list(checked["failed"])
+    page_base = base_url()
     with monitoring_db() as conn:
         mv, start, end = _load(conn, checked, context)
         with storage.transaction(conn) as cur:
@@ -180,6 +183,8 @@ def raise_dq_alert(checked: dict[str, Any], context: dict[str, Any]) -> dict[str
                 evidence={"failed": failed},
                 run_id=run_id(context),
             )
+            outbox.enqueue_alert_change(cur, change, base_url=page_base, window_start=start, window_end=end)
+        deliver_pending(conn, mv.model_name)
     get_metrics().gauge("data_quality.failures", len(failed), mv.model_name, mv.version)
     for line in failed:
         log.warning("failed expectation: %s", line)
@@ -203,8 +208,11 @@ def compute_drift(checked: dict[str, Any], context: dict[str, Any]) -> dict[str,
     from include.modelwatch.monitoring import drift
     from include.modelwatch.monitoring.drift import concept as concept_drift
     from include.modelwatch.monitoring.drift import store
+    from include.modelwatch.notify import outbox
+    from include.tasks.notify import base_url, deliver_pending
 
     rid = run_id(context)
+    page_base = base_url()
     metrics = get_metrics()
     binned = checked.get("mode") == "binned"
     missing = checked.get("missing_features") or {"rows": 0, "features": {}}
@@ -288,6 +296,9 @@ def compute_drift(checked: dict[str, Any], context: dict[str, Any]) -> dict[str,
                     window_start=start,
                     resolution=str(plan.resolution),
                 )
+            # the alert's transition (opened / escalated / resolved) is announced once, with this commit
+            outbox.enqueue_alert_change(cur, change, base_url=page_base, window_start=start, window_end=end)
+        deliver_pending(conn, mv.model_name)
     metrics.gauge("drift.score", result.drift_score, mv.model_name, mv.version)
     for f in sorted(result.features, key=lambda f: -(f.psi or 0))[:5]:
         metrics.gauge("drift.psi", f.psi, mv.model_name, mv.version, f.feature)

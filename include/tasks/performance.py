@@ -57,11 +57,14 @@ def evaluate(target: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
     from include.modelwatch.metrics import get_metrics
     from include.modelwatch.monitoring import performance as perf
     from include.modelwatch.monitoring.performance import store
+    from include.modelwatch.notify import outbox
     from include.modelwatch.training import training
+    from include.tasks.notify import base_url, deliver_pending
 
     tol, max_age = settings()
     rid = run_id(context)
     start, end = window(context)
+    base = base_url()
     with monitoring_db() as conn:
         mv = registry.get_version(conn, target["model_name"], int(target["version"]))
         where = f"{mv.label} window {start:%Y-%m-%d}..{end:%Y-%m-%d}"
@@ -189,8 +192,9 @@ def evaluate(target: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
                     evidence=plan.evidence,
                 )
                 alert = f"{ch.action} {plan.outcome}"
+                outbox.enqueue_alert_change(cur, ch, base_url=base, window_start=start, window_end=end)
             elif plan.action == "resolve":
-                alerts.resolve_alert(
+                resolved = alerts.resolve_alert(
                     cur,
                     model_name=mv.model_name,
                     kind="performance",
@@ -198,6 +202,8 @@ def evaluate(target: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
                     resolution=str(plan.resolution),
                     window_start=start,
                 )
+                outbox.enqueue_alert_change(cur, resolved, base_url=base, window_start=start, window_end=end)
+        deliver_pending(conn, mv.model_name)
 
     overall = ev.overall
     stats = get_metrics()

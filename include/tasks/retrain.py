@@ -355,6 +355,15 @@ def deploy(
             outcome="deployed" if alias == "champion" else f"deployed as {alias}",
             result={"algorithm": best["algorithm"], "gates": best["status"], "approved_by": approved_by},
         )
+        _notify(
+            conn,
+            "deployed",
+            dataset_row,
+            best,
+            approved_by=approved_by,
+            alias=alias,
+            detail=None if alias == "champion" else f"deployed as {alias}",
+        )
     feedback = _record_feedback(dataset_row, context)
     log.info(
         "summary: deployed %s v%s as %s (now active; previous v%s retired unless it holds another alias): %s%s",
@@ -406,6 +415,7 @@ def reject(
             },
             completed_at=dataset.trigger_end(dataset_row),
         )
+        _notify(conn, "rejected", dataset_row, best, detail=outcome)
     feedback = _record_feedback(dataset_row, context)
     log.info(
         "summary: %s trigger %s: candidate v%s %s; failing gates: %s; versions %s now rejected; champion v%s stays%s",
@@ -422,22 +432,59 @@ def reject(
     return outcome
 
 
+def _notify(conn, outcome: str, dataset_row: dict[str, Any], best: dict[str, Any], cur=None, **extra: Any) -> None:
+    """Enqueue the outcome's notification to the model's owners (in ``cur``'s transaction, or in one of its
+    own right after the outcome's: ``retrain.deploy`` / ``retrain.reject`` commit inside the library; the key
+    ``retrain:<trigger>:<outcome>`` makes a retry enqueue nothing twice), then deliver it."""
+    from include.modelwatch.data.storage import transaction
+    from include.modelwatch.notify import outbox
+    from include.modelwatch.training import dataset
+    from include.tasks.notify import base_url, deliver_pending
+
+    def _enqueue(c) -> None:
+        outbox.enqueue_retrain_outcome(
+            c,
+            outcome=outcome,
+            trigger_id=dataset_row["trigger_id"],
+            candidate_version=best.get("version"),
+            champion_version=best.get("champion_version"),
+            algorithm=best.get("algorithm"),
+            job_id=best.get("job_id"),
+            at=dataset.trigger_end(dataset_row),
+            base_url=base_url(),
+            **extra,
+        )
+
+    if cur is not None:
+        _enqueue(cur)
+        return
+    with transaction(conn) as own:
+        _enqueue(own)
+    deliver_pending(conn, dataset_row["model_name"])
+
+
 def mark_awaiting(dataset_row: dict[str, Any], best: dict[str, Any], context: dict[str, Any]) -> None:
+    from include.modelwatch.data.storage import transaction
     from include.modelwatch.training import dataset, retrain
+    from include.tasks.notify import deliver_pending
 
     with monitoring_db() as conn:
-        retrain.complete_trigger(
-            conn,
-            dataset_row["trigger_id"],
-            status="claimed",
-            outcome="awaiting_approval",
-            result={
-                "candidate_version": best["version"],
-                "borderline_gates": best["borderline"],
-                "run_id": run_id(context),
-            },
-            completed_at=dataset.trigger_end(dataset_row),
-        )
+        with transaction(conn) as cur:
+            retrain.complete_trigger(
+                conn,
+                dataset_row["trigger_id"],
+                status="claimed",
+                outcome="awaiting_approval",
+                result={
+                    "candidate_version": best["version"],
+                    "borderline_gates": best["borderline"],
+                    "run_id": run_id(context),
+                },
+                completed_at=dataset.trigger_end(dataset_row),
+                cur=cur,
+            )
+            _notify(conn, "awaiting_approval", dataset_row, best, cur=cur)
+        deliver_pending(conn, dataset_row["model_name"])
     log.info(
         "summary: trigger %s: candidate v%s awaits a human decision (borderline gates: %s; policy or review)",
         dataset_row["trigger_id"],

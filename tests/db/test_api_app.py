@@ -342,6 +342,10 @@ def test_editor_acknowledges_and_resolves_an_alert_as_themselves(client, tokens,
     assert res.status_code == 200, res.text
     got = row(db, "SELECT status, resolution FROM alerts WHERE alert_id = %(a)s", {"a": alert_id})
     assert got == {"status": "resolved", "resolution": "by ed: feature pipeline fixed"}
+    # the "resolved" mail is queued with the change (the next monitoring or healthcheck run sends it)
+    mail = row(db, "SELECT dedupe_key, status, subject, body FROM notifications WHERE kind = 'alert'", {})
+    assert (mail["dedupe_key"], mail["status"]) == (f"alert:{alert_id}:resolved", "pending")
+    assert "resolved" in mail["subject"].lower() and "by ed: feature pipeline fixed" in mail["body"]
     assert client.post(f"{P}/alerts/{alert_id}/resolve", headers=h, json={"note": "x"}).status_code == 409
     assert client.post(f"{P}/alerts/999999/acknowledge", headers=h).status_code == 404
 

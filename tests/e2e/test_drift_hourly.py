@@ -26,6 +26,7 @@ def _states(dag_run) -> dict[str, str]:
 
 def test_crisis_window_drifts_calm_window_does_not_and_reruns_replace(champion, monitoring_uri, caplog):
     caplog.set_level(logging.INFO, logger="include.tasks")
+    caplog.set_level(logging.INFO, logger="include.modelwatch.notify")
     conn = storage.connect(monitoring_uri)
     assert run_window("score_signals", MAY07[0], MAY07[1]).state == "success"
     assert run_window("score_signals", "2008-09-01T00:00:00+00:00", OCT[1]).state == "success"
@@ -50,6 +51,25 @@ def test_crisis_window_drifts_calm_window_does_not_and_reruns_replace(champion, 
     url = page_after(caplog, "summary: spx_signal v1 window 2008-10-01 00:00..2008-11-01 00:00 (")
     assert url == "http://localhost:8080/modelwatch/drift/spx_signal/1/2008-10-01T00%3A00%3A00Z"
     assert page_after(caplog, "summary: closed loop (drift").endswith("/modelwatch/alerts-and-triggers")
+    # one notification for the drift alert's opening; no modelwatch_smtp connection here, so the dev-mode
+    # log notifier wrote it to the task log and the outbox row is 'skipped'
+    drift_alert = _rows(conn, "SELECT alert_id, severity, evidence FROM alerts WHERE kind = 'drift'")
+    assert [(a["severity"], len(a["evidence"]["top_features"]) > 0) for a in drift_alert] == [("critical", True)]
+    sent = _rows(conn, "SELECT kind, dedupe_key, status, model_version, subject, body FROM notifications")
+    assert [(n["kind"], n["dedupe_key"], n["status"], n["model_version"]) for n in sent] == [
+        ("alert", f"alert:{drift_alert[0]['alert_id']}:opened", "skipped", 1)
+    ]
+    subject = (
+        "[ModelWatch] drift alert OPENED (critical): spx_signal v1, window 2008-10-01 00:00 .. 2008-11-01 00:00 UTC"
+    )
+    assert sent[0]["subject"] == subject
+    features = sent[0]["body"].split("Top drifted features (test=statistic, p-value):\n")[1].split("\n\n")[0]
+    # the alert's own top features, in its order, each with its tests' statistics
+    assert [line.split(":")[0].strip() for line in features.splitlines()] == drift_alert[0]["evidence"]["top_features"]
+    assert all(" ks=" in line and "(p=" in line for line in features.splitlines()), features
+    assert "Page: http://localhost:8080/modelwatch/drift/spx_signal/1/2008-10-01T00%3A00%3A00Z" in sent[0]["body"]
+    logged = [r.getMessage() for r in caplog.records if r.getMessage().startswith("notification not sent")]
+    assert logged == [f"notification not sent (no modelwatch_smtp connection): {subject}\n{sent[0]['body']}"]
     # the closed loop: the critical drift alert became exactly one pending trigger for the champion
     champ = _rows(conn, "SELECT version FROM model_aliases WHERE alias = 'champion'")[0]["version"]
     trig = _rows(
@@ -118,6 +138,8 @@ def test_crisis_window_drifts_calm_window_does_not_and_reruns_replace(champion, 
     assert _rows(conn, "SELECT count(*) AS n FROM retraining_triggers")[0]["n"] == 1
     assert [r["action"] for r in _rows(conn, "SELECT action FROM closed_loop_actions")] == ["fire"]
     assert _rows(conn, "SELECT count(*) AS n FROM drift_windows WHERE window_start = %s", (OCT[0],))[0]["n"] == 1
+    # ... and announced nothing twice
+    assert _rows(conn, "SELECT count(*) AS n FROM notifications")[0]["n"] == 1
 
     # a window with no predictions takes the empty path: recorded, no drift rows
     empty_run = run_window("drift_hourly", "2030-01-01T00:00:00+00:00", "2030-01-01T01:00:00+00:00")

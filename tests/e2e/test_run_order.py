@@ -59,7 +59,7 @@ def _content(conn) -> dict[str, list[str]]:
             c["column_name"]
             for c in cols
             if not (
-                c["column_name"] in ("run_id", "created_by", "created_by_run", "dag_run_id", "duration_s")
+                c["column_name"] in ("run_id", "created_by", "created_by_run", "dag_run_id", "duration_s", "sent_at")
                 or c["column_name"].endswith(("_id", "_ids"))
                 or "nextval" in (c["column_default"] or "")
                 or "now()" in (c["column_default"] or "")

@@ -13,6 +13,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Literal
 
+from airflow.configuration import conf
 from airflow.sdk.timezone import coerce_datetime
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, Field, StringConstraints
@@ -31,12 +32,14 @@ from include.modelwatch.api.routes_common import DbDep
 from include.modelwatch.data import storage
 from include.modelwatch.loop import alerts as alert_store
 from include.modelwatch.loop import triggers as trigger_store
+from include.modelwatch.notify import outbox
 from include.modelwatch.training import retrain
 
 if TYPE_CHECKING:
     from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
 
 router = APIRouter(tags=["actions"])
+DEFAULT_BASE_URL = "http://localhost:8080/"  # as Airflow's own log links when [api] base_url is unset
 
 ROLLBACK_TARGET_STATUSES = (registry.RETIRED, registry.ACTIVE)  # versions that served before (or serve now)
 RollbackEditor = Annotated["BaseUser", Depends(dag_access("PUT", ROLLBACK_DAG))]
@@ -132,6 +135,8 @@ def resolve(alert_id: int, body: ResolveBody, request: Request, user: GetUserDep
         )
         if change is None or change.alert_id != alert_id:
             raise HTTPException(409, f"alert {alert_id} could not be resolved")
+        # the "resolved" mail, in the same transaction; sent by the next monitoring or healthcheck run
+        outbox.enqueue_alert_change(cur, change, base_url=conf.get("api", "base_url", fallback=DEFAULT_BASE_URL), at=at)
     return AlertAction(
         alert_id=alert_id,
         model=alert["model_name"],

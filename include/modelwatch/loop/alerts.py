@@ -29,6 +29,17 @@ class AlertChange:
     alert_id: int
     action: str  # 'opened' | 'updated' | 'resolved' | 'unchanged' | 'stale'
     severity: str
+    #: severity before an 'updated' / 'unchanged' change (None otherwise)
+    previous_severity: str | None = None
+
+    @property
+    def escalated(self) -> bool:
+        """An update that raised the severity (warning -> critical): a transition worth announcing."""
+        return (
+            self.action in ("updated", "unchanged")
+            and self.previous_severity is not None
+            and SEVERITIES.index(self.severity) > SEVERITIES.index(self.previous_severity)
+        )
 
 
 def raise_alert(
@@ -81,7 +92,7 @@ def raise_alert(
             },
         )
         return AlertChange(int(cur.fetchone()[0]), "opened", severity)
-    alert_id, last_window = int(row[0]), row[1]
+    alert_id, last_window, previous = int(row[0]), row[1], str(row[2])
     if window_start < last_window:  # an older window: the alert keeps the newest window's evidence
         return AlertChange(alert_id, "stale", row[2])
     new_window = window_start > last_window
@@ -102,7 +113,7 @@ def raise_alert(
             "alert_id": alert_id,
         },
     )
-    return AlertChange(alert_id, "updated" if new_window else "unchanged", severity)
+    return AlertChange(alert_id, "updated" if new_window else "unchanged", severity, previous)
 
 
 def _newer_episode(cur, key: dict[str, Any]) -> tuple[int, str] | None:
