@@ -8,6 +8,8 @@ from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from include.tasks.notify import TaskFailureNotifier
+
 OWNER = "modelwatch"
 MONITORING_CONN_ID = "monitoring_db"
 
@@ -19,6 +21,8 @@ DEFAULT_ARGS: dict[str, Any] = {
     # a hung task (a stuck query, a training run that never ends) fails and frees its pool slot; the slowest
     # task measured, a candidate's training on a shared 2-core machine, takes under 2 minutes
     "execution_timeout": timedelta(minutes=30),
+    # a task that failed for good is mailed (or logged without the modelwatch_smtp connection)
+    "on_failure_callback": [TaskFailureNotifier()],
 }
 
 

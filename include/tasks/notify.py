@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from include.tasks.common import page_url
+from airflow.sdk import BaseNotifier
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +22,8 @@ SMTP_CONN_ID = "modelwatch_smtp"
 
 def base_url() -> str:
     """Airflow's ``[api] base_url`` without its trailing slash: page URLs in messages are built on it."""
+    from include.tasks.common import page_url
+
     return page_url("")
 
 
@@ -60,3 +62,47 @@ def deliver_pending(conn, model_name: str | None = None) -> str:
     if done.sent or done.failed or done.skipped:
         log.info("notifications: %s", done.describe())
     return f"notifications: {done.describe()}"
+
+
+class TaskFailureNotifier(BaseNotifier):
+    """``on_failure_callback`` of every ModelWatch task (``DEFAULT_ARGS``): when a task has failed for good (its
+    retries spent, or a refused request), mail the DAG, task, run, try, error and log URL to the ``to`` list of
+    ``modelwatch_smtp``; without that connection, log the message (the development notifier). Never raises."""
+
+    def notify(self, context: Any) -> None:
+        ti = context["ti"]
+        run = context.get("run_id") or getattr(ti, "run_id", "?")
+        subject, body = failure_message(
+            dag_id=ti.dag_id,
+            task_id=ti.task_id,
+            map_index=getattr(ti, "map_index", -1),
+            run_id=str(run),
+            try_number=getattr(ti, "try_number", None),
+            error=context.get("exception"),
+            log_url=getattr(ti, "log_url", ""),
+        )
+        try:
+            settings = smtp_settings()
+            if settings is None or not settings.to:
+                log.warning("task failure notification not sent (no modelwatch_smtp connection): %s\n%s", subject, body)
+                return
+            from include.modelwatch.notify import smtp
+
+            smtp.send(settings, settings.to, subject, body, key=f"task-failure:{ti.dag_id}:{ti.task_id}:{run}")
+            log.info("task failure notification sent to %s: %s", ", ".join(settings.to), subject)
+        except Exception as exc:  # a notifier must never turn one failure into two
+            log.warning("task failure notification failed: %s: %s; %s", type(exc).__name__, exc, subject)
+
+
+def failure_message(
+    *, dag_id: str, task_id: str, map_index: int, run_id: str, try_number: int | None, error: Any, log_url: str
+) -> tuple[str, str]:
+    """Subject and body of a failed task's mail."""
+    task = task_id if map_index is None or map_index < 0 else f"{task_id}[{map_index}]"
+    subject = f"[ModelWatch] task failed: {dag_id}.{task} ({run_id})"
+    body = (
+        f"The task {task} of {dag_id} failed for good (run {run_id}, try {try_number}).\n\n"
+        f"Error: {type(error).__name__ + ': ' if error is not None else ''}{error}\n"
+        f"Log: {log_url}\n"
+    )
+    return subject, body

@@ -114,7 +114,10 @@ def test_automatic_without_live_evidence_keeps_champion(champion, monitoring_uri
     assert str(dr.state) == "success" and st["keep_champion"] == "success" and st["rollback_champion"] == "skipped"
 
 
-def test_manual_rollback_without_reason_fails_without_retrying(champion, monitoring_uri):
+def test_manual_rollback_without_reason_fails_without_retrying(champion, monitoring_uri, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="include.tasks")
     conn = storage.connect(monitoring_uri)
     v2 = _register_v2(conn, champion)
     retrain.deploy(
@@ -124,4 +127,12 @@ def test_manual_rollback_without_reason_fails_without_retrying(champion, monitor
     # failed at once (a bad request does not get better on retry), nothing changed
     assert st["plan_rollback"] == "failed" and st["rollback_champion"] == "upstream_failed"
     assert registry.resolve_alias(conn, "spx_signal", "champion") == v2.version
+    # the failure notifier of every task: no modelwatch_smtp connection here, so the message is logged, once
+    sent = [r.getMessage() for r in caplog.records if "task failure notification" in r.getMessage()]
+    assert len(sent) == 1, sent
+    assert sent[0].startswith(
+        "task failure notification not sent (no modelwatch_smtp connection): "
+        "[ModelWatch] task failed: rollback_model.plan_rollback (manual__"
+    )
+    assert "Error: " in sent[0] and "reason" in sent[0]
     conn.close()

@@ -177,3 +177,20 @@ def test_smtp_settings_from_connection_and_recipients():
     assert "pw" not in repr(s)
     with pytest.raises(ValueError, match="host is empty"):
         SmtpSettings.from_connection(host="", port=25, login=None, password=None, extra={})
+
+
+def test_a_failed_task_message_names_dag_task_run_try_error_and_log():
+    from include.tasks.notify import failure_message
+
+    subject, body = failure_message(
+        dag_id="drift_hourly",
+        task_id="compute_drift",
+        map_index=2,
+        run_id="scheduled__2008-10-01T00:00:00+00:00",
+        try_number=3,
+        error=ValueError("spx_signal v1: column 'vol_5d' missing"),
+        log_url="http://localhost:8080/dags/drift_hourly/runs/x/tasks/compute_drift/mapped/2",
+    )
+    assert subject == "[ModelWatch] task failed: drift_hourly.compute_drift[2] (scheduled__2008-10-01T00:00:00+00:00)"
+    assert "try 3" in body and "Error: ValueError: spx_signal v1: column 'vol_5d' missing" in body
+    assert body.endswith("Log: http://localhost:8080/dags/drift_hourly/runs/x/tasks/compute_drift/mapped/2\n")
