@@ -44,6 +44,8 @@ from urllib.parse import quote, urlencode
 import numpy as np
 import pandas as pd
 
+from include.modelwatch.monitoring.performance.store import SNAPSHOT_METRICS
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 CACHE = BENCH / ".cache"
@@ -63,21 +65,7 @@ T0 = datetime(2025, 1, 1, tzinfo=UTC)
 H = timedelta(hours=1)
 D = timedelta(days=1)
 SEED = 20250101
-METRICS = (
-    "accuracy",
-    "macro_precision",
-    "macro_recall",
-    "macro_f1",
-    "hit_rate",
-    "win_rate",
-    "profit_factor",
-    "avg_rr",
-    "sharpe",
-    "max_drawdown",
-    "brier",
-    "ece",
-    "avg_confidence",
-)
+METRICS = SNAPSHOT_METRICS  # the live metrics a performance window writes, one comparison row each
 GATES = ("performance", "business", "calibration", "stability", "data_quality")
 CATEGORICAL = ("symbol", "timeframe", "regime")
 PREDICTION = ("confidence", "predicted_label")

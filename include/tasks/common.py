@@ -138,7 +138,7 @@ def page_url(path: str) -> str:
 
     from include.modelwatch.api import urls
 
-    return urls.absolute(conf.get("api", "base_url", fallback="http://localhost:8080/"), path)
+    return urls.absolute(conf.get("api", "base_url", fallback=urls.DEFAULT_BASE_URL), path)
 
 
 def log_page(log: Any, what: str, path: str) -> str:

@@ -79,7 +79,7 @@ def _window_page(
     columns: str,
     source: str,
     order_by: str,
-    key: str,
+    key: str | None,
     model: str | None,
     version: int | None,
     start: datetime | None,
@@ -210,18 +210,19 @@ def confidence(
 ) -> m.Page[m.ConfidenceDay]:
     """Confidence of the predictions (the top class probability) per model version and UTC day, newest day first:
     count, mean, min, 10th percentile, median, 90th percentile, max (the predecessor's confidence trend)."""
-    _checked(conn, model, version, start, end)
-    rows, total = fetch_page(
+    return _window_page(
         conn,
+        m.ConfidenceDay,
         columns=CONFIDENCE_COLUMNS,
         source=CONFIDENCE_DAYS,
-        predicates=common_filters(model=model, version=version, start=start, end=end, time_column="window_end"),
+        key=None,  # a per-day aggregate: deep pages read the plain OFFSET
         order_by="window_end DESC, model_name, model_version DESC",
+        model=model,
+        version=version,
+        start=start,
+        end=end,
         limit=limit,
         offset=offset,
-    )
-    return m.Page[m.ConfidenceDay](
-        items=[m.ConfidenceDay.model_validate(r) for r in rows], total=total, limit=limit, offset=offset
     )
 
 

@@ -15,7 +15,8 @@ from include.modelwatch.api.queries_monitoring import COMPARISON_COLUMNS, DRIFT_
 MAX_TIMELINE_POINTS = 1000
 #: (source table, filter, the column whose highest value picks a bucket's row, the column that with the version
 #: identifies a row of the filtered series)
-DRIFT_SERIES = ("drift_windows", "model_name = %(model)s AND drift_score IS NOT NULL", "drift_score", "window_start")
+#: the scored drift windows of a model (the drift timeline reads them directly or through the daily rollup)
+DRIFT_WHERE = "model_name = %(model)s AND drift_score IS NOT NULL"
 COMPARISON_SERIES = ("live_vs_backtest_comparison", "model_name = %(model)s AND is_primary", "window_end", "window_end")
 ESTIMATE_SERIES = (
     "performance_estimates",
@@ -137,7 +138,7 @@ def drift_timeline(
         daily += " AND first_window_start < %(end)s"
     stats = run(conn, text(DAILY_EXTENT.format(where=daily)), params)[0]
     if stats["n"] <= MAX_TIMELINE_POINTS:
-        table, where, _, _ = DRIFT_SERIES
+        table, where = "drift_windows", DRIFT_WHERE
         if start is not None:
             where += " AND window_end >= %(start)s"
         if end is not None:

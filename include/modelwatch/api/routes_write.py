@@ -19,6 +19,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, Field, StringConstraints
 
 from include.modelwatch import registry
+from include.modelwatch.api import urls
 from include.modelwatch.api.auth import (
     ROLLBACK_DAG,
     GetUserDep,
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
     from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
 
 router = APIRouter(tags=["actions"])
-DEFAULT_BASE_URL = "http://localhost:8080/"  # as Airflow's own log links when [api] base_url is unset
 
 ROLLBACK_TARGET_STATUSES = (registry.RETIRED, registry.ACTIVE)  # versions that served before (or serve now)
 RollbackEditor = Annotated["BaseUser", Depends(dag_access("PUT", ROLLBACK_DAG))]
@@ -136,7 +136,9 @@ def resolve(alert_id: int, body: ResolveBody, request: Request, user: GetUserDep
         if change is None or change.alert_id != alert_id:
             raise HTTPException(409, f"alert {alert_id} could not be resolved")
         # the "resolved" mail, in the same transaction; sent by the next monitoring or healthcheck run
-        outbox.enqueue_alert_change(cur, change, base_url=conf.get("api", "base_url", fallback=DEFAULT_BASE_URL), at=at)
+        outbox.enqueue_alert_change(
+            cur, change, base_url=conf.get("api", "base_url", fallback=urls.DEFAULT_BASE_URL), at=at
+        )
     return AlertAction(
         alert_id=alert_id,
         model=alert["model_name"],

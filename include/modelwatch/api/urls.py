@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from urllib.parse import quote
 
 PREFIX = "/modelwatch"
+#: Airflow's own fallback for ``[api] base_url`` in its log links; page URLs in task logs and mails use the same
+DEFAULT_BASE_URL = "http://localhost:8080/"
 
 
 def part(value: object) -> str:
@@ -54,6 +56,7 @@ def absolute(base_url: str, path: str) -> str:
 
 
 __all__ = [
+    "DEFAULT_BASE_URL",
     "PREFIX",
     "absolute",
     "alerts_path",
