@@ -22,9 +22,9 @@ venv: $(STAMP)
 run: $(STAMP)
 	$(PY) -m include.modelwatch dev run
 
-## make test: the whole suite, each session on a throwaway embedded PostgreSQL (the Grafana panel test also runs the
-## Debian prometheus and prometheus-node-exporter, installed here when missing)
-test: $(STAMP) $(PROMTOOL) $(NODE_EXPORTER)
+## make test: the whole suite, each session on a throwaway embedded PostgreSQL (the Grafana panel and alert tests also
+## run the Debian prometheus, prometheus-node-exporter and prometheus-alertmanager, installed here when missing)
+test: $(STAMP) $(PROMTOOL) $(AMTOOL) $(NODE_EXPORTER)
 	$(PY) -m pytest
 
 ## make browser: headless Chromium against a fresh stack of its own (temp MODELWATCH_HOME, free port, replay of

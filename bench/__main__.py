@@ -1,4 +1,4 @@
-"""Drift benchmark: ModelWatch vs Evidently vs NannyML vs an np.sort floor.
+"""Drift benchmark: ModelWatch vs Evidently vs NannyML, and ModelWatch vs an np.sort floor in its own process.
 
 Run from the repo root: ``.venv/bin/python -m bench`` (``make bench``).
 Each tool run is a separate subprocess (bench/peers.py) with a timeout; the
@@ -42,7 +42,16 @@ ALARM_PLAN = [
     (100_000, 10, 0, ["none", "one_0.25", "cat_0.1"]),
     (1_000_000, 5, 0, ["all_0.02"]),
 ]
-THROUGHPUT_TOOLS = ["modelwatch", "modelwatch_1t", "sort", "evidently", "nannyml"]
+#: heavy-tailed, column-level (bench/peers.py HEAVY_SCENARIOS): (rows, windows for modelwatch, windows for the
+#: peers, scenarios); the peers judge the first windows, the same data as modelwatch's first ones
+HEAVY_PLAN = [
+    (1_000, 300, 20, ["heavy_none"]),
+    (1_000, 100, 20, ["t3_scale_1.3", "lognormal_scale_1.3"]),
+    (10_000, 20, 10, ["heavy_none", "t3_scale_1.3", "lognormal_scale_1.3"]),
+    (100_000, 10, 3, ["heavy_none", "t3_scale_1.3", "lognormal_scale_1.3"]),
+]
+HEAVY_TOOLS = ["modelwatch", "evidently", "nannyml"]
+THROUGHPUT_TOOLS = ["modelwatch", "modelwatch_1t", "evidently", "nannyml"]
 NO_TRACE = {"evidently"}  # a second, traced call would take minutes; RSS only
 ENV = dict(
     os.environ,
@@ -94,6 +103,17 @@ def ratio(a: dict, b: dict) -> float | None:
     return None
 
 
+def _one_off(mw: dict) -> float | None:
+    if mw.get("status") != "ok" or mw.get("profile_s") is None:
+        return None
+    return float(mw["profile_s"] + mw["wall_s"])
+
+
+def _one_off_ratio(peer: dict, mw: dict) -> float | None:
+    one_off = _one_off(mw)
+    return peer["wall_s"] / one_off if peer.get("status") == "ok" and one_off else None
+
+
 def bench_throughput() -> list[dict]:
     rows = []
     for n_rows, n_cols in THROUGHPUT_SIZES:
@@ -114,10 +134,15 @@ def bench_throughput() -> list[dict]:
                 "tools": res,
                 "ratio_evidently_over_modelwatch": ratio(res["evidently"], res["modelwatch"]),
                 "ratio_nannyml_over_modelwatch": ratio(res["nannyml"], res["modelwatch"]),
-                "ratio_modelwatch_over_sort": ratio(res["modelwatch"], res["sort"]),
+                # the floor (np.sort of every numeric column, reference and current) measured in the engine's
+                # own process right before and after its calls
+                "ratio_modelwatch_over_floor": res["modelwatch"].get("over_floor"),
                 "ratio_evidently_over_modelwatch_1t": ratio(res["evidently"], res["modelwatch_1t"]),
                 "ratio_nannyml_over_modelwatch_1t": ratio(res["nannyml"], res["modelwatch_1t"]),
-                "ratio_modelwatch_1t_over_sort": ratio(res["modelwatch_1t"], res["sort"]),
+                "ratio_modelwatch_1t_over_floor": res["modelwatch_1t"].get("over_floor"),
+                # a one-off comparison: the profile is built, then used once (NannyML's fit is in its call)
+                "one_off_modelwatch_s": _one_off(res["modelwatch"]),
+                "ratio_nannyml_over_modelwatch_one_off": _one_off_ratio(res["nannyml"], res["modelwatch"]),
             }
         )
     return rows
@@ -145,6 +170,36 @@ def bench_alarm() -> list[dict]:
             mw, ev = entry.get("modelwatch", {}), entry.get("evidently", {})
             if mw.get("status") == "ok" and ev.get("status") == "ok":  # modelwatch on evidently's windows
                 mw["drift_rate_on_evidently_windows"] = _rate(mw["verdicts"][: ev["windows"]])
+            rows.append(entry)
+    return rows
+
+
+def _heavy_rates(r: dict, windows: int | None = None) -> dict:
+    """Detection (the changed column flagged) and false alarms (any other column flagged) over the windows."""
+    ws = r["windows"][:windows] if windows else r["windows"]
+    changed = r["changed"]
+    other = [any(c != changed for c in w["columns"]) for w in ws]
+    out = {"n": len(ws), "false_alarm_rate": sum(other) / len(ws) if ws else None}
+    if changed is not None:
+        out["detection_rate"] = sum(changed in w["columns"] for w in ws) / len(ws) if ws else None
+    return out
+
+
+def bench_heavy() -> list[dict]:
+    rows = []
+    for n_rows, mw_windows, peer_windows, scenarios in HEAVY_PLAN:
+        for scen in scenarios:
+            entry: dict = {"rows": n_rows, "scenario": scen}
+            for tool in HEAVY_TOOLS:
+                windows = mw_windows if tool == "modelwatch" else peer_windows
+                print(f"heavy {n_rows} {scen} {tool} x{windows} ...", flush=True)
+                r = run_peer(tool, ["columns", str(n_rows), str(windows), scen, "13"], ALARM_TIMEOUT)
+                if r.get("status") == "ok":
+                    r.update(_heavy_rates(r))
+                    if tool == "modelwatch":
+                        r["on_peer_windows"] = _heavy_rates(r, peer_windows)
+                    r.pop("windows")  # the verdicts are summarised; the flagged columns per window are not kept
+                entry[tool] = r
             rows.append(entry)
     return rows
 
@@ -177,7 +232,8 @@ def print_tables(result: dict) -> None:
     print(
         f"{'size':<12}"
         + "".join(f"{t:<20}" for t in tools)
-        + f"{'ev/mw':>7}{'nml/mw':>8}{'mw/sort':>8}{'nml/mw1t':>9}{'mw1t/sort':>10}{'mw profile':>11}"
+        + f"{'ev/mw':>7}{'nml/mw':>8}{'mw/floor':>9}{'nml/mw1t':>9}{'mw1t/floor':>11}{'floor':>8}"
+        + f"{'mw profile':>11}{'nml/mw one-off':>15}"
     )
     for r in result["throughput"]:
         t = r["tools"]
@@ -186,9 +242,11 @@ def print_tables(result: dict) -> None:
             f"{_size(r):<12}"
             + "".join(f"{_cell(t[x]):<20}" for x in tools)
             + f"{_fmt(r['ratio_evidently_over_modelwatch'], '.1f'):>7}"
-            f"{_fmt(r['ratio_nannyml_over_modelwatch'], '.1f'):>8}{_fmt(r['ratio_modelwatch_over_sort'], '.1f'):>8}"
+            f"{_fmt(r['ratio_nannyml_over_modelwatch'], '.1f'):>8}{_fmt(r['ratio_modelwatch_over_floor'], '.1f'):>9}"
             f"{_fmt(r['ratio_nannyml_over_modelwatch_1t'], '.1f'):>9}"
-            f"{_fmt(r['ratio_modelwatch_1t_over_sort'], '.1f'):>10}{_fmt(prof, '.2f') + 's':>11}"
+            f"{_fmt(r['ratio_modelwatch_1t_over_floor'], '.1f'):>11}"
+            f"{_fmt(t['modelwatch'].get('floor_s'), '.3f') + 's':>8}{_fmt(prof, '.2f') + 's':>11}"
+            f"{_fmt(r['ratio_nannyml_over_modelwatch_one_off'], '.1f'):>15}"
         )
     print(
         "\n== Memory: what the call allocates at its peak (tracemalloc; in brackets: (input + that) / input,"
@@ -224,6 +282,32 @@ def print_tables(result: dict) -> None:
             f"{rate(r.get('evidently')):>16}{_fmt(same, '.2f'):>17}"
         )
     print("(in brackets: windows; 'mw same windows' = modelwatch's rate on exactly the windows evidently judged)")
+    print(
+        "\n== Heavy tails, column level: 10 Student-t(3) + 10 lognormal(0,1) + 2 cat features; detection = the scaled"
+        " column flagged, false alarms = windows with any other column flagged =="
+    )
+    print(f"{'rows':>9}  {'scenario':<28}" + "".join(f"{t:>24}" for t in HEAVY_TOOLS) + f"{'mw on peer windows':>22}")
+    heavy_names = {
+        "heavy_none": "no change: false alarms",
+        "t3_scale_1.3": "t(3) scale x1.3: detection",
+        "lognormal_scale_1.3": "lognormal scale x1.3: detection",
+    }
+
+    def heavy(x: dict | None, scen: str) -> str:
+        if x is None or x.get("status") != "ok":
+            return "n/a" if x is None else str(x.get("status"))
+        main = x["false_alarm_rate"] if scen == "heavy_none" else x["detection_rate"]
+        extra = "" if scen == "heavy_none" else f" fa {_fmt(x['false_alarm_rate'])}"
+        return f"{_fmt(main)}{extra} ({x['n']})"
+
+    for r in result.get("heavy", []):
+        mw = r.get("modelwatch") or {}
+        same = mw.get("on_peer_windows")
+        print(
+            f"{r['rows']:>9}  {heavy_names[r['scenario']]:<28}"
+            + "".join(f"{heavy(r.get(t), r['scenario']):>24}" for t in HEAVY_TOOLS)
+            + f"{heavy({'status': 'ok', **same}, r['scenario']) if same else '-':>22}"
+        )
 
 
 def main() -> None:
@@ -240,6 +324,10 @@ def main() -> None:
             "tracemalloc peak of a second, untimed call (what the call allocates; not for evidently, "
             "too slow to repeat); input_mb = reference + current frames; peak_mb = ru_maxrss of the "
             "tool's subprocess. Evidently verdict = its default DriftedColumnsCount share >= 0.5. "
+            "floor_s = np.sort of every numeric column of the reference and the current frame, best of 5, "
+            "measured in ModelWatch's process right before and after its calls (the smaller of the two); "
+            "over_floor = wall_s / floor_s. one_off = profile_s + wall_s (a profile built and used once). "
+            "heavy = column-level verdicts on heavy-tailed data (each tool's defaults; NannyML: any method's alert). "
             f"Per-run timeout {THROUGHPUT_TIMEOUT}s (throughput), {ALARM_TIMEOUT}s (alarm)."
         ),
     }
@@ -248,21 +336,29 @@ def main() -> None:
     result["machine"]["load_note"] = "machine load is not controlled (a shared 2-core machine)"
     result["throughput"] = bench_throughput()
     result["alarm"] = bench_alarm()
+    result["heavy"] = bench_heavy()
     result["total_s"] = time.perf_counter() - t0
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2))
     from bench import estimator
 
     est = estimator.run()
+    from bench import ab
+
+    ab_result = ab.run()
+    ab.RESULTS.write_text(json.dumps(ab_result, indent=2))
+    # the fleet: one drift_hourly run of 50 versions under the real scheduler (its own stack and process)
+    subprocess.run([sys.executable, "-m", "bench.fleet"], cwd=ROOT, check=False)
     from bench import api_latency
 
     api = api_latency.run()
     print_tables(result)
     estimator.print_table(est)
+    ab.print_tables(ab_result)
     api_latency.print_table(api)
     print(
-        f"\nwrote {RESULTS.relative_to(ROOT)}, {estimator.RESULTS.relative_to(ROOT)} and "
-        f"{api_latency.RESULTS.relative_to(ROOT)} in {time.perf_counter() - t0:.0f}s"
+        f"\nwrote {RESULTS.relative_to(ROOT)}, {estimator.RESULTS.relative_to(ROOT)}, {ab.RESULTS.relative_to(ROOT)} "
+        f"and {api_latency.RESULTS.relative_to(ROOT)} in {time.perf_counter() - t0:.0f}s"
     )
 
 

@@ -2,15 +2,23 @@
 ### drift_hourly
 
 Hourly drift evaluation of every active model version (one holding an alias
-such as `champion` or `challenger`), mapped per version:
+such as `champion` or `challenger`). The tasks are mapped over **chunks** of
+versions, not over versions: `active_model_versions` lists the fleet and cuts
+it into at most 8 chunks of at least 4 versions
+(`include/modelwatch/monitoring/drift/fleet.py`: sorted by model and version,
+sizes differing by at most one), so the number of task instances grows with
+the chunks, not with the models. Each mapped instance is named after its chunk
+("chunk 2/5: spx_signal v1, ixic v3 ...") and processes its versions one after
+the other, each in its own transaction:
 
-1. `check_window` (mapped) reads the window's predictions (features, class
-   probabilities, confidence, predicted label) and their matured outcomes and
+1. `check_window` (mapped) reads each version's window (features, class
+   probabilities, confidence, predicted label) and its matured outcomes and
    runs the Great Expectations checks (schema, types, ranges, null share),
    storing them in `data_quality_results`;
 2. the branch `choose_paths` gives each version its path
    (`decisions.choose_drift_path`) and follows the paths that have versions;
-   each path task is mapped over all versions and skips those on another path:
+   each path task is mapped over all chunks, processes the chunk's versions on
+   its path and skips a chunk that has none:
    - `record_empty_window`: no predictions; recorded as `empty`, nothing else;
    - `raise_data_quality_alert`: a failed expectation; a `data_quality`
      alert and **no** drift rows;
@@ -29,9 +37,17 @@ such as `champion` or `challenger`), mapped per version:
    `modelwatch_retraining_triggers` Asset that schedules `retrain_gated`,
    and is skipped when no trigger changed.
 
-Re-running a window replaces its rows in one transaction. Hysteresis reads
-the windows before the current one, so windows of a model are decided one at
-a time and in order: `max_active_runs=1` (catch-up runs go oldest first, each
+One version's failure (a bad window, a broken profile) does not stop the
+others of its chunk: they are processed and committed, then the task raises
+one error naming each failed version and its error, so it is red and retried
+(a retry runs the chunk again; every version's rows are replaced). A version
+whose window check raised takes the `compute_drift` path, which checks it
+again and evaluates it, or names the error; `check_window` itself fails only
+when no version of its chunk could be checked.
+
+Re-running a window replaces its rows, in one transaction per version.
+Hysteresis reads the windows before the current one, so windows of a model are
+decided one at a time and in order: `max_active_runs=1` (catch-up runs go oldest first, each
 after the previous finished) and, for manual or replay runs that still meet,
 a per-model advisory lock under which `compute_drift` reads the earlier
 windows. Re-running an older window corrects only its own rows: an open
@@ -54,7 +70,7 @@ from include.modelwatch.decisions import TASK_RECORD_EMPTY as RECORD_EMPTY
 from include.tasks.assets import RETRAINING_TRIGGERS
 from include.tasks.common import DEFAULT_ARGS, window_params
 
-VERSION_LABEL = "{{ checked['model_name'] }} v{{ checked['version'] }}"
+CHUNK_LABEL = "{{ chunk['label'] }}"  # "chunk 2/5: spx_signal v1, ixic v3 ..." (fleet.chunk_label)
 
 
 @dag(
@@ -72,47 +88,39 @@ VERSION_LABEL = "{{ checked['model_name'] }} v{{ checked['version'] }}"
 def drift_hourly():
     @task
     def active_model_versions() -> list[dict]:
-        from include.tasks.drift import active_targets
+        from include.tasks.drift import fleet_chunks
 
-        return active_targets()
+        return fleet_chunks()
 
-    @task(
-        pool="monitoring_db",
-        map_index_template="{{ target['model_name'] }} v{{ target['version'] }}",
-        multiple_outputs=False,
-    )
-    def check_window(target: dict, **context) -> dict:
-        from include.tasks.drift import check_window as run
+    @task(pool="monitoring_db", map_index_template=CHUNK_LABEL, multiple_outputs=False)
+    def check_window(chunk: dict, **context) -> dict:
+        from include.tasks.drift import check_chunk
 
-        return run(target, context)
+        return check_chunk(chunk, context)
 
     @task.branch
     def choose_paths(checked: list[dict]) -> list[str]:
-        from include.tasks.drift import route
+        from include.tasks.drift import flatten, route
 
-        return [path for path, versions in route(list(checked)).items() if versions]
+        return [path for path, versions in route(flatten(checked)).items() if versions]
 
-    @task(task_id=RECORD_EMPTY, pool="monitoring_db", map_index_template=VERSION_LABEL, multiple_outputs=False)
-    def record_empty_window(checked: dict, **context) -> dict:
-        from include.tasks.drift import only_on_path, record_empty
+    @task(task_id=RECORD_EMPTY, pool="monitoring_db", map_index_template=CHUNK_LABEL, multiple_outputs=False)
+    def record_empty_window(chunk: dict, **context) -> list[dict]:
+        from include.tasks.drift import run_path
 
-        only_on_path(RECORD_EMPTY, checked)
-        return record_empty(checked, context)
+        return run_path(RECORD_EMPTY, chunk, context)
 
-    @task(task_id=DQ_ALERT, pool="monitoring_db", map_index_template=VERSION_LABEL, multiple_outputs=False)
-    def raise_data_quality_alert(checked: dict, **context) -> dict:
-        from include.tasks.drift import only_on_path, raise_dq_alert
+    @task(task_id=DQ_ALERT, pool="monitoring_db", map_index_template=CHUNK_LABEL, multiple_outputs=False)
+    def raise_data_quality_alert(chunk: dict, **context) -> list[dict]:
+        from include.tasks.drift import run_path
 
-        only_on_path(DQ_ALERT, checked)
-        return raise_dq_alert(checked, context)
+        return run_path(DQ_ALERT, chunk, context)
 
-    @task(task_id=COMPUTE, pool="monitoring_db", map_index_template=VERSION_LABEL, multiple_outputs=False)
-    def compute_drift(checked: dict, **context) -> dict:
-        from include.tasks.drift import compute_drift as run
-        from include.tasks.drift import only_on_path
+    @task(task_id=COMPUTE, pool="monitoring_db", map_index_template=CHUNK_LABEL, multiple_outputs=False)
+    def compute_drift(chunk: dict, **context) -> list[dict]:
+        from include.tasks.drift import run_path
 
-        only_on_path(COMPUTE, checked)
-        return run(checked, context)
+        return run_path(COMPUTE, chunk, context)
 
     @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS, multiple_outputs=False)
     def respond_to_alerts(**context) -> dict:
@@ -126,11 +134,11 @@ def drift_hourly():
 
         return announce(result)
 
-    checked = check_window.expand(target=active_model_versions())
+    checked = check_window.expand(chunk=active_model_versions())
     paths = [
-        record_empty_window.expand(checked=checked),
-        raise_data_quality_alert.expand(checked=checked),
-        compute_drift.expand(checked=checked),
+        record_empty_window.expand(chunk=checked),
+        raise_data_quality_alert.expand(chunk=checked),
+        compute_drift.expand(chunk=checked),
     ]
     responded = respond_to_alerts()
     choose_paths(checked) >> paths >> responded

@@ -42,8 +42,9 @@ new champion's first accuracy on at least 20 outcomes matured after the
 deployment; never rewritten by later runs); `announce_triggers` updates the
 `modelwatch_retraining_triggers` Asset only when a trigger changed.
 
-Statsd gauges `modelwatch.performance.*` and `modelwatch.health.status`; the
-task log ends with a short report. Re-running a window replaces its rows.
+No statsd metrics: the ModelWatch Prometheus exporter serves these values from
+the monitoring database. The task log ends with a short report. Re-running a
+window replaces its rows.
 """
 
 from __future__ import annotations

@@ -23,6 +23,9 @@ written (Asset `modelwatch_retraining_triggers`) and daily at 02:00 UTC.
 4. `branch_on_gates`: deploy, reject (failing gates named) or ask a human
    (`human_decision`, approval in the UI) when a gate is borderline or the
    variable `modelwatch_require_approval` (e.g. `{"spx_signal": true}`) says so.
+   The request is assigned to the model's approvers (variable
+   `modelwatch_approvers`) and mailed to them; it expires after 3 days with
+   "Reject". Who answered is recorded on the trigger and the alias history.
 5. `deploy_candidate`: alias change + trigger outcome in one transaction; the
    candidate becomes `active`, the replaced version `retired`, the trigger's
    other candidates `rejected`. "Deploy as" `challenger` deploys for an A/B test.
@@ -37,15 +40,15 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.providers.standard.operators.hitl import HITLBranchOperator
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, TriggerRule, dag, task
 
 from include.modelwatch.decisions import TASK_DEPLOY, TASK_HUMAN, TASK_NO_TRIGGER, TASK_REJECT, TASK_TRAIN
+from include.tasks.approval import DECISION_TASK, ApprovalOperator
 from include.tasks.assets import RETRAINING_TRIGGERS
 from include.tasks.common import DEFAULT_ARGS
 from include.tasks.forms import ALGORITHMS, retrain_params
 
-TASK_HUMAN_DECISION = "human_decision"
+TASK_HUMAN_DECISION = DECISION_TASK
 TASK_DEPLOY_APPROVED = "deploy_approved"
 TASK_REJECT_NOT_APPROVED = "reject_not_approved"
 
@@ -124,14 +127,15 @@ def retrain_gated():
 
         return reject(dataset, best, context)
 
-    @task(task_id=TASK_HUMAN)
-    def request_human_approval(dataset: dict, best: dict, **context) -> None:
+    @task(task_id=TASK_HUMAN, multiple_outputs=False)
+    def request_human_approval(dataset: dict, best: dict, **context) -> dict:
         from include.tasks.retrain import mark_awaiting
 
-        mark_awaiting(dataset, best, context)
+        return mark_awaiting(dataset, best, context)
 
-    human = HITLBranchOperator(
+    human = ApprovalOperator(
         task_id=TASK_HUMAN_DECISION,
+        approvers_from=TASK_HUMAN,
         subject="Deploy retrained model {{ ti.xcom_pull(task_ids='pick_best')['version'] }}?",
         body=(
             "Candidate {{ ti.xcom_pull(task_ids='pick_best') }}; gate evidence in quality_gate_results "

@@ -51,9 +51,16 @@ def choose_after_gates(summary: GateSummary, policy_requires_human: bool) -> str
     return TASK_DEPLOY
 
 
-def choose_drift_path(window_rows: int, dq_passed: bool) -> str:
+def choose_drift_path(window_rows: int, dq_passed: bool, check_failed: bool = False) -> str:
     """No rows in the window -> TASK_RECORD_EMPTY; data quality failed ->
-    TASK_DQ_ALERT; else TASK_COMPUTE_DRIFT. (Emptiness wins over data quality.)"""
+    TASK_DQ_ALERT; else TASK_COMPUTE_DRIFT. (Emptiness wins over data quality.)
+
+    ``check_failed``: the version's window check raised (its row count and data
+    quality are unknown) -> TASK_COMPUTE_DRIFT, which checks it again and
+    evaluates it, or names its error among its chunk's failures; the chunk's
+    other versions go on either way."""
+    if check_failed:
+        return TASK_COMPUTE_DRIFT
     if window_rows < 0:
         raise ValueError(f"window_rows must be >= 0, got {window_rows}")
     if window_rows == 0:

@@ -40,9 +40,17 @@ VARIABLES: dict[str, Any] = {
     "modelwatch_max_model_age_days": MAX_MODEL_AGE_DAYS,
     "modelwatch_require_approval": {},
     "modelwatch_gate_overrides": {},
+    "modelwatch_approvers": {},
+    "modelwatch_ab_first": {},
 }
 
-_JSON_OBJECTS = ("modelwatch_drift_overrides", "modelwatch_require_approval", "modelwatch_gate_overrides")
+_JSON_OBJECTS = (
+    "modelwatch_drift_overrides",
+    "modelwatch_require_approval",
+    "modelwatch_gate_overrides",
+    "modelwatch_approvers",
+    "modelwatch_ab_first",
+)
 
 
 def text(name: str) -> str:
@@ -76,6 +84,10 @@ def parse(name: str, raw: str | None) -> Any:
         value = json.loads(raw)
         if name in _JSON_OBJECTS and not isinstance(value, dict):
             raise ValueError("expected a JSON object")
+        if name == "modelwatch_approvers":
+            from include.modelwatch.training import approval
+
+            approval.parse(value)  # raises naming the model and the bad entry
         return value
     except ValueError as exc:
         raise ValueError(f"variable {name} = {raw!r}: {exc}") from None

@@ -1,5 +1,10 @@
 """The one place ModelWatch emits operational metrics over statsd (``modelwatch.`` prefix).
 
+statsd carries only what the tasks alone know: counts of what a run did and how
+long it took. The domain state (drift scores, PSI, performance, health,
+retraining triggers, ...) is not sent here: the Prometheus exporter
+(:mod:`include.modelwatch.observability`) serves it from the monitoring database.
+
 Settings are Airflow's own ``[metrics]`` section, so one switch turns both on.
 :func:`get_metrics` reads them through Airflow's configuration (``airflow.cfg``
 under ``AIRFLOW_HOME``, overridden by ``AIRFLOW__METRICS__*`` environment
@@ -20,7 +25,7 @@ Datadog/InfluxDB tag options and ``statsd_custom_client_path``.
 
 Every metric is declared in :data:`METRICS`: its dotted name below
 ``modelwatch.``, its statsd type, the label values that follow the name as
-path segments (``modelwatch.drift.psi.<model>.<version>.<feature>``), the
+path segments (``modelwatch.scoring.predictions.<model>.<version>.<symbol>``), the
 Prometheus name the shipped statsd_exporter mapping gives it, and its meaning.
 Label values are sanitised into single dot-free path segments
 (:func:`segment`); versions are the bare integer (``.3``, label ``version="3"``).
@@ -78,113 +83,45 @@ def _spec(name: str, kind: Kind, labels: str, prometheus: str, meaning: str, sou
 
 
 _MV = "model version"
-#: The catalogue: every metric ModelWatch emits (README table, mapping file and tests follow it).
+_TIMER = "(statsd timer in ms; the exporter observes seconds)"
+#: The catalogue: every metric ModelWatch emits (README table, mapping file and tests follow it). Operational
+#: counts and timings only: the domain state (drift scores, PSI, performance, health, triggers, ...) is served
+#: from the monitoring database by the Prometheus exporter (:mod:`include.modelwatch.observability`).
 METRICS: dict[str, MetricSpec] = {
     s.name: s
     for s in (
         _spec(
             "scoring.predictions",
-            "gauge",
+            "counter",
             "model version symbol",
-            "modelwatch_scoring_predictions",
-            "predictions written by the last scoring run of the champion",
+            "modelwatch_scoring_predictions_total",
+            "predictions written by scoring runs of the champion (each run adds its count)",
             "score_signals",
         ),
         _spec(
             "scoring.missing_feature_rows",
-            "gauge",
+            "counter",
             "model version symbol",
-            "modelwatch_scoring_missing_feature_rows",
-            "rows of the last scoring run scored with NaN features (data_quality=missing_features)",
+            "modelwatch_scoring_missing_feature_rows_total",
+            "rows scored with NaN features, data_quality=missing_features (each run adds its count)",
             "score_signals",
         ),
         _spec(
-            "drift.score",
-            "gauge",
-            _MV,
-            "modelwatch_drift_score",
-            "overall drift score of the last drift window",
-            "drift_hourly",
-        ),
-        _spec(
-            "drift.psi",
-            "gauge",
-            "model version feature",
-            "modelwatch_drift_psi",
-            "population stability index of a feature (the 5 highest of each run only)",
-            "drift_hourly",
-        ),
-        _spec(
             "data_quality.failures",
-            "gauge",
+            "counter",
             _MV,
-            "modelwatch_data_quality_failures",
-            "data-quality checks failed in the last drift window",
+            "modelwatch_data_quality_failures_total",
+            "failed data-quality checks (each failed drift window adds its number of failed checks)",
             "drift_hourly",
         ),
         _spec(
-            "performance.accuracy",
-            "gauge",
+            "drift.evaluate_seconds",
+            "timer",
             _MV,
-            "modelwatch_performance_accuracy_ratio",
-            "live accuracy on matured predictions (0..1)",
-            "performance_daily",
-        ),
-        _spec(
-            "performance.hit_rate",
-            "gauge",
-            _MV,
-            "modelwatch_performance_hit_rate_ratio",
-            "share of live trades whose realised return has the predicted sign (0..1)",
-            "performance_daily",
-        ),
-        _spec(
-            "performance.win_rate",
-            "gauge",
-            _MV,
-            "modelwatch_performance_win_rate_ratio",
-            "share of trades with a positive return (0..1)",
-            "performance_daily",
-        ),
-        _spec(
-            "performance.profit_factor",
-            "gauge",
-            _MV,
-            "modelwatch_performance_profit_factor",
-            "gross profit / gross loss of the live trades",
-            "performance_daily",
-        ),
-        _spec(
-            "performance.sharpe",
-            "gauge",
-            _MV,
-            "modelwatch_performance_sharpe",
-            "Sharpe ratio of the live trades",
-            "performance_daily",
-        ),
-        _spec(
-            "performance.estimated_accuracy",
-            "gauge",
-            _MV,
-            "modelwatch_performance_estimated_accuracy_ratio",
-            "label-free accuracy estimate for unmatured predictions (0..1; not sent when withheld)",
-            "performance_daily",
-        ),
-        _spec(
-            "performance.realized_accuracy",
-            "gauge",
-            _MV,
-            "modelwatch_performance_realized_accuracy_ratio",
-            "accuracy realised by an earlier estimate once its labels matured (0..1)",
-            "performance_daily",
-        ),
-        _spec(
-            "health.status",
-            "gauge",
-            _MV,
-            "modelwatch_health_status",
-            "model health: 0 healthy, 1 warning, 2 critical",
-            "performance_daily",
+            "modelwatch_drift_evaluate_seconds",
+            "time to evaluate one drift window: read (or bin in PostgreSQL) its rows, run the feature and "
+            f"concept drift tests {_TIMER}",
+            "drift_hourly",
         ),
         _spec(
             "loop.actions",
@@ -195,19 +132,11 @@ METRICS: dict[str, MetricSpec] = {
             "respond_to_alerts",
         ),
         _spec(
-            "loop.pending_triggers",
-            "gauge",
-            "",
-            "modelwatch_loop_pending_triggers",
-            "retraining triggers waiting to be claimed",
-            "respond_to_alerts",
-        ),
-        _spec(
             "retrain.train_seconds",
             "timer",
             "model algorithm",
             "modelwatch_retrain_train_seconds",
-            "candidate training time (statsd timer in ms; the exporter observes seconds)",
+            f"candidate training time {_TIMER}",
             "retrain_gated",
         ),
         _spec(
@@ -362,7 +291,10 @@ class Metrics:
         self._send("gauge", metric, labels, float(value))
 
     def incr(self, metric: str, *labels: object, count: int = 1) -> None:
-        self._send("counter", metric, labels, count)
+        """Add ``count`` (default 1) to the counter ``modelwatch.<metric>.<label>...``; a run's count of
+        things, e.g. ``incr("scoring.predictions", model, version, symbol, count=n)``. 0 is sent too, so
+        the series exists from the first run."""
+        self._send("counter", metric, labels, int(count))
 
     def timing(self, metric: str, millis: float, *labels: object) -> None:
         """A statsd timer: ``millis`` in milliseconds (statsd_exporter turns it into seconds)."""

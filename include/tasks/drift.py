@@ -1,18 +1,29 @@
-"""Task bodies of ``drift_hourly``: one model version's window, validated, evaluated, stored.
+"""Task bodies of ``drift_hourly``: a chunk of model versions, each version's window validated, evaluated, stored.
 
-Context and connection in, library call (``include.modelwatch.monitoring.drift``
-and its ``store``), results out. Every task's log ends with a summary line.
+The mapped tasks take a chunk of versions (``include.modelwatch.monitoring.drift.fleet``);
+:func:`check_chunk` and :func:`run_path` run the per-version bodies (:func:`check_window`,
+:func:`record_empty`, :func:`raise_dq_alert`, :func:`compute_drift`) one version after the
+other, each with its own connection and transaction, so one version's failure neither
+stops nor undoes the others: the failures are collected and raised together at the end
+(:class:`VersionsFailed`). Context and connection in, library call
+(``include.modelwatch.monitoring.drift`` and its ``store``), results out. Every version's
+summary line is followed by its ModelWatch page; every task's log ends with the chunk's summary line.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import time
+from collections.abc import Callable
 from typing import Any
 
 from include.modelwatch.api import urls
 from include.tasks.common import log_page, monitoring_db, run_id, variable, window
 
 log = logging.getLogger(__name__)
+#: override fleet.MAX_CHUNKS / fleet.MIN_CHUNK_SIZE (bench/fleet.py: one version per task, as before chunking)
+MAX_CHUNKS_ENV, MIN_CHUNK_SIZE_ENV = "MODELWATCH_DRIFT_MAX_CHUNKS", "MODELWATCH_DRIFT_MIN_CHUNK_SIZE"
 
 
 def _span(start, end) -> str:
@@ -49,8 +60,32 @@ def _load(conn, target: dict[str, Any], context: dict[str, Any]):
     return mv, start, end
 
 
+def fleet_chunks() -> list[dict[str, Any]]:
+    """The active versions (:func:`active_targets`) in chunks (``fleet.chunk_fleet``): what the tasks map over."""
+    from include.modelwatch.monitoring.drift import fleet
+
+    max_chunks = int(os.environ.get(MAX_CHUNKS_ENV) or fleet.MAX_CHUNKS)
+    min_size = int(os.environ.get(MIN_CHUNK_SIZE_ENV) or fleet.MIN_CHUNK_SIZE)
+    chunks = fleet.chunk_fleet(active_targets(), max_chunks=max_chunks, min_size=min_size)
+    log.info(
+        "summary: %d chunk(s) (at most %d, at least %d version(s) each unless the fleet is smaller): %s",
+        len(chunks),
+        max_chunks,
+        min_size,
+        "; ".join(c["label"] for c in chunks) or "none",
+    )
+    return chunks
+
+
+def path_of(checked: dict[str, Any]) -> str:
+    """A checked version's path task id (``decisions.choose_drift_path``)."""
+    from include.modelwatch import decisions
+
+    return decisions.choose_drift_path(checked.get("rows") or 0, checked.get("dq_passed", False), "error" in checked)
+
+
 def route(checked: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """Each checked version's path (``decisions.choose_drift_path``): path task id -> versions."""
+    """Each checked version's path (:func:`path_of`): path task id -> versions."""
     from include.modelwatch import decisions
 
     out: dict[str, list[dict[str, Any]]] = {
@@ -59,26 +94,131 @@ def route(checked: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
         decisions.TASK_COMPUTE_DRIFT: [],
     }
     for c in checked:
-        out[decisions.choose_drift_path(c["rows"], c["dq_passed"])].append(c)
+        out[path_of(c)].append(c)
     log.info(
         "summary: "
         + "; ".join(
-            f"{path}: " + (", ".join(f"{c['model_name']} v{c['version']}" for c in versions) or "none")
-            for path, versions in out.items()
+            f"{path}: "
+            + (
+                ", ".join(f"{c['model_name']} v{c['version']}" + (" (check failed)" if "error" in c else "") for c in v)
+                or "none"
+            )
+            for path, v in out.items()
         )
     )
     return out
 
 
-def only_on_path(path: str, checked: dict[str, Any]) -> None:
-    """Skip this mapped task instance when its version takes another path."""
+def flatten(checked_chunks) -> list[dict[str, Any]]:
+    """The checked versions of every chunk (``check_chunk`` results), in chunk order."""
+    return [c for chunk in checked_chunks for c in chunk["checked"]]
+
+
+def on_path(path: str, chunk: dict[str, Any]) -> list[dict[str, Any]]:
+    """The chunk's versions that take ``path``; skips this mapped task instance when there are none."""
     from airflow.sdk.exceptions import AirflowSkipException
 
+    versions = [c for c in chunk["checked"] if path_of(c) == path]
+    if not versions:
+        taken = ", ".join(f"{c['model_name']} v{c['version']}: {path_of(c)}" for c in chunk["checked"])
+        raise AirflowSkipException(f"{chunk['label']}: no version takes {path} ({taken})")
+    return versions
+
+
+class VersionsFailed(RuntimeError):
+    """Some versions of a chunk failed; the others were processed and committed."""
+
+
+def each_version(
+    what: str, chunk: dict[str, Any], versions: list[dict[str, Any]], body: Callable[[dict[str, Any]], dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """``body(version)`` for every version, in order; a version that raises does not stop the others (each
+    body commits its own transaction). Ends the log with the chunk's summary line, then raises
+    :class:`VersionsFailed` naming every failed version and its error, if any: the task is red and retried,
+    and a retry runs the chunk again (every body replaces its window's rows)."""
+    from include.modelwatch.monitoring.drift.fleet import version_label
+
+    done: list[dict[str, Any]] = []
+    failed: list[str] = []
+    for v in versions:
+        try:
+            done.append(body(v))
+        except Exception as exc:  # isolation: the chunk's other versions still run (a timeout is no Exception)
+            log.exception("%s: %s failed; the chunk's other versions go on", version_label(v), what)
+            failed.append(f"{version_label(v)}: {type(exc).__name__}: {exc}")
+    log.info(
+        "summary: %s: %s done for %d of %d version(s)%s",
+        chunk["label"],
+        what,
+        len(done),
+        len(versions),
+        f"; FAILED: {'; '.join(failed)}" if failed else "",
+    )
+    if failed:
+        raise VersionsFailed(
+            f"{what} failed for {len(failed)} of {len(versions)} version(s) of {chunk['label']} "
+            f"(the others are stored): {'; '.join(failed)}"
+        )
+    return done
+
+
+def check_chunk(chunk: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+    """:func:`check_window` for each version of the chunk. A version whose check raises is kept with its
+    ``error`` (it takes the compute_drift path, which checks it again); the others go on. Only when no
+    version could be checked does the task fail (and is retried): nothing to go on with."""
+    from include.modelwatch.monitoring.drift.fleet import version_label
+
+    checked: list[dict[str, Any]] = []
+    for t in chunk["targets"]:
+        try:
+            checked.append(check_window(t, context))
+        except Exception as exc:  # isolation: the chunk's other versions still run
+            log.exception("%s: window check failed; compute_drift checks it again", version_label(t))
+            checked.append({**t, "rows": None, "dq_passed": False, "error": f"{type(exc).__name__}: {exc}"})
+    errors = [f"{version_label(c)}: {c['error']}" for c in checked if "error" in c]
+    log.info(
+        "summary: %s: %d of %d version(s) checked%s",
+        chunk["label"],
+        len(checked) - len(errors),
+        len(checked),
+        f"; check FAILED (compute_drift checks again): {'; '.join(errors)}" if errors else "",
+    )
+    if checked and len(errors) == len(checked):
+        raise VersionsFailed(f"check_window failed for every version of {chunk['label']}: {'; '.join(errors)}")
+    return {"chunk": chunk["chunk"], "of": chunk["of"], "label": chunk["label"], "checked": checked}
+
+
+def run_path(path: str, chunk: dict[str, Any], context: dict[str, Any]) -> list[dict[str, Any]]:
+    """The path task ``path`` for the chunk's versions on it (:func:`on_path`), one after the other
+    (:func:`each_version`)."""
     from include.modelwatch import decisions
 
-    chosen = decisions.choose_drift_path(checked["rows"], checked["dq_passed"])
-    if chosen != path:
-        raise AirflowSkipException(f"{checked['model_name']} v{checked['version']} takes {chosen}, not {path}")
+    bodies: dict[str, Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]] = {
+        decisions.TASK_RECORD_EMPTY: record_empty,
+        decisions.TASK_DQ_ALERT: raise_dq_alert,
+        decisions.TASK_COMPUTE_DRIFT: _recheck_then_compute,
+    }
+    body = bodies[path]
+    return each_version(path, chunk, on_path(path, chunk), lambda v: body(v, context))
+
+
+def _recheck_then_compute(checked: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+    """:func:`compute_drift`; a version whose check failed is checked again first (so a retry heals a
+    passing failure) and evaluated if its window now takes this path."""
+    from include.modelwatch import decisions
+
+    if "error" in checked:
+        log.warning(
+            "%s v%s: checking again (check_window: %s)", checked["model_name"], checked["version"], checked["error"]
+        )
+        target = {k: v for k, v in checked.items() if k not in ("rows", "dq_passed", "error")}
+        checked = check_window(target, context)
+        if path_of(checked) != decisions.TASK_COMPUTE_DRIFT:
+            raise RuntimeError(
+                f"checked again, the window takes {path_of(checked)}, not {decisions.TASK_COMPUTE_DRIFT}: "
+                "re-run the window"
+            )
+    return compute_drift(checked, context)
 
 
 def check_window(target: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
@@ -185,7 +325,7 @@ def raise_dq_alert(checked: dict[str, Any], context: dict[str, Any]) -> dict[str
             )
             outbox.enqueue_alert_change(cur, change, base_url=page_base, window_start=start, window_end=end)
         deliver_pending(conn, mv.model_name)
-    get_metrics().gauge("data_quality.failures", len(failed), mv.model_name, mv.version)
+    get_metrics().incr("data_quality.failures", mv.model_name, mv.version, count=len(failed))
     for line in failed:
         log.warning("failed expectation: %s", line)
     log.info(
@@ -225,6 +365,7 @@ def compute_drift(checked: dict[str, Any], context: dict[str, Any]) -> dict[str,
                 f"{mv.label} window {_span(start, end)}: {n} rows now, {checked['rows']} when "
                 "validated; predictions changed underneath, re-run the window"
             )
+        t0 = time.perf_counter()  # drift.evaluate_seconds: read / bin the window .. verdict
         if binned:
             numeric, categorical = store.binned_counts(
                 conn, mv.model_name, mv.version, start, end, mv.reference_profile
@@ -237,6 +378,7 @@ def compute_drift(checked: dict[str, Any], context: dict[str, Any]) -> dict[str,
         base = store.baseline_metrics(conn, mv.model_name, mv.version)
         concept = drift.concept_rows(df, base.get("accuracy"), base.get("roc_auc_ovr"), mv.classes)
         verdict = drift.window_verdict(result, concept)
+        evaluate_ms = (time.perf_counter() - t0) * 1000.0
         change = None
         with storage.transaction(conn) as cur:
             # one window of a model at a time: the earlier windows are read under the lock (defect 6)
@@ -299,9 +441,7 @@ def compute_drift(checked: dict[str, Any], context: dict[str, Any]) -> dict[str,
             # the alert's transition (opened / escalated / resolved) is announced once, with this commit
             outbox.enqueue_alert_change(cur, change, base_url=page_base, window_start=start, window_end=end)
         deliver_pending(conn, mv.model_name)
-    metrics.gauge("drift.score", result.drift_score, mv.model_name, mv.version)
-    for f in sorted(result.features, key=lambda f: -(f.psi or 0))[:5]:
-        metrics.gauge("drift.psi", f.psi, mv.model_name, mv.version, f.feature)
+    metrics.timing("drift.evaluate_seconds", evaluate_ms, mv.model_name, mv.version)
     for line in result.summary_lines(top=5):
         log.info("%s", line)
     for r in concept:

@@ -51,7 +51,6 @@ def respond(source: str, context: dict[str, Any]) -> dict[str, Any]:
                     get_metrics().incr("loop.actions", model, source, a["action"])
         feedback = update_feedback(conn, as_of=end, run_id=rid) if source == "performance" else []
         pending = triggers.pending_count(conn)
-    get_metrics().gauge("loop.pending_triggers", pending)
     for h in health:
         log.info(
             "health %s v%s as of %s: %s (drift score %s, %s data-quality failure(s))%s",

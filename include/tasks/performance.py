@@ -54,7 +54,6 @@ def evaluate(target: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
     from include.modelwatch import registry
     from include.modelwatch.data import storage
     from include.modelwatch.loop import alerts
-    from include.modelwatch.metrics import get_metrics
     from include.modelwatch.monitoring import performance as perf
     from include.modelwatch.monitoring.performance import store
     from include.modelwatch.notify import outbox
@@ -206,14 +205,6 @@ def evaluate(target: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
         deliver_pending(conn, mv.model_name)
 
     overall = ev.overall
-    stats = get_metrics()
-    for name in ("hit_rate", "win_rate", "profit_factor", "sharpe", "accuracy"):
-        stats.gauge(f"performance.{name}", overall[name], mv.model_name, mv.version)
-    stats.gauge("performance.estimated_accuracy", estimate["expected_accuracy"], mv.model_name, mv.version)
-    if realized:
-        last = [r for r in realized if r["metric"] == "accuracy"]
-        stats.gauge("performance.realized_accuracy", last[-1]["realized"] if last else None, mv.model_name, mv.version)
-    stats.gauge("health.status", perf.HEALTH_CODES[health], mv.model_name, mv.version)
     summary = {
         "model_name": mv.model_name,
         "version": mv.version,

@@ -15,7 +15,8 @@ from typing import Any
 
 from include.modelwatch import defaults
 from include.modelwatch.api import urls
-from include.tasks.common import log_page, monitoring_db, run_id, variable
+from include.tasks.approval import DECISION_TASK
+from include.tasks.common import log_page, monitoring_db, page_url, run_id, variable
 from include.tasks.forms import ALGORITHMS, DEPLOY_ALIASES, RETRAIN_MODES, jsonable, refuse, request, settings
 
 log = logging.getLogger(__name__)
@@ -329,13 +330,24 @@ def choose(dataset_row: dict[str, Any], best: dict[str, Any]) -> str:
 
 
 def deploy(
-    dataset_row: dict[str, Any], best: dict[str, Any], context: dict[str, Any], *, approved_by: str | None = None
+    dataset_row: dict[str, Any],
+    best: dict[str, Any],
+    context: dict[str, Any],
+    *,
+    approved_by: str | None = None,
+    approval: dict[str, Any] | None = None,
 ) -> int:
+    from include.modelwatch.ab import store as ab_store
+    from include.modelwatch.data.storage import transaction
     from include.modelwatch.training import dataset, retrain
+    from include.tasks.notify import deliver_pending
 
     alias = request(context).get("deploy_alias", "champion")
     if alias not in DEPLOY_ALIASES:
         refuse(f"{dataset_row['model_name']}: deploy_alias must be one of {DEPLOY_ALIASES}, got {alias!r}")
+    if alias == "champion" and variable("modelwatch_ab_first").get(dataset_row["model_name"]):
+        alias = "challenger"  # the model's policy: a passing candidate is A/B-tested before it replaces the champion
+        log.info("%s: variable modelwatch_ab_first: deploying as challenger for an A/B test", dataset_row["model_name"])
     why = (
         f"retrain_gated: trigger {dataset_row['trigger_id']} ({dataset_row['trigger_type']}: "
         f"{dataset_row['reason']}); {best['algorithm']} v{best['version']} passed the gates"
@@ -343,27 +355,48 @@ def deploy(
     if approved_by:
         why += f"; approved by {approved_by}"
     with monitoring_db() as conn:
-        prev = retrain.deploy(
-            conn,
-            model_name=dataset_row["model_name"],
-            version=best["version"],
-            alias=alias,
-            reason=why,
-            changed_at=dataset.trigger_end(dataset_row),
-            run_id=run_id(context),
-            trigger_id=dataset_row["trigger_id"],
-            outcome="deployed" if alias == "champion" else f"deployed as {alias}",
-            result={"algorithm": best["algorithm"], "gates": best["status"], "approved_by": approved_by},
-        )
-        _notify(
-            conn,
-            "deployed",
-            dataset_row,
-            best,
-            approved_by=approved_by,
-            alias=alias,
-            detail=None if alias == "champion" else f"deployed as {alias}",
-        )
+        with transaction(conn) as cur:
+            prev = retrain.deploy(
+                conn,
+                model_name=dataset_row["model_name"],
+                version=best["version"],
+                alias=alias,
+                reason=why,
+                changed_at=dataset.trigger_end(dataset_row),
+                run_id=run_id(context),
+                trigger_id=dataset_row["trigger_id"],
+                outcome="deployed" if alias == "champion" else f"deployed as {alias}",
+                result={
+                    "algorithm": best["algorithm"],
+                    "gates": best["status"],
+                    "approved_by": approved_by,
+                    **({"approval": approval} if approval else {}),
+                },
+                cur=cur,
+            )
+            ab_test = None
+            if alias == "challenger":  # the deployment starts the A/B test, in the same transaction
+                ab_test = ab_store.start_test(
+                    conn,
+                    model_name=dataset_row["model_name"],
+                    challenger_version=best["version"],
+                    started_at=dataset.trigger_end(dataset_row),
+                    started_by=f"retrain_gated trigger {dataset_row['trigger_id']}",
+                    reason=why,
+                    run_id=run_id(context),
+                    alias_set=True,
+                    cur=cur,
+                )
+            _notify(
+                cur,
+                "deployed",
+                dataset_row,
+                best,
+                approved_by=approved_by,
+                alias=alias,
+                detail=None if alias == "champion" else f"deployed as {alias}; A/B test {ab_test} started",
+            )
+        deliver_pending(conn, dataset_row["model_name"])
     feedback = _record_feedback(dataset_row, context)
     log.info(
         "summary: deployed %s v%s as %s (now active; previous v%s retired unless it holds another alias): %s%s",
@@ -395,27 +428,38 @@ def _record_feedback(dataset_row: dict[str, Any], context: dict[str, Any]) -> st
 
 
 def reject(
-    dataset_row: dict[str, Any], best: dict[str, Any], context: dict[str, Any], *, why: str | None = None
+    dataset_row: dict[str, Any],
+    best: dict[str, Any],
+    context: dict[str, Any],
+    *,
+    why: str | None = None,
+    approval: dict[str, Any] | None = None,
 ) -> str:
+    from include.modelwatch.data.storage import transaction
     from include.modelwatch.training import dataset, retrain
+    from include.tasks.notify import deliver_pending
 
     failing = best.get("failing") or []
     outcome = f"rejected: {why}" if why else f"rejected: {', '.join(failing) or 'gates'}"
     with monitoring_db() as conn:
-        rejected = retrain.reject(
-            conn,
-            trigger_id=dataset_row["trigger_id"],
-            outcome=outcome,
-            result={
-                "candidate_version": best["version"],
-                "algorithm": best["algorithm"],
-                "failing_gates": failing,
-                "previous_version": best["champion_version"],
-                "run_id": run_id(context),
-            },
-            completed_at=dataset.trigger_end(dataset_row),
-        )
-        _notify(conn, "rejected", dataset_row, best, detail=outcome)
+        with transaction(conn) as cur:
+            rejected = retrain.reject(
+                conn,
+                trigger_id=dataset_row["trigger_id"],
+                outcome=outcome,
+                result={
+                    "candidate_version": best["version"],
+                    "algorithm": best["algorithm"],
+                    "failing_gates": failing,
+                    "previous_version": best["champion_version"],
+                    "run_id": run_id(context),
+                    **({"approval": approval} if approval else {}),
+                },
+                completed_at=dataset.trigger_end(dataset_row),
+                cur=cur,
+            )
+            _notify(cur, "rejected", dataset_row, best, detail=outcome)
+        deliver_pending(conn, dataset_row["model_name"])
     feedback = _record_feedback(dataset_row, context)
     log.info(
         "summary: %s trigger %s: candidate v%s %s; failing gates: %s; versions %s now rejected; champion v%s stays%s",
@@ -432,42 +476,37 @@ def reject(
     return outcome
 
 
-def _notify(conn, outcome: str, dataset_row: dict[str, Any], best: dict[str, Any], cur=None, **extra: Any) -> None:
-    """Enqueue the outcome's notification to the model's owners (in ``cur``'s transaction, or in one of its
-    own right after the outcome's: ``retrain.deploy`` / ``retrain.reject`` commit inside the library; the key
-    ``retrain:<trigger>:<outcome>`` makes a retry enqueue nothing twice), then deliver it."""
-    from include.modelwatch.data.storage import transaction
+def _notify(cur, outcome: str, dataset_row: dict[str, Any], best: dict[str, Any], **extra: Any) -> None:
+    """Enqueue the outcome's notification to the model's owners in ``cur``'s transaction, the one that
+    records the outcome (the key ``retrain:<trigger>:<outcome>`` makes a retry enqueue nothing twice); the
+    caller delivers it after the commit (``deliver_pending``)."""
     from include.modelwatch.notify import outbox
     from include.modelwatch.training import dataset
-    from include.tasks.notify import base_url, deliver_pending
+    from include.tasks.notify import base_url
 
-    def _enqueue(c) -> None:
-        outbox.enqueue_retrain_outcome(
-            c,
-            outcome=outcome,
-            trigger_id=dataset_row["trigger_id"],
-            candidate_version=best.get("version"),
-            champion_version=best.get("champion_version"),
-            algorithm=best.get("algorithm"),
-            job_id=best.get("job_id"),
-            at=dataset.trigger_end(dataset_row),
-            base_url=base_url(),
-            **extra,
-        )
-
-    if cur is not None:
-        _enqueue(cur)
-        return
-    with transaction(conn) as own:
-        _enqueue(own)
-    deliver_pending(conn, dataset_row["model_name"])
+    outbox.enqueue_retrain_outcome(
+        cur,
+        outcome=outcome,
+        trigger_id=dataset_row["trigger_id"],
+        candidate_version=best.get("version"),
+        champion_version=best.get("champion_version"),
+        algorithm=best.get("algorithm"),
+        job_id=best.get("job_id"),
+        at=dataset.trigger_end(dataset_row),
+        base_url=base_url(),
+        **extra,
+    )
 
 
-def mark_awaiting(dataset_row: dict[str, Any], best: dict[str, Any], context: dict[str, Any]) -> None:
+def mark_awaiting(dataset_row: dict[str, Any], best: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+    """Record that the candidate waits for a human and mail the request to the model's approvers
+    (``modelwatch_approvers``) and owners; returns ``{"assigned_users": ...}`` for ``human_decision``."""
     from include.modelwatch.data.storage import transaction
-    from include.modelwatch.training import dataset, retrain
+    from include.modelwatch.training import approval, dataset, retrain
     from include.tasks.notify import deliver_pending
 
+    model = dataset_row["model_name"]
+    approvers = approval.approvers_for(variable(approval.VARIABLE), model)
     with monitoring_db() as conn:
         with transaction(conn) as cur:
             retrain.complete_trigger(
@@ -479,26 +518,47 @@ def mark_awaiting(dataset_row: dict[str, Any], best: dict[str, Any], context: di
                     "candidate_version": best["version"],
                     "borderline_gates": best["borderline"],
                     "run_id": run_id(context),
+                    "approvers": approval.as_records(approvers),
                 },
                 completed_at=dataset.trigger_end(dataset_row),
                 cur=cur,
             )
-            _notify(conn, "awaiting_approval", dataset_row, best, cur=cur)
-        deliver_pending(conn, dataset_row["model_name"])
+            _notify(
+                cur,
+                "awaiting_approval",
+                dataset_row,
+                best,
+                approvers=[a.describe() for a in approvers],
+                addressed_to=approval.emails(approvers),
+                answer_url=page_url(
+                    urls.airflow_task_path(context["dag"].dag_id, run_id(context), DECISION_TASK, "required_actions")
+                ),
+            )
+        deliver_pending(conn, model)
     log.info(
-        "summary: trigger %s: candidate v%s awaits a human decision (borderline gates: %s; policy or review)",
+        "summary: trigger %s: candidate v%s awaits a human decision (borderline gates: %s; policy or review); "
+        "approvers: %s",
         dataset_row["trigger_id"],
         best["version"],
         ", ".join(best["borderline"]) or "none",
+        ", ".join(a.describe() for a in approvers) or f"anyone allowed to answer ({approval.VARIABLE} has none)",
     )
-    log_page(log, "training jobs and gates", urls.model_path(dataset_row["model_name"], "jobs"))
+    log_page(log, "training jobs and gates", urls.model_path(model, "jobs"))
+    return {"assigned_users": approval.hitl_users(approvers)}
 
 
 def apply_approval(dataset_row: dict[str, Any], best: dict[str, Any], approved: bool, context: dict[str, Any]) -> str:
-    """Deploy or reject after the human's answer. ``human_decision`` (HITLBranchOperator)
-    branches here; who answered and when is kept in its HITL detail (Airflow UI / API)."""
-    who = f"the reviewer of {run_id(context)} (human_decision)"
+    """Deploy or reject after the human's answer: ``human_decision`` branches here and its XCom ``response``
+    names who answered and when (or that the response timeout applied the default)."""
+    from include.tasks.approval import response_of
+
+    response = response_of(context, DECISION_TASK)
+    if response is None:
+        refuse(
+            f"{dataset_row['model_name']}: {DECISION_TASK} recorded no response for trigger {dataset_row['trigger_id']}"
+        )
+    who = response.who()
     if approved:
-        deploy(dataset_row, best, context, approved_by=who)
+        deploy(dataset_row, best, context, approved_by=who, approval=response.as_record())
         return "deployed"
-    return reject(dataset_row, best, context, why=f"not approved by {who}")
+    return reject(dataset_row, best, context, why=f"not approved by {who}", approval=response.as_record())

@@ -53,67 +53,109 @@ def ingest_bars(context: dict[str, Any]) -> int:
 
 
 def score_symbol(symbol: str, context: dict[str, Any]) -> dict[str, Any]:
-    """Score the window's bars of ``symbol`` with the hash-checked champion; replace the window's rows and
-    record the batch (rows, duration) in ``scoring_batches`` in the same transaction."""
+    """Score the window's bars of ``symbol`` with the hash-checked champion and, while the model has a running
+    A/B test, with its challenger too (shadow scores on every row; each unit's arm is stored); replace the
+    window's rows of each version and record each batch (rows, duration) in ``scoring_batches``, all in one
+    transaction."""
     import time
 
     from include.modelwatch import registry
+    from include.modelwatch.ab import store as ab_store
     from include.modelwatch.data import scoring, signals, storage
     from include.modelwatch.metrics import get_metrics
-    from include.modelwatch.training import training
 
-    t0 = time.perf_counter()  # the batch's duration (scoring_batches): champion load .. predictions written
     start, end = window(context)
     with monitoring_db() as conn:
-        mv, blob = registry.load_by_alias(conn, model_name(), registry.CHAMPION)
-        model = training.deserialize_model(blob)
-        bars = signals.read_bars(conn, symbol, start.date() - timedelta(days=HISTORY_DAYS), end.date())
-        scored = scoring.score_window(model, mv.features, bars, start, end, symbol=symbol, label=mv.label)
+        test = ab_store.running_test(conn, model_name())
+        arms = [registry.CHAMPION] + ([ab_store.CHALLENGER] if test is not None else [])
+        bars = None
+        results = []
         with storage.transaction(conn) as cur:
-            n = signals.replace_predictions(
-                cur,
-                model_name=mv.model_name,
-                model_version=mv.version,
-                symbol=symbol,
-                timeframe="1d",
-                window_start=start,
-                window_end=end,
-                rows=scored.rows,
-                run_id=run_id(context),
+            for alias in arms:
+                t0 = time.perf_counter()  # the batch's duration (scoring_batches): model load .. predictions written
+                mv, blob = registry.load_by_alias(conn, model_name(), alias)
+                if bars is None:
+                    bars = signals.read_bars(conn, symbol, start.date() - timedelta(days=HISTORY_DAYS), end.date())
+                scored = _score(mv, blob, bars, start, end, symbol)
+                n = signals.replace_predictions(
+                    cur,
+                    model_name=mv.model_name,
+                    model_version=mv.version,
+                    symbol=symbol,
+                    timeframe="1d",
+                    window_start=start,
+                    window_end=end,
+                    rows=scored.rows,
+                    run_id=run_id(context),
+                )
+                scoring.record_batch(
+                    cur,
+                    model_name=mv.model_name,
+                    model_version=mv.version,
+                    symbol=symbol,
+                    timeframe="1d",
+                    window_start=start,
+                    window_end=end,
+                    n_rows=n,
+                    n_missing_features=len(scored.flagged),
+                    duration_s=time.perf_counter() - t0,
+                    run_id=run_id(context),
+                )
+                results.append((alias, mv, scored, n))
+            assigned: dict[str, str] = {}
+            if test is not None:
+                sessions = sorted({r["ts"].date() for r in results[0][2].rows if r["ts"] >= test.started_at})
+                assigned = ab_store.assign_units(cur, test, [(symbol, d) for d in sessions])
+    out: dict[str, Any] = {"symbol": symbol}
+    for alias, mv, scored, n in results:
+        for r in scored.flagged:
+            log.warning(
+                "%s %s %s: features %s are NaN; scored with NaN (native missing-value handling), "
+                "marked data_quality=missing_features",
+                mv.label,
+                symbol,
+                f"{r['ts']:%Y-%m-%d}",
+                r["missing_features"],
             )
-            scoring.record_batch(
-                cur,
-                model_name=mv.model_name,
-                model_version=mv.version,
-                symbol=symbol,
-                timeframe="1d",
-                window_start=start,
-                window_end=end,
-                n_rows=n,
-                n_missing_features=len(scored.flagged),
-                duration_s=time.perf_counter() - t0,
-                run_id=run_id(context),
-            )
-    flagged = scored.flagged
-    for r in flagged:
-        log.warning(
-            "%s %s %s: features %s are NaN; scored with NaN (native missing-value handling), "
-            "marked data_quality=missing_features",
-            mv.label,
-            symbol,
-            f"{r['ts']:%Y-%m-%d}",
-            r["missing_features"],
+        get_metrics().incr("scoring.predictions", mv.model_name, mv.version, symbol, count=n)
+        get_metrics().incr("scoring.missing_feature_rows", mv.model_name, mv.version, symbol, count=len(scored.flagged))
+        log.info(
+            "summary: %s (%s) %s..%s %s", mv.label, alias, f"{start:%Y-%m-%d}", f"{end:%Y-%m-%d}", scored.summary()
         )
-    get_metrics().gauge("scoring.predictions", n, mv.model_name, mv.version, symbol)
-    get_metrics().gauge("scoring.missing_feature_rows", len(flagged), mv.model_name, mv.version, symbol)
-    log.info("summary: %s %s..%s %s", mv.label, f"{start:%Y-%m-%d}", f"{end:%Y-%m-%d}", scored.summary())
-    return {
-        "symbol": symbol,
-        "model": mv.label,
-        "predictions": n,
-        "labels": scored.label_counts(),
-        "missing_feature_rows": [{"ts": r["ts"].isoformat(), "features": r["missing_features"]} for r in flagged],
-    }
+        if alias == registry.CHAMPION:
+            out.update(
+                model=mv.label,
+                predictions=n,
+                labels=scored.label_counts(),
+                missing_feature_rows=[
+                    {"ts": r["ts"].isoformat(), "features": r["missing_features"]} for r in scored.flagged
+                ],
+            )
+        else:
+            out.update(challenger=mv.label, shadow_predictions=n)
+    if test is not None:
+        to_challenger = sum(arm == ab_store.CHALLENGER for arm in assigned.values())
+        log.info(
+            "summary: A/B test %s of %s: %d sessions of %s assigned, %d to the challenger (split %.2f); both arms "
+            "scored every row",
+            test.test_id,
+            test.model_name,
+            len(assigned),
+            symbol,
+            to_challenger,
+            test.split,
+        )
+        out.update(ab_test=test.test_id, assigned_to_challenger=to_challenger, assigned=len(assigned))
+    return out
+
+
+def _score(mv: Any, blob: bytes, bars: Any, start: Any, end: Any, symbol: str) -> Any:
+    from include.modelwatch.data import scoring
+    from include.modelwatch.training import training
+
+    return scoring.score_window(
+        training.deserialize_model(blob), mv.features, bars, start, end, symbol=symbol, label=mv.label
+    )
 
 
 def record_outcomes(symbol: str, context: dict[str, Any]) -> int:

@@ -162,3 +162,28 @@ def test_drift_branch_targets_are_the_decision_constants():
     assert set(routes) == targets
     assert [c["version"] for c in routes[decisions.TASK_COMPUTE_DRIFT]] == [1, 2]
     assert routes[decisions.TASK_RECORD_EMPTY] == [checked[0]] and routes[decisions.TASK_DQ_ALERT] == [checked[1]]
+
+
+def test_drift_tasks_are_mapped_over_chunks_of_versions():
+    """Issue 15: the per-version tasks take a chunk of versions each (fleet.chunk_fleet), named after it; the
+    path tasks expand over check_window's checked chunks, and only the path tasks feed respond_to_alerts."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(dag_folder=str(ROOT / "dags" / "drift_hourly.py")).dags["drift_hourly"]
+    expands = {
+        t.task_id: {k: v.operator.task_id for k, v in t.op_kwargs_expand_input.value.items()}
+        for t in dag.tasks
+        if hasattr(t, "op_kwargs_expand_input")
+    }
+    assert expands == {
+        "check_window": {"chunk": "active_model_versions"},
+        "record_empty_window": {"chunk": "check_window"},
+        "raise_data_quality_alert": {"chunk": "check_window"},
+        "compute_drift": {"chunk": "check_window"},
+    }
+    for task_id in expands:
+        task = dag.get_task(task_id)
+        assert task.map_index_template == "{{ chunk['label'] }}", task_id
+        assert task.pool == "monitoring_db", task_id
+    assert dag.get_task("choose_paths").upstream_task_ids == {"check_window"}
+    assert dag.get_task("respond_to_alerts").upstream_task_ids == set(expands) - {"check_window"}

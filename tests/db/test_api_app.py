@@ -214,6 +214,9 @@ def test_docs_and_schema_are_public_like_airflows_and_list_every_endpoint(client
         "/api/ml/monitor/drift",
         "/api/ml/monitor/summary",
         "/api/ml/monitor/confidence-trend",
+        "/ab-tests",
+        "/ab-tests/{test_id}/compare",
+        "/ab-tests/{test_id}/traffic",
     } == paths
     docs = client.get(f"{P}/docs")
     assert docs.status_code == 200 and "/modelwatch/openapi.json" in docs.text
@@ -224,9 +227,11 @@ def test_docs_and_schema_are_public_like_airflows_and_list_every_endpoint(client
 
 def test_anonymous_gets_401_on_every_endpoint(client, db):
     routes = api_routes(client)
-    assert len(routes) == 27
+    assert len(routes) == 30
     for method, path in routes:
-        url = P + path.format(model="m", version=1, window_start="2008-10-01T00:00:00Z", alert_id=1, trigger_id=1)
+        url = P + path.format(
+            model="m", version=1, window_start="2008-10-01T00:00:00Z", alert_id=1, trigger_id=1, test_id=1
+        )
         res = client.request(method, url, json={})
         assert (method, path, res.status_code, res.json()) == (method, path, 401, {"detail": "Not authenticated"})
 
@@ -585,3 +590,85 @@ def test_confidence_per_day_and_its_predecessor_path(client, tokens, db, tmp_pat
     assert client.get(f"{P}/api/ml/monitor/confidence-trend", headers=h, params={"model": "m"}).json() == page
     res = client.get(f"{P}/confidence", headers=h, params={"model": "m", "version": 9})
     assert (res.status_code, res.json()["field"]) == (422, "version")
+
+
+def test_ab_compare_and_traffic(client, tokens, db, tmp_path):
+    from include.modelwatch.ab import store as ab_store
+
+    v1 = champion(db, tmp_path)
+    v2 = registry.register_version(
+        db,
+        model_name="m",
+        algorithm="lightgbm",
+        artifact=b"v2",
+        artifact_dir=tmp_path,
+        features=["f"],
+        classes=["SELL", "HOLD", "BUY"],
+    ).version
+    tid = ab_store.start_test(
+        db, model_name="m", challenger_version=v2, started_at=T0, started_by="t", reason="try v2", split=0.25
+    )
+    test = ab_store.get_test(db, tid)
+    days = [(T0 + timedelta(days=i)).date() for i in range(8)]
+    with storage.transaction(db) as cur:
+        arms = ab_store.assign_units(cur, test, [(s, d) for s in ("SPX", "IXIC") for d in days])
+        ab_store.record_day(
+            cur,
+            tid,
+            days[-1],
+            {
+                "days_elapsed": 7,
+                "matured_rows": 10,
+                "both_right": 4,
+                "champion_only": 1,
+                "challenger_only": 3,
+                "both_wrong": 2,
+                "n_champion": 7,
+                "hits_champion": 4,
+                "n_challenger": 3,
+                "hits_challenger": 2,
+                "z": 0.3,
+                "z_p_value": 0.76,
+                "mcnemar_p_value": 0.62,
+                "seq_log_lr": -1.2,
+                "seq_log_threshold": 3.69,
+                "seq_decision": "continue",
+                "srm_p_value": 0.5,
+                "srm_mismatch": False,
+                "next_split": 0.25,
+                "arm_metrics": {
+                    "champion": {
+                        "rows": 7,
+                        "accuracy": 4 / 7,
+                        "trades": 5,
+                        "win_rate": 0.6,
+                        "profit_factor": 1.5,
+                        "avg_r": 0.2,
+                    }
+                },
+                "decision": "continue",
+                "reason": "no decision yet",
+                "run_id": "r1",
+            },
+        )
+    h = auth(tokens["vera"])
+    listed = client.get(f"{P}/ab-tests", params={"model": "m"}, headers=h)
+    assert listed.status_code == 200 and [(t["test_id"], t["status"], t["split"]) for t in listed.json()] == [
+        (tid, "running", 0.25)
+    ]
+    cmp = client.get(f"{P}/ab-tests/{tid}/compare", headers=h).json()
+    assert cmp["test"]["champion_version"] == v1 and cmp["latest"]["paired"] == {
+        "both_right": 4,
+        "champion_only": 1,
+        "challenger_only": 3,
+        "both_wrong": 2,
+    }
+    assert cmp["latest"]["arms"]["champion"]["win_rate"] == 0.6 and cmp["latest"]["decision"] == "continue"
+    traffic = client.get(f"{P}/ab-tests/{tid}/traffic", headers=h).json()
+    n_chal = sum(a == "challenger" for a in arms.values())
+    assert (traffic["champion_units"], traffic["challenger_units"]) == (16 - n_chal, n_chal)
+    assert traffic["observed_split"] == pytest.approx(n_chal / 16) and traffic["configured_split"] == 0.25
+    assert [d["champion"] + d["challenger"] for d in traffic["days"]] == [2] * 8
+    missing = client.get(f"{P}/ab-tests/999/compare", headers=h)
+    assert missing.status_code == 422 and missing.json()["field"] == "test_id"
+    assert client.get(f"{P}/ab-tests/{tid}/traffic").status_code == 401  # no token, no data

@@ -4,56 +4,24 @@ model's owners, the log notifier without a connection, and retry after the SMTP 
 
 from __future__ import annotations
 
-import email
-import email.policy
 import json
 import logging
-import socket
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from include.modelwatch.data import storage
 from include.modelwatch.loop import alerts
 from include.modelwatch.notify import outbox
 from include.tasks import notify
+from tests.smtp_sink import body as _body
+from tests.smtp_sink import free_port as _free_port
+from tests.smtp_sink import start as _start
 
 MODEL = "spx_signal"
 W = [datetime(2008, 10, 1, tzinfo=UTC) + timedelta(days=7 * i) for i in range(5)]
 BASE = "http://localhost:8080"
 CONN_ENV = "AIRFLOW_CONN_MODELWATCH_SMTP"
-
-
-class _Sink:
-    """aiosmtpd handler keeping every message it receives."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[list[str], EmailMessage]] = []
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
-        self.received.append(
-            (list(envelope.rcpt_tos), email.message_from_bytes(envelope.content, policy=email.policy.default))
-        )
-        return "250 Message accepted for delivery"
-
-
-def _body(msg: EmailMessage) -> str:
-    return str(msg.get_content()).replace("\r\n", "\n")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _start(port: int) -> tuple[Controller, _Sink]:
-    handler = _Sink()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    return controller, handler
 
 
 @pytest.fixture()
@@ -265,11 +233,22 @@ def test_retraining_outcomes_reach_the_owners_once(db, sink):
     tid = _trigger(db)
     assert _outcome(db, tid, "rejected", detail="rejected: accuracy_vs_champion") is not None
     assert _outcome(db, tid, "rejected", detail="rejected: accuracy_vs_champion") is None  # a retry: nothing new
-    assert _outcome(db, tid, "awaiting_approval") is not None
+    assert _outcome(
+        db,
+        tid,
+        "awaiting_approval",
+        approvers=["Risk Officer (risk)"],
+        answer_url=f"{BASE}/dags/retrain_gated/runs/r1/tasks/human_decision/required_actions",
+        addressed_to=["risk@example.com", "pm@example.com"],
+    )
     assert _outcome(db, tid, "deployed", approved_by="alice") is not None
     assert len(sink.received) == 3
-    (to, rejected), (_, waiting), (_, deployed) = sink.received
-    assert to == ["quant@example.com", "pm@example.com"]  # the model's owners, not the alert list
+    (to, rejected), (to_waiting, waiting), (to_deployed, deployed) = sink.received
+    assert to == to_deployed == ["quant@example.com", "pm@example.com"]  # the model's owners, not the alert list
+    # the approval request also goes to the approvers' addresses (each address once)
+    assert to_waiting == ["quant@example.com", "pm@example.com", "risk@example.com"]
+    assert "Approvers:  Risk Officer (risk)" in _body(waiting)
+    assert f"Answer:     {BASE}/dags/retrain_gated/runs/r1/tasks/human_decision/required_actions" in _body(waiting)
     assert rejected["Subject"] == f"[ModelWatch] retraining REJECTED v2: spx_signal (trigger {tid})"
     body = _body(rejected)
     assert "Failing gates:\n  accuracy_vs_champion: value 0.401, threshold 0.421 - below the champion" in body

@@ -301,6 +301,11 @@ def test_scrape_reports_the_stored_state(data, monitoring_uri):
         tuple(sorted({**V1, "feature": "f"}.items())): 0.31,
         tuple(sorted({**V1, "feature": "g"}.items())): 0.02,
     }
+    # ModelWatch's own per-feature decision beside the raw PSI (the FeaturePsiHigh rules need both)
+    assert samples(fams, "modelwatch_feature_drifted") == {
+        tuple(sorted({**V1, "feature": "f"}.items())): 1.0,
+        tuple(sorted({**V1, "feature": "g"}.items())): 0.0,
+    }
     assert value(fams, "modelwatch_auc_delta", **V1) == -0.08
     assert value(fams, "modelwatch_error_rate_delta", **V1) == 0.04
     assert value(fams, "modelwatch_concept_drift_score", **V1) == 0.8

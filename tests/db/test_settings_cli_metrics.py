@@ -118,8 +118,8 @@ def test_parse_conn_uri_variants():
 def test_metrics_off_is_noop_and_on_sends_statsd_packets():
     off = Metrics.from_env({})
     assert off.enabled is False
-    off.gauge("drift.score", 0.3, "spx signal", 2)
-    assert off.sent == ["modelwatch.drift.score.spx_signal.2:0.3|g"]
+    off.incr("data_quality.failures", "spx signal", 2, count=3)
+    assert off.sent == ["modelwatch.data_quality.failures.spx_signal.2:3|c"]
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))
@@ -132,14 +132,20 @@ def test_metrics_off_is_noop_and_on_sends_statsd_packets():
             "AIRFLOW__METRICS__STATSD_PORT": str(port),
         }
     )
-    on.gauge("performance.hit_rate", 0.55, "spx_signal", 3)
+    on.timing("drift.evaluate_seconds", 125.5, "spx_signal", 3)
     on.incr("loop.actions", "spx_signal", "drift", "fire")
-    got = {sock.recv(512).decode(), sock.recv(512).decode()}
+    on.gauge("health.schema_version", 14)
+    got = {sock.recv(512).decode() for _ in range(3)}
     sock.close()
     on.close()
-    assert got == {
-        "modelwatch.performance.hit_rate.spx_signal.3:0.55|g",
+    assert got == {  # as the statsd client formats them on the wire
+        "modelwatch.drift.evaluate_seconds.spx_signal.3:125.500000|ms",
         "modelwatch.loop.actions.spx_signal.drift.fire:1|c",
+        "modelwatch.health.schema_version:14.0|g",
     }
-    on.gauge("drift.score", None, "spx_signal", 3)  # None values are skipped
-    assert len(on.sent) == 2
+    on.gauge("health.schema_version", None)  # None values are skipped
+    assert on.sent == [
+        "modelwatch.drift.evaluate_seconds.spx_signal.3:125.5|ms",
+        "modelwatch.loop.actions.spx_signal.drift.fire:1|c",
+        "modelwatch.health.schema_version:14|g",
+    ]

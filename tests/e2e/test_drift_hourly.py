@@ -256,3 +256,127 @@ def test_a_bar_scored_with_a_missing_feature_is_counted_not_fatal(champion, moni
     assert len(nulls) == 1 and nulls[0]["success"] is True
     assert _rows(conn, "SELECT count(*) AS n FROM alerts WHERE kind = 'data_quality'")[0]["n"] == 0
     conn.close()
+
+
+def _register_copy(conn, name: str, profile, artifact_dir) -> int:
+    """A champion ``name`` v1 with the bootstrapped champion's features and the given reference profile, and
+    a copy of the champion's predictions: a second model version with the same window."""
+    from datetime import UTC, datetime
+
+    from include.modelwatch import registry
+
+    src = registry.get_alias(conn, "spx_signal", registry.CHAMPION)
+    mv = registry.register_version(
+        conn,
+        model_name=name,
+        algorithm=src.algorithm,
+        artifact=b"a copy for the fleet test",
+        artifact_dir=artifact_dir,
+        features=src.features,
+        classes=src.classes,
+        reference_profile=profile,
+        run_id="test_fleet",
+        status=registry.ACTIVE,
+    )
+    with storage.transaction(conn) as cur:
+        registry.set_alias(
+            conn, name, registry.CHAMPION, mv.version, reason="fleet test", changed_at=datetime.now(UTC), cur=cur
+        )
+        cur.execute(
+            "INSERT INTO predictions (model_name, model_version, ts, symbol, timeframe, features, predicted_label, "
+            "probabilities, confidence, data_quality, missing_features, run_id) "
+            "SELECT %(name)s, %(version)s, ts, symbol, timeframe, features, predicted_label, probabilities, "
+            "confidence, data_quality, missing_features, run_id FROM predictions "
+            "WHERE model_name = %(src)s AND model_version = %(src_version)s",
+            {"name": name, "version": mv.version, "src": src.model_name, "src_version": src.version},
+        )
+    return mv.version
+
+
+def _drop_models(conn, names: list[str]) -> None:
+    """Remove the test's extra models (the next test's fixture keeps model_versions; its alias history,
+    append-only, stays)."""
+    conn.rollback()
+    with storage.transaction(conn) as cur:
+        cur.execute(
+            "SELECT conrelid::regclass::text FROM pg_constraint "
+            "WHERE confrelid = 'model_versions'::regclass AND contype = 'f'"
+        )
+        for (table,) in cur.fetchall():
+            cur.execute(f"DELETE FROM {table} WHERE model_name = ANY(%(names)s)", {"names": names})
+        for table in ("drift_results", "alerts", "notifications"):
+            cur.execute(f"DELETE FROM {table} WHERE model_name = ANY(%(names)s)", {"names": names})
+        cur.execute(
+            "DELETE FROM data_quality_results WHERE split_part(subject, ' v', 1) = ANY(%(names)s)", {"names": names}
+        )
+        cur.execute("DELETE FROM model_versions WHERE model_name = ANY(%(names)s)", {"names": names})
+
+
+def test_one_broken_version_of_a_chunk_does_not_stop_the_others(champion, monitoring_uri, caplog, tmp_path):
+    """Issue 15: four versions in one chunk; one has a broken reference profile (evaluation raises), one none at
+    all (its window check raises). The two sound ones get their drift rows; compute_drift is red, retried, and
+    names each failed version with its error; the re-runs replaced the rows, never duplicated them."""
+    caplog.set_level(logging.INFO, logger="include.tasks")
+    conn = storage.connect(monitoring_uri)
+    window = ("2008-10-01T00:00:00+00:00", "2008-10-08T00:00:00+00:00")
+    assert run_window("score_signals", *window).state == "success"
+    profile = dict(champion.model.reference_profile or {})
+    broken = {**profile, "numeric": {**profile["numeric"], "vol_21d": "not a feature profile"}}
+    extra = ["spx_broken", "spx_copy", "spx_no_profile"]
+    try:
+        versions = {
+            "spx_broken": _register_copy(conn, "spx_broken", broken, tmp_path),
+            "spx_copy": _register_copy(conn, "spx_copy", profile, tmp_path),
+            "spx_no_profile": _register_copy(conn, "spx_no_profile", None, tmp_path),
+        }
+        run = run_window("drift_hourly", *window)
+        assert run.state == "failed"
+        tis = {(ti.task_id, ti.map_index): ti for ti in run.get_task_instances()}
+        check, compute = tis[("check_window", 0)], tis[("compute_drift", 0)]
+        assert set(k for k in tis if k[0] == "compute_drift") == {("compute_drift", 0)}  # one chunk
+        labels = ", ".join(f"{m} v{versions[m]}" for m in ("spx_broken", "spx_copy", "spx_no_profile"))
+        chunk = f"chunk 1/1: {labels}, spx_signal v1"
+        assert compute.rendered_map_index == chunk
+        assert str(check.state).endswith("success")  # three of four checked; the fourth goes on to compute_drift
+        assert str(compute.state).endswith("failed") and compute.try_number == 3  # retried twice
+        assert _states(run)["respond_to_alerts"] == "upstream_failed"
+
+        win = _rows(
+            conn,
+            "SELECT model_name, status, n_rows FROM drift_windows WHERE window_start = %s ORDER BY model_name",
+            (window[0],),
+        )
+        n = win[0]["n_rows"] if win else 0
+        assert n > 1
+        assert win == [
+            {"model_name": "spx_copy", "status": "evaluated", "n_rows": n},
+            {"model_name": "spx_signal", "status": "evaluated", "n_rows": n},
+        ]
+        results = _rows(
+            conn,
+            "SELECT model_name, count(*) AS n FROM drift_results WHERE window_start = %s GROUP BY model_name "
+            "ORDER BY model_name",
+            (window[0],),
+        )
+        assert [r["model_name"] for r in results] == ["spx_copy", "spx_signal"]
+        assert results[0]["n"] == results[1]["n"] > 0  # the same window, the same profile, the same rows
+        dq = _rows(conn, "SELECT DISTINCT subject FROM data_quality_results ORDER BY subject")
+        assert [r["subject"] for r in dq] == [
+            f"{m} v{versions.get(m, 1)}" for m in ("spx_broken", "spx_copy", "spx_signal")
+        ]
+
+        summaries = [
+            r.getMessage() for r in caplog.records if r.getMessage().startswith(f"summary: {chunk}: compute_drift")
+        ]
+        failed = (
+            f"FAILED: spx_broken v{versions['spx_broken']}: AttributeError: 'str' object has no attribute 'get'; "
+            f"spx_no_profile v{versions['spx_no_profile']}: ValueError: spx_no_profile v{versions['spx_no_profile']}"
+            ": no drift reference profile stored; re-register the version"
+        )
+        assert summaries == [f"summary: {chunk}: compute_drift done for 2 of 4 version(s); {failed}"] * 3
+        # the sound versions' window logs (summary, then page) are there on every try
+        sound = [m for m in (r.getMessage() for r in caplog.records) if m.startswith("summary: spx_copy v")]
+        assert len([m for m in sound if " window 2008-10-01 00:00..2008-10-08 00:00 (" in m]) == 3
+    finally:
+        _drop_models(conn, extra)
+        conn.close()

@@ -8,15 +8,10 @@ monitoring database for the SQL panels (Grafana's macros expanded as its Postgre
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import re
-import socket
-import subprocess
 import time
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,15 +21,14 @@ import pytest
 import yaml
 
 from include.modelwatch.data import storage
-from include.modelwatch.observability import collector, server
+from include.modelwatch.observability import collector
+from tests.e2e import services
 from tests.e2e.conftest import rows as _rows
 from tests.e2e.conftest import run_window
 
 ROOT = Path(__file__).resolve().parents[2]
 GRAFANA = ROOT / "observability" / "grafana"
 DASHBOARD = GRAFANA / "modelwatch_dashboard.json"
-PROMETHEUS = Path("/usr/bin/prometheus")
-NODE_EXPORTER = Path("/usr/bin/prometheus-node-exporter")
 
 PANELS = {
     "Trading performance overview": ("stat", "prometheus"),
@@ -120,92 +114,15 @@ def test_committed_json_is_the_builders_output():
 # -------------------------------------------------------------------------------------- live services
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _get(url: str, params: dict[str, str] | None = None) -> Any:
-    if params:
-        url += "?" + urllib.parse.urlencode(params)
-    with urllib.request.urlopen(url, timeout=10) as r:
-        return json.loads(r.read())
-
-
-def _wait(what: str, check, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-            if last:
-                return last
-        except OSError as exc:  # not listening yet
-            last = exc
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}: {last!r}")
-
-
-@contextlib.contextmanager
-def _process(args: list[str], log: Path) -> Iterator[subprocess.Popen]:
-    with log.open("wb") as out:
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
-        try:
-            yield proc
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
 @pytest.fixture()
 def prometheus_stack(monitoring_uri, tmp_path) -> Iterator[str]:
-    """The exporter (in-process, against the test's monitoring DB), node-exporter and Prometheus on free loopback
-    ports; Prometheus scrapes both every second with the job names of observability/prometheus/prometheus.yml.
-    Yields Prometheus' base URL."""
-    assert PROMETHEUS.exists() and NODE_EXPORTER.exists(), "install the Debian packages: make rules observe"
-    exporter, _ = server.start(server.make_registry(monitoring_uri), "127.0.0.1", 0)
-    node_port, prom_port = _free_port(), _free_port()
-    config = yaml.safe_load((ROOT / "observability/prometheus/prometheus.yml").read_text())
-    config["global"] = {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"}
-    config.pop("rule_files"), config.pop("alerting")
-    targets = {"modelwatch": f"127.0.0.1:{exporter.server_address[1]}", "node": f"127.0.0.1:{node_port}"}
-    assert [job["job_name"] for job in config["scrape_configs"]] == list(targets)
-    for job in config["scrape_configs"]:
-        job["static_configs"] = [{"targets": [targets[job["job_name"]]]}]
-    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-    node_args = [str(NODE_EXPORTER), f"--web.listen-address=127.0.0.1:{node_port}", "--collector.disable-defaults"]
-    node_args += ["--collector.cpu", "--collector.meminfo", "--collector.filesystem"]
-    prom_args = [
-        str(PROMETHEUS),
-        f"--config.file={tmp_path / 'prometheus.yml'}",
-        f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-        f"--web.listen-address=127.0.0.1:{prom_port}",
-    ]
-    base = f"http://127.0.0.1:{prom_port}"
-    try:
-        with (
-            _process(node_args, tmp_path / "node-exporter.log"),
-            _process(prom_args, tmp_path / "prometheus.log") as prom,
-        ):
-
-            def targets_up() -> bool:
-                assert prom.poll() is None, (tmp_path / "prometheus.log").read_text()[-2000:]
-                active = _get(f"{base}/api/v1/targets")["data"]["activeTargets"]
-                return len(active) == 2 and all(t["health"] == "up" for t in active)
-
-            _wait("both scrape targets up", targets_up)
-            yield base
-    finally:
-        exporter.shutdown()
+    """The exporter, node-exporter and Prometheus scraping both every second (tests/e2e/services.py)."""
+    with services.prometheus(monitoring_uri, tmp_path) as base:
+        yield base
 
 
 def _query(base: str, expr: str) -> list[dict[str, Any]]:
-    got = _get(f"{base}/api/v1/query", {"query": expr})
+    got = services.get_json(f"{base}/api/v1/query", {"query": expr})
     assert got["status"] == "success", (expr, got)
     data = got["data"]
     if data["resultType"] == "scalar":
@@ -262,7 +179,7 @@ def test_every_panel_query_returns_data(champion, monitoring_uri, prometheus_sta
     )
     assert len(live) == 1 and live[0]["win_rate"] is not None
     # the scrape after the last write: the newest live metrics are in Prometheus
-    _wait(
+    services.wait_for(
         "the newest live metrics scraped",
         lambda: [s for s in _query(base, 'modelwatch_win_rate{symbol="*"}') if s["metric"]["model"] == "spx_signal"],
     )
@@ -271,7 +188,7 @@ def test_every_panel_query_returns_data(champion, monitoring_uri, prometheus_sta
     # the variables' label_values queries, as Grafana asks them (/api/v1/label/<label>/values?match[]=...)
     for v in _dashboard()["templating"]["list"]:
         metric, label = re.fullmatch(r"label_values\((.+), (\w+)\)", v["query"]).groups()  # type: ignore[union-attr]
-        got = _get(f"{base}/api/v1/label/{label}/values", {"match[]": _promql(metric)})["data"]
+        got = services.get_json(f"{base}/api/v1/label/{label}/values", {"match[]": _promql(metric)})["data"]
         assert VARIABLES[v["name"]] in got, (v["name"], got)
 
     with_data: dict[str, int] = {}

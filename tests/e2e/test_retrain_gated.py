@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from urllib.parse import quote
 
 import pendulum
 from airflow.sdk.timezone import utcnow
@@ -279,11 +280,17 @@ def test_shuffled_labels_candidate_is_rejected(champion, monitoring_uri):
     conn.close()
 
 
-def _respond(choice: str, stop):
-    """Answer the HITL request like the UI does (the API's update_hitl_detail): record the
-    response on the HITL detail row and resume the parked task instance."""
+APPROVER = {"id": "risk-officer", "name": "Risk Officer", "email": "risk-officer@modelwatch.invalid"}
+
+
+def _respond(choice: str, stop, seen: dict):
+    """Answer the HITL request like the UI does (the API's update_hitl_detail): record the response on the HITL
+    detail row and resume the parked task instance. ``choice`` "timeout": nobody answers; the deadline passes and
+    the scheduler's own sweep (check_awaiting_input_timeouts) applies the default. ``seen`` gets the request's
+    assigned users."""
     import time
 
+    from airflow.jobs.scheduler_job_runner import SchedulerJobRunner
     from airflow.models.hitl import HITLDetail, HITLUser
     from airflow.models.taskinstance import TaskInstance as TI
     from airflow.models.trigger import handle_event_submit
@@ -305,50 +312,98 @@ def _respond(choice: str, stop):
             )
             hd = s.get(HITLDetail, ti.id) if ti is not None else None
             if hd is not None:
-                hd.responded_by = HITLUser(id="risk-officer", name="risk-officer")
-                hd.responded_at = utcnow()
-                hd.chosen_options = [choice]
-                hd.params_input = {}
-                handle_event_submit(TriggerEvent(hd.as_resume_event_payload()), task_instance=ti, session=s)
-                return
+                seen["assigned_users"] = hd.assigned_users
+                if choice == "timeout":
+                    ti.trigger_timeout = utcnow() - pendulum.duration(seconds=1)  # 3 days have passed
+                else:
+                    hd.responded_by = HITLUser(id=APPROVER["id"], name=APPROVER["name"])
+                    hd.responded_at = utcnow()
+                    hd.chosen_options = [choice]
+                    hd.params_input = {}
+                    handle_event_submit(TriggerEvent(hd.as_resume_event_payload()), task_instance=ti, session=s)
+                    return
+        if choice == "timeout" and "assigned_users" in seen:
+
+            class _Sweeper:  # the scheduler method needs only a logger
+                log = logging.getLogger("sweep")
+
+            SchedulerJobRunner.check_awaiting_input_timeouts(_Sweeper())  # type: ignore[arg-type]
+            return
         time.sleep(0.5)
 
 
 import pytest  # noqa: E402
 
 
-@pytest.mark.parametrize("choice", ["Approve", "Reject"])
+@pytest.mark.parametrize("choice", ["Approve", "Reject", "timeout"])
 def test_human_approval(champion, monitoring_uri, choice):
     import threading
 
     conn = storage.connect(monitoring_uri)
     tid = _trigger(conn)
-    _variables(modelwatch_gate_overrides=LOOSE, modelwatch_require_approval={"spx_signal": True})
-    stop = threading.Event()
-    responder = threading.Thread(target=_respond, args=(choice, stop), daemon=True)
+    _variables(
+        modelwatch_gate_overrides=LOOSE,
+        modelwatch_require_approval={"spx_signal": True},
+        modelwatch_approvers={"spx_signal": [APPROVER], "*": ["admin"]},
+    )
+    stop, seen = threading.Event(), {}
+    responder = threading.Thread(target=_respond, args=(choice, stop, seen), daemon=True)
     responder.start()
     try:
         dr = _run(FAST)
     finally:
         stop.set()
-        _variables(modelwatch_gate_overrides={}, modelwatch_require_approval={})
+        _variables(modelwatch_gate_overrides={}, modelwatch_require_approval={}, modelwatch_approvers={})
     st = _states(dr)
     assert st["request_human_approval"] == "success" and st["human_decision"] == "success"
+    # the request was assigned to the model's approver, not the "*" fallback
+    assert seen["assigned_users"] == [{"id": "risk-officer", "name": "Risk Officer"}]
     trig = rows(conn, "SELECT status, outcome, result FROM retraining_triggers WHERE trigger_id = %s", (tid,))[0]
     champ = registry.resolve_alias(conn, "spx_signal", "champion")
     cands = _candidate_versions(conn, tid)
+    approval = trig["result"]["approval"]
     if choice == "Approve":
         assert _lifecycle(conn, cands) == {v: "active" if v == champ else "rejected" for v in cands}
         assert st["deploy_approved"] == "success" and st["reject_not_approved"] == "skipped"
-        assert trig["outcome"] == "deployed" and trig["result"]["approved_by"] == (
-            f"the reviewer of {dr.run_id} (human_decision)"
-        )
+        assert trig["outcome"] == "deployed" and trig["result"]["approved_by"] == "Risk Officer (risk-officer)"
         assert champ == trig["result"]["deployed_version"] != 1
-    else:
+        history = rows(
+            conn,
+            "SELECT reason FROM model_alias_history WHERE model_name = 'spx_signal' AND alias = 'champion' "
+            "AND to_version = %s",
+            (champ,),
+        )
+        assert len(history) == 1 and history[0]["reason"].endswith("; approved by Risk Officer (risk-officer)")
+    elif choice == "Reject":
         assert st["reject_not_approved"] == "success" and st["deploy_approved"] == "skipped"
-        assert trig["outcome"] == f"rejected: not approved by the reviewer of {dr.run_id} (human_decision)"
+        assert trig["outcome"] == "rejected: not approved by Risk Officer (risk-officer)"
         assert champ == 1 and _lifecycle(conn, cands) == {v: "rejected" for v in cands}
+    else:  # nobody answered: the default "Reject" applied by the scheduler's sweep
+        assert st["reject_not_approved"] == "success" and st["deploy_approved"] == "skipped"
+        assert trig["outcome"] == (
+            "rejected: not approved by nobody (no answer before the response timeout; the default applied)"
+        )
+        assert champ == 1 and _lifecycle(conn, cands) == {v: "rejected" for v in cands}
+    if choice == "timeout":
+        assert approval["chosen"] == ["Reject"] and approval["timed_out"] and approval["responded_by_id"] is None
+    else:
+        assert approval["chosen"] == [choice] and not approval["timed_out"]
+        assert (approval["responded_by_id"], approval["responded_by_name"]) == ("risk-officer", "Risk Officer")
     assert str(dr.state) == "success"
+    # the approval request was mailed to the approver, naming the answer page; the outcome went to the owners
+    mails = rows(
+        conn,
+        "SELECT dedupe_key, addressed_to, body FROM notifications WHERE dedupe_key LIKE %s ORDER BY id",
+        (f"retrain:{tid}:%",),
+    )
+    outcome = "deployed" if choice == "Approve" else "rejected"
+    assert [m["dedupe_key"] for m in mails] == [f"retrain:{tid}:awaiting_approval", f"retrain:{tid}:{outcome}"]
+    assert mails[0]["addressed_to"] == [APPROVER["email"]] and mails[1]["addressed_to"] == []
+    assert "Approvers:  Risk Officer (risk-officer)" in mails[0]["body"]
+    assert (
+        f"/dags/retrain_gated/runs/{quote(dr.run_id, safe='')}/tasks/human_decision/required_actions"
+        in (mails[0]["body"])
+    )
     # the response the run acted on is the one recorded on the HITL detail row
     from airflow.models.hitl import HITLDetail
     from airflow.models.taskinstance import TaskInstance as TI
@@ -361,5 +416,38 @@ def test_human_approval(champion, monitoring_uri, choice):
             .join(TI, TI.id == HITLDetail.ti_id)
             .where(TI.run_id == dr.run_id, TI.task_id == "human_decision")
         )
-        assert hd.chosen_options == [choice] and hd.responded_by_user_name == "risk-officer"
+        assert hd.chosen_options == approval["chosen"]
+        assert hd.responded_by_user_name == approval["responded_by_name"]
+    conn.close()
+
+
+def test_ab_first_policy_deploys_the_candidate_as_challenger_and_starts_an_ab_test(champion, monitoring_uri):
+    from include.modelwatch.ab import store as ab_store
+
+    conn = storage.connect(monitoring_uri)
+    tid = _trigger(conn)
+    _variables(
+        modelwatch_gate_overrides=LOOSE, modelwatch_require_approval={}, modelwatch_ab_first={"spx_signal": True}
+    )
+    try:
+        dr = _run(FAST)
+    finally:
+        _variables(modelwatch_gate_overrides={}, modelwatch_ab_first={})
+    assert _states(dr)["deploy_candidate"] == "success"
+    trig = rows(conn, "SELECT status, outcome, result FROM retraining_triggers WHERE trigger_id = %s", (tid,))[0]
+    new = trig["result"]["deployed_version"]
+    assert (trig["status"], trig["outcome"], trig["result"]["alias"]) == (
+        "done",
+        "deployed as challenger",
+        "challenger",
+    )
+    # the champion stays; the candidate is the challenger of a running A/B test started by this run
+    assert registry.resolve_alias(conn, "spx_signal", "champion") == 1
+    assert registry.resolve_alias(conn, "spx_signal", "challenger") == new
+    test = ab_store.running_test(conn, "spx_signal")
+    assert test is not None and (test.champion_version, test.challenger_version) == (1, new)
+    assert test.started_by == f"retrain_gated trigger {tid}" and f"trigger {tid}" in test.reason
+    assert test.started_at == datetime(2008, 10, 1, tzinfo=UTC)  # the end of the trigger's window, not the wall clock
+    mail = rows(conn, "SELECT body FROM notifications WHERE dedupe_key = %s", (f"retrain:{tid}:deployed",))
+    assert f"deployed as challenger; A/B test {test.test_id} started" in mail[0]["body"]
     conn.close()

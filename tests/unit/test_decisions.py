@@ -194,3 +194,9 @@ def test_rollback_welch_is_unequal_variance():
     welch = stats.ttest_ind(new, prev, equal_var=False, alternative="less").pvalue
     student = stats.ttest_ind(new, prev, equal_var=True, alternative="less").pvalue
     assert p == pytest.approx(welch, rel=1e-12) and abs(welch - student) > 1e-3
+
+
+def test_a_version_whose_window_check_failed_goes_to_compute_drift_to_be_checked_again():
+    # whatever the failed check left in rows / dq, the version is retried on the compute path (which names its error)
+    for rows, dq in ((0, False), (0, True), (10, False), (10, True)):
+        assert choose_drift_path(rows, dq, check_failed=True) == TASK_COMPUTE_DRIFT

@@ -32,6 +32,12 @@ from include.modelwatch.monitoring.drift import (
     update_alert_state,
     wasserstein_sorted,
 )
+from include.modelwatch.monitoring.drift.stats import (
+    categorical_counts,
+    ks_and_wasserstein,
+    sorted_finite,
+    split_finite,
+)
 
 TOL = 1e-9
 
@@ -87,6 +93,56 @@ def test_ks_exact_mode_sizes_small_grid() -> None:
             d, p = ks_2samp_sorted(np.sort(x), np.sort(y))
             assert _close(d, float(ref.statistic)), (n1, n2)
             assert _close(p, float(ref.pvalue)), (n1, n2)
+
+
+def test_ks_and_wasserstein_equal_scipy_on_ties_and_tiny_samples() -> None:
+    """The shared merge gives scipy's D, p-value (exact and asymptotic) and W1,
+    the same floats as the one-statistic functions, and leaves its inputs alone."""
+    rng = np.random.default_rng(21)
+    cases = [(20000, 100000, None), (5, 7, 0), (1, 1, None), (1, 3, 0), (3000, 3000, 1), (20000, 5000, 1), (400, 90, 2)]
+    for n1, n2, decimals in cases:
+        x, y = np.sort(rng.normal(size=n1)), np.sort(rng.normal(0.05, 1.0, size=n2))
+        if decimals is not None:
+            x, y = np.round(x, decimals), np.round(y, decimals)  # ties within and across the samples
+        x0, y0 = x.copy(), y.copy()
+        d, p, w = ks_and_wasserstein(x, y)
+        assert np.array_equal(x, x0) and np.array_equal(y, y0)
+        assert (d, p) == ks_2samp_sorted(x, y) and w == wasserstein_sorted(x, y), (n1, n2)
+        ref = stats.ks_2samp(x, y)
+        assert _close(d, float(ref.statistic)) and _close(p, float(ref.pvalue)), (n1, n2)
+        assert _close(w, stats.wasserstein_distance(x, y)), (n1, n2)
+    assert ks_and_wasserstein(np.array([0.0, 1.0]), np.array([0.0, 1.0])) == (0.0, 1.0, 0.0)
+    assert ks_and_wasserstein(np.array([0.0]), np.array([2.0]))[::2] == (1.0, 2.0)
+
+
+def test_sorted_finite_equals_split_then_sort() -> None:
+    rng = np.random.default_rng(5)
+    big = rng.normal(size=1000)
+    big[rng.choice(1000, 60, replace=False)] = [np.nan] * 30 + [np.inf] * 20 + [-np.inf] * 10
+    for x in (
+        big,
+        np.array([np.inf, -np.inf, np.nan, 0.0, 0.5, -0.5, -0.0]),
+        np.array([np.nan, np.nan]),
+        np.array([np.inf, -np.inf, np.inf]),
+        np.array([3.0]),
+        np.array([], dtype=np.float64),
+    ):
+        finite, n_null, n_inf = split_finite(x)
+        got, n_null_got, n_inf_got = sorted_finite(x)
+        assert np.array_equal(got, np.sort(finite)) and (n_null_got, n_inf_got) == (n_null, n_inf)
+    assert sorted_finite(big)[1:] == (30, 30)
+
+
+def test_categorical_counts_nulls_mixed_keys_and_category_dtype() -> None:
+    # None and NaN are nulls; 1 and "1" are the same level; ordered by count desc, then level
+    mixed = pd.Series([1, "1", None, np.nan, "a", "a", "a", 2.5, "b"], dtype=object)
+    assert categorical_counts(mixed) == ({"a": 3, "1": 2, "2.5": 1, "b": 1}, 2)
+    assert categorical_counts(np.array(["x", None, "y", "x"], dtype=object)) == ({"x": 2, "y": 1}, 1)
+    strings = pd.Series(["u", "v", None, "v"], dtype="string")
+    assert categorical_counts(strings) == ({"v": 2, "u": 1}, 1)
+    # a categorical dtype lists its unused categories with a zero count
+    cat = pd.Series(pd.Categorical(["p", None, "p", "q"], categories=["p", "q", "r"]))
+    assert categorical_counts(cat) == ({"p": 2, "q": 1, "r": 0}, 1)
 
 
 def test_js_kl_psi_from_counts() -> None:
@@ -165,7 +221,8 @@ def test_numeric_feature_bin_metrics_equal_scipy() -> None:
     assert _close(res.ks, float(ks.statistic)) and _close(res.p_value, float(ks.pvalue))
     w = stats.wasserstein_distance(ref["x"].to_numpy(), cur_x)
     assert _close(res.wasserstein, w)
-    assert _close(res.wasserstein_norm, w / np.std(ref["x"].to_numpy()))
+    q25, q75 = np.quantile(ref["x"].to_numpy(), [0.25, 0.75])
+    assert _close(res.wasserstein_norm, w / ((q75 - q25) / stats.norm.ppf(0.75) / 2))  # robust sigma
 
 
 # --------------------------------------------------------------------------- #

@@ -160,6 +160,12 @@ def test_retrain_awaiting_approval_lists_the_borderline_gates():
     assert m.subject == "[ModelWatch] retraining v4 AWAITING APPROVAL: spx_signal (trigger 3)"
     assert "Borderline gates (a human decides):\n  calibration_ece: value 0.061, threshold 0.060" in m.body
     assert "accuracy_vs_champion" not in m.body
+    assert "Approvers:  anyone allowed to answer (modelwatch_approvers names none)" in m.body
+    assert "Answer:" not in m.body
+    named = _retrain("awaiting_approval", approvers=["Risk Officer (risk)", "bob"], answer_url="http://x/answer")
+    assert "Approvers:  Risk Officer (risk), bob" in named.body
+    assert "Answer:     http://x/answer (Approve or Reject; unanswered, it expires with Reject)" in named.body
+    assert "Approvers:" not in _retrain("rejected").body
 
 
 def test_smtp_settings_from_connection_and_recipients():

@@ -131,8 +131,7 @@ def export(rules: list[dict], line: str) -> tuple[list[int], str, dict[str, str]
 RAW = {
     "model": ("SPX signal/v2", "SPX_signal_v2"),
     "version": (3, "3"),
-    "symbol": ("^GSPC", "GSPC"),
-    "feature": ("ret.5d", "ret_5d"),
+    "symbol": ("^BRK.B", "BRK_B"),  # a dot in a value must not become a path separator
     "source": ("drift", "drift"),
     "action": ("suppressed_cooldown", "suppressed_cooldown"),
     "algorithm": ("lightgbm", "lightgbm"),
@@ -158,7 +157,7 @@ def rules() -> list[dict]:
 
 
 def test_catalogue_is_well_formed():
-    assert len(METRICS) == 17
+    assert len(METRICS) == 7
     for key, spec in METRICS.items():
         assert key == spec.name
         assert re.fullmatch(r"[a-z_]+(\.[a-z_]+)+", spec.name), spec.name
@@ -184,14 +183,37 @@ def test_every_emitted_name_maps_to_exactly_one_rule(rules, spec):
     assert export(rules, f"{line.rsplit('|', 1)[0]}|{other}")[0] == []
 
 
-def test_expected_names_for_a_drift_psi_packet(rules):
-    line = emit(METRICS["drift.psi"], 0.25)
-    assert line == "modelwatch.drift.psi.SPX_signal_v2.3.ret_5d:0.25|g"
+def test_expected_names_for_a_scoring_predictions_packet(rules):
+    line = emit(METRICS["scoring.predictions"], 25)
+    assert line == "modelwatch.scoring.predictions.SPX_signal_v2.3.BRK_B:25|c"
     assert export(rules, line)[1:] == (
-        "modelwatch_drift_psi",
-        {"model": "SPX_signal_v2", "version": "3", "feature": "ret_5d"},
-        0.25,
+        "modelwatch_scoring_predictions_total",
+        {"model": "SPX_signal_v2", "version": "3", "symbol": "BRK_B"},
+        25.0,
     )
+
+
+def test_expected_names_for_a_drift_evaluate_seconds_packet(rules):
+    m = Metrics(strict=True)
+    m.timing("drift.evaluate_seconds", 1250.0, "spx_signal", 3)
+    assert m.sent == ["modelwatch.drift.evaluate_seconds.spx_signal.3:1250|ms"]
+    assert export(rules, m.sent[0])[1:] == (
+        "modelwatch_drift_evaluate_seconds",
+        {"model": "spx_signal", "version": "3"},
+        1.25,
+    )
+
+
+def test_counters_add_the_runs_count_and_send_zero():
+    m = Metrics(strict=True)
+    m.incr("data_quality.failures", "spx_signal", 3, count=4)
+    m.incr("scoring.missing_feature_rows", "spx_signal", 3, "^GSPC", count=0)
+    m.incr("loop.actions", "spx_signal", "drift", "fire")
+    assert m.sent == [
+        "modelwatch.data_quality.failures.spx_signal.3:4|c",
+        "modelwatch.scoring.missing_feature_rows.spx_signal.3.GSPC:0|c",
+        "modelwatch.loop.actions.spx_signal.drift.fire:1|c",
+    ]
 
 
 def test_every_rule_is_used_by_a_catalogued_metric(rules):
@@ -202,8 +224,15 @@ def test_every_rule_is_used_by_a_catalogued_metric(rules):
 
 def test_unknown_and_airflow_names_are_left_alone(rules):
     for line in (
-        "modelwatch.drift.score.m:1|g",  # a label short
-        "modelwatch.drift.score.m.3.extra:1|g",  # a label too many
+        "modelwatch.data_quality.failures.m:1|c",  # a label short
+        "modelwatch.data_quality.failures.m.3.extra:1|c",  # a label too many
+        # domain state is the Prometheus exporter's, no longer mapped from statsd
+        "modelwatch.drift.score.m.3:0.1|g",
+        "modelwatch.drift.psi.m.3.ret_5d:0.1|g",
+        "modelwatch.performance.accuracy.m.3:0.5|g",
+        "modelwatch.health.status.m.3:1|g",
+        "modelwatch.loop.pending_triggers:2|g",
+        "modelwatch.scoring.predictions.m.3.GSPC:25|g",  # a counter now
         "airflow.scheduler.heartbeat:1|c",
         "airflow.dag.spx.task.duration:12|ms",
     ):
@@ -211,7 +240,7 @@ def test_unknown_and_airflow_names_are_left_alone(rules):
 
 
 def test_glob_rejects_partial_fields():
-    assert not METRIC_LINE_RE.match("modelwatch.drift.score.*.v*")
+    assert not METRIC_LINE_RE.match("modelwatch.data_quality.failures.*.v*")
     assert not METRIC_LINE_RE.match("modelwatch.3.score")
     assert METRIC_LINE_RE.match("modelwatch.health.schema_version")
 
@@ -220,10 +249,12 @@ def test_glob_rejects_partial_fields():
 def test_undeclared_metric_raises_when_strict_and_is_dropped_and_logged_once_otherwise(caplog):
     with pytest.raises(UndeclaredMetric, match="undeclared metric 'alerts.fired'"):
         Metrics(strict=True).incr("alerts.fired", "drift")
-    with pytest.raises(UndeclaredMetric, match="is a gauge"):
-        Metrics(strict=True).incr("drift.score", "m", 1)
-    with pytest.raises(UndeclaredMetric, match="emitted as gauge with 1 labels"):
-        Metrics(strict=True).gauge("drift.score", 0.1, "m")
+    with pytest.raises(UndeclaredMetric, match="undeclared metric 'drift.score'"):  # exporter state, not statsd
+        Metrics(strict=True).gauge("drift.score", 0.1, "m", 1)
+    with pytest.raises(UndeclaredMetric, match="is a counter"):
+        Metrics(strict=True).gauge("scoring.predictions", 25, "m", 1, "GSPC")
+    with pytest.raises(UndeclaredMetric, match="emitted as counter with 1 labels"):
+        Metrics(strict=True).incr("data_quality.failures", "m", count=2)
 
     mw._warned.discard("nope.metric")
     lax = Metrics(strict=False)
@@ -280,7 +311,7 @@ def test_every_call_site_emits_a_declared_metric():
     """Static check: each emitting call names a catalogued metric of its type with its number of labels,
     and each catalogued metric has a call site."""
     sites = _emission_sites()
-    assert len(sites) == 13, [s[0] for s in sites]
+    assert len(sites) == 7, [s[0] for s in sites]
     covered: set[str] = set()
     for where, _, kind, expr, n_labels in sites:
         if isinstance(expr, ast.Constant) and isinstance(expr.value, str):
@@ -295,20 +326,19 @@ def test_every_call_site_emits_a_declared_metric():
             assert spec is not None, f"{where}: undeclared metric {name!r}"
             assert (spec.kind, len(spec.labels)) == (kind, n_labels), f"{where}: {name} emitted as {kind}/{n_labels}"
         covered.update(names)
-    # the f-string in performance.py covers the five literal-free performance metrics
     assert covered == set(METRICS)
 
 
 # --------------------------------------------------------------------------- settings
 def test_allow_and_block_lists_follow_airflow():
-    spec = METRICS["drift.score"]
-    blocked = Metrics(block=("drift",))
-    blocked.gauge(spec.name, 0.1, "m", 1)
+    spec = METRICS["data_quality.failures"]
+    blocked = Metrics(block=("quality",))
+    blocked.incr(spec.name, "m", 1, count=2)
     assert blocked.sent == []
-    allowed = Metrics(allow=("^modelwatch\\.drift",), block=("drift",))  # allow list wins, as in Airflow
-    allowed.gauge(spec.name, 0.1, "m", 1)
+    allowed = Metrics(allow=("^modelwatch\\.data_quality",), block=("quality",))  # allow list wins, as in Airflow
+    allowed.incr(spec.name, "m", 1, count=2)
     allowed.gauge("health.schema_version", 4)
-    assert allowed.sent == ["modelwatch.drift.score.m.1:0.1|g"]
+    assert allowed.sent == ["modelwatch.data_quality.failures.m.1:2|c"]
     env = Metrics.from_env(
         {"AIRFLOW__METRICS__METRICS_ALLOW_LIST": "Scheduler, ModelWatch", "AIRFLOW__METRICS__STATSD_IPV6": "True"}
     )
@@ -320,7 +350,7 @@ import json
 from include.modelwatch.metrics import get_metrics
 m = get_metrics()
 m.gauge("health.schema_version", 7)
-m.gauge("drift.score", 0.5, "spx", 2)
+m.incr("data_quality.failures", "spx", 2, count=3)
 print(json.dumps({"enabled": m.enabled, "host": m.host, "port": m.port, "ipv6": m.ipv6,
                   "allow": list(m.allow), "sent": m.sent}))
 """
@@ -369,7 +399,7 @@ def test_get_metrics_reads_airflow_cfg_and_env_overrides_it(tmp_path):
     )
     assert overridden["host"] == "statsd.internal"
     assert (overridden["port"], overridden["enabled"], overridden["allow"]) == (9999, False, [])
-    assert overridden["sent"] == ["modelwatch.health.schema_version:7|g", "modelwatch.drift.score.spx.2:0.5|g"]
+    assert overridden["sent"] == ["modelwatch.health.schema_version:7|g", "modelwatch.data_quality.failures.spx.2:3|c"]
 
 
 def test_from_airflow_takes_a_conf_and_without_airflow_cfg_uses_defaults(tmp_path):
@@ -396,6 +426,17 @@ def test_catalogue_markdown_lists_every_metric():
     table = mw.catalogue_markdown().splitlines()
     assert len(table) == 2 + len(METRICS)
     assert (
-        "| `modelwatch.drift.psi.<model>.<version>.<feature>` | gauge | `modelwatch_drift_psi` | "
-        "`model`, `version`, `feature` |" in table[2 + list(METRICS).index("drift.psi")]
+        "| `modelwatch.scoring.predictions.<model>.<version>.<symbol>` | counter | "
+        "`modelwatch_scoring_predictions_total` | `model`, `version`, `symbol` |"
+        in table[2 + list(METRICS).index("scoring.predictions")]
     )
+    assert (
+        "| `modelwatch.drift.evaluate_seconds.<model>.<version>` | timer (ms) -> histogram (s) | "
+        "`modelwatch_drift_evaluate_seconds` | `model`, `version` |"
+        in table[2 + list(METRICS).index("drift.evaluate_seconds")]
+    )
+
+
+def test_readme_statsd_table_is_the_catalogue():
+    """README.md carries the table :func:`catalogue_markdown` renders (regenerate it after changing METRICS)."""
+    assert mw.catalogue_markdown() in (ROOT / "README.md").read_text()

@@ -260,3 +260,70 @@ class TrainingJob(View):
     finished_at: datetime | None
     duration_s: float | None
     gates: list[GateResult] = Field(default_factory=list)  # the job's quality gates, in evaluation order
+
+
+# --------------------------------------------------------------------------- A/B tests
+
+
+class ABTestRow(View):
+    test_id: int
+    model: str
+    champion_version: int
+    challenger_version: int
+    split: float
+    allocation: str
+    min_samples: int
+    max_days: int
+    alpha: float
+    status: str
+    reason: str
+    started_at: datetime
+    ended_at: datetime | None
+    started_by: str
+
+
+class ABArm(View):
+    rows: int | None
+    accuracy: float | None
+    trades: int | None
+    win_rate: float | None
+    profit_factor: float | None
+    avg_r: float | None
+
+
+class ABDay(View):
+    day: date
+    days_elapsed: int
+    matured_rows: int
+    paired: dict[str, int]
+    arms: dict[str, ABArm]
+    z: float | None
+    z_p_value: float | None
+    mcnemar_p_value: float | None
+    seq_log_lr: float | None
+    seq_log_threshold: float | None
+    seq_decision: str
+    srm_p_value: float | None
+    srm_mismatch: bool
+    decision: str
+    reason: str
+
+
+class ABCompare(View):
+    test: ABTestRow
+    latest: ABDay | None
+
+
+class ABTrafficDay(View):
+    day: date
+    champion: int
+    challenger: int
+
+
+class ABTraffic(View):
+    test_id: int
+    configured_split: float
+    observed_split: float | None
+    champion_units: int
+    challenger_units: int
+    days: list[ABTrafficDay]

@@ -50,6 +50,12 @@ def run_path(dag_id: str, run_id: str) -> str:
     return f"{PREFIX}/runs/{part(dag_id)}/{part(run_id)}"
 
 
+def airflow_task_path(dag_id: str, run_id: str, task_id: str, tab: str | None = None) -> str:
+    """A task instance's page in the Airflow UI (``tab``: e.g. ``required_actions``, where a HITL request is
+    answered)."""
+    return f"/dags/{part(dag_id)}/runs/{part(run_id)}/tasks/{part(task_id)}" + (f"/{tab}" if tab else "")
+
+
 def absolute(base_url: str, path: str) -> str:
     """``path`` under the Airflow base URL (``[api] base_url``), for task logs."""
     return base_url.rstrip("/") + path
@@ -59,6 +65,7 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "PREFIX",
     "absolute",
+    "airflow_task_path",
     "alerts_path",
     "drift_window_path",
     "fleet_path",

@@ -161,6 +161,8 @@ def retrain_message(
     approved_by: str | None = None,
     alias: str | None = None,
     detail: str | None = None,
+    approvers: Sequence[str] = (),
+    answer_url: str | None = None,
 ) -> Message:
     """Subject and body of a retraining outcome ('deployed' | 'rejected' | 'awaiting_approval').
 
@@ -207,5 +209,12 @@ def retrain_message(
         lines.append(f"  {g['gate']}: {stat}" + (f" - {g['message']}" if g.get("message") else ""))
     if outcome != "deployed" and not shown:
         lines.append("  none recorded")
+    if outcome == "awaiting_approval":
+        lines += [
+            "",
+            "Approvers:  " + (", ".join(approvers) or "anyone allowed to answer (modelwatch_approvers names none)"),
+        ]
+        if answer_url:
+            lines.append(f"Answer:     {answer_url} (Approve or Reject; unanswered, it expires with Reject)")
     lines += ["", f"Page: {url}", ""]
     return Message(subject, "\n".join(lines))

@@ -43,13 +43,15 @@ def enqueue(
     model_version: int | None,
     message: messages.Message,
     created_at: datetime,
+    addressed_to: Sequence[str] = (),
 ) -> int | None:
-    """Add a pending notification; the new row's id, or None when ``dedupe_key`` is already there."""
+    """Add a pending notification; the new row's id, or None when ``dedupe_key`` is already there.
+    ``addressed_to``: recipients of this message beside the connection's (e.g. a model's approvers)."""
     if kind not in KINDS:
         raise ValueError(f"unknown notification kind {kind!r}; expected one of {KINDS}")
     cur.execute(
-        "INSERT INTO notifications (kind, dedupe_key, model_name, model_version, subject, body, created_at) "
-        "VALUES (%(kind)s, %(key)s, %(model)s, %(version)s, %(subject)s, %(body)s, %(at)s) "
+        "INSERT INTO notifications (kind, dedupe_key, model_name, model_version, subject, body, created_at, "
+        "addressed_to) VALUES (%(kind)s, %(key)s, %(model)s, %(version)s, %(subject)s, %(body)s, %(at)s, %(to)s) "
         "ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
         {
             "kind": kind,
@@ -59,6 +61,7 @@ def enqueue(
             "subject": message.subject,
             "body": message.body,
             "at": created_at,
+            "to": list(addressed_to),
         },
     )
     row = cur.fetchone()
@@ -183,9 +186,13 @@ def enqueue_retrain_outcome(
     approved_by: str | None = None,
     alias: str | None = None,
     detail: str | None = None,
+    approvers: Sequence[str] = (),
+    answer_url: str | None = None,
+    addressed_to: Sequence[str] = (),
 ) -> int | None:
     """Enqueue the notification of a retraining outcome ('deployed' | 'rejected' | 'awaiting_approval') of
-    ``trigger_id``, with the candidate's gate results; None when already enqueued."""
+    ``trigger_id``, with the candidate's gate results; None when already enqueued. An approval request names
+    its ``approvers`` and the ``answer_url`` and goes to ``addressed_to`` (their addresses) as well."""
     cur.execute(
         "SELECT trigger_id, model_name, trigger_type, retrain_mode, reason FROM retraining_triggers "
         "WHERE trigger_id = %(tid)s",
@@ -215,6 +222,8 @@ def enqueue_retrain_outcome(
         approved_by=approved_by,
         alias=alias,
         detail=detail,
+        approvers=approvers,
+        answer_url=answer_url,
     )
     return enqueue(
         cur,
@@ -224,6 +233,7 @@ def enqueue_retrain_outcome(
         model_version=candidate_version,
         message=msg,
         created_at=at,
+        addressed_to=addressed_to,
     )
 
 
@@ -268,7 +278,7 @@ def deliver(
     for nid in ids:
         with transaction(conn) as cur:
             cur.execute(
-                "SELECT id, kind, dedupe_key, model_name, subject, body FROM notifications "
+                "SELECT id, kind, dedupe_key, model_name, subject, body, addressed_to FROM notifications "
                 "WHERE id = %(id)s AND status IN ('pending', 'failed') FOR UPDATE SKIP LOCKED",
                 {"id": nid},
             )
@@ -308,7 +318,7 @@ def _attempt(
     if settings is None:
         log.info("notification not sent (%s): %s\n%s", NO_CONNECTION, row["subject"], row["body"])
         return "skipped", NO_CONNECTION, ()
-    recipients = settings.recipients(row["kind"], row["model_name"])
+    recipients = tuple(dict.fromkeys([*settings.recipients(row["kind"], row["model_name"]), *row["addressed_to"]]))
     if not recipients:
         log.warning("notification not sent (modelwatch_smtp names no recipient): %s", row["subject"])
         return "skipped", "no recipient (extra 'to' / 'owners' of modelwatch_smtp)", ()

@@ -160,6 +160,14 @@ METRICS: tuple[MetricDoc, ...] = (
         "drift_results (kind feature, test psi)",
     ),
     _m(
+        "modelwatch_feature_drifted",
+        "gauge",
+        (*VERSION_LABELS, "feature"),
+        "1 if ModelWatch judged the feature drifted in the newest evaluated drift window (significant after "
+        "Benjamini-Hochberg and above the effect thresholds and the reference null), else 0",
+        "drift_results (kind feature, test psi: drifted)",
+    ),
+    _m(
         "modelwatch_concept_drift_score",
         "gauge",
         VERSION_LABELS,
@@ -446,7 +454,9 @@ class ModelWatchCollector(Collector):
 
     def _emit_feature_psi(self, fam: _Families, rows: list[dict[str, Any]]) -> None:
         for r in rows:
-            fam.add("modelwatch_psi_drift_score", (*_version_labels(r), str(r["feature"])), r["psi"])
+            labels = (*_version_labels(r), str(r["feature"]))
+            fam.add("modelwatch_psi_drift_score", labels, r["psi"])
+            fam.add("modelwatch_feature_drifted", labels, int(bool(r["drifted"])))
 
     def _emit_concept_drift(self, fam: _Families, rows: list[dict[str, Any]]) -> None:
         by_version: dict[tuple[str, str, str], list[dict[str, Any]]] = {}

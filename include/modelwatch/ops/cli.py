@@ -17,7 +17,7 @@ from include.modelwatch import defaults
 T = TypeVar("T")
 
 # DAGs a replayed month runs through, stage by stage (a stage's DAGs run in parallel)
-REPLAY_STAGES = ("score_signals", "drift_hourly,performance_daily")
+REPLAY_STAGES = ("score_signals", "drift_hourly,performance_daily,ab_test_daily")
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -191,6 +191,90 @@ def _trigger_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ab_start(args: argparse.Namespace) -> int:
+    from include.modelwatch.ab import store
+
+    ok, tid = _db_call(
+        args,
+        lambda c: store.start_test(
+            c,
+            model_name=args.model,
+            challenger_version=args.challenger,
+            split=args.split,
+            allocation=args.allocation,
+            min_samples=args.min_samples,
+            max_days=args.max_days,
+            alpha=args.alpha,
+            reason=args.reason,
+            started_at=_when(args.at),
+            started_by=_who(args),
+        ),
+        "no A/B test started: ",
+    )
+    if not ok:
+        return 1
+    print(
+        f"{args.model}: A/B test {tid} running (challenger v{args.challenger}, split {args.split}); score_signals "
+        "now scores both arms and ab_test_daily judges it"
+    )
+    return 0
+
+
+def _ab_list(args: argparse.Namespace) -> int:
+    from include.modelwatch.ab import store
+    from include.modelwatch.data import storage
+
+    with storage.session(args.uri) as conn:
+        tests = store.list_tests(conn, args.model)
+    for t in tests:
+        print(
+            f"{t.test_id:>4}  {t.model_name:<16} v{t.champion_version} vs v{t.challenger_version}  split {t.split:.2f}"
+            f"  {t.status:<12} started {t.started_at:%Y-%m-%d}  {t.reason}"
+        )
+    if not tests:
+        print("no A/B tests")
+    return 0
+
+
+def _ab_show(args: argparse.Namespace) -> int:
+    from include.modelwatch.ab import store
+    from include.modelwatch.data import storage
+
+    with storage.session(args.uri) as conn:
+        try:
+            t = store.get_test(conn, args.test_id)
+        except store.ABError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        days = store.daily_results(conn, t.test_id)
+    print(f"A/B test {t.test_id}: {t.model_name} champion v{t.champion_version} vs challenger v{t.challenger_version}")
+    print(f"  split {t.split}, min_samples {t.min_samples}, max_days {t.max_days} sessions, alpha {t.alpha}")
+    print(f"  status {t.status}: {t.reason}")
+    for d in days:
+        print(
+            f"  {d['day']}  sessions {d['days_elapsed']:>3}  rows {d['matured_rows']:>4}  b={d['champion_only']} "
+            f"c={d['challenger_only']}  logLR {d['seq_log_lr']:.2f}/{d['seq_log_threshold']:.2f}  "
+            f"z p={d['z_p_value']:.3f}  SRM p={d['srm_p_value']:.3f}  -> {d['decision']}"
+        )
+    return 0
+
+
+def _ab_stop(args: argparse.Namespace) -> int:
+    from include.modelwatch.ab import store
+
+    ok, test = _db_call(
+        args,
+        lambda c: store.end_test(
+            c, args.test_id, "cancelled", reason=f"{args.reason} ({_who(args)})", ended_at=_when(args.at), run_id=None
+        ),
+        "nothing stopped: ",
+    )
+    if not ok or test is None:
+        return 1
+    print(f"A/B test {test.test_id} of {test.model_name} cancelled; champion stays v{test.champion_version}")
+    return 0
+
+
 def _trigger_list(args: argparse.Namespace) -> int:
     from include.modelwatch.data import storage
 
@@ -356,6 +440,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("trigger_id", type=int)
     p.add_argument("--reason", required=True)
     p.set_defaults(func=_trigger_cancel)
+
+    ab = groups.add_parser("ab", help="champion/challenger A/B tests").add_subparsers(dest="cmd", required=True)
+    p = _person(ab.add_parser("start", help="start an A/B test of the champion against a registered version"))
+    p.add_argument("model")
+    p.add_argument("--challenger", type=int, required=True, help="the challenger's version")
+    p.add_argument("--split", type=float, default=0.5, help="the challenger's share of units (0..1, exclusive)")
+    p.add_argument(
+        "--allocation",
+        default="fixed",
+        choices=("fixed", "thompson"),
+        help="thompson: each day moves the split toward the better arm (multi-armed bandit)",
+    )
+    p.add_argument("--min-samples", type=int, default=100, help="matured paired rows before a promotion")
+    p.add_argument("--max-days", type=int, default=60, help="sessions before the test ends inconclusive")
+    p.add_argument("--alpha", type=float, default=0.05, help="error rate of the always-valid sequential test")
+    p.add_argument("--reason", required=True)
+    p.set_defaults(func=_ab_start)
+    p = _uri(ab.add_parser("list", help="A/B tests, newest first"))
+    p.add_argument("--model")
+    p.set_defaults(func=_ab_list)
+    p = _uri(ab.add_parser("show", help="a test and its daily results"))
+    p.add_argument("test_id", type=int)
+    p.set_defaults(func=_ab_show)
+    p = _person(ab.add_parser("stop", help="cancel a running test (the champion stays; a reason is required)"))
+    p.add_argument("test_id", type=int)
+    p.add_argument("--reason", required=True)
+    p.set_defaults(func=_ab_stop)
 
     al = groups.add_parser("alerts", help="monitoring alerts").add_subparsers(dest="cmd", required=True)
     p = _person(al.add_parser("ack", help="acknowledge an open alert"))

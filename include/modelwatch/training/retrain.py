@@ -319,8 +319,10 @@ def deploy(
     trigger_id: int | None = None,
     outcome: str | None = None,
     result: Mapping[str, Any] | None = None,
+    cur=None,
 ) -> int | None:
-    """Point ``alias`` at the registered candidate and close its trigger, in one transaction.
+    """Point ``alias`` at the registered candidate and close its trigger, in one transaction (``cur``'s
+    when given: the caller adds its own writes, e.g. the outcome's notification, and commits).
 
     The candidate becomes ``active``; the version it replaces becomes ``retired``
     once it holds no alias (it stays registered, addressable by version, and the
@@ -329,22 +331,36 @@ def deploy(
     Nothing changes if any step fails.
     """
     registry.get_version(conn, model_name, version)  # raises if unknown
-    with transaction(conn) as cur:
-        previous = registry.set_alias(
-            conn, model_name, alias, version, reason=reason, changed_at=changed_at, run_id=run_id, cur=cur
-        )
-        if trigger_id is not None:
-            reject_candidates(conn, trigger_id, keep=version, cur=cur)
-            res = {"deployed_version": version, "previous_version": previous, "alias": alias, **dict(result or {})}
-            complete_trigger(
+    if cur is None:
+        with transaction(conn) as own:
+            return deploy(
                 conn,
-                trigger_id,
-                status="done",
-                outcome=outcome or "deployed",
-                result=res,
-                completed_at=changed_at,
-                cur=cur,
+                model_name=model_name,
+                version=version,
+                alias=alias,
+                reason=reason,
+                changed_at=changed_at,
+                run_id=run_id,
+                trigger_id=trigger_id,
+                outcome=outcome,
+                result=result,
+                cur=own,
             )
+    previous = registry.set_alias(
+        conn, model_name, alias, version, reason=reason, changed_at=changed_at, run_id=run_id, cur=cur
+    )
+    if trigger_id is not None:
+        reject_candidates(conn, trigger_id, keep=version, cur=cur)
+        res = {"deployed_version": version, "previous_version": previous, "alias": alias, **dict(result or {})}
+        complete_trigger(
+            conn,
+            trigger_id,
+            status="done",
+            outcome=outcome or "deployed",
+            result=res,
+            completed_at=changed_at,
+            cur=cur,
+        )
     return previous
 
 
@@ -364,14 +380,20 @@ def reject_candidates(conn, trigger_id: int, *, keep: int | None = None, cur=Non
     return sorted(int(r[0]) for r in cur.fetchall())
 
 
-def reject(conn, *, trigger_id: int, outcome: str, result: Mapping[str, Any], completed_at: datetime) -> list[int]:
+def reject(
+    conn, *, trigger_id: int, outcome: str, result: Mapping[str, Any], completed_at: datetime, cur=None
+) -> list[int]:
     """Close a trigger as rejected: its candidates become ``rejected`` and the champion stays, in one
-    transaction. Returns the rejected versions."""
-    with transaction(conn) as cur:
-        rejected = reject_candidates(conn, trigger_id, cur=cur)
-        complete_trigger(
-            conn, trigger_id, status="done", outcome=outcome, result=result, completed_at=completed_at, cur=cur
-        )
+    transaction (``cur``'s when given). Returns the rejected versions."""
+    if cur is None:
+        with transaction(conn) as own:
+            return reject(
+                conn, trigger_id=trigger_id, outcome=outcome, result=result, completed_at=completed_at, cur=own
+            )
+    rejected = reject_candidates(conn, trigger_id, cur=cur)
+    complete_trigger(
+        conn, trigger_id, status="done", outcome=outcome, result=result, completed_at=completed_at, cur=cur
+    )
     return rejected
 
 

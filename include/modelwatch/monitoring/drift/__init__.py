@@ -25,7 +25,7 @@ and window results), ``evaluate`` (row and binned mode, the decision),
   its primary p-value (KS for numeric, chi-square for categorical) survives
   Benjamini-Hochberg at ``fdr_q`` across all features of the window AND a
   practical effect size crosses its threshold (PSI, or for numerics the
-  Wasserstein distance in reference standard deviations). Huge windows with
+  Wasserstein distance in robust reference sigmas, IQR / 1.349). Huge windows with
   negligible shifts are therefore not flagged; tiny windows rarely reach
   significance.
 * :class:`Hysteresis` / :func:`update_alert_state` - N-of-M firing, K-clean

@@ -57,9 +57,12 @@ class DriftConfig:
       thresholds (predecessor system's defaults); also used for categoricals
       (PSI on level proportions).
     * ``wasserstein_warning`` [0.20] / ``wasserstein_critical`` [0.50] - for
-      numerics, Wasserstein-1 distance in reference standard deviations
-      (Cohen's "small" and "medium" effects). A 0.25-sigma mean shift has
-      PSI ~0.06 < 0.1 on 10 quantile bins but W/sigma = 0.25, so it is caught.
+      numerics, Wasserstein-1 distance in robust reference sigmas, IQR / 1.349
+      (``profile.robust_scale``; the standard deviation for normal data, so
+      Cohen's "small" and "medium" effects, but not inflated by heavy tails).
+      A 0.25-sigma mean shift has PSI ~0.06 < 0.1 on 10 quantile bins but
+      W/sigma = 0.25, so it is caught; a 1.3x scale change of a Student-t(3)
+      feature has W = 0.29 robust sigmas (0.19 standard deviations).
     * ``share_warning`` [0.05] / ``share_critical`` [0.10] - for
       categoricals, the largest absolute change of one level's share (a +0.1
       shift of one of five equal levels has PSI ~0.05, below 0.1, so PSI alone
