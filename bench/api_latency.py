@@ -51,7 +51,7 @@ BENCH = ROOT / "bench"
 CACHE = BENCH / ".cache"
 RESULTS = BENCH / "results" / "api_latency.json"
 #: bump when the generated data changes (the cached database is then rebuilt)
-DATA_VERSION = 3
+DATA_VERSION = 4
 TARGET_P95_MS = 300.0
 MODEL = "bench_model"
 #: a second, small model whose windows hold every test row per feature, as the drift task writes them
@@ -679,6 +679,77 @@ def loop_frames(size: Size, versions: list[dict[str, Any]], rng: np.random.Gener
     }
 
 
+def ab_frames(size: Size, versions: list[dict[str, Any]], rng: np.random.Generator) -> dict[str, pd.DataFrame]:
+    """A year-long A/B test of the model (its first version against the second): one assignment per symbol and
+    day, one daily result per day."""
+    champ, chall = versions[0]["version"], versions[1]["version"]
+    days = pd.date_range(T0, periods=size.days, freq="D")
+    tests = pd.DataFrame(
+        [
+            {
+                "test_id": 1,
+                "model_name": MODEL,
+                "champion_version": champ,
+                "challenger_version": chall,
+                "split": 0.5,
+                "allocation": "fixed",
+                "min_samples": 100,
+                "max_days": size.days + 1,
+                "alpha": 0.05,
+                "status": "running",
+                "reason": "bench",
+                "started_at": T0.isoformat(),
+                "started_by": "bench",
+            }
+        ]
+    )
+    units = [(sym, d.date()) for d in days for sym in ("SPX", "IXIC")]
+    arms = np.where(rng.random(len(units)) < 0.5, "challenger", "champion")
+    assignments = pd.DataFrame(
+        {
+            "test_id": 1,
+            "unit": [f"{s}@{d}" for s, d in units],
+            "symbol": [s for s, _ in units],
+            "session_date": [d for _, d in units],
+            "arm": arms,
+            "split": 0.5,
+        }
+    )
+    n = np.arange(1, size.days + 1) * 2
+    b = rng.binomial(n, 0.2)
+    c = rng.binomial(n, 0.22)
+    right = rng.binomial(n - b - c, 0.6)
+    daily = pd.DataFrame(
+        {
+            "test_id": 1,
+            "day": [d.date() for d in days],
+            "days_elapsed": np.arange(1, size.days + 1),
+            "matured_rows": n,
+            "both_right": right,
+            "champion_only": b,
+            "challenger_only": c,
+            "both_wrong": n - b - c - right,
+            "n_champion": n // 2,
+            "hits_champion": (n // 2) * 0.5,
+            "n_challenger": n - n // 2,
+            "hits_challenger": (n - n // 2) * 0.5,
+            "z": 0.1,
+            "z_p_value": 0.9,
+            "mcnemar_p_value": 0.5,
+            "seq_log_lr": 0.1,
+            "seq_log_threshold": 3.69,
+            "seq_decision": "continue",
+            "srm_p_value": 0.5,
+            "srm_mismatch": False,
+            "next_split": 0.5,
+            "arm_metrics": '{"champion": {"rows": 10, "accuracy": 0.5}, "challenger": {"rows": 10, "accuracy": 0.5}}',
+            "decision": "continue",
+            "reason": "bench",
+        }
+    ).astype({"hits_champion": int, "hits_challenger": int})
+    return {"ab_tests": tests, "ab_assignments": assignments, "ab_daily_results": daily}
+
+
 def generate(conn, size: Size, artifact_dir: Path, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Load the whole history into the migrated, empty monitoring DB behind ``conn``; returns timings and counts."""
     from include.modelwatch.data import storage
@@ -711,6 +782,8 @@ def generate(conn, size: Size, artifact_dir: Path, log: Callable[[str], None] = 
         for table, frame in loop_frames(size, versions, rng).items():
             if len(frame):
                 copy_frame(cur, table, frame)
+        for table, frame in ab_frames(size, versions, rng).items():
+            copy_frame(cur, table, frame)
         # bulk load runs with triggers off (replica role): fill the daily drift rollup as its triggers would
         cur.execute("SET LOCAL session_replication_role = origin")
         cur.execute(
@@ -719,6 +792,7 @@ def generate(conn, size: Size, artifact_dir: Path, log: Callable[[str], None] = 
             "FROM drift_windows WHERE drift_score IS NOT NULL"
         )
         for table, col in (
+            ("ab_tests", "test_id"),
             ("retraining_triggers", "trigger_id"),
             ("training_datasets", "dataset_id"),
             ("training_jobs", "job_id"),
@@ -943,6 +1017,9 @@ def calls(size: Size) -> list[Call]:
         Call("api", "/triggers?model&status=pending", "/triggers", (("model", MODEL), ("status", "pending"))),
         Call("api", "/training-jobs", "/training-jobs"),
         Call("api", "/training-jobs?model&month", "/training-jobs", (("model", MODEL),) + month),
+        Call("api", "/ab-tests", "/ab-tests"),
+        Call("api", "/ab-tests/{id}/compare", "/ab-tests/1/compare"),
+        Call("api", "/ab-tests/{id}/traffic (a year of sessions)", "/ab-tests/1/traffic"),
     ]
     # the predecessor-compatible aliases answer through the same queries; each is called once with its filters
     out += [
