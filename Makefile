@@ -81,7 +81,8 @@ $(AMTOOL):
 ## make mutation: single-point AST mutants of the pure decision modules, each run against its unit tests
 ## (fails below 90% killed per module; equivalent survivors are listed in .ci/mutation-equivalents.txt)
 mutation: $(STAMP)
-	$(PY) .ci/mutation.py include/modelwatch/decisions.py include/modelwatch/loop/rules.py include/modelwatch/training/gates.py
+	$(PY) .ci/mutation.py include/modelwatch/decisions.py include/modelwatch/loop/rules.py include/modelwatch/training/gates.py \
+	  include/modelwatch/ab/decision.py include/modelwatch/ab/endings.py
 
 ## make bench: drift throughput + alarm quality vs Evidently, NannyML and an np.sort floor;
 ## label-free estimate vs NannyML CBPE (peer venvs are created under bench/.venvs on first use);

@@ -52,6 +52,8 @@ DEFAULT_TESTS: dict[str, str] = {
     "include/modelwatch/decisions.py": "tests/unit/test_decisions.py",
     "include/modelwatch/loop/rules.py": "tests/unit/test_rules.py",
     "include/modelwatch/training/gates.py": "tests/unit/test_gates.py",
+    "include/modelwatch/ab/decision.py": "tests/unit/test_ab_decision.py",
+    "include/modelwatch/ab/endings.py": "tests/unit/test_ab_decision.py",
 }
 
 #: Imported once in the parent before forking, so each mutant run only imports the

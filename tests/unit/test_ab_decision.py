@@ -151,3 +151,64 @@ def test_the_branch_follows_the_endings_the_days_decisions_need():
     assert endings.endings(["stop", "promote", "stop"]) == ["promote_challenger", "stop_challenger"]
     with pytest.raises(ValueError, match=r"unknown A/B decisions \['promoted'\]"):
         endings.endings(["promoted"])
+
+
+def test_the_statuses_are_the_ones_the_database_allows():
+    import re
+    from pathlib import Path
+
+    from include.modelwatch.ab import decision
+
+    sql = (Path(__file__).resolve().parents[2] / "sql/migrations/016_ab_tests.sql").read_text()
+    allowed = re.search(r"CHECK \(status IN \(([^)]*)\)\)", sql)
+    assert allowed is not None
+    assert tuple(v.strip(" '") for v in allowed.group(1).split(",")) == decision.STATUSES
+    assert decision.STATUSES == ("running", "promoted", "stopped", "inconclusive", "cancelled")
+    assert decision.STATUS_AFTER == {"promote": "promoted", "stop": "stopped", "inconclusive": "inconclusive"}
+
+
+def test_states_and_decisions_are_immutable_and_not_collected_as_tests():
+    import dataclasses
+
+    s, e = state(), evidence(EVEN)
+    d = decide(s, e)
+    for obj, field in ((s, "split"), (e, "paired"), (d, "action")):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(obj, field, None)
+    assert TestState.__test__ is False and s.status == "running"
+
+
+def test_validation_boundaries_and_every_problem_in_one_message():
+    ok: dict[str, Any] = {"champion_version": 3, "challenger_version": 4, "split": 0.5}
+    validate_test_config(**ok, min_samples=1, max_days=1, alpha=0.999)  # the smallest legal test
+    with pytest.raises(ValueError, match=r"alpha must be strictly between 0 and 1, got 1\.0"):
+        validate_test_config(**ok, min_samples=1, max_days=1, alpha=1.0)
+    with pytest.raises(ValueError) as err:
+        validate_test_config(**{**ok, "split": 1.0}, min_samples=0, max_days=1)
+    assert str(err.value) == (
+        "invalid A/B test: split must be strictly between 0 and 1 (the challenger's share), got 1.0; "
+        "min_samples must be an integer >= 1, got 0"
+    )
+
+
+def test_promotion_needs_exactly_min_samples_and_the_reasons_name_their_ending():
+    n = CHALLENGER_AHEAD.n
+    assert decide(state(min_samples=n), evidence(CHALLENGER_AHEAD)).action == PROMOTE  # exactly enough
+    short = decide(state(min_samples=n + 1), evidence(CHALLENGER_AHEAD))
+    assert short.action == CONTINUE and short.reason.startswith("continue: the challenger is significantly better")
+    late = decide(state(min_samples=n + 1, days_elapsed=60), evidence(CHALLENGER_AHEAD))
+    assert late.action == INCONCLUSIVE and late.reason.startswith("inconclusive: the challenger is significantly")
+    blocked = decide(state(), evidence(CHALLENGER_AHEAD, SKEWED))
+    assert blocked.action == CONTINUE and blocked.reason.startswith("continue: the challenger is significantly")
+    blocked_late = decide(state(days_elapsed=60), evidence(CHALLENGER_AHEAD, SKEWED))
+    assert blocked_late.action == INCONCLUSIVE and blocked_late.reason.startswith("inconclusive: the challenger")
+
+
+def test_an_empty_test_has_zero_rates_and_no_arm_rates():
+    from include.modelwatch.ab.decision import _fmt_rate
+
+    empty = ab.PairedCounts(both_right=0, champion_only=0, challenger_only=0, both_wrong=0)
+    d = decide(state(), Evidence.build(empty, ab.ArmCounts(0, 0, 0, 0)))
+    assert d.action == CONTINUE
+    assert "0 paired rows, hit rate challenger 0.0000 vs champion 0.0000" in d.reason
+    assert _fmt_rate(None) == "n/a" and _fmt_rate(0.5) == "0.5000"
