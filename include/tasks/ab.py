@@ -38,14 +38,10 @@ def evaluate(context: dict[str, Any]) -> list[dict[str, Any]]:
 def _evaluate_one(conn, test: Any, end: Any, context: dict[str, Any]) -> dict[str, Any]:
     from include.modelwatch.ab import stats, store
     from include.modelwatch.ab.decision import Evidence, TestState, decide
-    from include.modelwatch.data.storage import fetch_dicts, transaction
+    from include.modelwatch.data.storage import transaction
 
     ev = store.evidence(conn, test, end)
-    days = fetch_dicts(
-        conn,
-        "SELECT count(DISTINCT session_date) AS n FROM ab_assignments WHERE test_id = %(t)s AND session_date < %(d)s",
-        {"t": test.test_id, "d": end.date()},
-    )[0]["n"]
+    days = ev.sessions_elapsed
     # sessions, not rows, are the sequential test's units: the symbols of one session share its market move
     evidence = Evidence.build(ev.paired, ev.assigned, alpha=test.alpha, sessions=ev.sessions)
     state = TestState(

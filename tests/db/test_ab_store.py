@@ -3,6 +3,7 @@ daily row, and each ending with its alias history."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -100,8 +101,8 @@ def _prediction(cur, version, symbol, day, label, realized, r_multiple, matured)
     ts = datetime(day.year, day.month, day.day, 21, tzinfo=UTC)
     cur.execute(
         "INSERT INTO predictions (model_name, model_version, ts, symbol, features, predicted_label, probabilities, "
-        "confidence) VALUES ('m', %s, %s, %s, '{}', %s, '{}', 0.5) RETURNING prediction_id",
-        (version, ts, symbol, label),
+        "confidence) VALUES ('m', %s, %s, %s, '{}', %s, %s, 0.5) RETURNING prediction_id",
+        (version, ts, symbol, label, json.dumps({c: 0.5 if c == label else 0.25 for c in ("SELL", "HOLD", "BUY")})),
     )
     pid = cur.fetchone()[0]
     cur.execute(
@@ -140,6 +141,10 @@ def test_evidence_counts_paired_rows_assigned_arms_and_sessions(db, tmp_path):
     assert ev.assigned.n_champion == arm_of.count("champion") and ev.assigned.n_challenger == arm_of.count("challenger")
     assert ev.sessions == (1, 0)  # day 0: the champion won the session's only discordant row
     assert sum(ev.assigned_units) == 4 and ev.arm_metrics["champion"]["rows"] == arm_of.count("champion")
+    assert ev.sessions_elapsed == 4  # sessions assigned before the evaluation day, matured or not
+    # each arm's metrics are live_metrics on the rows it served (the champion's are all right: accuracy 1)
+    if arm_of.count("champion"):
+        assert ev.arm_metrics["champion"]["accuracy"] == 1.0
     # the signal each unit received is its arm's prediction, once; the other arm's score is a shadow
     served = storage.fetch_dicts(
         db, "SELECT model_version, (ts AT TIME ZONE 'UTC')::date AS day FROM served_signals ORDER BY ts", {}

@@ -640,10 +640,10 @@ def test_ab_compare_and_traffic(client, tokens, db, tmp_path):
                     "champion": {
                         "rows": 7,
                         "accuracy": 4 / 7,
-                        "trades": 5,
+                        "n_trades": 5,
                         "win_rate": 0.6,
                         "profit_factor": 1.5,
-                        "avg_r": 0.2,
+                        "avg_rr": 1.2,
                     }
                 },
                 "decision": "continue",

@@ -39,6 +39,8 @@ CHALLENGER = "challenger"
 DEFAULT_SPLIT = 0.5
 DEFAULT_MIN_SAMPLES = 100
 DEFAULT_MAX_DAYS = 60
+#: per-arm metrics kept in ab_daily_results.arm_metrics (names of ``live_metrics``; plus ``rows``)
+ARM_METRICS = ("accuracy", "n_trades", "hit_rate", "win_rate", "profit_factor", "avg_rr", "sharpe")
 ALLOCATIONS = ("fixed", "thompson")
 
 
@@ -255,11 +257,13 @@ def assign_units(cur, test: ABTest, units: Iterable[tuple[str, date]]) -> dict[s
 #: Every assigned unit whose two predictions (champion and challenger version) both have a matured outcome
 #: before the day's end, with both hits and the unit's arm.
 _EVIDENCE_SQL = """
-SELECT a.unit, a.symbol, a.session_date, a.arm,
+SELECT a.session_date, a.arm,
        (pc.predicted_label = oc.realized_label) AS champion_hit,
        (px.predicted_label = ox.realized_label) AS challenger_hit,
-       CASE WHEN a.arm = 'champion' THEN oc.r_multiple ELSE ox.r_multiple END AS r_multiple,
-       CASE WHEN a.arm = 'champion' THEN pc.predicted_label ELSE px.predicted_label END AS served_label
+       s.ts, s.predicted_label, s.confidence,
+       (s.probabilities->>'SELL')::float8 AS "p_SELL", (s.probabilities->>'HOLD')::float8 AS "p_HOLD",
+       (s.probabilities->>'BUY')::float8 AS "p_BUY",
+       so.realized_label, so.realized_return, so.r_multiple, so.matured_at, so.horizon_days
 FROM ab_assignments a
 JOIN ab_tests t ON t.test_id = a.test_id
 JOIN predictions pc ON pc.model_name = t.model_name AND pc.model_version = t.champion_version
@@ -268,6 +272,11 @@ JOIN outcomes oc ON oc.prediction_id = pc.prediction_id AND oc.matured_at < %(da
 JOIN predictions px ON px.model_name = t.model_name AND px.model_version = t.challenger_version
      AND px.symbol = a.symbol AND px.timeframe = '1d' AND (px.ts AT TIME ZONE 'UTC')::date = a.session_date
 JOIN outcomes ox ON ox.prediction_id = px.prediction_id AND ox.matured_at < %(day_end)s
+-- the served (assigned) arm's prediction and outcome, for its trading metrics
+CROSS JOIN LATERAL (SELECT CASE WHEN a.arm = 'champion' THEN pc ELSE px END AS p,
+                           CASE WHEN a.arm = 'champion' THEN oc ELSE ox END AS o) served
+CROSS JOIN LATERAL (SELECT (served.p).*) s
+CROSS JOIN LATERAL (SELECT (served.o).*) so
 WHERE a.test_id = %(t)s
 ORDER BY a.session_date, a.symbol
 """
@@ -281,15 +290,20 @@ class DayEvidence:
     arm_metrics: dict[str, dict[str, Any]]
     assigned_units: tuple[int, int]  # every assigned unit so far (champion, challenger): the SRM check's counts
     expected_split: float  # the mean split the assigned units were drawn with (the SRM check's expectation)
+    sessions_elapsed: int  # sessions assigned so far: the test's age in days
 
 
 def evidence(conn, test: ABTest, day_end: datetime) -> DayEvidence:
-    """The cumulative matured evidence of ``test`` at ``day_end``."""
+    """The cumulative matured evidence of ``test`` at ``day_end``; each arm's trading metrics are the ones the
+    performance monitoring computes (``live_metrics``) on the rows it served."""
+    import pandas as pd
+
+    from include.modelwatch.monitoring.performance.metrics import live_metrics
+
     rows = fetch_dicts(conn, _EVIDENCE_SQL, {"t": test.test_id, "day_end": day_end})
     cells = {"both_right": 0, "champion_only": 0, "challenger_only": 0, "both_wrong": 0}
     arms = {"champion": [0, 0], "challenger": [0, 0]}
     per_session: dict[date, list[int]] = {}
-    served: dict[str, list[float]] = {"champion": [], "challenger": []}
     for r in rows:
         ch, cx = bool(r["champion_hit"]), bool(r["challenger_hit"])
         key = "both_right" if ch and cx else "champion_only" if ch else "challenger_only" if cx else "both_wrong"
@@ -300,29 +314,22 @@ def evidence(conn, test: ABTest, day_end: datetime) -> DayEvidence:
         won = per_session.setdefault(r["session_date"], [0, 0])
         won[0] += int(ch and not cx)
         won[1] += int(cx and not ch)
-        if r["served_label"] != "HOLD" and r["r_multiple"] is not None:
-            served[arm].append(float(r["r_multiple"]))
     session_champion = sum(1 for b, c in per_session.values() if b > c)
     session_challenger = sum(1 for b, c in per_session.values() if c > b)
+    frame = pd.DataFrame(rows)
     metrics: dict[str, dict[str, Any]] = {}
-    for arm, (n, hits) in arms.items():
-        trades = served[arm]
-        wins = [x for x in trades if x > 0]
-        losses = [-x for x in trades if x < 0]
-        metrics[arm] = {
-            "rows": n,
-            "accuracy": hits / n if n else None,
-            "trades": len(trades),
-            "win_rate": len(wins) / len(trades) if trades else None,
-            "profit_factor": sum(wins) / sum(losses) if losses else None,
-            "avg_r": sum(trades) / len(trades) if trades else None,
-        }
+    for arm in arms:
+        served = frame[frame["arm"] == arm] if len(frame) else frame
+        m = live_metrics(served) if len(served) else {}
+        metrics[arm] = {k: m.get(k) for k in ARM_METRICS} | {"rows": len(served)}
     counts = fetch_dicts(
         conn,
-        "SELECT arm, count(*) AS n, sum(split) AS splits FROM ab_assignments WHERE test_id = %(t)s "
-        "AND session_date < %(day)s GROUP BY arm",
+        "SELECT arm, count(*) AS n, sum(split) AS splits, count(DISTINCT session_date) AS sessions "
+        "FROM ab_assignments WHERE test_id = %(t)s AND session_date < %(day)s GROUP BY ROLLUP (arm)",
         {"t": test.test_id, "day": day_end.date()},
     )
+    total = next((r for r in counts if r["arm"] is None), None)
+    counts = [r for r in counts if r["arm"] is not None]
     assigned = {str(r["arm"]): int(r["n"]) for r in counts}
     n_assigned = sum(assigned.values())
     expected = sum(float(r["splits"]) for r in counts) / n_assigned if n_assigned else test.split
@@ -333,6 +340,7 @@ def evidence(conn, test: ABTest, day_end: datetime) -> DayEvidence:
         arm_metrics=metrics,
         assigned_units=(assigned.get("champion", 0), assigned.get("challenger", 0)),
         expected_split=expected,
+        sessions_elapsed=int(total["sessions"]) if total else 0,
     )
 
 
@@ -364,11 +372,7 @@ def end_test(
     if cur is None:
         with transaction(conn) as own:
             return end_test(conn, test_id, action, reason=reason, ended_at=ended_at, run_id=run_id, cur=own)
-    cur.execute(f"SELECT {_COLUMNS} FROM ab_tests WHERE test_id = %(t)s FOR UPDATE", {"t": test_id})
-    found = cur.fetchone()
-    if found is None:
-        raise ABError(f"A/B test {test_id} does not exist")
-    test = ABTest.from_row(dict(zip([d.name for d in cur.description], found, strict=True)))
+    test = _locked(cur, test_id)
     if test.status != STATUS_RUNNING:
         raise ABError(f"A/B test {test_id} of {test.model_name} is not running (status {test.status}); nothing done")
     status = STATUS_AFTER.get(action, STATUS_CANCELLED)
@@ -392,10 +396,13 @@ def end_test(
         "UPDATE ab_tests SET status = %(s)s, reason = %(r)s, ended_at = %(at)s, run_id = %(run)s WHERE test_id = %(t)s",
         {"s": status, "r": reason.strip(), "at": ended_at, "run": run_id, "t": test_id},
     )
-    return get_test_in(cur, test_id)
+    return _locked(cur, test_id)
 
 
-def get_test_in(cur, test_id: int) -> ABTest:
-    cur.execute(f"SELECT {_COLUMNS} FROM ab_tests WHERE test_id = %(t)s", {"t": test_id})
+def _locked(cur, test_id: int) -> ABTest:
+    """The test's row, locked for the caller's transaction."""
+    cur.execute(f"SELECT {_COLUMNS} FROM ab_tests WHERE test_id = %(t)s FOR UPDATE", {"t": test_id})
     row = cur.fetchone()
+    if row is None:
+        raise ABError(f"A/B test {test_id} does not exist")
     return ABTest.from_row(dict(zip([d.name for d in cur.description], row, strict=True)))

@@ -283,12 +283,16 @@ class ABTestRow(View):
 
 
 class ABArm(View):
+    """An arm's metrics on the rows it served (``live_metrics`` names)."""
+
     rows: int | None
     accuracy: float | None
-    trades: int | None
+    n_trades: int | None
+    hit_rate: float | None
     win_rate: float | None
     profit_factor: float | None
-    avg_r: float | None
+    avg_rr: float | None
+    sharpe: float | None
 
 
 class ABDay(View):
