@@ -6,7 +6,8 @@ Run from the repo root: ``.venv/bin/python -m bench.api_latency`` (also a stage 
    loaded with COPY: one model with 20 registered versions (through the registry, with alias history, deployments
    and rollbacks), per version 8,760 hourly ``drift_windows`` and 50 ``drift_results`` per window (8.76M rows,
    drift episodes included), daily live-vs-backtest comparisons, label-free estimates, health rows and the
-   interpretability log, alerts of every kind, retraining triggers with training jobs and quality gates.
+   interpretability log, alerts of every kind, retraining triggers with training jobs and quality gates, a
+   year-long A/B test and the active-learning queue (every tenth prediction, in every queue status).
    The data directory is kept in ``bench/.cache/`` keyed by :data:`DATA_VERSION` and the size, so a second run
    skips generation (regenerated when missing, or when an applied migration changed since).
 2. The real app (``create_app``) is driven by starlette's TestClient, one DB connection per request as in
@@ -51,7 +52,7 @@ BENCH = ROOT / "bench"
 CACHE = BENCH / ".cache"
 RESULTS = BENCH / "results" / "api_latency.json"
 #: bump when the generated data changes (the cached database is then rebuilt)
-DATA_VERSION = 4
+DATA_VERSION = 5
 TARGET_P95_MS = 300.0
 MODEL = "bench_model"
 #: a second, small model whose windows hold every test row per feature, as the drift task writes them
@@ -65,6 +66,21 @@ T0 = datetime(2025, 1, 1, tzinfo=UTC)
 H = timedelta(hours=1)
 D = timedelta(days=1)
 SEED = 20250101
+#: the active-learning queue: one item per QUEUE_EVERY predictions of each version, statuses in this cycle
+QUEUE_EVERY = 10
+QUEUE_STATUSES = (
+    "pending",
+    "labelled",
+    "pending",
+    "processed",
+    "skipped",
+    "labelled",
+    "expired",
+    "pending",
+    "processed",
+    "labelled",
+)
+LABELLERS = ("alice", "bob", "carol")
 METRICS = SNAPSHOT_METRICS  # the live metrics a performance window writes, one comparison row each
 GATES = ("performance", "business", "calibration", "stability", "data_quality")
 CATEGORICAL = ("symbol", "timeframe", "regime")
@@ -679,6 +695,66 @@ def loop_frames(size: Size, versions: list[dict[str, Any]], rng: np.random.Gener
     }
 
 
+def queue_frame(size: Size, versions: list[dict[str, Any]], dataset_id: int) -> pd.DataFrame:
+    """The active-learning queue: every :data:`QUEUE_EVERY`-th hourly prediction of each version, with three-class
+    probabilities whose decision confidence lies in the default band (priority from the band), statuses cycling
+    through :data:`QUEUE_STATUSES` (answers by :data:`LABELLERS`; processed items used by ``dataset_id``), realized
+    outcomes on all but the newest five days. ``prediction_id`` is linked after the load (:func:`generate`)."""
+    from include.modelwatch.active_learning.band import BandSettings, priority
+
+    rng = np.random.default_rng(SEED + 2)  # its own stream: the other tables stay as they were
+    band = BandSettings()
+    classes = np.array(["SELL", "HOLD", "BUY"])
+    hours = np.arange(0, size.windows, QUEUE_EVERY)
+    frames = []
+    for v in versions:
+        n = len(hours)
+        ts = pd.DatetimeIndex([T0 + int(h) * H for h in hours])
+        conf = rng.uniform(0.5, band.band_max, n).round(6)
+        two = rng.uniform(0.6, 0.95, n)  # p1 + p2
+        p1, p2 = conf * two, (1 - conf) * two
+        order = np.array([rng.permutation(3) for _ in range(n)])  # classes of p1, p2, p3
+        probs = [
+            json.dumps(
+                {str(classes[o[0]]): round(a, 4), str(classes[o[1]]): round(b, 4), str(classes[o[2]]): round(1 - t, 4)}
+            )
+            for o, a, b, t in zip(order, p1, p2, two, strict=True)
+        ]
+        status = np.array(QUEUE_STATUSES)[np.arange(n) % len(QUEUE_STATUSES)]
+        answered = np.isin(status, ("labelled", "processed", "skipped"))
+        labelled = np.isin(status, ("labelled", "processed"))
+        matured = ts < T0 + (size.windows * H) - 5 * D
+        labelled_at = pd.Series(ts + 2 * D)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "model_name": MODEL,
+                    "model_version": v["version"],
+                    "symbol": "SPX",
+                    "ts": _ts(ts),
+                    "features": json.dumps({"feat_00": 0.1, "feat_01": -0.2}),
+                    "probabilities": probs,
+                    "predicted_label": classes[order[:, 0]],
+                    "confidence": conf,
+                    "priority": [priority(float(c), band) for c in conf],
+                    "status": status,
+                    "manual_label": np.where(labelled, classes[rng.integers(0, 3, n)], None),
+                    "labelled_by": np.where(answered, np.array(LABELLERS)[np.arange(n) % len(LABELLERS)], None),
+                    "labelled_at": np.where(answered, _ts(labelled_at), None),
+                    "notes": np.where(answered & (np.arange(n) % 4 == 0), "hard call: news day", None),
+                    "realized_label": np.where(matured, classes[rng.integers(0, 3, n)], None),
+                    "realized_return": np.where(matured, rng.normal(0, 0.02, n).round(5), None),
+                    "captured_run_id": _run_ids(ts.normalize()),
+                    "captured_at": _ts(ts + timedelta(hours=22)),
+                    "expired_at": np.where(status == "expired", _ts(ts + 90 * D), None),
+                    "training_dataset_id": np.where(status == "processed", dataset_id, None),
+                    "processed_at": np.where(status == "processed", _ts(labelled_at + D), None),
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
 def ab_frames(size: Size, versions: list[dict[str, Any]], rng: np.random.Generator) -> dict[str, pd.DataFrame]:
     """A year-long A/B test of the model (its first version against the second): one assignment per symbol and
     day, one daily result per day."""
@@ -779,11 +855,23 @@ def generate(conn, size: Size, artifact_dir: Path, log: Callable[[str], None] = 
             copy_frame(cur, table, frame)
         copy_frame(cur, "predictions", prediction_frame(size, versions, rng))
         copy_frame(cur, "alerts", alert_frame(size, episodes, rng))
-        for table, frame in loop_frames(size, versions, rng).items():
+        loop = loop_frames(size, versions, rng)
+        for table, frame in loop.items():
             if len(frame):
                 copy_frame(cur, table, frame)
         for table, frame in ab_frames(size, versions, rng).items():
             copy_frame(cur, table, frame)
+        copy_frame(
+            cur,
+            "active_learning_queue",
+            queue_frame(size, versions, int(loop["training_datasets"]["dataset_id"].iloc[0])),
+        )
+        # each item points at the prediction it was captured from (as store.capture links them)
+        cur.execute(
+            "UPDATE active_learning_queue q SET prediction_id = p.prediction_id FROM predictions p "
+            "WHERE p.model_name = q.model_name AND p.model_version = q.model_version AND p.symbol = q.symbol "
+            "AND p.ts = q.ts"
+        )
         # bulk load runs with triggers off (replica role): fill the daily drift rollup as its triggers would
         cur.execute("SET LOCAL session_replication_role = origin")
         cur.execute(
@@ -796,6 +884,7 @@ def generate(conn, size: Size, artifact_dir: Path, log: Callable[[str], None] = 
             ("retraining_triggers", "trigger_id"),
             ("training_datasets", "dataset_id"),
             ("training_jobs", "job_id"),
+            ("active_learning_queue", "item_id"),
         ):
             cur.execute(
                 f"SELECT setval(pg_get_serial_sequence('{table}', '{col}'), coalesce(max({col}), 0) + 1, false) "
@@ -825,6 +914,7 @@ TABLES = (
     "model_versions",
     "model_alias_history",
     "predictions",
+    "active_learning_queue",
 )
 
 
@@ -963,6 +1053,7 @@ def calls(size: Size) -> list[Call]:
     total_windows = v * size.windows
     deep = max(0, min(total_windows // 2, 100_000))
     deep_v = max(0, size.windows // 2)
+    deep_q = v * len(range(0, size.windows, QUEUE_EVERY)) // 2  # half-way through the queue (every status)
     mv = (("model", MODEL), ("version", v))
     detail_win = quote((T0 + (min(DETAIL_WINDOWS, size.windows) - 1) * H).strftime("%Y-%m-%dT%H:%M:%SZ"), safe="")
     hour_run = quote(f"scheduled__{latest:%Y-%m-%dT%H:%M:%S+00:00}", safe="")
@@ -1020,6 +1111,23 @@ def calls(size: Size) -> list[Call]:
         Call("api", "/ab-tests", "/ab-tests"),
         Call("api", "/ab-tests/{id}/compare", "/ab-tests/1/compare"),
         Call("api", "/ab-tests/{id}/traffic (a year of sessions)", "/ab-tests/1/traffic"),
+        Call("labelling", "GET /labelling", "/labelling"),
+        Call("labelling", "GET /labelling?model", "/labelling", (("model", MODEL),)),
+        Call("api", "/active-learning/items", "/active-learning/items"),
+        Call(
+            "api",
+            "/active-learning/items?model&status=labelled&limit=500",
+            "/active-learning/items",
+            (("model", MODEL), ("status", "labelled"), ("limit", 500)),
+        ),
+        Call(
+            "api",
+            f"/active-learning/items?status=all&offset={deep_q}",
+            "/active-learning/items",
+            (("status", "all"), ("offset", deep_q)),
+        ),
+        Call("api", "/active-learning/stats", "/active-learning/stats"),
+        Call("api", "/active-learning/stats?model", "/active-learning/stats", (("model", MODEL),)),
     ]
     # the predecessor-compatible aliases answer through the same queries; each is called once with its filters
     out += [

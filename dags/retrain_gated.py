@@ -13,7 +13,8 @@ written (Asset `modelwatch_retraining_triggers`) and daily at 02:00 UTC.
    Nothing pending -> `end_no_trigger` says why.
 2. `assemble_training_data`: labelled bars whose horizon closed before the
    trigger's window end; the last `eval_sessions` sessions are the shared
-   out-of-sample period, training stops an embargo before it. Checked with
+   out-of-sample period (never sessions the champion trained on; at least
+   `min_eval_sessions`), training stops an embargo before it. Checked with
    Great Expectations, versioned in `training_datasets`.
 3. `train_candidate` (mapped per algorithm, pool `training`): purged
    walk-forward validation, final fit (warm start from the champion for
@@ -32,7 +33,7 @@ written (Asset `modelwatch_retraining_triggers`) and daily at 02:00 UTC.
    `reject_candidate` marks the candidates `rejected`; the champion stays.
 
 Quick-run knobs (form or conf; empty = default): `num_boost_round`,
-`eval_sessions`, `embargo`, `train_years`, `shuffle_labels`.
+`eval_sessions`, `min_eval_sessions`, `embargo`, `train_years`, `shuffle_labels`.
 """
 
 from __future__ import annotations

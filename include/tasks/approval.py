@@ -27,6 +27,7 @@ class ApprovalOperator(HITLBranchOperator):
     def execute(self, context: Any) -> Any:
         asked = context["ti"].xcom_pull(task_ids=self.approvers_from) or {}
         self.assigned_users = asked.get("assigned_users") or None
+        self.body = asked.get("body") or self.body  # the gates' verdicts, written by the upstream task
         return super().execute(context)
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:

@@ -18,6 +18,7 @@ DEPLOY_ALIASES = ("champion", "challenger")
 #: Quick-run knobs (tests, demos) and their defaults.
 DEFAULTS: dict[str, Any] = {
     "eval_sessions": 126,
+    "min_eval_sessions": 40,
     "embargo": 5,
     "num_boost_round": 150,
     "shuffle_labels": False,
@@ -103,6 +104,9 @@ def retrain_params() -> dict[str, Any]:
         ),
         "num_boost_round": _knob("num_boost_round", 1, "boosting rounds"),
         "eval_sessions": _knob("eval_sessions", 1, "sessions of the shared out-of-sample period"),
+        "min_eval_sessions": _knob(
+            "min_eval_sessions", 1, "fewest out-of-sample sessions after the champion's training end"
+        ),
         "embargo": _knob("embargo", 0, "sessions between training and out-of-sample (plus the label horizon)"),
         "train_years": _knob("train_years", 1, "years of training data"),
         "shuffle_labels": Param(

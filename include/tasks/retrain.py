@@ -89,13 +89,39 @@ def claim(context: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _frames(trigger: dict[str, Any], context: dict[str, Any]):
-    """The trigger's frames (see :func:`candidate.trigger_frames`) and the champion they are cut for."""
+    """The trigger's frames (see :func:`candidate.trigger_frames`) with the human labels of the active-learning
+    queue applied to the training rows (the model's weight and disagreement rule; ``info["human_labels"]`` says
+    what they did, ``info["human_label_items"]`` which items), and the champion they are cut for."""
+    import pandas as pd
+
     from include.modelwatch import registry
+    from include.modelwatch.active_learning import labels
+    from include.modelwatch.active_learning import store as al_store
     from include.modelwatch.training import candidate
 
+    model = trigger["model_name"]
     with monitoring_db() as conn:
-        champ = registry.get_alias(conn, trigger["model_name"], registry.CHAMPION)
-    return candidate.trigger_frames(trigger, _split(context), champ), champ
+        champ = registry.get_alias(conn, model, registry.CHAMPION)
+        frames = candidate.trigger_frames(trigger, _split(context), champ)
+        dates = pd.concat([frames.train["date"], frames.evaluation["date"]])
+        items = (
+            al_store.training_labels(conn, model, trigger["trigger_id"], dates.min().date(), dates.max().date())
+            if len(dates)
+            else []
+        )
+        band = al_store.settings_for(conn, model)
+    applied = labels.apply_human_labels(
+        frames.train,
+        items,
+        label_weight=band.label_weight,
+        on_disagreement=band.on_disagreement,
+        evaluation=frames.evaluation,
+    )
+    frames.train = applied.frame
+    frames.evaluation = applied.evaluation if applied.evaluation is not None else frames.evaluation
+    frames.info["human_labels"] = applied.summary
+    frames.info["human_label_items"] = applied.used_items
+    return frames, champ
 
 
 def assemble(trigger: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
@@ -120,6 +146,8 @@ def assemble(trigger: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]
                 rows_per_class=per_class,
                 validation={"success": report.success, "failures": [f.describe() for f in report.failures]},
                 run_id=run_id(context),
+                human_label_items=info["human_label_items"] if report.success else (),
+                processed_at=dataset.trigger_end(trigger),
             )
         if not report.success:
             raise ValueError(
@@ -131,7 +159,7 @@ def assemble(trigger: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]
         raise
     log.info(
         "summary: trigger %s: training set %s: %d rows %s..%s per class %s (sha256 %s...); out-of-sample "
-        "%s..%s (%d rows), embargo %s sessions",
+        "%s..%s (%d rows), embargo %s sessions; human labels: %s",
         trigger["trigger_id"],
         ds,
         len(train),
@@ -143,6 +171,7 @@ def assemble(trigger: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]
         info["eval_end"],
         len(frames.evaluation),
         info["embargo_sessions"],
+        info["human_labels"],
     )
     return {**trigger, "dataset_id": ds, "n_rows": len(train), "rows_per_class": per_class, **info}
 
@@ -501,7 +530,7 @@ def _notify(cur, outcome: str, dataset_row: dict[str, Any], best: dict[str, Any]
 def mark_awaiting(dataset_row: dict[str, Any], best: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
     """Record that the candidate waits for a human and mail the request to the model's approvers
     (``modelwatch_approvers``) and owners; returns ``{"assigned_users": ...}`` for ``human_decision``."""
-    from include.modelwatch.data.storage import transaction
+    from include.modelwatch.data.storage import fetch_dicts, transaction
     from include.modelwatch.training import approval, dataset, retrain
     from include.tasks.notify import deliver_pending
 
@@ -535,6 +564,22 @@ def mark_awaiting(dataset_row: dict[str, Any], best: dict[str, Any], context: di
                 ),
             )
         deliver_pending(conn, model)
+        gates = fetch_dicts(
+            conn,
+            "SELECT gate, status, message FROM quality_gate_results WHERE trigger_id = %(t)s "
+            "AND candidate_version = %(v)s ORDER BY id",
+            {"t": dataset_row["trigger_id"], "v": best["version"]},
+        )
+    deploy_as = request(context).get("deploy_alias") or "champion"
+    if deploy_as == "champion" and variable("modelwatch_ab_first").get(model):
+        deploy_as = "challenger"  # as deploy() will decide
+    body = approval.request_body(
+        dataset_row,
+        best,
+        gates,
+        deploy_as=deploy_as,
+        page=page_url(urls.model_path(model, "jobs")),
+    )
     log.info(
         "summary: trigger %s: candidate v%s awaits a human decision (borderline gates: %s; policy or review); "
         "approvers: %s",
@@ -544,7 +589,7 @@ def mark_awaiting(dataset_row: dict[str, Any], best: dict[str, Any], context: di
         ", ".join(a.describe() for a in approvers) or f"anyone allowed to answer ({approval.VARIABLE} has none)",
     )
     log_page(log, "training jobs and gates", urls.model_path(model, "jobs"))
-    return {"assigned_users": approval.hitl_users(approvers)}
+    return {"assigned_users": approval.hitl_users(approvers), "body": body}
 
 
 def apply_approval(dataset_row: dict[str, Any], best: dict[str, Any], approved: bool, context: dict[str, Any]) -> str:

@@ -61,6 +61,7 @@ def score_symbol(symbol: str, context: dict[str, Any]) -> dict[str, Any]:
 
     from include.modelwatch import registry
     from include.modelwatch.ab import store as ab_store
+    from include.modelwatch.active_learning import store as al_store
     from include.modelwatch.data import scoring, signals, storage
     from include.modelwatch.metrics import get_metrics
 
@@ -68,8 +69,10 @@ def score_symbol(symbol: str, context: dict[str, Any]) -> dict[str, Any]:
     with monitoring_db() as conn:
         test = ab_store.running_test(conn, model_name())
         arms = [registry.CHAMPION] + ([ab_store.CHALLENGER] if test is not None else [])
+        band = al_store.settings_for(conn, model_name())
         bars = None
         results = []
+        captured: dict[int, int] = {}
         with storage.transaction(conn) as cur:
             for alias in arms:
                 t0 = time.perf_counter()  # the batch's duration (scoring_batches): model load .. predictions written
@@ -101,6 +104,17 @@ def score_symbol(symbol: str, context: dict[str, Any]) -> dict[str, Any]:
                     duration_s=time.perf_counter() - t0,
                     run_id=run_id(context),
                 )
+                if alias == registry.CHAMPION:  # the served signal's undecided rows go to the labelling queue
+                    captured = al_store.capture(
+                        cur,
+                        model_name=mv.model_name,
+                        model_version=mv.version,
+                        symbol=symbol,
+                        window_start=start,
+                        window_end=end,
+                        settings=band,
+                        run_id=run_id(context),
+                    )
                 results.append((alias, mv, scored, n))
             assigned: dict[str, str] = {}
             if test is not None:
@@ -123,7 +137,15 @@ def score_symbol(symbol: str, context: dict[str, Any]) -> dict[str, Any]:
             "summary: %s (%s) %s..%s %s", mv.label, alias, f"{start:%Y-%m-%d}", f"{end:%Y-%m-%d}", scored.summary()
         )
         if alias == registry.CHAMPION:
+            log.info(
+                "summary: active learning: %d of %d prediction(s) of %s queued for labelling (priority 3/2/1: %s)",
+                sum(captured.values()),
+                n,
+                symbol,
+                "/".join(str(captured.get(p, 0)) for p in (3, 2, 1)),
+            )
             out.update(
+                active_learning={str(p): captured.get(p, 0) for p in (3, 2, 1)},
                 model=mv.label,
                 predictions=n,
                 labels=scored.label_counts(),

@@ -10,9 +10,8 @@ monitoring database, read-only queries). Template variables ``model`` and ``symb
 labels; ``symbol`` ``*`` is the version over all symbols (the exporter's and ``live_performance_daily``'s own
 convention), so PromQL matches it with ``=`` and SQL treats ``'*'`` as "no symbol filter".
 
-The active-learning queue of issue 17 exports nothing yet: its panel shows the queue that exists today (pending
-and claimed retraining triggers, unresolved alerts) and carries the two active-learning series of
-``observability/prometheus/rules.yml`` as extra queries, empty until the queue exports them.
+The queue panel shows the retraining triggers and unresolved alerts beside the active-learning queue: its pending
+items and the items retrains used in the last 24 h (the series the alert rules of ``rules.yml`` watch).
 
 ``tests/e2e/test_grafana_dashboard.py`` evaluates every query: PromQL through a real Prometheus that scraped the
 exporter after DAG runs, SQL against the monitoring database.
@@ -186,12 +185,16 @@ def queue() -> timeseries.Panel:
             prom("B", 'sum by (severity) (modelwatch_open_alerts{model="$model"})', "unresolved alerts {{severity}}")
         )
         .with_target(
-            prom("C", 'sum(modelwatch_active_learning_pending_items{model="$model"})', "active learning: pending")
+            prom(
+                "C",
+                'sum(modelwatch_active_learning_items{model="$model", status="pending"})',
+                "active learning: pending",
+            )
         )
         .with_target(
             prom(
                 "D",
-                'sum(increase(modelwatch_active_learning_processed_items_total{model="$model"}[1d]))',
+                'sum(increase(modelwatch_active_learning_processed_total{model="$model"}[1d]))',
                 "active learning: processed (24h)",
             )
         )

@@ -217,6 +217,10 @@ def test_docs_and_schema_are_public_like_airflows_and_list_every_endpoint(client
         "/ab-tests",
         "/ab-tests/{test_id}/compare",
         "/ab-tests/{test_id}/traffic",
+        "/active-learning/items",
+        "/active-learning/stats",
+        "/active-learning/items/{item_id}/label",
+        "/active-learning/items/{item_id}/skip",
     } == paths
     docs = client.get(f"{P}/docs")
     assert docs.status_code == 200 and "/modelwatch/openapi.json" in docs.text
@@ -227,10 +231,10 @@ def test_docs_and_schema_are_public_like_airflows_and_list_every_endpoint(client
 
 def test_anonymous_gets_401_on_every_endpoint(client, db):
     routes = api_routes(client)
-    assert len(routes) == 30
+    assert len(routes) == 34
     for method, path in routes:
         url = P + path.format(
-            model="m", version=1, window_start="2008-10-01T00:00:00Z", alert_id=1, trigger_id=1, test_id=1
+            model="m", version=1, window_start="2008-10-01T00:00:00Z", alert_id=1, trigger_id=1, test_id=1, item_id=1
         )
         res = client.request(method, url, json={})
         assert (method, path, res.status_code, res.json()) == (method, path, 401, {"detail": "Not authenticated"})

@@ -71,6 +71,21 @@ def test_generated_history_has_every_table_the_pages_read(db, tmp_path):
     assert span["a"] == bench.T0 and span["b"] == bench.T0 + timedelta(hours=48) and span["h"]
     sizes = bench.table_sizes(db)
     assert sizes["tables"]["drift_results"]["rows"] == 288 + 672 and sizes["database_mb"] > 0
+    # the active-learning queue: every tenth prediction of each version (hours 0, 10, .. 40), statuses cycling,
+    # each item linked to the prediction it came from, in the band with its priority
+    assert sizes["tables"]["active_learning_queue"]["rows"] == 2 * 5
+    queue = storage.fetch_dicts(
+        db,
+        "SELECT q.status, count(*) AS n, bool_and(p.prediction_id IS NOT NULL AND p.ts = q.ts) AS linked, "
+        "bool_and(q.confidence BETWEEN 0.5 AND 0.55) AS in_band, "
+        "bool_and(q.priority = CASE WHEN q.confidence <= 0.52 THEN 3 WHEN q.confidence <= 0.54 THEN 2 ELSE 1 END) "
+        "AS prio FROM active_learning_queue q LEFT JOIN predictions p USING (prediction_id) GROUP BY q.status "
+        "ORDER BY q.status",
+    )
+    db.rollback()
+    # statuses cycle per version: pending, labelled, pending, processed, skipped (expired from the seventh item on)
+    assert [(r["status"], r["n"]) for r in queue] == [("labelled", 2), ("pending", 4), ("processed", 2), ("skipped", 2)]
+    assert all(r["linked"] and r["in_band"] and r["prio"] for r in queue), queue
 
 
 def test_every_page_and_get_endpoint_is_measured(db, tmp_path, monitoring_uri):

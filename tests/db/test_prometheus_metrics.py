@@ -1,7 +1,8 @@
 """The Prometheus exporter (include/modelwatch/observability) against the throwaway PostgreSQL: known rows in,
 one scrape out (through the collector and through the real HTTP server), parsed with prometheus_client's own
 parser and compared value by value; histogram buckets, the database-down answer, a timed-out query group, the
-monotonic training counters and the scoring-batch upsert."""
+monotonic training counters and the scoring-batch upsert (the active-learning series in detail:
+test_prometheus_active_learning.py)."""
 
 from __future__ import annotations
 
@@ -263,6 +264,17 @@ def data(db, tmp_path):
         ):
             batch(cur, symbol=symbol, start=start, secs=secs)
         batch(cur, version=2, secs=1.5, n=0)
+        # active-learning queue: v1 predicted until T0 + 2d; pending items of T0 - 3d and T0, one of each answer
+        from tests.db.test_prometheus_active_learning import dataset, item, prediction
+
+        for day in (-3, 0, 2):
+            prediction(cur, model="m", ts=T0 + day * D)
+        item(cur, model="m", ts=T0 - 3 * D)
+        item(cur, model="m", version=2, ts=T0)
+        item(cur, model="m", ts=T0 - 5 * D, status="labelled")
+        item(cur, model="m", ts=T0 - 6 * D, status="skipped")
+        item(cur, model="m", ts=T0 - 7 * D, status="processed", dataset_id=dataset(cur, "m"))
+        item(cur, model="m", ts=T0 - 400 * D, status="expired")
     db.rollback()
     return db
 
@@ -386,6 +398,16 @@ def test_scrape_reports_the_stored_state(data, monitoring_uri):
     assert value(fams, "modelwatch_scoring_duration_seconds_bucket", **v2, le="1.0") == 0
     assert value(fams, "modelwatch_scoring_duration_seconds_bucket", **v2, le="2.5") == 1
     assert value(fams, "modelwatch_scoring_rows_total", **v2) == 0
+
+    # active-learning queue: every status (zeros included), answers = labelled + skipped + processed, and the
+    # oldest pending item's age against the newest prediction (T0 - 3d -> T0 + 2d), not against today
+    assert samples(fams, "modelwatch_active_learning_items") == {
+        (("model", "m"), ("status", s)): n
+        for s, n in (("pending", 2), ("labelled", 1), ("skipped", 1), ("processed", 1), ("expired", 1))
+    }
+    assert value(fams, "modelwatch_active_learning_answers_total", model="m") == 3
+    assert value(fams, "modelwatch_active_learning_processed_total", model="m") == 1
+    assert value(fams, "modelwatch_active_learning_oldest_pending_age_days", model="m") == 5
 
 
 def test_http_endpoint_serves_the_same_scrape(data, monitoring_uri):

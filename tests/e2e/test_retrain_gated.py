@@ -313,6 +313,7 @@ def _respond(choice: str, stop, seen: dict):
             hd = s.get(HITLDetail, ti.id) if ti is not None else None
             if hd is not None:
                 seen["assigned_users"] = hd.assigned_users
+                seen["body"] = hd.body
                 if choice == "timeout":
                     ti.trigger_timeout = utcnow() - pendulum.duration(seconds=1)  # 3 days have passed
                 else:
@@ -358,6 +359,20 @@ def test_human_approval(champion, monitoring_uri, choice):
     assert st["request_human_approval"] == "success" and st["human_decision"] == "success"
     # the request was assigned to the model's approver, not the "*" fallback
     assert seen["assigned_users"] == [{"id": "risk-officer", "name": "Risk Officer"}]
+    # the request shows what was retrained, each gate's verdict and what Approve does
+    body = seen["body"]
+    assert f"retrained for trigger {tid} (drift: drift score 0.41 > 0.25 (2008-09))" in body
+    assert "Borderline: **none (the model's policy asks for a human)**" in body
+    assert "Approve deploys it as **champion**" in body
+    assert [ln.split(" | ")[0].lstrip("| ") for ln in body.splitlines() if ln.startswith("| ") and "---" not in ln][
+        1:
+    ] == [
+        "performance",
+        "business",
+        "calibration",
+        "stability",
+        "data_quality",
+    ]
     trig = rows(conn, "SELECT status, outcome, result FROM retraining_triggers WHERE trigger_id = %s", (tid,))[0]
     champ = registry.resolve_alias(conn, "spx_signal", "champion")
     cands = _candidate_versions(conn, tid)

@@ -87,7 +87,7 @@ def test_rollback_restores_identical_predictions(champion, monitoring_uri):
     assert (statuses[v1], statuses[v2.version]) == ("active", "retired")
 
     with storage.transaction(conn) as cur:  # forget every prediction, so the re-score is compared from scratch
-        cur.execute("TRUNCATE predictions, outcomes")
+        cur.execute("TRUNCATE predictions, outcomes, active_learning_queue")
     run_window("score_signals", "2008-09-01", "2008-10-01")
     after = rows(conn, PRED_SQL)
     assert after == before  # same version, same rows, byte-identical probabilities

@@ -3,8 +3,8 @@
 
 promtool itself runs in ``make rules`` (``.ci/run``); these tests check what promtool cannot: the labels and
 annotations every rule must carry, that every alert (name and severity) has a firing and a silent test case, that
-every ``modelwatch_*`` name and label in the rules and in the test series is one the exporter exports (or one the
-active-learning queue of issue 17 will), and that the thresholds quoted as ModelWatch's are ModelWatch's.
+every ``modelwatch_*`` name and label in the rules and in the test series is one the exporter exports, and that the
+thresholds quoted as ModelWatch's are ModelWatch's.
 """
 
 from __future__ import annotations
@@ -31,9 +31,6 @@ GROUPS = ("trading", "drift", "latency", "system", "active_learning", "model", "
 TEAMS = {"trading", "ml", "infrastructure"}
 SEVERITIES = {"warning", "critical"}
 ANNOTATIONS = {"summary", "description", "runbook_url", "threshold_source"}
-#: names the active-learning queue (issue 17) will export; until then only its rules may use them
-FUTURE = {"modelwatch_active_learning_pending_items": ("model",),
-          "modelwatch_active_learning_processed_items_total": ("model",)}  # fmt: skip
 NODE = {"node_cpu_seconds_total", "node_memory_MemAvailable_bytes", "node_memory_MemTotal_bytes",
         "node_filesystem_avail_bytes", "node_filesystem_size_bytes"}  # fmt: skip
 
@@ -111,6 +108,8 @@ def test_warning_and_critical_share_a_name_team_and_group():
         "ModelWatchCandidateRejected",
         "ModelWatchDatabaseDown",
         "ModelWatchExporterDown",
+        "ModelWatchLabelQueueBacklog",
+        "ModelWatchLabellingStalled",
         "ModelWatchScrapeQueryFailing",
         "NodeExporterDown",
     ]
@@ -154,17 +153,21 @@ def test_expressions_use_only_exported_names_and_labels(group, rule):
             assert labels == {"job"}
         elif name.startswith("node_"):
             assert name in NODE
-        elif name in FUTURE:
-            assert group == "active_learning", name
-            assert labels <= set(FUTURE[name])
         else:
             assert name in EXPORTED, f"{name} is not exported by the collector"
             assert labels <= set(EXPORTED[name]), (name, labels)
 
 
-def test_active_learning_rules_read_only_the_future_queue_names():
-    rules = [r for g, r in ALERTS if g == "active_learning"]
-    assert rules and all(set(n for n, _ in _selectors(r["expr"])) <= set(FUTURE) for r in rules)
+def test_active_learning_rules_read_the_exported_queue_series():
+    rules = {r["alert"]: r for g, r in ALERTS if g == "active_learning"}
+    assert sorted(rules) == ["ModelWatchLabelQueueBacklog", "ModelWatchLabellingStalled"]
+    for rule in rules.values():
+        names = {n for n, _ in _selectors(rule["expr"])}
+        assert names and all(n.startswith("modelwatch_active_learning_") for n in names), names
+        # pending items only: labelled, skipped, processed and expired items are exported beside them
+        assert 'modelwatch_active_learning_items{status="pending"}' in rule["expr"]
+    assert "increase(modelwatch_active_learning_answers_total[3d])) == 0" in rules["ModelWatchLabellingStalled"]["expr"]
+    assert _threshold("ModelWatchLabelQueueBacklog", "warning") == 200
 
 
 def test_promtool_series_look_like_the_exporter_s():
@@ -177,8 +180,7 @@ def test_promtool_series_look_like_the_exporter_s():
             name, labels = m.group(1), set(re.findall(r'(\w+)="', m.group(2)))
             seen.add(name)
             if name.startswith("modelwatch_"):
-                expected = set(FUTURE[name]) if name in FUTURE else set(EXPORTED[name])
-                assert labels - {"instance", "job"} == expected, (name, labels)
+                assert labels - {"instance", "job"} == set(EXPORTED[name]), (name, labels)
             elif name != "up":
                 assert name in NODE, name
     used = {n for _, r in ALERTS for n, _ in _selectors(r["expr"])}

@@ -95,10 +95,49 @@ def test_split_refuses_too_little_data_naming_the_window():
         split_train_eval(_panel(20), SplitSettings(eval_sessions=10, embargo=3, horizon=5), what="m trigger 1")
 
 
+def test_split_never_judges_the_champion_on_its_training_sessions():
+    panel = _panel(100)
+    s = SplitSettings(eval_sessions=40, embargo=3, horizon=5, min_eval_sessions=10)
+    labelled = sorted(matured(panel, horizon=5)["date"].unique())  # 95 sessions: the last 40 start at 55
+    old = split_train_eval(panel, s, champion_train_end=labelled[40].date())  # trained long before: unchanged
+    assert old.info == split_train_eval(panel, s).info and "eval_sessions" not in old.info
+    recent = split_train_eval(panel, s, champion_train_end=labelled[50].date())
+    # out of the champion's sample: sessions 59.. (embargo 3 + horizon 5 after its last one), 36 of them; the
+    # later half less the embargo, (36 - 8) // 2 = 14, is out of sample, the rest trains the candidate
+    assert sorted(recent.evaluation["date"].unique()) == labelled[81:]
+    assert recent.info["eval_start"] == str(labelled[81].date()) and recent.info["eval_sessions"] == 14
+    assert pd.Timestamp(recent.info["train_end"]) == labelled[72] == recent.train["date"].max()
+    assert (recent.train["date"] > labelled[50]).sum() == 2 * 22  # 22 sessions the champion never saw, 2 symbols
+    # a champion trained on a non-session day counts from the last session before it
+    friday = next(i for i in range(45, 60) if labelled[i + 1] - labelled[i] > pd.Timedelta(days=1))
+    saturday = (labelled[friday] + pd.Timedelta(days=1)).date()
+    assert (
+        split_train_eval(panel, s, champion_train_end=saturday).info
+        == split_train_eval(panel, s, champion_train_end=labelled[friday].date()).info
+    )
+    # incremental from the champion's end: exactly the sessions it never saw, up to the embargo
+    inc = split_train_eval(panel, s, champion_train_end=labelled[50].date(), incremental_from=labelled[50].date())
+    assert sorted(inc.train["date"].unique()) == labelled[51:73]
+
+
+def test_split_refuses_a_champion_too_recent_to_judge():
+    panel = _panel(100)
+    s = SplitSettings(eval_sessions=40, embargo=3, horizon=5, min_eval_sessions=10)
+    labelled = sorted(matured(panel, horizon=5)["date"].unique())
+    assert len(split_train_eval(panel, s, champion_train_end=labelled[58].date()).evaluation["date"].unique()) == 10
+    with pytest.raises(ValueError, match=r"m trigger 4: the champion trained until .*only 27 labelled sessions") as e:
+        split_train_eval(panel, s, champion_train_end=labelled[59].date(), what="m trigger 4")
+    assert "leaving 9 for the out-of-sample period" in str(e.value) and "min_eval_sessions=10" in str(e.value)
+    with pytest.raises(ValueError, match="only 0 labelled sessions"):
+        split_train_eval(panel, s, champion_train_end=labelled[-1].date())
+
+
 def test_split_settings_validate_and_read_conf():
     assert SplitSettings.from_mapping(
-        {"eval_sessions": "120", "embargo": 2, "num_boost_round": 9, "shuffle_labels": 1}
-    ) == SplitSettings(eval_sessions=120, embargo=2, shuffle_labels=True)
+        {"eval_sessions": "120", "embargo": 2, "num_boost_round": 9, "shuffle_labels": 1, "min_eval_sessions": "21"}
+    ) == SplitSettings(eval_sessions=120, embargo=2, shuffle_labels=True, min_eval_sessions=21)
+    with pytest.raises(ValueError, match="min_eval_sessions must be >= 1"):
+        SplitSettings(min_eval_sessions=0)
     with pytest.raises(ValueError, match="eval_sessions must be >= 1"):
         SplitSettings(eval_sessions=0)
     with pytest.raises(ValueError, match="embargo and horizon must be >= 0"):

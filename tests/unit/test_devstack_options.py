@@ -115,14 +115,15 @@ def test_replay_subcommand_defaults_to_the_stack_url(monkeypatch):
     monkeypatch.setenv("MODELWATCH_PORT", "18517")
     seen: dict[str, object] = {}
 
-    def fake_replay(api, windows, stages):
-        seen.update(url=api.base_url, windows=windows, stages=stages)
+    def fake_replay(api, windows, stages, run_prefix):
+        seen.update(url=api.base_url, windows=windows, stages=stages, run_prefix=run_prefix)
         return {"score_signals": {"success": len(windows)}}
 
     monkeypatch.setattr(replay, "replay", fake_replay)
     assert cli.main(["replay", "--start", "2008-06-01", "--end", "2008-08-01"]) == 0
     assert seen["url"] == "http://127.0.0.1:18517"
     assert [w[0].date() for w in seen["windows"]] == [date(2008, 6, 1), date(2008, 7, 1)]
+    assert seen["run_prefix"] == "replay"  # make run's runs: a month's logical date and data interval
 
 
 def test_port_in_use_and_start_refuses_a_taken_port(monkeypatch, tmp_path):

@@ -42,6 +42,7 @@ def test_default_rules_match_predecessor():
         ("performance_incremental", "performance_drop", ">", 0.10, "incremental", "medium", 24.0),
         ("age_incremental", "model_age_days", ">", 30.0, "incremental", "low", 168.0),
         ("risk_full_retrain", "risk_score", ">", 80.0, "full", "critical", 6.0),
+        ("active_learning_retrain", "new_labels", ">=", 50.0, "full", "medium", 72.0),
     }
     validate_rules(DEFAULT_RULES)
 
@@ -61,11 +62,13 @@ def test_default_rules_match_predecessor():
         ("risk_full_retrain", "risk_score", 79.9, "no_change", "risk", "full", "critical"),
         ("risk_full_retrain", "risk_score", 80.0, "no_change", "risk", "full", "critical"),
         ("risk_full_retrain", "risk_score", 80.1, "fire", "risk", "full", "critical"),
+        ("active_learning_retrain", "new_labels", 49.0, "no_change", "active_learning", "full", "medium"),
+        ("active_learning_retrain", "new_labels", 50.0, "fire", "active_learning", "full", "medium"),
     ],
 )
 def test_default_rule_thresholds(rule_name, metric, value, action, trigger_type, mode, priority):
     decisions = _eval({metric: value})
-    assert len(decisions) == 4
+    assert len(decisions) == 5
     d = decisions[rule_name]
     assert (d.action, d.trigger_type, d.retrain_mode, d.priority) == (action, trigger_type, mode, priority)
     assert d.evidence["observed"] == value
@@ -292,7 +295,7 @@ def test_duplicate_rule_names_rejected():
 
 def test_priority_rank_and_stronger():
     assert sorted(PRIORITY_RANK, key=PRIORITY_RANK.get) == ["low", "medium", "high", "critical"]
-    drift, perf, age, risk = DEFAULT_RULES
+    drift, perf, age, risk, _labels = DEFAULT_RULES
     assert stronger(risk, drift) and stronger(drift, perf) and stronger(perf, age)
     assert not stronger(drift, drift) and not stronger(age, risk)
     assert stronger(_pending("high", "full"), _pending("high", "incremental"))
@@ -336,7 +339,7 @@ from include.modelwatch.loop.rules import ACTIONS, METRIC_RANGES, OVERRIDABLE_FI
 
 def test_vocabulary_tuples():
     assert ACTIONS == ("fire", "upgrade", "suppressed_cooldown", "suppressed_episode", "no_change", "disabled")
-    assert TRIGGER_TYPES == ("drift", "degradation", "age", "risk", "manual")
+    assert TRIGGER_TYPES == ("drift", "degradation", "age", "risk", "manual", "active_learning")
     assert METRIC_RANGES["model_age_days"][0] == 0.0 and METRIC_RANGES["risk_score"] == (0.0, 100.0)
     assert OVERRIDABLE_FIELDS == ("threshold", "enabled", "cooldown_hours", "operator", "retrain_mode", "priority")
     assert ResponseRule("r", "drift_score", ">", 0.2, "full", "high", 1.0).enabled is True

@@ -1,9 +1,10 @@
 """The ModelWatch FastAPI app that Airflow's API server mounts at ``/modelwatch`` (see plugins/modelwatch_plugin.py).
 
 ``create_app()`` builds it: the HTML pages with charts (:mod:`.pages`: fleet overview at ``/``, model and drift
-window pages, the vendored chart library under ``/static``), the read routes (:mod:`.routes_read`) and the write routes
-(:mod:`.routes_write`). Every route needs an Airflow user (:mod:`.auth`); ``/docs`` and ``/openapi.json``
-are public, as Airflow's own are (and ``/docs`` exists when Airflow's does: ``[api] enable_swagger_ui``).
+window pages, alerts and triggers, labelling, the vendored chart library under ``/static``), the read routes
+(:mod:`.routes_read`) and the write routes (:mod:`.routes_write`). Every route needs an Airflow user
+(:mod:`.auth`); ``/docs`` and ``/openapi.json`` are public, as Airflow's own are (and ``/docs`` exists when
+Airflow's does: ``[api] enable_swagger_ui``).
 
 Database: one connection per request (:mod:`.routes_common`), through the ``monitoring_db`` Airflow connection.
 """
@@ -33,8 +34,8 @@ def create_app(open_db: Opener | None = None) -> FastAPI:
     app = FastAPI(
         title=TITLE,
         description="Read the monitoring data of the ModelWatch DAGs; acknowledge and resolve alerts, "
-        "request and cancel retraining. Authenticate as in Airflow's API: a JWT in `Authorization: Bearer` "
-        "(from `POST /auth/token`) or the Airflow UI's session cookie.",
+        "request and cancel retraining, label what the models could not decide. Authenticate as in Airflow's "
+        "API: a JWT in `Authorization: Bearer` (from `POST /auth/token`) or the Airflow UI's session cookie.",
         version="1",
         # Swagger/ReDoc exactly when Airflow serves its own (the schema is public there too)
         docs_url="/docs" if conf.getboolean("api", "enable_swagger_ui") else None,

@@ -25,6 +25,7 @@ PERFORMANCE_DAG = "performance_daily"
 RETRAIN_DAG = "retrain_gated"
 SCORING_DAG = "score_signals"
 ROLLBACK_DAG = "rollback_model"
+LABEL_DAG = "label_queue"  # the active-learning queue: its labelling requests (HITL) and the labelling page
 
 # alerts are changed with the rights on the DAG that raises them
 ALERT_KIND_DAG = {"drift": DRIFT_DAG, "data_quality": DRIFT_DAG, "performance": PERFORMANCE_DAG}
@@ -57,10 +58,13 @@ PerformanceReader = Annotated["BaseUser", Depends(dag_access("GET", PERFORMANCE_
 RetrainReader = Annotated["BaseUser", Depends(dag_access("GET", RETRAIN_DAG))]
 ScoringReader = Annotated["BaseUser", Depends(dag_access("GET", SCORING_DAG))]
 RetrainEditor = Annotated["BaseUser", Depends(dag_access("PUT", RETRAIN_DAG))]
+LabelReader = Annotated["BaseUser", Depends(dag_access("GET", LABEL_DAG))]
+LabelEditor = Annotated["BaseUser", Depends(dag_access("PUT", LABEL_DAG))]
 
 
 __all__ = [
     "DRIFT_DAG",
+    "LABEL_DAG",
     "PERFORMANCE_DAG",
     "RETRAIN_DAG",
     "ROLLBACK_DAG",
@@ -74,4 +78,6 @@ __all__ = [
     "RetrainReader",
     "ScoringReader",
     "RetrainEditor",
+    "LabelReader",
+    "LabelEditor",
 ]

@@ -331,3 +331,73 @@ class ABTraffic(View):
     champion_units: int
     challenger_units: int
     days: list[ABTrafficDay]
+
+
+# --------------------------------------------------------------------------- active learning
+
+
+class LabelItem(View):
+    """An item of the active-learning queue (``active_learning_queue``): a prediction the model could hardly
+    decide (confidence ``p1 / (p1 + p2)`` of its two best classes), what a person answered and the outcome."""
+
+    item_id: int
+    model: str
+    version: int
+    symbol: str
+    ts: datetime  # the bar
+    features: dict[str, Any] = Field(default_factory=dict)
+    probabilities: dict[str, float]
+    predicted_label: str  # the model's answer: BUY | SELL | HOLD
+    confidence: float  # 0.5 .. 1
+    priority: int  # 3 (narrowest band) .. 1
+    status: str  # pending | labelled | skipped | processed | expired
+    manual_label: str | None
+    labelled_by: str | None
+    labelled_at: datetime | None
+    notes: str | None
+    realized_label: str | None  # the outcome over the horizon, once matured
+    realized_return: float | None
+    training_dataset_id: int | None  # the training set that used the label (status processed)
+
+
+class LabelSettings(View):
+    """A model's active-learning settings (``active_learning_settings``, else the defaults)."""
+
+    enabled: bool
+    band_max: float
+    priority2_max: float
+    priority3_max: float
+    label_weight: float
+    on_disagreement: str  # human | outcome | drop
+    expire_after_days: int
+    batch_size: int
+
+
+class QueueCounts(View):
+    """A model's queue: items per status, the oldest pending bar and the latest answer."""
+
+    model: str
+    pending: int
+    labelled: int
+    skipped: int
+    processed: int
+    expired: int
+    oldest_pending: datetime | None
+    last_answer: datetime | None
+    settings: LabelSettings
+
+
+class LabellerAgreement(View):
+    """How often a labeller's labels matched the realized outcome, and the model's answers on the same items
+    (labelled items whose outcome matured). ``labelled_by`` None: every labeller together."""
+
+    labelled_by: str | None
+    items: int
+    human_agreement: float
+    model_agreement: float
+    below_model: bool  # the labeller matched the outcome less often than the model did on those items
+
+
+class LabelStats(View):
+    models: list[QueueCounts]
+    agreement: list[LabellerAgreement]  # per labeller (by name), then the overall row

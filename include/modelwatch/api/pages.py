@@ -4,6 +4,8 @@ specs from :mod:`.charts`, rendered in the browser by the vendored vega-embed se
 * ``/``: fleet overview (and the API's endpoints);
 * ``/models/{model}``: drift and live performance on one time axis, retrain/deploy/rollback markers, gates, aliases;
 * ``/alerts-and-triggers``: alerts and retraining triggers; acknowledge, resolve, create and cancel (with reasons);
+* ``/labelling``: the active-learning queue's pending items, labelled BUY / SELL / HOLD or skipped with a note, and
+  the queue's counts and the labellers' agreement with the outcome;
 * ``/runs/{dag_id}/{run_id}``: the "ModelWatch" tab of an Airflow DAG run, redirecting to what that run wrote;
 * ``/drift/{model}/{version}/{window_start}``: one drift window's per-feature table, a feature x window heatmap and
   the selected feature's distribution (``?feature=``) against the reference, from the stored bins.
@@ -27,11 +29,12 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
-from include.modelwatch.api import charts, urls
+from include.modelwatch.api import charts, queries_labels, urls
 from include.modelwatch.api import models as m
 from include.modelwatch.api import queries as q
 from include.modelwatch.api.auth import (
     DRIFT_DAG,
+    LABEL_DAG,
     PERFORMANCE_DAG,
     RETRAIN_DAG,
     SCORING_DAG,
@@ -70,8 +73,13 @@ def isoutc(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def day(value: datetime) -> str:
+    """A bar's session: its UTC date."""
+    return value.astimezone(UTC).strftime("%Y-%m-%d")
+
+
 ENV = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
-ENV.filters.update(spec_json=spec_json, utc=utc, isoutc=isoutc, urlpart=lambda s: quote(str(s), safe=""))
+ENV.filters.update(spec_json=spec_json, utc=utc, isoutc=isoutc, day=day, urlpart=lambda s: quote(str(s), safe=""))
 ENV.globals.update(model_path=urls.model_path, drift_window_path=urls.drift_window_path)
 
 
@@ -346,6 +354,36 @@ def alerts_page(
         alert_kinds=ALERT_KINDS,
         alert_statuses=ALERT_STATUSES,
         trigger_statuses=TRIGGER_STATUSES,
+    )
+
+
+# --------------------------------------------------------------------------- labelling page
+
+
+def probabilities(values: dict[str, float]) -> list[tuple[str, float]]:
+    """Class probabilities, most likely first."""
+    return sorted(values.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+@router.get(
+    "/labelling",
+    response_class=HTMLResponse,
+    include_in_schema=False,
+    dependencies=readers(LABEL_DAG),
+)
+def labelling_page(request: Request, conn: DbDep, model: str | None = None) -> HTMLResponse:
+    """Pending items of the active-learning queue with their answers (the forms call the JSON write routes), the
+    queue's counts and the labellers' agreement."""
+    pending = queries_labels.items(conn, model=model or None, status="pending", limit=MAX_ROWS)
+    return render(
+        request,
+        "labelling.html",
+        title="Labelling: what the models could not decide",
+        pending=pending,
+        stats=queries_labels.stats(conn, model=model or None),
+        models=[s.model for s in q.models(conn)],
+        filters={"model": model or ""},
+        probabilities=probabilities,
     )
 
 

@@ -13,8 +13,8 @@ from fastapi import APIRouter
 
 from include.modelwatch.api import models as m
 from include.modelwatch.api import queries as q
-from include.modelwatch.api import queries_ab
-from include.modelwatch.api.auth import DriftReader, PerformanceReader, RetrainReader, ScoringReader
+from include.modelwatch.api import queries_ab, queries_labels
+from include.modelwatch.api.auth import DriftReader, LabelReader, PerformanceReader, RetrainReader, ScoringReader
 from include.modelwatch.api.routes_common import DbDep, WindowFilter
 
 router = APIRouter()
@@ -152,3 +152,28 @@ def ab_compare(test_id: int, user: ScoringReader, conn: DbDep) -> m.ABCompare:
 @router.get("/ab-tests/{test_id}/traffic", tags=["ab"], summary="Assigned units per arm and session vs the split")
 def ab_traffic(test_id: int, user: ScoringReader, conn: DbDep) -> m.ABTraffic:
     return queries_ab.ab_traffic(conn, test_id)
+
+
+@router.get(
+    "/active-learning/items",
+    tags=["active-learning"],
+    summary="Items of the active-learning queue by priority, then age (default: pending)",
+)
+def active_learning_items(
+    user: LabelReader,
+    conn: DbDep,
+    status: str = "pending",
+    model: str | None = None,
+    limit: int = LIMIT,
+    offset: int = 0,
+) -> m.Page[m.LabelItem]:
+    return queries_labels.items(conn, model=model, status=status, limit=limit, offset=offset)
+
+
+@router.get(
+    "/active-learning/stats",
+    tags=["active-learning"],
+    summary="Queue counts per model, and each labeller's agreement with the outcome next to the model's",
+)
+def active_learning_stats(user: LabelReader, conn: DbDep, model: str | None = None) -> m.LabelStats:
+    return queries_labels.stats(conn, model=model)

@@ -1,7 +1,9 @@
-"""Write routes: acknowledge and resolve alerts, request and cancel retraining, request a rollback.
+"""Write routes: acknowledge and resolve alerts, request and cancel retraining, request a rollback, label or skip
+an item of the active-learning queue.
 
 Each needs a user the auth manager lets edit (``PUT``) the DAG that owns the data: the DAG raising the alert's
-kind (drift_hourly / performance_daily), retrain_gated for triggers, rollback_model for rollbacks. The change
+kind (drift_hourly / performance_daily), retrain_gated for triggers, rollback_model for rollbacks, label_queue
+for the active-learning queue. The change
 goes through the library functions the DAGs and the CLI use, in one transaction, and records the user's name.
 A rollback is a ``rollback_model`` DAG run, created in-process exactly as Airflow's ``POST /api/v2/dags/{dag_id}
 /dagRuns`` creates one (manual run, triggered by the REST API, queued for the scheduler).
@@ -10,6 +12,7 @@ A rollback is a ``rollback_model`` DAG run, created in-process exactly as Airflo
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Literal
 
@@ -19,10 +22,12 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, Field, StringConstraints
 
 from include.modelwatch import registry
+from include.modelwatch.active_learning import store as label_store
 from include.modelwatch.api import urls
 from include.modelwatch.api.auth import (
     ROLLBACK_DAG,
     GetUserDep,
+    LabelEditor,
     RetrainEditor,
     alert_dag,
     check_dag_access,
@@ -267,6 +272,89 @@ def request_rollback(body: RollbackBody, user: RollbackEditor, conn: DbDep) -> R
     return RollbackRequested(
         dag_run_id=run_id, model=body.model, target_version=body.target_version, requested_by=requested_by
     )
+
+
+# --------------------------------------------------------------------------- active-learning queue
+
+#: an optional note: blank (as an empty form field sends it) is no note
+Note = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None
+
+
+class LabelBody(BaseModel):
+    label: Literal["BUY", "SELL", "HOLD"] = Field(description="What the signal should have been")
+    note: Note = Field(default=None, description="Why (optional; stored with the label)")
+
+
+class SkipBody(BaseModel):
+    note: Note = Field(default=None, description="Why nobody can tell (optional)")
+
+
+class LabelAction(BaseModel):
+    item_id: int
+    model: str
+    version: int
+    symbol: str
+    ts: datetime  # the item's bar
+    status: str  # the item's status after the action: labelled | skipped
+    label: str | None  # the human label (None: skipped)
+    by: str
+    at: datetime
+    note: str | None = None
+
+
+def answer_item(conn, item_id: int, answer: Callable[[], label_store.Item]) -> LabelAction:
+    """Run ``answer`` (the store's label or skip of a pending item) and say what it did: 404 when the item does
+    not exist, 409 with the store's message when it is no longer pending (labelled, skipped, expired,
+    processed: the database refuses the transition, so two people never answer one item twice)."""
+    try:
+        it = answer()
+    except label_store.LabelError as e:
+        try:
+            label_store.get_item(conn, item_id)
+        except label_store.LabelError:
+            raise HTTPException(404, f"active-learning item {item_id} does not exist") from e
+        raise HTTPException(409, str(e)) from e
+    assert it.labelled_by is not None and it.labelled_at is not None  # an answered item says who and when
+    return LabelAction(
+        item_id=it.item_id,
+        model=it.model_name,
+        version=it.model_version,
+        symbol=it.symbol,
+        ts=it.ts,
+        status=it.status,
+        label=it.manual_label,
+        by=it.labelled_by,
+        at=it.labelled_at,
+        note=it.notes,
+    )
+
+
+def labeller(user: BaseUser) -> str:
+    """A labeller as the labelling requests in Airflow record one ("name (id)" when they differ), so one person
+    is one row of the agreement table whichever way they answered."""
+    from include.modelwatch.training.approval import Approver
+
+    return Approver(str(user.get_id()), user.get_name()).describe()
+
+
+@router.post(
+    "/active-learning/items/{item_id}/label",
+    summary="Label a pending active-learning item BUY, SELL or HOLD (a note is optional)",
+)
+def label_item(item_id: int, body: LabelBody, user: LabelEditor, conn: DbDep) -> LabelAction:
+    by, at = labeller(user), now()
+    note = body.note or None
+    return answer_item(conn, item_id, lambda: label_store.label(conn, item_id, body.label, by=by, at=at, note=note))
+
+
+@router.post(
+    "/active-learning/items/{item_id}/skip",
+    summary="Skip a pending active-learning item: nobody can tell (a note is optional)",
+)
+def skip_item(item_id: int, user: LabelEditor, conn: DbDep, body: SkipBody | None = None) -> LabelAction:
+    by, at = labeller(user), now()
+    note = (body.note if body is not None else None) or None
+    return answer_item(conn, item_id, lambda: label_store.skip(conn, item_id, by=by, at=at, note=note))
 
 
 __all__ = ["router"]

@@ -45,6 +45,11 @@ def alerts_path() -> str:
     return f"{PREFIX}/alerts-and-triggers"
 
 
+def labelling_path(model: str | None = None) -> str:
+    """The labelling page: the active-learning queue's pending items (of ``model``, default every model)."""
+    return f"{PREFIX}/labelling" + (f"?model={part(model)}" if model else "")
+
+
 def run_path(dag_id: str, run_id: str) -> str:
     """The run-link route: redirects to the page of what that DAG run wrote."""
     return f"{PREFIX}/runs/{part(dag_id)}/{part(run_id)}"
@@ -69,6 +74,7 @@ __all__ = [
     "alerts_path",
     "drift_window_path",
     "fleet_path",
+    "labelling_path",
     "model_path",
     "part",
     "run_path",

@@ -40,6 +40,7 @@ SOURCE_METRICS: dict[str, tuple[str, ...]] = {
     "drift": ("drift_score", "risk_score"),
     "performance": ("performance_drop", "risk_score"),
     "schedule": ("model_age_days",),
+    "labelling": ("new_labels",),
 }
 #: Alert kind whose open alert's score is the metric's observation.
 ALERT_KIND: dict[str, str] = {"drift_score": "drift", "performance_drop": "performance", "risk_score": "risk"}
@@ -84,6 +85,13 @@ def _observe(
         if metric == "model_age_days":
             end = champion["train_end"]
             obs[metric] = float((as_of.date() - end).days) if end is not None else None
+            continue
+        if metric == "new_labels":  # labelled items of the model no retrain has used yet
+            cur.execute(
+                "SELECT count(*) FROM active_learning_queue WHERE model_name = %(model)s AND status = 'labelled'",
+                {"model": model_name},
+            )
+            obs[metric] = float(cur.fetchone()[0])
             continue
         cur.execute(
             "SELECT alert_id, score, severity, model_version, first_window, last_window FROM alerts "

@@ -1,7 +1,7 @@
 """Automated response rules: turn monitoring observations into retraining triggers.
 
 A :class:`ResponseRule` watches one metric of a model (drift score, performance
-drop, model age or risk score) and, when the observed value crosses its
+drop, model age, risk score or the human labels no retrain has used yet) and, when the observed value crosses its
 threshold, asks for a retrain of a given mode and priority. :func:`evaluate_rules`
 applies a rule set to one model's observations and returns one
 :class:`Decision` per rule, so every evaluation is auditable:
@@ -34,12 +34,12 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-METRICS: tuple[str, ...] = ("drift_score", "performance_drop", "model_age_days", "risk_score")
+METRICS: tuple[str, ...] = ("drift_score", "performance_drop", "model_age_days", "risk_score", "new_labels")
 OPERATORS: tuple[str, ...] = (">", ">=")
 RETRAIN_MODES: tuple[str, ...] = ("full", "incremental")
 PRIORITIES: tuple[str, ...] = ("low", "medium", "high", "critical")
 ACTIONS: tuple[str, ...] = ("fire", "upgrade", "suppressed_cooldown", "suppressed_episode", "no_change", "disabled")
-TRIGGER_TYPES: tuple[str, ...] = ("drift", "degradation", "age", "risk", "manual")
+TRIGGER_TYPES: tuple[str, ...] = ("drift", "degradation", "age", "risk", "manual", "active_learning")
 
 #: Priority order used to compare triggers: low < medium < high < critical.
 PRIORITY_RANK: dict[str, int] = {p: i for i, p in enumerate(PRIORITIES)}
@@ -52,6 +52,7 @@ TRIGGER_TYPE_BY_METRIC: dict[str, str] = {
     "performance_drop": "degradation",
     "model_age_days": "age",
     "risk_score": "risk",
+    "new_labels": "active_learning",
 }
 
 #: Allowed closed threshold range per metric (inclusive bounds).
@@ -60,6 +61,7 @@ METRIC_RANGES: dict[str, tuple[float, float]] = {
     "performance_drop": (0.0, 1.0),
     "model_age_days": (0.0, math.inf),
     "risk_score": (0.0, 100.0),
+    "new_labels": (0.0, math.inf),
 }
 
 #: Fields a per-model override may replace. ``name`` and ``metric`` identify
@@ -228,6 +230,7 @@ DEFAULT_RULES: tuple[ResponseRule, ...] = (
     ResponseRule("performance_incremental", "performance_drop", ">", 0.10, "incremental", "medium", 24.0),
     ResponseRule("age_incremental", "model_age_days", ">", 30.0, "incremental", "low", 168.0),
     ResponseRule("risk_full_retrain", "risk_score", ">", 80.0, "full", "critical", 6.0),
+    ResponseRule("active_learning_retrain", "new_labels", ">=", 50.0, "full", "medium", 72.0),
 )
 
 

@@ -16,7 +16,9 @@ Which series exist:
   ``modelwatch_model_alias_info`` series has one ``alias`` each, to join on;
 * live metrics add ``symbol`` and ``timeframe``: ``'*'`` is the version as a whole (all symbols);
 * per **model** (every registered model, zeros included): alerts, triggers, training counters;
-* the scoring histogram per model version that has scoring batches (``model``, ``version``).
+* the scoring histogram per model version that has scoring batches (``model``, ``version``);
+* the active-learning queue per model (every registered model, zeros included): items per ``status``, the
+  answered and processed counters; the oldest pending item's age only for a model that has one.
 
 A value that is NULL in the database (no matured outcome yet, an undecidable comparison) is left out,
 not exported as NaN. The full table of names is :data:`METRICS` (name, type, labels, meaning, source);
@@ -36,6 +38,7 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from include.modelwatch.active_learning.band import STATUSES as ACTIVE_LEARNING_STATUSES
 from include.modelwatch.data import storage
 from include.modelwatch.loop.alerts import KINDS, SEVERITIES
 
@@ -47,6 +50,9 @@ HEALTH_CODES: dict[str, int] = {"healthy": 0, "warning": 1, "critical": 2}
 ALERT_STATUSES: tuple[str, ...] = ("open", "acknowledged")
 #: trigger statuses reported
 TRIGGER_STATUSES: tuple[str, ...] = ("pending", "claimed")
+#: active-learning statuses a person answered (``labelled_by``/``labelled_at`` set); answered items are never
+#: deleted (only pending ones are), so their count only grows
+ANSWERED_STATUSES: tuple[str, ...] = ("labelled", "skipped", "processed")
 #: upper bounds (seconds) of the scoring-duration histogram; +Inf is added
 SCORING_BUCKETS: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 #: default per-statement timeout of a scrape (Prometheus' own scrape timeout defaults to 10 s)
@@ -287,12 +293,40 @@ METRICS: tuple[MetricDoc, ...] = (
         "Wall-clock time the newest scoring batch was written, Unix seconds",
         "scoring_batches",
     ),
+    _m(
+        "modelwatch_active_learning_items",
+        "gauge",
+        ("model", "status"),
+        "Active-learning queue items per status (pending, labelled, skipped, processed, expired), zero-filled",
+        "active_learning_queue",
+    ),
+    _m(
+        "modelwatch_active_learning_answers",
+        "counter",
+        ("model",),
+        "Active-learning items a person answered (labelled, skipped or processed); rate() is the labelling rate",
+        "active_learning_queue",
+    ),
+    _m(
+        "modelwatch_active_learning_processed",
+        "counter",
+        ("model",),
+        "Labelled active-learning items a retrain used (status processed)",
+        "active_learning_queue",
+    ),
+    _m(
+        "modelwatch_active_learning_oldest_pending_age_days",
+        "gauge",
+        ("model",),
+        "Days from the oldest pending item's bar time to the model's newest prediction's (the data's clock)",
+        "active_learning_queue, predictions",
+    ),
 )
 DOCS: dict[str, MetricDoc] = {d.name: d for d in METRICS}
 
 #: query groups, in the order a scrape runs them (``modelwatch_scrape_query_success{query}``)
 QUERIES: tuple[str, ...] = ("versions", "live_performance", "feature_psi", "concept_drift", "models", "alerts",
-                            "triggers", "scoring")  # fmt: skip
+                            "triggers", "scoring", "active_learning")  # fmt: skip
 
 
 @cache
@@ -495,6 +529,16 @@ class ModelWatchCollector(Collector):
         for model in models:
             for status in TRIGGER_STATUSES:
                 fam.add("modelwatch_retraining_triggers", (model, status), counts.get((model, status), 0))
+
+    def _emit_active_learning(self, fam: _Families, rows: list[dict[str, Any]]) -> None:
+        by_model = {str(r["model_name"]): r for r in rows}
+        for model in sorted(set(fam.models) | set(by_model)):
+            r = by_model.get(model, {})
+            for status in ACTIVE_LEARNING_STATUSES:
+                fam.add("modelwatch_active_learning_items", (model, status), r.get(status, 0))
+            fam.add("modelwatch_active_learning_answers", (model,), sum(int(r.get(s, 0)) for s in ANSWERED_STATUSES))
+            fam.add("modelwatch_active_learning_processed", (model,), r.get("processed", 0))
+            fam.add("modelwatch_active_learning_oldest_pending_age_days", (model,), r.get("oldest_pending_age_days"))
 
     def _emit_scoring(self, fam: _Families, rows: list[dict[str, Any]]) -> None:
         for r in rows:

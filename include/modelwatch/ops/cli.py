@@ -90,7 +90,7 @@ def _replay(args: argparse.Namespace) -> int:
 
     api = replay.AirflowApi(args.url or devstack.base_url(), devstack.ADMIN_USER, devstack.ADMIN_PASSWORD)
     windows = replay.month_windows(date.fromisoformat(args.start), date.fromisoformat(args.end))
-    tally = replay.replay(api, windows, [tuple(s.split(",")) for s in args.stages])
+    tally = replay.replay(api, windows, [tuple(s.split(",")) for s in args.stages], run_prefix=args.run_prefix)
     print("replay done: " + "; ".join(f"{d}: {t}" for d, t in tally.items()))
     return 0 if all(set(t) <= {"success"} for t in tally.values()) else 1
 
@@ -401,6 +401,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start", default="2007-01-01")
     p.add_argument("--end", default="2009-01-01")
     p.add_argument("--stages", nargs="+", default=list(REPLAY_STAGES), help="comma-separated DAG ids per stage")
+    p.add_argument(
+        "--run-prefix",
+        default="replay",
+        help="run ids <prefix>__YYYY-MM; existing runs are skipped, so another prefix re-runs months (default replay)",
+    )
     p.set_defaults(func=_replay)
 
     def _uri(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -472,6 +477,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = _person(al.add_parser("ack", help="acknowledge an open alert"))
     p.add_argument("alert_id", type=int)
     p.set_defaults(func=_alerts_ack)
+
+    from include.modelwatch.ops import cli_label
+
+    cli_label.add_parsers(groups, _person, _uri, _who, _when)
 
     me = groups.add_parser("metrics", help="Prometheus exporter of the monitoring DB").add_subparsers(
         dest="cmd", required=True

@@ -23,6 +23,8 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 TERMINAL = {"success", "failed"}
+#: run ids of the replay that ``make run`` performs: ``replay__YYYY-MM``
+REPLAY_PREFIX = "replay"
 
 
 def month_windows(start: date, end: date) -> list[tuple[datetime, datetime]]:
@@ -82,26 +84,35 @@ class AirflowApi:
         return body.get("state") if status == 200 else None
 
     def trigger(
-        self, dag_id: str, run_id: str, start: datetime, end: datetime, conf: dict[str, Any] | None = None
+        self,
+        dag_id: str,
+        run_id: str,
+        start: datetime,
+        end: datetime,
+        conf: dict[str, Any] | None = None,
+        *,
+        logical: bool = True,
     ) -> str:
-        """Trigger a run with an explicit data interval unless it already exists."""
+        """Trigger a run with an explicit data interval unless it already exists. ``logical=False``: a run without
+        a logical date (a DAG has one run per logical date) whose window comes from its ``window_start`` /
+        ``window_end`` params, as the trigger form's "re-run another window" does."""
         state = self.run_state(dag_id, run_id)
         if state is not None:
             return state
-        status, body = self._request(
-            "POST",
-            f"/api/v2/dags/{dag_id}/dagRuns",
-            {
-                "dag_run_id": run_id,
-                "logical_date": start.isoformat(),
-                "data_interval_start": start.isoformat(),
-                "data_interval_end": end.isoformat(),
-                "conf": conf or {},
-                "note": "historical replay (accelerated clock: one run per market month)",
-            },
-        )
-        if status not in (200, 201, 409):
-            raise RuntimeError(f"trigger {dag_id} {run_id} failed ({status}): {body}")
+        body: dict[str, Any] = {"dag_run_id": run_id, "conf": conf or {}}
+        if logical:
+            body.update(
+                logical_date=start.isoformat(), data_interval_start=start.isoformat(), data_interval_end=end.isoformat()
+            )
+        else:
+            body.update(
+                logical_date=None,
+                conf={**body["conf"], "window_start": start.isoformat(), "window_end": end.isoformat()},
+            )
+        body["note"] = "historical replay (accelerated clock: one run per market month)"
+        status, answer = self._request("POST", f"/api/v2/dags/{dag_id}/dagRuns", body)
+        if status not in (200, 201):
+            raise RuntimeError(f"trigger {dag_id} {run_id} failed ({status}): {answer}")
         return "queued"
 
     def wait(self, dag_id: str, run_id: str, timeout: float = 900) -> str:
@@ -119,8 +130,12 @@ def replay(
     windows: Sequence[tuple[datetime, datetime]],
     stages: Sequence[Sequence[str]],
     say: Callable[[str], None] = print,
+    run_prefix: str = REPLAY_PREFIX,
 ) -> dict[str, dict[str, int]]:
-    """Run each window through ``stages`` in order of windows.
+    """Run each window through ``stages`` in order of windows, as runs ``<run_prefix>__YYYY-MM`` (a run that
+    exists is not triggered again). The default prefix's runs carry the month as logical date and data interval;
+    another prefix re-runs the months (e.g. after an A/B test started) as runs without a logical date whose
+    window is in their params.
 
     The first stage (scoring) runs strictly month after month; the DAGs of
     later stages are triggered once their month is scored, and a month's
@@ -138,9 +153,9 @@ def replay(
 
     first, later = list(stages[0]), [d for stage in stages[1:] for d in stage]
     for start, end in windows:
-        run_id = f"replay__{start:%Y-%m}"
+        run_id = f"{run_prefix}__{start:%Y-%m}"
         for dag_id in first:
-            api.trigger(dag_id, run_id, start, end)
+            api.trigger(dag_id, run_id, start, end, logical=run_prefix == REPLAY_PREFIX)
         states = {dag_id: api.wait(dag_id, run_id) for dag_id in first}
         for dag_id, state in states.items():
             count(dag_id, state)
@@ -152,7 +167,7 @@ def replay(
             count(dag_id, api.wait(dag_id, prev))
         pending.clear()
         for dag_id in later:
-            api.trigger(dag_id, run_id, start, end)
+            api.trigger(dag_id, run_id, start, end, logical=run_prefix == REPLAY_PREFIX)
             pending.append((dag_id, run_id))
         say(f"replay {start:%Y-%m}: " + " ".join(f"{d}={s}" for d, s in states.items()))
     for dag_id, run_id in pending:

@@ -143,3 +143,29 @@ class Response:
         if self.responded_by_id is None:
             return "nobody (no answer before the response timeout; the default applied)"
         return Approver(self.responded_by_id, self.responded_by_name or self.responded_by_id).describe()
+
+
+def request_body(
+    trigger: Mapping[str, Any],
+    best: Mapping[str, Any],
+    gates: Sequence[Mapping[str, Any]],
+    *,
+    deploy_as: str,
+    page: str,
+) -> str:
+    """The Markdown a human approver reads: what was retrained and why, each gate's verdict, where the evidence is."""
+    borderline = ", ".join(best.get("borderline") or ()) or "none (the model's policy asks for a human)"
+    lines = [
+        f"**{trigger['model_name']} v{best['version']}** ({best['algorithm']}), retrained for trigger "
+        f"{trigger['trigger_id']} ({trigger.get('trigger_type', '?')}: {trigger.get('reason', '')}), failed no gate "
+        f"but needs a decision. Borderline: **{borderline}**.",
+        "",
+        f"Out-of-sample accuracy {float(best['oos_accuracy']):.4f} against champion v{best['champion_version']} on "
+        f"the same rows. Approve deploys it as **{deploy_as}**; Reject keeps the champion.",
+        "",
+        "| gate | verdict | evidence |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {g['gate']} | {g['status']} | {str(g['message']).replace('|', '/')} |" for g in gates]
+    lines += ["", f"Jobs and gates: {page}"]
+    return "\n".join(lines)

@@ -132,6 +132,7 @@ def evaluate_candidate(
         raise ValueError(f"gate overrides name unknown gate(s) {unknown}; expected some of {list(GATE_NAMES)}")
     cols = list(features.FEATURE_COLUMNS)
     X, y = train[cols], train["label"].astype(str).to_numpy()
+    weight = train["weight"].to_numpy() if "weight" in train.columns else None  # human labels (active learning)
     init = champion_model if incremental and training.model_algorithm(champion_model) == algorithm else None
     wf = training.walk_forward_evaluate(
         X,
@@ -142,8 +143,11 @@ def evaluate_candidate(
         horizon=horizon,
         embargo=embargo,
         num_boost_round=num_boost_round,
+        sample_weight=weight,
     )
-    model = training.train_model(algorithm, X, y, init_model=init, num_boost_round=num_boost_round)
+    model = training.train_model(
+        algorithm, X, y, init_model=init, num_boost_round=num_boost_round, sample_weight=weight
+    )
     ye = evaluation["label"].astype(str).to_numpy()
     p_cand = training.predict_proba(model, evaluation[cols])
     p_champ = training.predict_proba(champion_model, evaluation[cols])

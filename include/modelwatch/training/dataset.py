@@ -38,9 +38,10 @@ class SplitSettings:
     train_years: int = 8
     shuffle_labels: bool = False
     horizon: int = HORIZON
+    min_eval_sessions: int = 40
 
     def __post_init__(self) -> None:
-        for name in ("eval_sessions", "train_years"):
+        for name in ("eval_sessions", "train_years", "min_eval_sessions"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
         if int(self.embargo) < 0 or int(self.horizon) < 0:
@@ -48,7 +49,8 @@ class SplitSettings:
 
     @classmethod
     def from_mapping(cls, conf: Mapping[str, Any]) -> SplitSettings:
-        known = {k: conf[k] for k in ("eval_sessions", "embargo", "train_years", "shuffle_labels") if k in conf}
+        keys = ("eval_sessions", "embargo", "train_years", "min_eval_sessions", "shuffle_labels")
+        known = {k: conf[k] for k in keys if k in conf}
         ints = {k: int(v) for k, v in known.items() if k != "shuffle_labels"}
         return cls(**ints, shuffle_labels=bool(known.get("shuffle_labels", False)))
 
@@ -120,12 +122,22 @@ def matured(panel: pd.DataFrame, *, horizon: int = HORIZON, what: str = "trainin
 
 
 def split_train_eval(
-    panel: pd.DataFrame, settings: SplitSettings, *, incremental_from: date | None = None, what: str = "training data"
+    panel: pd.DataFrame,
+    settings: SplitSettings,
+    *,
+    incremental_from: date | None = None,
+    champion_train_end: date | None = None,
+    what: str = "training data",
 ) -> TrainingFrames:
     """Cut a panel (rows before the trigger's end) into training and out-of-sample rows.
 
     * only matured labels (:func:`matured`);
-    * out-of-sample: the last ``eval_sessions`` labelled sessions;
+    * out-of-sample: the last ``eval_sessions`` labelled sessions, but never a session the champion trained on.
+      A champion judged on its own training rows looks far better than it is, and the gates would reject every
+      candidate. With ``champion_train_end``, when the last ``eval_sessions`` reach back into the champion's
+      sample (plus ``embargo + horizon``), the sessions out of its sample are split in two: the later half is
+      the out-of-sample period, the earlier half (less the embargo) is the candidate's new training data. When
+      that half is shorter than ``min_eval_sessions``, a ValueError says the champion is too recent to judge;
     * training: up to ``embargo + horizon`` sessions before the out-of-sample start (exclusive), going back
       ``train_years`` years, or starting the day after ``incremental_from`` (an incremental retrain
       continues from the champion's last training day);
@@ -141,8 +153,25 @@ def split_train_eval(
             f"{what}: {len(labelled)} labelled sessions are too few for eval_sessions={n_eval} "
             f"plus an embargo of {gap} sessions and any training rows"
         )
-    eval_start = pd.Timestamp(labelled[-n_eval])
-    train_last = pd.Timestamp(labelled[len(labelled) - n_eval - gap - 1])
+    start = len(labelled) - n_eval
+    if champion_train_end is not None:
+        # index of the first session more than `gap` whole sessions after the champion's last training day
+        unseen = int(np.searchsorted(labelled, np.datetime64(pd.Timestamp(champion_train_end)), side="right")) + gap
+        if unseen > start:
+            n_unseen = max(len(labelled) - unseen, 0)
+            n_half = max(n_unseen - gap, 0) // 2
+            if n_half < int(settings.min_eval_sessions):
+                raise ValueError(
+                    f"{what}: the champion trained until {champion_train_end}; only {n_unseen} labelled sessions "
+                    f"after it (and an embargo of {gap}) are out of its sample, leaving {n_half} for the "
+                    f"out-of-sample period, fewer than min_eval_sessions={settings.min_eval_sessions}: judging it "
+                    "on its own training rows would reject every candidate; retrain later or lower min_eval_sessions"
+                )
+            start = len(labelled) - n_half
+    if start - gap - 1 < 0:
+        raise ValueError(f"{what}: no training sessions before the out-of-sample start and its embargo of {gap}")
+    eval_start = pd.Timestamp(labelled[start])
+    train_last = pd.Timestamp(labelled[start - gap - 1])
     train_first = train_last - pd.DateOffset(years=int(settings.train_years))
     if incremental_from is not None:
         train_first = pd.Timestamp(incremental_from) + pd.Timedelta(days=1)
@@ -159,6 +188,8 @@ def split_train_eval(
         "eval_end": str(pd.Timestamp(labelled[-1]).date()),
         "embargo_sessions": gap,
     }
+    if start != len(labelled) - n_eval:
+        info["eval_sessions"] = len(labelled) - start
     return TrainingFrames(train, evaluation, info)
 
 
@@ -170,13 +201,20 @@ def trigger_frames(
     champion_train_end: date | None = None,
 ) -> TrainingFrames:
     """The frames of a retrain trigger: bars of ``symbols`` before the trigger's end, split by
-    :func:`split_train_eval` (incremental triggers continue from ``champion_train_end``)."""
+    :func:`split_train_eval` (out of the champion's sample, which ends at ``champion_train_end``; incremental
+    triggers continue from it)."""
     end = pd.Timestamp(trigger_end(trigger).date())
     what = f"{trigger['model_name']} trigger {trigger['trigger_id']} (data before {end:%Y-%m-%d})"
     bars = load_clean_bars(list(symbols))
     panel = feature_panel(bars[bars["date"] < end], end)
     incremental = trigger.get("retrain_mode") == "incremental" and champion_train_end is not None
-    return split_train_eval(panel, settings, incremental_from=champion_train_end if incremental else None, what=what)
+    return split_train_eval(
+        panel,
+        settings,
+        incremental_from=champion_train_end if incremental else None,
+        champion_train_end=champion_train_end,
+        what=what,
+    )
 
 
 def training_frame_spec(min_rows: int = 200):

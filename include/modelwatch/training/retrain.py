@@ -18,6 +18,7 @@ from datetime import date, datetime
 from typing import Any
 
 from include.modelwatch import registry
+from include.modelwatch.active_learning import store as al_store
 from include.modelwatch.data.storage import fetch_dicts, transaction
 from include.modelwatch.training.gates import GateResult
 from include.modelwatch.vocabulary import finite_or_none
@@ -133,14 +134,18 @@ def record_dataset(
     rows_per_class: Mapping[str, int],
     validation: Mapping[str, Any] | None = None,
     run_id: str | None = None,
+    human_label_items: Sequence[int] = (),
+    processed_at: datetime | None = None,
 ) -> int:
-    """Version a training dataset; the same trigger and fingerprint give the same id."""
+    """Version a training dataset; the same trigger and fingerprint give the same id. ``human_label_items``: the
+    active-learning items whose labels it used; they become ``processed``, linked to it, in the same transaction
+    (``human_labels`` counts them)."""
     n_rows = int(sum(int(v) for v in rows_per_class.values()))
     with transaction(conn) as cur:
         cur.execute(
             "INSERT INTO training_datasets (trigger_id, model_name, fingerprint, date_start, date_end, n_rows, "
-            "rows_per_class, validation, created_by_run) VALUES (%(tid)s, %(model)s, %(fp)s, %(start)s, %(end)s, "
-            "%(n)s, %(per_class)s, %(validation)s, %(run_id)s) "
+            "rows_per_class, validation, created_by_run, human_labels) VALUES (%(tid)s, %(model)s, %(fp)s, "
+            "%(start)s, %(end)s, %(n)s, %(per_class)s, %(validation)s, %(run_id)s, %(human)s) "
             "ON CONFLICT (trigger_id, fingerprint) DO UPDATE SET validation = EXCLUDED.validation "
             "RETURNING dataset_id",
             {
@@ -153,9 +158,15 @@ def record_dataset(
                 "per_class": json.dumps({str(k): int(v) for k, v in rows_per_class.items()}),
                 "validation": json.dumps(dict(validation or {}), default=str),
                 "run_id": run_id,
+                "human": len(human_label_items),
             },
         )
-        return int(cur.fetchone()[0])
+        dataset_id = int(cur.fetchone()[0])
+        if human_label_items:
+            if processed_at is None:
+                raise ValueError(f"{model_name} trigger {trigger_id}: processed_at is required with human labels")
+            al_store.mark_processed(cur, human_label_items, dataset_id, processed_at)
+        return dataset_id
 
 
 def start_job(

@@ -203,8 +203,11 @@ def train_model(
     init_model: Model | None = None,
     seed: int = 0,
     num_boost_round: int | None = None,
+    sample_weight: Any | None = None,
 ) -> Model:
     """Train a multiclass booster; with ``init_model``, continue boosting it (warm start).
+
+    ``sample_weight`` (one per row, e.g. a human label's weight) multiplies the balanced class weights.
 
     ``y``: labels from :data:`CLASSES` or integer codes 0..2. ``params`` override
     :data:`LGB_DEFAULTS` / :data:`XGB_DEFAULTS`; a ``num_boost_round`` key in
@@ -226,6 +229,11 @@ def train_model(
             raise ValueError(f"init_model is {model_algorithm(init_model)}, not {algorithm}")
         Xf = _align(init_model, Xf)
     w = balanced_sample_weights(codes)
+    if sample_weight is not None:
+        sw = np.asarray(sample_weight, dtype="float64")
+        if sw.shape != w.shape or not np.all(np.isfinite(sw) & (sw > 0)):
+            raise ValueError(f"sample_weight must be {w.size} finite positive numbers, got shape {sw.shape}")
+        w = w * sw
     p = dict(params or {})
     rounds = int(num_boost_round if num_boost_round is not None else p.pop("num_boost_round", DEFAULT_NUM_BOOST_ROUND))
     p.pop("num_boost_round", None)
@@ -271,24 +279,25 @@ def feature_importance_gain(model: Model, feature_names: Sequence[str] | None = 
     return {n: float(gains.get(n, 0.0)) for n in names}
 
 
-def shap_contributions(model: Model, X: Any) -> np.ndarray:
-    """Mean absolute native SHAP contribution per feature, shape ``(n_features,)``.
-
-    Per row, ``|contribution|`` is summed over the 3 classes (bias excluded),
-    then averaged over rows. Uses LightGBM ``predict(pred_contrib=True)`` /
-    XGBoost ``predict(pred_contribs=True)``; columns in the model's feature order.
-    """
+def row_contributions(model: Model, X: Any) -> np.ndarray:
+    """Native SHAP contributions per row, class and feature, shape ``(n_rows, 3, n_features)`` (bias excluded),
+    classes in :data:`CLASSES` order, features in the model's order. LightGBM ``predict(pred_contrib=True)`` /
+    XGBoost ``predict(pred_contribs=True)``."""
     Xf = _align(model, X)
     nf = Xf.shape[1]
     if model_algorithm(model) == "lightgbm":
         raw = np.asarray(model.predict(Xf, pred_contrib=True), dtype="float64")
-        contrib = raw.reshape(len(Xf), N_CLASSES, nf + 1)  # class-major blocks of (features..., bias)
     else:
         import xgboost as xgb
 
         raw = np.asarray(model.predict(xgb.DMatrix(Xf, feature_names=list(Xf.columns)), pred_contribs=True))
-        contrib = raw.reshape(len(Xf), N_CLASSES, nf + 1)
-    return np.abs(contrib[:, :, :nf]).sum(axis=1).mean(axis=0)
+    return raw.reshape(len(Xf), N_CLASSES, nf + 1)[:, :, :nf]  # class-major blocks of (features..., bias)
+
+
+def shap_contributions(model: Model, X: Any) -> np.ndarray:
+    """Mean absolute native SHAP contribution per feature, shape ``(n_features,)``: per row, ``|contribution|``
+    summed over the 3 classes (:func:`row_contributions`), then averaged over rows."""
+    return np.abs(row_contributions(model, X)).sum(axis=1).mean(axis=0)
 
 
 # --------------------------------------------------------------------------- serialization
@@ -352,14 +361,17 @@ def walk_forward_evaluate(
     seed: int = 0,
     num_boost_round: int | None = None,
     min_train_size: int | None = None,
+    sample_weight: Any | None = None,
 ) -> WalkForwardResult:
     """Train one model per :func:`purged_walk_forward_splits` fold and predict its test block.
 
     ``X``, ``y`` and ``dates`` are aligned row-wise (drop rows with unknown
     labels first). Returns out-of-fold probabilities for the held-out periods
-    only, ready for :func:`classification_metrics` / :func:`trading_metrics`.
+    only, ready for :func:`classification_metrics` / :func:`trading_metrics`. ``sample_weight``: per row, as in
+    :func:`train_model` (each fold trains with its rows' weights).
     """
     Xf = _as_frame(X)
+    sw = None if sample_weight is None else np.asarray(sample_weight, dtype="float64")
     Xf.index = X.index if isinstance(X, pd.DataFrame) else Xf.index
     yv = np.asarray(CLASSES, dtype=object)[_y_codes(y)]  # labels or codes -> labels
     dv = pd.DatetimeIndex(pd.to_datetime(np.asarray(dates)))
@@ -371,7 +383,15 @@ def walk_forward_evaluate(
     total = 0.0
     for j, (tr, te) in enumerate(splits):
         t0 = time.perf_counter()
-        model = train_model(algorithm, Xf.iloc[tr], yv[tr], params=params, seed=seed, num_boost_round=num_boost_round)
+        model = train_model(
+            algorithm,
+            Xf.iloc[tr],
+            yv[tr],
+            params=params,
+            seed=seed,
+            num_boost_round=num_boost_round,
+            sample_weight=None if sw is None else sw[tr],
+        )
         secs = time.perf_counter() - t0
         total += secs
         proba = predict_proba(model, Xf.iloc[te])

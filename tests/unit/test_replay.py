@@ -1,0 +1,96 @@
+"""The replay's orchestration (include/modelwatch/ops/replay.py) against a recording stand-in for Airflow's REST
+API: run ids, the order of stages and the run prefix that re-runs months."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from include.modelwatch.ops import replay
+
+
+class _Api:
+    """Records what the replay asks of Airflow; a run that exists is not triggered again (as the real API)."""
+
+    def __init__(self, existing: set[tuple[str, str]] = frozenset()) -> None:  # type: ignore[assignment]
+        self.runs: dict[tuple[str, str], str] = {k: "success" for k in existing}
+        self.calls: list[tuple[str, str, str]] = []
+        self.logical: list[bool] = []
+
+    def wait_for_dag(self, dag_id: str) -> None:
+        self.calls.append(("wait_for_dag", dag_id, ""))
+
+    def trigger(self, dag_id, run_id, start, end, conf=None, *, logical=True) -> str:
+        if (dag_id, run_id) in self.runs:
+            return self.runs[(dag_id, run_id)]
+        self.calls.append(("trigger", dag_id, run_id))
+        self.logical.append(logical)
+        self.runs[(dag_id, run_id)] = "success"
+        return "queued"
+
+    def wait(self, dag_id: str, run_id: str) -> str:
+        return self.runs[(dag_id, run_id)]
+
+
+def test_replay_runs_each_month_through_the_stages_in_order():
+    api = _Api()
+    windows = replay.month_windows(date(2008, 1, 1), date(2008, 3, 1))
+    tally = replay.replay(api, windows, [("score_signals",), ("drift_hourly", "ab_test_daily")], say=lambda _: None)
+    triggered = [(d, r) for kind, d, r in api.calls if kind == "trigger"]
+    assert triggered == [
+        ("score_signals", "replay__2008-01"),
+        ("drift_hourly", "replay__2008-01"),
+        ("ab_test_daily", "replay__2008-01"),
+        ("score_signals", "replay__2008-02"),
+        ("drift_hourly", "replay__2008-02"),
+        ("ab_test_daily", "replay__2008-02"),
+    ]
+    assert tally == {d: {"success": 2} for d in ("score_signals", "drift_hourly", "ab_test_daily")}
+    assert api.logical == [True] * 6  # the months as logical dates and data intervals
+
+
+def test_existing_runs_are_skipped_and_a_prefix_re_runs_the_months():
+    done = {("score_signals", "replay__2008-01"), ("ab_test_daily", "replay__2008-01")}
+    api = _Api(done)
+    windows = replay.month_windows(date(2008, 1, 1), date(2008, 2, 1))
+    replay.replay(api, windows, [("score_signals",), ("ab_test_daily",)], say=lambda _: None)
+    assert [c for c in api.calls if c[0] == "trigger"] == []  # both runs exist: nothing triggered
+    replay.replay(api, windows, [("score_signals",), ("ab_test_daily",)], say=lambda _: None, run_prefix="abtest1")
+    assert [(d, r) for kind, d, r in api.calls if kind == "trigger"] == [
+        ("score_signals", "abtest1__2008-01"),
+        ("ab_test_daily", "abtest1__2008-01"),
+    ]
+    assert api.logical == [False, False]  # a month has one logical date: the re-runs carry their window in params
+
+
+def test_a_re_run_is_posted_without_a_logical_date_and_with_its_window_in_params():
+    from datetime import UTC, datetime
+
+    api = replay.AirflowApi("http://airflow.invalid", "u", "p")
+    sent: list[tuple[str, str, object]] = []
+
+    def request(method, path, body=None):
+        sent.append((method, path, body))
+        return (404, None) if method == "GET" else (200, {})
+
+    api._request = request  # type: ignore[method-assign]
+    start, end = datetime(2008, 1, 1, tzinfo=UTC), datetime(2008, 2, 1, tzinfo=UTC)
+    assert api.trigger("score_signals", "abtest1__2008-01", start, end, logical=False) == "queued"
+    assert api.trigger("score_signals", "replay__2008-01", start, end) == "queued"
+    posts = [b for m, _, b in sent if m == "POST"]
+    assert posts[0]["logical_date"] is None and "data_interval_start" not in posts[0]
+    assert posts[0]["conf"] == {"window_start": "2008-01-01T00:00:00+00:00", "window_end": "2008-02-01T00:00:00+00:00"}
+    assert posts[1]["logical_date"] == posts[1]["data_interval_start"] == "2008-01-01T00:00:00+00:00"
+    assert posts[1]["data_interval_end"] == "2008-02-01T00:00:00+00:00" and posts[1]["conf"] == {}
+
+
+def test_a_refused_trigger_is_an_error_not_a_wait():
+    from datetime import UTC, datetime
+
+    api = replay.AirflowApi("http://airflow.invalid", "u", "p")
+    api._request = lambda method, path, body=None: (404, None) if method == "GET" else (409, {"detail": "dup"})  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match=r"trigger score_signals abtest1__2008-01 failed \(409\)"):
+        api.trigger(
+            "score_signals", "abtest1__2008-01", datetime(2008, 1, 1, tzinfo=UTC), datetime(2008, 2, 1, tzinfo=UTC)
+        )
