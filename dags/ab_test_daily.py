@@ -26,7 +26,13 @@ unit receives is its arm's (view `served_signals`).
    - `stop_challenger`: the champion proved better: `challenger` alias
      removed, the test `stopped` with the reason;
    - `close_inconclusive`: `max_days` sessions without a decision;
-   - `keep_running`: no test ended today.
+   - `keep_running`: no test ended today;
+   - `request_promotion_approval`: when the model's policy asks for a human
+     (variable `modelwatch_require_approval`, as for retraining), the
+     promotion waits in `promotion_decision` (**Browse -> Required Actions**,
+     assigned to `modelwatch_approvers`; no answer in 3 days = Reject):
+     `promote_approved` promotes and records the approver,
+     `promotion_not_approved` stops the test with who declined.
 """
 
 from __future__ import annotations
@@ -40,11 +46,16 @@ from include.modelwatch.ab.endings import (
     INCONCLUSIVE,
     PROMOTE,
     STOP,
+    TASK_AB_ASK,
     TASK_AB_CONTINUE,
+    TASK_AB_DECISION,
     TASK_AB_INCONCLUSIVE,
+    TASK_AB_NOT_APPROVED,
     TASK_AB_PROMOTE,
+    TASK_AB_PROMOTE_APPROVED,
     TASK_AB_STOP,
 )
+from include.tasks.approval import ApprovalOperator
 from include.tasks.common import DEFAULT_ARGS, window_params
 
 
@@ -95,13 +106,45 @@ def ab_test_daily():
     def keep_running(evaluated: list[dict]) -> int:
         return len(evaluated)
 
+    @task(task_id=TASK_AB_ASK, multiple_outputs=False)
+    def request_promotion_approval(evaluated: list[dict], **context) -> dict:
+        from include.tasks.ab import request_promotion
+
+        return request_promotion(evaluated, context)
+
+    decision = ApprovalOperator(
+        task_id=TASK_AB_DECISION,
+        approvers_from=TASK_AB_ASK,
+        subject="Promote the A/B challenger(s) to champion?",
+        body="See the tests awaiting promotion in ab_test_daily's request_promotion_approval log.",
+        options=["Approve", "Reject"],
+        options_mapping={"Approve": TASK_AB_PROMOTE_APPROVED, "Reject": TASK_AB_NOT_APPROVED},
+        response_timeout=timedelta(days=3),
+        defaults="Reject",  # no answer in 3 days: the challenger is not promoted, the champion stays
+    )
+
+    @task(task_id=TASK_AB_PROMOTE_APPROVED)
+    def promote_approved(evaluated: list[dict], **context) -> list[int]:
+        from include.tasks.ab import apply_promotion
+
+        return apply_promotion(True, evaluated, context)
+
+    @task(task_id=TASK_AB_NOT_APPROVED)
+    def promotion_not_approved(evaluated: list[dict], **context) -> list[int]:
+        from include.tasks.ab import apply_promotion
+
+        return apply_promotion(False, evaluated, context)
+
     evaluated = evaluate_tests()
+    ask = request_promotion_approval(evaluated)
     choose_endings(evaluated) >> [
         promote_challenger(evaluated),
         stop_challenger(evaluated),
         close_inconclusive(evaluated),
         keep_running(evaluated),
+        ask,
     ]
+    ask >> decision >> [promote_approved(evaluated), promotion_not_approved(evaluated)]
 
 
 ab_test_daily()

@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 from include.modelwatch.api import urls
-from include.tasks.common import log_page, monitoring_db, run_id, window
+from include.tasks.common import log_page, monitoring_db, page_url, run_id, variable, window
 
 log = logging.getLogger(__name__)
 
@@ -100,18 +100,78 @@ def _evaluate_one(conn, test: Any, end: Any, context: dict[str, Any]) -> dict[st
         decision.reason,
     )
     log_page(log, "model", urls.model_path(test.model_name))
+    from include.modelwatch.ab.endings import PROMOTE
+    from include.tasks.retrain import policy_requires_human
+
     return {
         "test_id": test.test_id,
         "model_name": test.model_name,
+        "champion_version": test.champion_version,
+        "challenger_version": test.challenger_version,
         "action": decision.action,
         "reason": decision.reason,
+        "needs_approval": decision.action == PROMOTE and policy_requires_human(test.model_name),
     }
 
 
 def choose(evaluated: list[dict[str, Any]]) -> list[str]:
     from include.modelwatch.ab.endings import endings
 
-    return endings([e["action"] for e in evaluated])
+    return endings([e["action"] for e in evaluated], [bool(e.get("needs_approval")) for e in evaluated])
+
+
+def _awaiting(evaluated: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    from include.modelwatch.ab.endings import PROMOTE
+
+    return [e for e in evaluated if e["action"] == PROMOTE and e.get("needs_approval")]
+
+
+def request_promotion(evaluated: list[dict[str, Any]], context: dict[str, Any]) -> dict[str, Any]:
+    """The promotions the models' policy puts before a human: the request's approvers (``modelwatch_approvers``,
+    as for retraining) and the Markdown they read (each test's evidence); the tests keep running until then."""
+    from include.modelwatch.training import approval
+
+    asked = _awaiting(evaluated)
+    users: list[dict[str, str]] = []
+    lines = ["The A/B tests below found the challenger better. Approve promotes each; Reject stops each test.", ""]
+    for e in asked:
+        approvers = approval.approvers_for(variable(approval.VARIABLE), e["model_name"])
+        users += [u for u in (approval.hitl_users(approvers) or []) if u not in users]
+        lines.append(
+            f"- **{e['model_name']}**: test {e['test_id']}, challenger v{e['challenger_version']} against champion "
+            f"v{e['champion_version']}: {e['reason']}"
+        )
+        log.info(
+            "summary: A/B test %s of %s: promotion of v%s awaits a human decision (approvers: %s)",
+            e["test_id"],
+            e["model_name"],
+            e["challenger_version"],
+            ", ".join(a.describe() for a in approvers) or "anyone allowed to answer",
+        )
+    lines += ["", "Evidence: " + ", ".join(page_url(urls.model_path(e["model_name"])) for e in asked)]
+    return {"assigned_users": users or None, "body": "\n".join(lines)}
+
+
+def apply_promotion(approved: bool, evaluated: list[dict[str, Any]], context: dict[str, Any]) -> list[int]:
+    """After the human's answer: promote (the reason names the approver) or stop each awaiting test."""
+    from include.modelwatch.ab import store
+    from include.modelwatch.ab.endings import PROMOTE, STOP, TASK_AB_DECISION
+    from include.tasks.approval import response_of
+
+    response = response_of(context, TASK_AB_DECISION)
+    who = response.who() if response is not None else "nobody (no response recorded)"
+    _, end = window(context)
+    done = []
+    with monitoring_db() as conn:
+        for e in _awaiting(evaluated):
+            reason = f"{e['reason']}; approved by {who}" if approved else f"promotion not approved by {who}"
+            test = store.end_test(
+                conn, e["test_id"], PROMOTE if approved else STOP, reason=reason, ended_at=end, run_id=run_id(context)
+            )
+            log.info("summary: A/B test %s of %s %s: %s", test.test_id, test.model_name, test.status, reason)
+            log_page(log, "alias history", urls.model_path(test.model_name, "aliases"))
+            done.append(test.test_id)
+    return done
 
 
 def end_tests(action: str, evaluated: list[dict[str, Any]], context: dict[str, Any]) -> list[int]:
@@ -123,8 +183,8 @@ def end_tests(action: str, evaluated: list[dict[str, Any]], context: dict[str, A
     done = []
     with monitoring_db() as conn:
         for e in evaluated:
-            if e["action"] != action:
-                continue
+            if e["action"] != action or e.get("needs_approval"):
+                continue  # a promotion awaiting a human is applied by apply_promotion
             test = store.end_test(conn, e["test_id"], action, reason=e["reason"], ended_at=end, run_id=run_id(context))
             log.info(
                 "summary: A/B test %s of %s %s (champion now v%s): %s",

@@ -119,7 +119,16 @@ def test_ab_test_through_the_dags(champion, monitoring_uri, path):
     month_start, month_end, dr = ended
     st = _states(dr)
     task = {"promote": "promote_challenger", "stop": "stop_challenger", "inconclusive": "close_inconclusive"}[path]
-    others = {"promote_challenger", "stop_challenger", "close_inconclusive", "keep_running"} - {task}
+    others = {
+        "promote_challenger",
+        "stop_challenger",
+        "close_inconclusive",
+        "keep_running",
+        "request_promotion_approval",
+        "promotion_decision",
+        "promote_approved",
+        "promotion_not_approved",
+    } - {task}
     assert st[task] == "success" and all(st[o] == "skipped" for o in others), st
 
     # both arms scored every row, each unit's arm stored; the served signal is the arm's
@@ -184,5 +193,80 @@ def test_ab_test_through_the_dags(champion, monitoring_uri, path):
         "stop_challenger",
         "close_inconclusive",
         "keep_running",
+        "request_promotion_approval",
     }
+    conn.close()
+
+
+APPROVER = {"id": "risk-officer", "name": "Risk Officer"}
+
+
+@pytest.mark.parametrize("choice", ["Approve", "Reject"])
+def test_promotion_waits_for_a_human_when_the_policy_says_so(champion, monitoring_uri, choice):
+    import json
+    import threading
+
+    from airflow.models import Variable  # the metadata DB directly: the SDK's Variable needs a task context
+
+    from tests.e2e import hitl
+
+    conn = storage.connect(monitoring_uri)
+    first_id = rows(conn, "SELECT coalesce(max(id), 0) AS id FROM model_alias_history")[0]["id"]
+    v1 = champion.model.version
+    oracle = _register(conn, registry.get_version(conn, "spx_signal", v1), _oracle_artifact(), "e2e-oracle")
+    tid = store.start_test(
+        conn,
+        model_name="spx_signal",
+        challenger_version=oracle,
+        started_at=START,
+        started_by="e2e",
+        reason="e2e A/B test with approval",
+        max_days=200,
+        min_samples=20,
+    )
+    Variable.set("modelwatch_require_approval", json.dumps({"spx_signal": True}))  # noqa: AIR311
+    Variable.set("modelwatch_approvers", json.dumps({"spx_signal": [APPROVER]}))  # noqa: AIR311
+    stop, seen = threading.Event(), []
+    responder = threading.Thread(
+        target=hitl.answer, args=("ab_test_daily", "promotion_decision", lambda _: choice, APPROVER, stop, seen)
+    )
+    responder.daemon = True
+    responder.start()
+    try:
+        for month_start, month_end in MONTHS:
+            assert run_window("score_signals", _iso(month_start), _iso(month_end)).state == "success"
+            dr = run_window("ab_test_daily", _iso(month_start), _iso(month_end))
+            assert dr.state == "success"
+            if store.get_test(conn, tid).status != "running":
+                break
+            conn.rollback()
+    finally:
+        stop.set()
+        Variable.set("modelwatch_require_approval", "{}")  # noqa: AIR311
+        Variable.set("modelwatch_approvers", "{}")  # noqa: AIR311
+    st = _states(dr)
+    test = store.get_test(conn, tid)
+    last = store.daily_results(conn, tid)[-1]
+    assert last["decision"] == "promote"  # the evidence decided; the human decides whether it happens
+    assert st["request_promotion_approval"] == "success" and st["promotion_decision"] == "success"
+    assert st["promote_challenger"] == "skipped"  # never without the human
+    # the request went to the model's approver and names the test and its evidence
+    assert len(seen) == 1 and seen[0]["assigned_users"] == [APPROVER]
+    assert f"test {tid}, challenger v{oracle} against champion v{v1}: {last['reason']}" in seen[0]["body"]
+    history = [h for h in _alias_rows(conn, first_id) if h["reason"].startswith(f"A/B test {tid} ")]
+    if choice == "Approve":
+        assert st["promote_approved"] == "success" and st["promotion_not_approved"] == "skipped"
+        assert test.status == "promoted" and test.reason == f"{last['reason']}; approved by Risk Officer (risk-officer)"
+        assert registry.resolve_alias(conn, "spx_signal", "champion") == oracle
+        assert [(h["alias"], h["from_version"], h["to_version"]) for h in history] == [
+            ("champion", v1, oracle),
+            ("challenger", oracle, None),
+        ]
+        assert all(h["reason"].endswith("approved by Risk Officer (risk-officer)") for h in history)
+    else:
+        assert st["promotion_not_approved"] == "success" and st["promote_approved"] == "skipped"
+        assert test.status == "stopped" and test.reason == "promotion not approved by Risk Officer (risk-officer)"
+        assert registry.resolve_alias(conn, "spx_signal", "champion") == v1
+        assert [(h["alias"], h["from_version"], h["to_version"]) for h in history] == [("challenger", oracle, None)]
+    assert registry.resolve_alias(conn, "spx_signal", "challenger") is None
     conn.close()

@@ -212,3 +212,42 @@ def test_an_empty_test_has_zero_rates_and_no_arm_rates():
     assert d.action == CONTINUE
     assert "0 paired rows, hit rate challenger 0.0000 vs champion 0.0000" in d.reason
     assert _fmt_rate(None) == "n/a" and _fmt_rate(0.5) == "0.5000"
+
+
+def test_a_promotion_the_policy_puts_before_a_human_goes_to_the_request():
+    from include.modelwatch.ab import endings
+
+    assert endings.endings(["promote"], [True]) == ["request_promotion_approval"]
+    assert endings.endings(["promote"], [False]) == ["promote_challenger"]
+    # two models: one promoted at once, one awaiting its approvers; the other endings are unaffected
+    assert endings.endings(["promote", "stop", "promote"], [False, False, True]) == [
+        "promote_challenger",
+        "request_promotion_approval",
+        "stop_challenger",
+    ]
+    # needs_approval matters only for promotions
+    assert endings.endings(["stop", "continue"], [True, True]) == ["stop_challenger"]
+    assert endings.endings(["continue"], [True]) == ["keep_running"]
+    with pytest.raises(ValueError, match="needs_approval has 1 entries for 2 decisions"):
+        endings.endings(["promote", "stop"], [True])
+
+
+def test_the_dag_documents_every_task_the_branch_can_choose():
+    from pathlib import Path
+
+    from include.modelwatch.ab import endings
+
+    doc = (Path(__file__).resolve().parents[2] / "dags" / "ab_test_daily.py").read_text().split('"""')[1]
+    tasks = [
+        endings.TASK_AB_PROMOTE,
+        endings.TASK_AB_STOP,
+        endings.TASK_AB_INCONCLUSIVE,
+        endings.TASK_AB_CONTINUE,
+        endings.TASK_AB_ASK,
+        endings.TASK_AB_DECISION,
+        endings.TASK_AB_PROMOTE_APPROVED,
+        endings.TASK_AB_NOT_APPROVED,
+    ]
+    assert len(set(tasks)) == len(tasks) and all(t for t in tasks)
+    missing = [t for t in tasks if f"`{t}`" not in doc]
+    assert not missing, f"dags/ab_test_daily.py's doc_md does not name {missing}"
