@@ -64,7 +64,7 @@ from include.tasks.common import DEFAULT_ARGS, window_params
     schedule=CronDataIntervalTimetable("30 23 * * 1-5", timezone="UTC"),  # after score_signals' outcomes
     start_date=pendulum.datetime(2006, 12, 1, tz="UTC"),
     catchup=False,
-    dagrun_timeout=timedelta(hours=1),
+    dagrun_timeout=timedelta(days=4),  # a promotion's approval may wait 3 days (then Reject)
     max_active_runs=1,  # a test's days are judged in order
     default_args=DEFAULT_ARGS,
     params=window_params(),

@@ -54,36 +54,16 @@ def _evaluate_one(conn, test: Any, end: Any, context: dict[str, Any]) -> dict[st
         if test.allocation == "thompson"
         else test.split
     )
-    z, z_p = stats.two_proportion_z(
-        ev.assigned.hits_champion, ev.assigned.n_champion, ev.assigned.hits_challenger, ev.assigned.n_challenger
+    row = store.day_row(
+        ev.paired,
+        ev.assigned,
+        evidence,
+        decision,
+        days_elapsed=int(days),
+        next_split=next_split,
+        arm_metrics=ev.arm_metrics,
+        run_id=run_id(context),
     )
-    mc = stats.mcnemar(ev.paired.b, ev.paired.c, ev.paired.n)
-    seq = evidence.sequential
-    row = {
-        "days_elapsed": int(days),
-        "matured_rows": ev.paired.n,
-        "both_right": ev.paired.both_right,
-        "champion_only": ev.paired.champion_only,
-        "challenger_only": ev.paired.challenger_only,
-        "both_wrong": ev.paired.both_wrong,
-        "n_champion": ev.assigned.n_champion,
-        "hits_champion": ev.assigned.hits_champion,
-        "n_challenger": ev.assigned.n_challenger,
-        "hits_challenger": ev.assigned.hits_challenger,
-        "z": z,
-        "z_p_value": z_p,
-        "mcnemar_p_value": mc.p_value,
-        "seq_log_lr": seq.log_lr,
-        "seq_log_threshold": seq.log_threshold,
-        "seq_decision": seq.decision,
-        "srm_p_value": decision.srm.p_value,
-        "srm_mismatch": decision.srm.mismatch,
-        "next_split": next_split,
-        "arm_metrics": ev.arm_metrics,
-        "decision": decision.action,
-        "reason": decision.reason,
-        "run_id": run_id(context),
-    }
     with transaction(conn) as cur:
         store.record_day(cur, test.test_id, end.date(), row)
     if test.allocation == "thompson":
@@ -99,7 +79,7 @@ def _evaluate_one(conn, test: Any, end: Any, context: dict[str, Any]) -> dict[st
         decision.action.upper(),
         decision.reason,
     )
-    log_page(log, "model", urls.model_path(test.model_name))
+    log_page(log, "A/B test", urls.ab_test_path(test.test_id))
     from include.modelwatch.ab.endings import PROMOTE
     from include.tasks.retrain import policy_requires_human
 
@@ -164,6 +144,9 @@ def apply_promotion(approved: bool, evaluated: list[dict[str, Any]], context: di
     done = []
     with monitoring_db() as conn:
         for e in _awaiting(evaluated):
+            if store.get_test(conn, e["test_id"]).status != "running":  # ended by an earlier try of this task
+                log.info("A/B test %s is no longer running: already applied", e["test_id"])
+                continue
             reason = f"{e['reason']}; approved by {who}" if approved else f"promotion not approved by {who}"
             test = store.end_test(
                 conn, e["test_id"], PROMOTE if approved else STOP, reason=reason, ended_at=end, run_id=run_id(context)

@@ -143,16 +143,22 @@ class LabelOperator(HITLOperator):
 
 
 def respond_to_labels(context: dict[str, Any]) -> dict[str, Any]:
-    """Evaluate the ``labelling`` response rules (``active_learning_retrain``: enough labels no retrain used yet)
-    for each model at the window's end; returns the changed triggers (the Asset event) like the other monitors."""
+    """Evaluate the ``labelling`` response rules (``active_learning_retrain``: enough labels no retrain used yet,
+    old enough to train on) for each model as of its newest scored bar; returns the changed triggers (the Asset
+    event) like the other monitors."""
+    from include.modelwatch.data.storage import fetch_dicts
     from include.modelwatch.loop import responses, triggers
 
-    _, end = window(context)
     rid = run_id(context)
     changed: list[int] = []
     actions: dict[str, int] = {}
+    end = None
     with monitoring_db() as conn:
         for model in _models(context):
+            # the data's clock: the model's newest scored bar (a retrain triggered now trains on data up to it;
+            # on a replay the wall clock would reach past the replayed data)
+            newest = fetch_dicts(conn, "SELECT max(ts) AS t FROM predictions WHERE model_name = %(m)s", {"m": model})
+            end = newest[0]["t"] if newest and newest[0]["t"] is not None else window(context)[1]
             ev = responses.evaluate(conn, model, source="labelling", as_of=end, run_id=rid)
             log.info("%s", ev.summary())
             if ev.changed and ev.trigger_id is not None:
@@ -161,8 +167,8 @@ def respond_to_labels(context: dict[str, Any]) -> dict[str, Any]:
                 actions[a["action"]] = actions.get(a["action"], 0) + 1
         pending = triggers.pending_count(conn)
     log.info(
-        "summary: labelling rules at %s: %s; %d pending trigger(s)",
-        end.isoformat(),
+        "summary: labelling rules as of %s: %s; %d pending trigger(s)",
+        end.isoformat() if end is not None else "-",
         ", ".join(f"{v} {k}" for k, v in sorted(actions.items())) or "no decisions",
         pending,
     )

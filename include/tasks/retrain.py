@@ -91,9 +91,8 @@ def claim(context: dict[str, Any]) -> dict[str, Any] | None:
 def _frames(trigger: dict[str, Any], context: dict[str, Any]):
     """The trigger's frames (see :func:`candidate.trigger_frames`) with the human labels of the active-learning
     queue applied to the training rows (the model's weight and disagreement rule; ``info["human_labels"]`` says
-    what they did, ``info["human_label_items"]`` which items), and the champion they are cut for."""
-    import pandas as pd
-
+    what they did, ``info["human_label_items"]`` which items), and the champion they are cut for. After
+    ``assemble`` (``trigger`` is then its row), exactly the items the training set recorded."""
     from include.modelwatch import registry
     from include.modelwatch.active_learning import labels
     from include.modelwatch.active_learning import store as al_store
@@ -103,22 +102,19 @@ def _frames(trigger: dict[str, Any], context: dict[str, Any]):
     with monitoring_db() as conn:
         champ = registry.get_alias(conn, model, registry.CHAMPION)
         frames = candidate.trigger_frames(trigger, _split(context), champ)
-        dates = pd.concat([frames.train["date"], frames.evaluation["date"]])
+        dates = frames.train["date"]
         items = (
-            al_store.training_labels(conn, model, trigger["trigger_id"], dates.min().date(), dates.max().date())
+            al_store.training_labels(
+                conn, model, dates.min().date(), dates.max().date(), item_ids=trigger.get("human_label_items")
+            )
             if len(dates)
             else []
         )
         band = al_store.settings_for(conn, model)
     applied = labels.apply_human_labels(
-        frames.train,
-        items,
-        label_weight=band.label_weight,
-        on_disagreement=band.on_disagreement,
-        evaluation=frames.evaluation,
+        frames.train, items, label_weight=band.label_weight, on_disagreement=band.on_disagreement
     )
     frames.train = applied.frame
-    frames.evaluation = applied.evaluation if applied.evaluation is not None else frames.evaluation
     frames.info["human_labels"] = applied.summary
     frames.info["human_label_items"] = applied.used_items
     return frames, champ
@@ -173,7 +169,7 @@ def assemble(trigger: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]
         info["embargo_sessions"],
         info["human_labels"],
     )
-    return {**trigger, "dataset_id": ds, "n_rows": len(train), "rows_per_class": per_class, **info}
+    return {**trigger, "dataset_id": ds, "fingerprint": fp, "n_rows": len(train), "rows_per_class": per_class, **info}
 
 
 def _fail_trigger(trigger: dict[str, Any], context: dict[str, Any], error: str) -> None:
@@ -223,6 +219,11 @@ def train_candidate(dataset_row: dict[str, Any], algorithm: str, context: dict[s
     t0 = time.perf_counter()
     try:
         frames, champ = _frames(dataset_row, context)
+        if dataset.fingerprint(frames.train) != dataset_row["fingerprint"]:
+            raise ValueError(
+                f"{model_name} trigger {tid}: the training rows differ from training set {dataset_row['dataset_id']} "
+                "(sha256 mismatch): the data or its human labels changed since assemble_training_data"
+            )
         ev = candidate.train_for_trigger(
             frames,
             training.deserialize_model(registry.read_artifact(champ)),

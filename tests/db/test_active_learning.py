@@ -478,7 +478,7 @@ def test_training_labels_and_processed_items_through_record_dataset(db, tmp_path
         store.label(db, i, lab, by="alice", at=AT + timedelta(minutes=k))
     store.skip(db, ids[1], by="alice", at=AT)
     tid = _trigger(db)
-    got = store.training_labels(db, "m", tid, date(2008, 10, 1), date(2008, 10, 3))
+    got = store.training_labels(db, "m", date(2008, 10, 1), date(2008, 10, 3))
     db.rollback()
     assert got == [  # 10-08 is outside the sessions; the skipped item has no label
         {"item_id": ids[2], "symbol": "SPX", "date": date(2008, 10, 3), "manual_label": "HOLD"},
@@ -518,7 +518,7 @@ def test_training_labels_and_processed_items_through_record_dataset(db, tmp_path
     ]
     assert store.get_item(db, ids[3]).status == "labelled"  # not used: left for a later retrain
     # a re-run of the same trigger sees the same items (processed by its dataset), and re-records the same id
-    again = store.training_labels(db, "m", tid, date(2008, 10, 1), date(2008, 10, 3))
+    again = store.training_labels(db, "m", date(2008, 10, 1), date(2008, 10, 3))
     db.rollback()
     assert again == got
     assert (
@@ -536,12 +536,15 @@ def test_training_labels_and_processed_items_through_record_dataset(db, tmp_path
         == ds
     )
     assert {store.get_item(db, i).training_dataset_id for i in used} == {ds}
-    # another trigger does not see them; the labelled one of 10-08 it does
+    # a label is a permanent fact: a later retrain over those sessions uses the processed ones again, plus 10-08;
+    # with item_ids, exactly the items a training set recorded
     _finish(db, tid)
-    other = _trigger(db, at=W1 + timedelta(days=1))
-    later = store.training_labels(db, "m", other, date(2008, 10, 1), date(2008, 10, 31))
+    later = store.training_labels(db, "m", date(2008, 10, 1), date(2008, 10, 31))
     db.rollback()
-    assert [g["item_id"] for g in later] == [ids[3]]
+    assert [g["item_id"] for g in later] == [ids[2], ids[0], ids[3]]
+    assert store.training_labels(db, "m", date(2008, 10, 1), date(2008, 10, 31), item_ids=[ids[3]]) == [later[2]]
+    assert store.training_labels(db, "m", date(2008, 10, 1), date(2008, 10, 31), item_ids=[]) == []
+    db.rollback()
     with storage.transaction(db) as cur:
         assert store.mark_processed(cur, [], ds, W1) == 0
         assert store.mark_processed(cur, [ids[0], ids[1]], ds, W1) == 0  # processed and skipped: untouched
@@ -647,6 +650,25 @@ def test_new_labels_rule_fires_an_active_learning_trigger_at_50(db, tmp_path):
         ("new_labels", ">=", 50.0, "full", "medium")
     ]
     ids = _label_many(db, 49)
+    # too recent to train on: no retrain's training rows can hold these sessions yet
+    ev = responses.evaluate(db, "m", source="labelling", as_of=W1 - timedelta(days=1), run_id="l0")
+    assert [(a["action"], a["observed"]) for a in ev.actions] == [("no_change", 0.0)]
+    # the model scores on (a session a day here): 135 sessions after the last label are one short of
+    # store.USABLE_AFTER_SESSIONS for it; the 48 before it have their later labelled sessions too
+    later = [date(2008, 6, 2) + timedelta(days=k) for k in range(store.USABLE_AFTER_SESSIONS)]
+    confident = {"SELL": 0.05, "HOLD": 0.05, "BUY": 0.9}  # outside the band: nothing captured
+    _score(
+        db,
+        {d: confident for d in later[:-1]},
+        start=signals.bar_ts(later[0]),
+        end=signals.bar_ts(later[-2]) + timedelta(hours=1),
+    )
+    assert store.USABLE_AFTER_SESSIONS == 136
+    with storage.transaction(db) as cur:
+        assert store.usable_new_labels(cur, "m") == 48
+    _score(
+        db, {later[-1]: confident}, start=signals.bar_ts(later[-1]), end=signals.bar_ts(later[-1]) + timedelta(hours=1)
+    )
     ev = responses.evaluate(db, "m", source="labelling", as_of=W1, run_id="l1")
     assert [(a["action"], a["rule_name"], a["observed"]) for a in ev.actions] == [
         ("no_change", "active_learning_retrain", 49.0)

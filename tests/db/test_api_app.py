@@ -673,6 +673,8 @@ def test_ab_compare_and_traffic(client, tokens, db, tmp_path):
     assert (traffic["champion_units"], traffic["challenger_units"]) == (16 - n_chal, n_chal)
     assert traffic["observed_split"] == pytest.approx(n_chal / 16) and traffic["configured_split"] == 0.25
     assert [d["champion"] + d["challenger"] for d in traffic["days"]] == [2] * 8
+    assert {d["split"] for d in traffic["days"]} == {0.25}  # the split each session's units were assigned with
+    assert (cmp["latest"]["n_champion"], cmp["latest"]["hits_challenger"], cmp["latest"]["run_id"]) == (7, 2, "r1")
     missing = client.get(f"{P}/ab-tests/999/compare", headers=h)
     assert missing.status_code == 422 and missing.json()["field"] == "test_id"
     assert client.get(f"{P}/ab-tests/{tid}/traffic").status_code == 401  # no token, no data

@@ -154,6 +154,13 @@ def test_ab_test_through_the_dags(champion, monitoring_uri, path):
         path, "inconclusive"
     )
     assert test.reason == last["reason"] and test.ended_at == datetime.fromisoformat(_iso(month_end))
+    # both sides of the sequential test are stored, on the sessions won; the larger is the recorded statistic
+    assert last["seq_unit"] == "session"
+    assert max(last["seq_log_lr_challenger"], last["seq_log_lr_champion"]) == last["seq_log_lr"]
+    assert (
+        f"sessions won (champion {last['seq_champion_wins']}, challenger {last['seq_challenger_wins']})"
+        in (last["reason"])
+    )
     assert (
         last["matured_rows"]
         == last["both_right"] + last["champion_only"] + last["challenger_only"] + (last["both_wrong"])

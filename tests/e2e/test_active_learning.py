@@ -23,6 +23,8 @@ from include.modelwatch.loop import responses, rule_store
 from tests.e2e.conftest import get_dag, rows, run_window
 
 MONTHS = [("2008-01-01", "2008-02-01"), ("2008-02-01", "2008-03-01")]
+#: the model scores on: the January-February labels become old enough to train on (136 sessions)
+LATER = [(f"2008-{m:02d}-01", f"2008-{m + 1:02d}-01") for m in range(3, 10)]
 ANALYST = {"id": "analyst-1", "name": "Ana Lyst"}
 FAST = {"num_boost_round": 40, "eval_sessions": 120, "train_years": 4}
 N_ITEMS = 14
@@ -104,6 +106,8 @@ def _states(dr) -> dict[str, str]:
 def test_active_learning_from_capture_to_retraining(champion, monitoring_uri):
     conn = storage.connect(monitoring_uri)
     version = champion.model.version
+    # the replay moves months in minutes: keep January's items from expiring while the model scores on to September
+    store.set_settings(conn, "spx_signal", {"expire_after_days": 400}, by="e2e", at=datetime(2008, 1, 1, tzinfo=UTC))
     for start, end in MONTHS:
         assert run_window("score_signals", _iso(start), _iso(end)).state == "success"
 
@@ -145,7 +149,10 @@ def test_active_learning_from_capture_to_retraining(champion, monitoring_uri):
     st = _states(dr)
     assert str(dr.state) == "success", st
     assert {st[f"label_item[{i}]"] for i in range(N_ITEMS)} == {"success"}
-    assert st["respond_to_labels"] == "success" and st["announce_triggers"] == "success"
+    # the labels are too recent to train on (their sessions are the out-of-sample period of a retrain now):
+    # the rule does not fire yet
+    assert st["respond_to_labels"] == "success" and st["announce_triggers"] == "skipped"
+    assert rows(conn, "SELECT count(*) AS n FROM retraining_triggers")[0]["n"] == 0
     # the requests were the top items by priority, then age, in that order
     asked = [asked_at[i] for i in range(N_ITEMS)]
     assert asked == [it.item_id for it in top]
@@ -178,44 +185,57 @@ def test_active_learning_from_capture_to_retraining(champion, monitoring_uri):
     except store.LabelError as exc:
         assert f"item {labelled[0]}" in str(exc) and "by Ana Lyst (analyst-1)" in str(exc)
 
-    # --- the rule fired: one pending active-learning trigger
+    # --- the model scores on to September; the next labelling run (one item, skipped) finds the labels usable
+    for start, end in LATER:
+        assert run_window("score_signals", _iso(start), _iso(end)).state == "success"
+    stop = threading.Event()
+    analyst = threading.Thread(target=_analyst, args=(conn, stop, {}, {}, -1, 0), daemon=True)
+    analyst.start()
+    try:
+        dr = get_dag("label_queue").test(
+            logical_date=pendulum.datetime(2008, 10, 1, 7, tz="UTC"), run_conf={"model_name": "spx_signal", "n": 1}
+        )
+    finally:
+        stop.set()
+    st = _states(dr)
+    assert st["label_item[0]"] == "success" and st["announce_triggers"] == "success", st
     trig = rows(
         conn,
-        "SELECT trigger_id, trigger_type, retrain_mode, priority, rule_name, status FROM retraining_triggers",
+        "SELECT trigger_id, trigger_type, retrain_mode, priority, rule_name, status, triggered_at "
+        "FROM retraining_triggers",
     )
     assert len(trig) == 1 and trig[0]["trigger_type"] == "active_learning" and trig[0]["status"] == "pending"
     assert trig[0]["rule_name"] == "active_learning_retrain" and trig[0]["retrain_mode"] == "full"
+    # as of the data's clock: the model's newest scored bar (2008-09-30), not the wall clock
+    newest = rows(conn, "SELECT max(ts) AS t FROM predictions")[0]["t"]
+    assert trig[0]["triggered_at"] == newest and newest.date() == datetime(2008, 9, 30).date()
     # evaluating the labelling rules again at the same logical time changes nothing
-    as_of = rows(conn, "SELECT DISTINCT evaluated_at FROM closed_loop_actions WHERE source = 'labelling'")
-    assert len(as_of) == 1
-    ev = responses.evaluate(conn, "spx_signal", source="labelling", as_of=as_of[0]["evaluated_at"], run_id="e2e")
+    ev = responses.evaluate(conn, "spx_signal", source="labelling", as_of=newest, run_id="e2e")
     assert ev.replayed and not ev.changed and ev.trigger_id == trig[0]["trigger_id"]
 
-    # --- retrain_gated trains with the labels (their sessions lie in the out-of-sample period of a trigger
-    # written in March 2008: they move into training); the items become processed, linked to the training set
-    dr = get_dag("retrain_gated").test(logical_date=pendulum.parse("2008-03-04"), run_conf=FAST)
+    # --- retrain_gated trains with the labels (out of sample: the last 120 sessions; the January-February labels are
+    # training rows now); the items become processed, linked to the training set
+    dr = get_dag("retrain_gated").test(logical_date=pendulum.parse("2008-10-02"), run_conf=FAST)
     st = _states(dr)
     assert st["assemble_training_data"] == "success" and st["train_candidate[0]"] == "success", st
     ds = rows(conn, "SELECT dataset_id, human_labels, date_start, date_end FROM training_datasets")
-    # the matured labels train; a label whose outcome has not matured has no row yet and waits for a later retrain
-    assert len(ds) == 1 and ds[0]["human_labels"] == len(matured)
+    # every label trains now (late February's outcome matured in March)
+    assert len(ds) == 1 and ds[0]["human_labels"] == len(labelled)
     after = rows(
         conn,
         "SELECT item_id, status, training_dataset_id FROM active_learning_queue WHERE item_id = ANY(%s)",
         (labelled,),
     )
     assert {r["item_id"]: (r["status"], r["training_dataset_id"]) for r in after} == {
-        i: ("processed", ds[0]["dataset_id"]) if i in matured else ("labelled", None) for i in labelled
+        i: ("processed", ds[0]["dataset_id"]) for i in labelled
     }
     jobs = rows(conn, "SELECT metrics FROM training_jobs WHERE status = 'succeeded'")
-    assert jobs and all(j["metrics"]["human_labels"]["human_labels"] == len(matured) for j in jobs)
-    assert all(j["metrics"]["human_labels"]["moved_from_evaluation"] == len(matured) for j in jobs)
+    assert len(jobs) == 2 and all(j["metrics"]["human_labels"]["human_labels"] == len(labelled) for j in jobs)
+    assert all(j["metrics"]["human_label_items"] == sorted(labelled) for j in jobs)
     done = rows(conn, "SELECT status FROM retraining_triggers WHERE trigger_id = %s", (trig[0]["trigger_id"],))
     assert done[0]["status"] == "done"
     # the queue's counts after the whole path
     counts = store.queue_counts(conn, "spx_signal")[0]
     conn.rollback()
-    unmatured = len(labelled) - len(matured)
-    assert (counts["labelled"], counts["processed"], counts["skipped"]) == (unmatured, len(matured), 1)
-    assert counts["pending"] == len(queue) - len(labelled) - 1
+    assert (counts["labelled"], counts["processed"], counts["skipped"]) == (0, len(labelled), 2)
     conn.close()

@@ -255,7 +255,6 @@ def test_agreement_gets_the_weight_and_disagreement_follows_human():
         "disagreed": 1,
         "relabelled": 1,
         "dropped": 0,
-        "moved_from_evaluation": 0,
         "superseded": 0,
     }
 
@@ -294,22 +293,17 @@ def test_last_item_wins_per_symbol_and_date_and_the_replaced_ones_are_used_up():
     assert out.frame["label"].tolist()[2] == "SELL" and out.summary["relabelled"] == 1
 
 
-def test_labelled_out_of_sample_rows_move_into_training():
-    evaluation = pd.DataFrame(
-        {
-            "symbol": ["SPX", "SPX"],
-            "date": pd.to_datetime(["2008-10-06", "2008-10-07"]),
-            "label": ["SELL", "BUY"],
-            "x": [6.0, 7.0],
-        }
-    )
-    items = [{"item_id": 3, "symbol": "SPX", "date": date(2008, 10, 6), "manual_label": "HOLD"}]
-    out = apply_human_labels(_train(), items, label_weight=2.0, on_disagreement="human", evaluation=evaluation)
-    assert out.evaluation is not None and out.evaluation["x"].tolist() == [7.0]
-    moved = out.frame[out.frame["x"] == 6.0]
-    assert moved["label"].tolist() == ["HOLD"] and moved["weight"].tolist() == [2.0]
-    assert len(out.frame) == 6 and out.used_items == [3] and out.summary["moved_from_evaluation"] == 1
-    assert out.frame["date"].is_monotonic_increasing
+def test_only_training_rows_take_labels_and_the_usable_age_is_the_split_s():
+    """A label on an out-of-sample or unmatured session is not used (moving it would leak that period into the
+    candidate); the rule counts a label once a default split's training rows can hold its session."""
+    from include.modelwatch.active_learning import store
+    from include.modelwatch.training.dataset import SplitSettings
+
+    items = [{"item_id": 3, "symbol": "SPX", "date": date(2030, 1, 2), "manual_label": "HOLD"}]
+    out = apply_human_labels(_train(), items, label_weight=2.0, on_disagreement="human")
+    assert out.used_items == [] and out.summary["human_labels"] == 0 and out.frame["weight"].tolist() == [1.0] * 5
+    s = SplitSettings()
+    assert store.USABLE_AFTER_SESSIONS == s.eval_sessions + s.embargo + s.horizon
 
 
 def test_no_items_and_bad_arguments():

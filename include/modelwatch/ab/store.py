@@ -344,6 +344,59 @@ def evidence(conn, test: ABTest, day_end: datetime) -> DayEvidence:
     )
 
 
+def day_row(
+    paired: PairedCounts,
+    assigned: ArmCounts,
+    evidence: Any,
+    decision: Any,
+    *,
+    days_elapsed: int,
+    next_split: float,
+    arm_metrics: Mapping[str, Any],
+    run_id: str | None,
+) -> dict[str, Any]:
+    """The ``ab_daily_results`` row of one evaluation (the one place its columns are filled): the paired table,
+    the assigned arms, the z-test, McNemar, both sides of the sequential test, SRM, the decision and its reason.
+    ``evidence`` and ``decision`` are :class:`~include.modelwatch.ab.decision.Evidence` and the result of
+    :func:`~include.modelwatch.ab.decision.decide`."""
+    from include.modelwatch.ab import stats
+
+    z, z_p = stats.two_proportion_z(
+        assigned.hits_champion, assigned.n_champion, assigned.hits_challenger, assigned.n_challenger
+    )
+    seq = evidence.sequential
+    return {
+        "days_elapsed": int(days_elapsed),
+        "matured_rows": paired.n,
+        "both_right": paired.both_right,
+        "champion_only": paired.champion_only,
+        "challenger_only": paired.challenger_only,
+        "both_wrong": paired.both_wrong,
+        "n_champion": assigned.n_champion,
+        "hits_champion": assigned.hits_champion,
+        "n_challenger": assigned.n_challenger,
+        "hits_challenger": assigned.hits_challenger,
+        "z": z,
+        "z_p_value": z_p,
+        "mcnemar_p_value": stats.mcnemar(paired.b, paired.c, paired.n).p_value,
+        "seq_log_lr": seq.log_lr,
+        "seq_log_threshold": seq.log_threshold,
+        "seq_decision": seq.decision,
+        "seq_unit": seq.unit,
+        "seq_champion_wins": seq.b,
+        "seq_challenger_wins": seq.c,
+        "seq_log_lr_challenger": seq.log_lr_challenger,
+        "seq_log_lr_champion": seq.log_lr_champion,
+        "srm_p_value": decision.srm.p_value,
+        "srm_mismatch": decision.srm.mismatch,
+        "next_split": next_split,
+        "arm_metrics": dict(arm_metrics),
+        "decision": decision.action,
+        "reason": decision.reason,
+        "run_id": run_id,
+    }
+
+
 def record_day(cur, test_id: int, day: date, row: Mapping[str, Any]) -> None:
     """Replace the ``ab_daily_results`` row of (test, day) and set the test's split to its ``next_split``."""
     cur.execute("DELETE FROM ab_daily_results WHERE test_id = %(t)s AND day = %(d)s", {"t": test_id, "d": day})

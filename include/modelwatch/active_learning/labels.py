@@ -8,12 +8,12 @@ realized label (the outcome over the horizon). :func:`apply_human_labels` joins 
   ``label_weight``; ``outcome`` keeps the realized label at weight 1 (the human label is counted, not used);
   ``drop`` removes the row (neither answer is trusted).
 
-A labelled item is recent when it is labelled, so its session usually lies in the retrain's out-of-sample period
-(the last sessions before the trigger). With ``evaluation`` given, such rows move from the out-of-sample rows into
-training: a human-labelled row trains and never judges. (Their horizon overlaps neighbouring out-of-sample rows;
-with a handful of rows among hundreds the leak is small, and it favours no model over the other: see the README's
-known limits.) Items whose session is in neither frame (not yet matured) are not used: they stay ``labelled`` for
-a later retrain.
+Only training rows take human labels. A label is recent when it is given, so its session first lies in the
+retrain's out-of-sample period (the last sessions before the trigger) or has not matured: it is not used then.
+Moving such rows into training would leak the out-of-sample period into the candidate (the labels of one session
+are 5-session outcomes shared by neighbouring sessions and by the other index), and the champion never saw them.
+A label is a permanent fact about its (symbol, session): every retrain whose training rows hold that session uses
+it, and the response rule counts only labels old enough to be used (``store.USABLE_AFTER_SESSIONS``).
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ class LabelledTraining:
     frame: pd.DataFrame
     used_items: list[int] = field(default_factory=list)
     summary: dict[str, int] = field(default_factory=dict)
-    evaluation: pd.DataFrame | None = None  # the out-of-sample rows left after moving the labelled ones
 
 
 def _keys(frame: pd.DataFrame) -> list[tuple[str, pd.Timestamp]]:
@@ -56,12 +55,10 @@ def apply_human_labels(
     *,
     label_weight: float,
     on_disagreement: str,
-    evaluation: pd.DataFrame | None = None,
 ) -> LabelledTraining:
     """``train`` (``symbol``, ``date``, ``label``, ...) with the human labels of ``items`` (``item_id``, ``symbol``,
     ``date``, ``manual_label``; for one (symbol, date) the last item wins, the earlier ones are used up with it:
-    ``superseded``) applied; with ``evaluation``, labelled out-of-sample rows move into training first (see the
-    module docstring)."""
+    ``superseded``) applied to the training rows (see the module docstring)."""
     if on_disagreement not in DISAGREEMENT_RULES:
         raise ValueError(f"on_disagreement must be one of {list(DISAGREEMENT_RULES)}, got {on_disagreement!r}")
     if not label_weight > 0:
@@ -73,7 +70,6 @@ def apply_human_labels(
         "disagreed": 0,
         "relabelled": 0,
         "dropped": 0,
-        "moved_from_evaluation": 0,
         "superseded": 0,
     }
     by_key: dict[tuple[str, pd.Timestamp], Mapping[str, Any]] = {}
@@ -84,16 +80,9 @@ def apply_human_labels(
             earlier.setdefault(key, []).append(int(by_key[key]["item_id"]))
         by_key[key] = given
     frame = train.copy()
-    if evaluation is not None and by_key:
-        moving = pd.Series([k in by_key for k in _keys(evaluation)], index=evaluation.index, dtype=bool)
-        summary["moved_from_evaluation"] = int(moving.sum())
-        if moving.any():
-            frame = pd.concat([frame, evaluation[moving]]).sort_values(["date", "symbol"], kind="stable")
-            frame = frame.reset_index(drop=True)
-            evaluation = evaluation[~moving].reset_index(drop=True)
     frame["weight"] = 1.0
     if not by_key:
-        return LabelledTraining(frame, [], summary, evaluation)
+        return LabelledTraining(frame, [], summary)
     keys = _keys(frame)
     used: set[int] = set()
     drop: list[int] = []
@@ -121,4 +110,4 @@ def apply_human_labels(
             summary["dropped"] += 1
     if drop:
         frame = frame.drop(index=drop).reset_index(drop=True)
-    return LabelledTraining(frame, sorted(used), summary, evaluation)
+    return LabelledTraining(frame, sorted(used), summary)

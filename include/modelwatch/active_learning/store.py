@@ -101,6 +101,8 @@ def set_settings(conn, model_name: str, changes: Mapping[str, Any], *, by: str, 
         cur.execute("SELECT 1 FROM model_versions WHERE model_name = %(m)s LIMIT 1", {"m": model_name})
         if cur.fetchone() is None:
             raise SettingsError(f"unknown model {model_name!r}")
+        # two people changing settings at once: the second waits and starts from the first one's values
+        cur.execute("SELECT 1 FROM active_learning_settings WHERE model_name = %(m)s FOR UPDATE", {"m": model_name})
         new = settings_for(conn, model_name).changed(model_name, changes)
         values = new.as_dict()
         cols = ", ".join(values)
@@ -304,17 +306,39 @@ def skip(conn, item_id: int, *, by: str, at: datetime, note: str | None = None) 
 # ------------------------------------------------------------------ retraining
 
 
-def training_labels(conn, model_name: str, trigger_id: int, start: date, end: date) -> list[dict[str, Any]]:
-    """Human labels a retrain of ``trigger_id`` may use: the model's labelled items of sessions ``start..end``
-    (any version), and those an earlier attempt of the same trigger already took (so a re-run sees the same)."""
+#: a label is usable once a retrain's training rows can hold its session: the default out-of-sample period plus
+#: the embargo and the label horizon (``training.dataset.SplitSettings``: 126 + 5 + 5 sessions) lie after it
+USABLE_AFTER_SESSIONS = 126 + 5 + 5
+
+
+def training_labels(
+    conn, model_name: str, start: date, end: date, item_ids: Sequence[int] | None = None
+) -> list[dict[str, Any]]:
+    """Human labels a retrain may use for its training sessions ``start..end``: the model's labelled and processed
+    items (a label is a permanent fact about its symbol and session, whichever retrain used it first), in the order
+    they were given. ``item_ids``: exactly these (the ones the training set recorded), so every candidate of a
+    trigger trains on the same rows even when people keep labelling meanwhile."""
     return fetch_dicts(
         conn,
         "SELECT item_id, symbol, (ts AT TIME ZONE 'UTC')::date AS date, manual_label FROM active_learning_queue q "
-        "WHERE model_name = %(m)s AND (ts AT TIME ZONE 'UTC')::date BETWEEN %(start)s AND %(end)s AND (status = "
-        "'labelled' OR (status = 'processed' AND training_dataset_id IN "
-        "(SELECT dataset_id FROM training_datasets WHERE trigger_id = %(t)s))) ORDER BY labelled_at, item_id",
-        {"m": model_name, "t": trigger_id, "start": start, "end": end},
+        "WHERE model_name = %(m)s AND (ts AT TIME ZONE 'UTC')::date BETWEEN %(start)s AND %(end)s "
+        "AND status IN ('labelled', 'processed') AND (%(ids)s::bigint[] IS NULL OR item_id = ANY(%(ids)s::bigint[])) "
+        "ORDER BY labelled_at, item_id",
+        {"m": model_name, "start": start, "end": end, "ids": None if item_ids is None else list(item_ids)},
     )
+
+
+def usable_new_labels(cur, model_name: str) -> int:
+    """Labelled items no retrain used yet whose session is at least :data:`USABLE_AFTER_SESSIONS` of the model's
+    scored sessions old (the data's clock): the labels a retrain triggered now would train on."""
+    cur.execute(
+        "WITH sessions AS (SELECT DISTINCT (ts AT TIME ZONE 'UTC')::date AS d FROM predictions "
+        "WHERE model_name = %(m)s) SELECT count(*) FROM active_learning_queue q WHERE q.model_name = %(m)s "
+        "AND q.status = 'labelled' AND (SELECT count(*) FROM sessions s WHERE s.d > (q.ts AT TIME ZONE 'UTC')::date) "
+        ">= %(n)s",
+        {"m": model_name, "n": USABLE_AFTER_SESSIONS},
+    )
+    return int(cur.fetchone()[0])
 
 
 def mark_processed(cur, item_ids: Sequence[int], dataset_id: int, at: datetime) -> int:

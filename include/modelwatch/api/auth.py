@@ -26,6 +26,7 @@ RETRAIN_DAG = "retrain_gated"
 SCORING_DAG = "score_signals"
 ROLLBACK_DAG = "rollback_model"
 LABEL_DAG = "label_queue"  # the active-learning queue: its labelling requests (HITL) and the labelling page
+AB_DAG = "ab_test_daily"  # A/B tests: their daily evidence and decisions, the A/B pages
 
 # alerts are changed with the rights on the DAG that raises them
 ALERT_KIND_DAG = {"drift": DRIFT_DAG, "data_quality": DRIFT_DAG, "performance": PERFORMANCE_DAG}
@@ -60,9 +61,11 @@ ScoringReader = Annotated["BaseUser", Depends(dag_access("GET", SCORING_DAG))]
 RetrainEditor = Annotated["BaseUser", Depends(dag_access("PUT", RETRAIN_DAG))]
 LabelReader = Annotated["BaseUser", Depends(dag_access("GET", LABEL_DAG))]
 LabelEditor = Annotated["BaseUser", Depends(dag_access("PUT", LABEL_DAG))]
+ABReader = Annotated["BaseUser", Depends(dag_access("GET", AB_DAG))]
 
 
 __all__ = [
+    "AB_DAG",
     "DRIFT_DAG",
     "LABEL_DAG",
     "PERFORMANCE_DAG",
@@ -80,4 +83,5 @@ __all__ = [
     "RetrainEditor",
     "LabelReader",
     "LabelEditor",
+    "ABReader",
 ]

@@ -7,8 +7,9 @@ unit; legends come from a ``series`` field with a fixed domain/range so the laye
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from include.modelwatch.api import models as m
@@ -480,8 +481,267 @@ def distribution_overlay(model: str, version: int, rows: Sequence[dict[str, Any]
     )
 
 
+# --------------------------------------------------------------------------- A/B test page
+
+ARM_COLORS = {"champion": "#4c78a8", "challenger": "#f58518"}
+SEQ_SERIES = {
+    "challenger better (log L+)": "#f58518",
+    "champion better (log L-)": "#4c78a8",
+    "recorded statistic (larger side)": "#9e9e9e",
+    "threshold log(2/alpha)": "#e45756",
+}
+HIT_SERIES = {
+    "champion, its assigned units": "#4c78a8",
+    "challenger, its assigned units": "#f58518",
+    "champion, every paired row": "#9ecae9",
+    "challenger, every paired row": "#ffbf79",
+}
+SHARE_SERIES = {"observed challenger share (cumulative)": "#f58518", "configured split": "#222222"}
+DAY_AXIS = {"title": "Evaluation day (UTC)", "format": "%Y-%m-%d"}
+LEGEND = {"orient": "bottom", "direction": "vertical", "labelLimit": 320}  # below the chart: long series names
+
+
+def _day_t(value: date) -> str:
+    """A date as the ISO UTC midnight the specs' ``utc`` time scales read."""
+    return iso(datetime(value.year, value.month, value.day, tzinfo=UTC))
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def day_x(title: str = DAY_AXIS["title"]) -> dict[str, Any]:
+    return {"field": "t", "type": "temporal", "scale": {"type": "utc"}, "axis": {**DAY_AXIS, "title": title}}
+
+
+def _color(series: dict[str, str], title: str, used: Iterable[str] | None = None) -> dict[str, Any]:
+    """A colour encoding of ``series`` (only the ``used`` ones in the legend, in ``series`` order)."""
+    shown = dict(series) if used is None else {k: v for k, v in series.items() if k in set(used)}
+    return {**series_color(shown, title), "legend": LEGEND}
+
+
+def ab_sequential(
+    test: m.ABTestRow, days: Sequence[m.ABDay], sides: Sequence[Any | None], threshold: float | None
+) -> dict[str, Any]:
+    """The always-valid sequential test day by day: each side's log likelihood ratio (``sides[i]``: the
+    :class:`~include.modelwatch.api.queries_ab.SequentialSides` of ``days[i]``, or None: then the recorded larger
+    side is drawn) against the crossing threshold ``log(2 / alpha)`` (a dashed horizontal rule)."""
+    values: list[dict[str, Any]] = []
+    for d, side in zip(days, sides, strict=True):
+        common = {"t": _day_t(d.day), "days_elapsed": d.days_elapsed, "decision": d.seq_decision}
+        drawn: list[tuple[str, float | None, int | None]] = (
+            [("recorded statistic (larger side)", d.seq_log_lr, None)]
+            if side is None
+            else [
+                ("challenger better (log L+)", side.log_lr_challenger, side.c),
+                ("champion better (log L-)", side.log_lr_champion, side.b),
+            ]
+        )
+        for series, value, wins in drawn:
+            if _finite(value) is not None:
+                values.append({**common, "series": series, "log_lr": value, "wins": wins})
+    units = {s.unit for s in sides if s is not None}
+    unit = " (on sessions won)" if units == {"session"} else " (on discordant rows)" if units == {"row"} else ""
+    y_title = f"log likelihood ratio{unit}"
+    won = {"session": "Sessions won", "row": "Discordant rows won"}.get(next(iter(units)), "Won") if units else "Won"
+    show_threshold = threshold is not None and math.isfinite(threshold)
+    used = {v["series"] for v in values} | ({"threshold log(2/alpha)"} if show_threshold else set())
+    color = _color(SEQ_SERIES, "Sequential test", used)  # one scale and legend for both layers
+    layers: list[dict[str, Any]] = [
+        {
+            "data": {"values": values},
+            "mark": {"type": "line", "point": True},
+            "encoding": {
+                "x": day_x(),
+                "y": {"field": "log_lr", "type": "quantitative", "title": y_title},
+                "color": color,
+                "tooltip": [
+                    {"field": "t", "type": "temporal", "title": "Day (UTC)", "format": "%Y-%m-%d"},
+                    {"field": "series", "type": "nominal", "title": "Side"},
+                    {"field": "log_lr", "type": "quantitative", "title": "log-LR", "format": ".3f"},
+                    {"field": "wins", "type": "quantitative", "title": won},
+                    {"field": "days_elapsed", "type": "quantitative", "title": "Sessions"},
+                    {"field": "decision", "type": "nominal", "title": "Sequential decision"},
+                ],
+            },
+        }
+    ]
+    if show_threshold:
+        layers.append(
+            {
+                "data": {"values": [{"threshold": threshold, "series": "threshold log(2/alpha)"}]},
+                "mark": {"type": "rule", "strokeDash": [6, 3], "strokeWidth": 2},
+                "encoding": {
+                    "y": {"field": "threshold", "type": "quantitative", "title": y_title},
+                    "color": color,
+                    "tooltip": [
+                        {"field": "series", "type": "nominal", "title": "Rule"},
+                        {"field": "threshold", "type": "quantitative", "title": "log(2/alpha)", "format": ".3f"},
+                    ],
+                },
+            }
+        )
+    return base(
+        f"A/B test {test.test_id}: sequential test, log-LR of each side against the threshold (alpha {test.alpha:g})",
+        width=720,
+        height=220,
+        layer=layers,
+    )
+
+
+def _rate(hits: int, n: int) -> float | None:
+    return hits / n if n else None
+
+
+def ab_hit_rates(test: m.ABTestRow, days: Sequence[m.ABDay]) -> dict[str, Any]:
+    """Each arm's cumulative hit rate (correct label) by evaluation day: on the units assigned to it (solid) and,
+    as the paired comparison sees it, on every row both models scored (dashed)."""
+    values: list[dict[str, Any]] = []
+    for d in days:
+        p = d.paired
+        for series, basis, hits, n in (
+            ("champion, its assigned units", "assigned", d.hits_champion, d.n_champion),
+            ("challenger, its assigned units", "assigned", d.hits_challenger, d.n_challenger),
+            ("champion, every paired row", "paired", p["both_right"] + p["champion_only"], d.matured_rows),
+            ("challenger, every paired row", "paired", p["both_right"] + p["challenger_only"], d.matured_rows),
+        ):
+            rate = _rate(hits, n)
+            if rate is not None:
+                values.append(
+                    {"t": _day_t(d.day), "series": series, "basis": basis, "rate": rate, "hits": hits, "n": n}
+                )
+    return base(
+        f"A/B test {test.test_id}: cumulative hit rate per arm",
+        width=720,
+        height=220,
+        data={"values": values},
+        mark={"type": "line", "point": True},
+        encoding={
+            "x": day_x(),
+            "y": {"field": "rate", "type": "quantitative", "title": "Hit rate (correct label, fraction 0-1)"},
+            "color": _color(HIT_SERIES, "Arm and rows"),
+            "strokeDash": {
+                "field": "basis",
+                "type": "nominal",
+                "scale": {"domain": ["assigned", "paired"], "range": [[1, 0], [6, 3]]},
+                "legend": None,
+            },
+            "tooltip": [
+                {"field": "t", "type": "temporal", "title": "Day (UTC)", "format": "%Y-%m-%d"},
+                {"field": "series", "type": "nominal", "title": "Arm and rows"},
+                {"field": "rate", "type": "quantitative", "title": "Hit rate", "format": ".3f"},
+                {"field": "hits", "type": "quantitative", "title": "Hits"},
+                {"field": "n", "type": "quantitative", "title": "Rows"},
+            ],
+        },
+    )
+
+
+def ab_traffic(test: m.ABTestRow, traffic: m.ABTraffic) -> dict[str, Any]:
+    """Units assigned to each arm per session (stacked bars) above the challenger's share of every unit assigned
+    so far (what the sample-ratio check tests) against the split each session's units were assigned with (the
+    configured split; Thompson sampling moves it)."""
+    units = [
+        {"t": _day_t(d.day), "arm": arm, "units": n, "split": d.split}
+        for d in traffic.days
+        for arm, n in (("champion", d.champion), ("challenger", d.challenger))
+    ]
+    observed: list[dict[str, Any]] = []
+    configured: list[dict[str, Any]] = []
+    total = challenger = 0
+    for d in traffic.days:
+        total, challenger = total + d.champion + d.challenger, challenger + d.challenger
+        t = _day_t(d.day)
+        if total:
+            observed.append(
+                {
+                    "t": t,
+                    "series": "observed challenger share (cumulative)",
+                    "share": challenger / total,
+                    "challenger": challenger,
+                    "units": total,
+                }
+            )
+        configured.append({"t": t, "series": "configured split", "share": d.split})
+    x = day_x("Session (UTC)")
+    y_share = {
+        "field": "share",
+        "type": "quantitative",
+        "title": "Challenger share of units (0-1)",
+        "scale": {"domain": [0, 1]},
+    }
+    share_color = _color(SHARE_SERIES, "Split")
+    bars = {
+        "width": 720,
+        "height": 140,
+        "data": {"values": units},
+        "mark": {"type": "bar"},
+        "encoding": {
+            "x": x,
+            "y": {"field": "units", "type": "quantitative", "title": "Units assigned (symbol x session)"},
+            "color": {
+                "field": "arm",
+                "type": "nominal",
+                "title": "Arm",
+                "scale": {"domain": list(ARM_COLORS), "range": list(ARM_COLORS.values())},
+                "legend": LEGEND,
+            },
+            "order": {"field": "arm", "sort": "descending"},
+            "tooltip": [
+                {"field": "t", "type": "temporal", "title": "Session (UTC)", "format": "%Y-%m-%d"},
+                {"field": "arm", "type": "nominal", "title": "Arm"},
+                {"field": "units", "type": "quantitative", "title": "Units"},
+                {"field": "split", "type": "quantitative", "title": "Configured split", "format": ".3f"},
+            ],
+        },
+    }
+    share = {
+        "width": 720,
+        "height": 140,
+        "layer": [
+            {
+                "data": {"values": configured},
+                "mark": {"type": "line", "interpolate": "step-after", "strokeDash": [6, 3], "strokeWidth": 2},
+                "encoding": {
+                    "x": x,
+                    "y": y_share,
+                    "color": share_color,
+                    "tooltip": [
+                        {"field": "t", "type": "temporal", "title": "Session (UTC)", "format": "%Y-%m-%d"},
+                        {"field": "share", "type": "quantitative", "title": "Configured split", "format": ".3f"},
+                    ],
+                },
+            },
+            {
+                "data": {"values": observed},
+                "mark": {"type": "line", "point": True},
+                "encoding": {
+                    "x": x,
+                    "y": y_share,
+                    "color": share_color,
+                    "tooltip": [
+                        {"field": "t", "type": "temporal", "title": "Session (UTC)", "format": "%Y-%m-%d"},
+                        {"field": "share", "type": "quantitative", "title": "Challenger share", "format": ".3f"},
+                        {"field": "challenger", "type": "quantitative", "title": "Challenger units so far"},
+                        {"field": "units", "type": "quantitative", "title": "Units so far"},
+                    ],
+                },
+            },
+        ],
+    }
+    return base(
+        f"A/B test {test.test_id}: traffic per session against the split",
+        vconcat=[bars, share],
+        resolve={"scale": {"x": "shared", "color": "independent"}, "legend": {"color": "independent"}},
+    )
+
+
 __all__ = [
+    "ARM_COLORS",
     "MARKER_COLORS",
+    "ab_hit_rates",
+    "ab_sequential",
+    "ab_traffic",
     "bin_labels",
     "distribution_overlay",
     "distribution_rows",

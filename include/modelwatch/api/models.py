@@ -296,21 +296,46 @@ class ABArm(View):
 
 
 class ABDay(View):
+    """One evaluation day of a test (``ab_daily_results``): cumulative since the start."""
+
     day: date
-    days_elapsed: int
-    matured_rows: int
-    paired: dict[str, int]
+    days_elapsed: int  # sessions assigned so far: the test's age
+    matured_rows: int  # rows both arms scored whose outcome matured
+    paired: dict[str, int]  # both_right, champion_only (b), challenger_only (c), both_wrong
     arms: dict[str, ABArm]
+    # the assigned arms: matured units and their hits (a hit: the predicted label was the realized one)
+    n_champion: int
+    hits_champion: int
+    n_challenger: int
+    hits_challenger: int
     z: float | None
     z_p_value: float | None
     mcnemar_p_value: float | None
     seq_log_lr: float | None
     seq_log_threshold: float | None
     seq_decision: str
+    # both one-sided statistics and the units they ran on (``row``: discordant rows, ``session``: sessions won);
+    # None on days evaluated before migration 018, and for a side that underflowed (far below the threshold)
+    seq_unit: str | None = None
+    seq_champion_wins: int | None = None
+    seq_challenger_wins: int | None = None
+    seq_log_lr_challenger: float | None = None
+    seq_log_lr_champion: float | None = None
     srm_p_value: float | None
     srm_mismatch: bool
     decision: str
     reason: str
+    next_split: float  # the challenger's share from the next session on (thompson: updated each day)
+    run_id: str | None
+
+
+class ABTestSummary(ABTestRow):
+    """A test with its latest evaluation day (None before the first), for the A/B testing page."""
+
+    latest_day: date | None
+    days_elapsed: int | None
+    matured_rows: int | None
+    latest_decision: str | None
 
 
 class ABCompare(View):
@@ -322,6 +347,7 @@ class ABTrafficDay(View):
     day: date
     champion: int
     challenger: int
+    split: float  # the configured challenger share the session's units were assigned with (their mean)
 
 
 class ABTraffic(View):

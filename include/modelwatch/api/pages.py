@@ -6,6 +6,9 @@ specs from :mod:`.charts`, rendered in the browser by the vendored vega-embed se
 * ``/alerts-and-triggers``: alerts and retraining triggers; acknowledge, resolve, create and cancel (with reasons);
 * ``/labelling``: the active-learning queue's pending items, labelled BUY / SELL / HOLD or skipped with a note, and
   the queue's counts and the labellers' agreement with the outcome;
+* ``/ab-testing``: every champion/challenger A/B test (filter by model and status) with its latest evaluation;
+* ``/ab-tests/{test_id}``: one A/B test: its settings, status and reason, its daily results and charts of the
+  sequential test, the per-arm hit rates and the traffic against the split;
 * ``/runs/{dag_id}/{run_id}``: the "ModelWatch" tab of an Airflow DAG run, redirecting to what that run wrote;
 * ``/drift/{model}/{version}/{window_start}``: one drift window's per-feature table, a feature x window heatmap and
   the selected feature's distribution (``?feature=``) against the reference, from the stored bins.
@@ -29,10 +32,11 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
-from include.modelwatch.api import charts, queries_labels, urls
+from include.modelwatch.api import charts, queries_ab, queries_labels, urls
 from include.modelwatch.api import models as m
 from include.modelwatch.api import queries as q
 from include.modelwatch.api.auth import (
+    AB_DAG,
     DRIFT_DAG,
     LABEL_DAG,
     PERFORMANCE_DAG,
@@ -80,7 +84,30 @@ def day(value: datetime) -> str:
 
 ENV = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
 ENV.filters.update(spec_json=spec_json, utc=utc, isoutc=isoutc, day=day, urlpart=lambda s: quote(str(s), safe=""))
-ENV.globals.update(model_path=urls.model_path, drift_window_path=urls.drift_window_path)
+#: CSS class of an A/B test's status and of a day's decision (the colours of gate verdicts)
+AB_CLASSES = {
+    "promoted": "pass",
+    "promote": "pass",
+    "stopped": "fail",
+    "stop": "fail",
+    "inconclusive": "borderline",
+    "cancelled": "muted",
+}
+
+
+def why(reason: str, decision: str) -> str:
+    """A daily decision's reason without the decision it starts with (``"continue: no significant ..."``)."""
+    return reason.removeprefix(f"{decision}: ")
+
+
+ENV.filters.update(why=why)
+ENV.globals.update(
+    model_path=urls.model_path,
+    drift_window_path=urls.drift_window_path,
+    ab_test_path=urls.ab_test_path,
+    ab_tests_path=urls.ab_tests_path,
+    ab_class=lambda value: AB_CLASSES.get(str(value), ""),
+)
 
 
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
@@ -95,6 +122,15 @@ def not_found(request: Request, message: str) -> HTMLResponse:
 
 def readers(*dag_ids: str) -> list[Any]:
     return [Depends(dag_access("GET", d)) for d in dag_ids]
+
+
+def may_read(request: Request, user: Any, dag_id: str) -> bool:
+    """Whether ``user`` may read the data of ``dag_id`` (a page shows a section of it only then)."""
+    try:
+        check_dag_access(request, user, "GET", dag_id)
+    except HTTPException:
+        return False
+    return True
 
 
 def endpoints(request: Request) -> list[tuple[str, str, str]]:
@@ -200,7 +236,12 @@ def episode_ranges(alerts: list[m.Alert]) -> list[dict[str, Any]]:
     dependencies=readers(SCORING_DAG, DRIFT_DAG, PERFORMANCE_DAG, RETRAIN_DAG),
 )
 def model_page(
-    model: str, request: Request, conn: DbDep, start: datetime | None = None, end: datetime | None = None
+    model: str,
+    request: Request,
+    user: GetUserDep,
+    conn: DbDep,
+    start: datetime | None = None,
+    end: datetime | None = None,
 ) -> HTMLResponse:
     summary = next((s for s in q.models(conn) if s.model == model), None)
     if summary is None:
@@ -237,6 +278,8 @@ def model_page(
         timeline=charts.model_timeline(model, windows, alerts, comparisons, estimates, markers, link),
         jobs=jobs,
         aliases=aliases,
+        # the model's A/B tests, for users who may read them (GET on ab_test_daily); None: not shown
+        ab_tests=queries_ab.ab_tests(conn, model=model) if may_read(request, user, AB_DAG) else None,
     )
 
 
@@ -387,6 +430,91 @@ def labelling_page(request: Request, conn: DbDep, model: str | None = None) -> H
     )
 
 
+# --------------------------------------------------------------------------- A/B test pages
+
+
+@router.get(
+    "/ab-testing",
+    response_class=HTMLResponse,
+    include_in_schema=False,
+    dependencies=readers(AB_DAG),
+)
+def ab_tests_page(request: Request, conn: DbDep, model: str | None = None, status: str | None = None) -> HTMLResponse:
+    """Every champion/challenger test, newest first, with its latest evaluation (an unknown model or status is
+    refused with a 422 naming the field, as the JSON routes do)."""
+    tests = queries_ab.ab_test_summaries(conn, model=model or None, status=status or None)
+    return render(
+        request,
+        "ab_tests.html",
+        title="A/B tests: champion against challenger",
+        tests=tests,
+        models=[s.model for s in q.models(conn)],
+        statuses=queries_ab.statuses(),
+        filters={"model": model or "", "status": status or ""},
+    )
+
+
+def ab_day_rows(days: list[m.ABDay]) -> list[dict[str, Any]]:
+    """The daily results table, newest first: each day with both sides of its sequential test (or None)."""
+    rows = []
+    for d in days:
+        rows.append(
+            {
+                "d": d,
+                "sides": queries_ab.sequential_sides(d),
+                "rate_champion": d.hits_champion / d.n_champion if d.n_champion else None,
+                "rate_challenger": d.hits_challenger / d.n_challenger if d.n_challenger else None,
+            }
+        )
+    return rows[::-1]
+
+
+@router.get(
+    "/ab-tests/{test_id}",
+    response_class=HTMLResponse,
+    include_in_schema=False,
+    dependencies=readers(AB_DAG),
+)
+def ab_test_page(test_id: int, request: Request, conn: DbDep) -> HTMLResponse:
+    """One test: settings, status and reason, charts of the sequential test, the hit rates and the traffic, the
+    daily results and the latest day's per-arm metrics."""
+    try:
+        test = queries_ab.ab_test(conn, test_id)
+    except ApiInputError as exc:
+        return not_found(request, str(exc))
+    days = queries_ab.ab_days(conn, test_id)
+    rows = ab_day_rows(days)
+    sides = [r["sides"] for r in reversed(rows)]  # oldest first, as days
+    traffic = queries_ab.ab_traffic(conn, test_id)
+    threshold = next((d.seq_log_threshold for d in reversed(days) if d.seq_log_threshold is not None), None)
+    return render(
+        request,
+        "ab_test.html",
+        title=f"A/B test {test.test_id}: {test.model} v{test.champion_version} against v{test.challenger_version}",
+        t=test,
+        rows=rows,
+        latest=days[-1] if days else None,
+        traffic=traffic,
+        sequential=charts.ab_sequential(test, days, sides, threshold) if days else None,
+        hit_rates=charts.ab_hit_rates(test, days) if days else None,
+        traffic_chart=charts.ab_traffic(test, traffic) if traffic.days else None,
+        arm_metrics=AB_ARM_METRICS,
+    )
+
+
+#: the per-arm trading metrics of the latest day, as the performance monitoring names them: (field, label, format)
+AB_ARM_METRICS = (
+    ("rows", "Rows served", "%d"),
+    ("accuracy", "Accuracy", "%.3f"),
+    ("n_trades", "Trades", "%d"),
+    ("hit_rate", "Hit rate (trades)", "%.3f"),
+    ("win_rate", "Win rate", "%.3f"),
+    ("profit_factor", "Profit factor", "%.2f"),
+    ("avg_rr", "Average R/R", "%.2f"),
+    ("sharpe", "Sharpe", "%.2f"),
+)
+
+
 # --------------------------------------------------------------------------- run links
 
 
@@ -415,4 +543,14 @@ def static(path: str, user: GetUserDep) -> FileResponse:
     return FileResponse(target, media_type=media, headers={"Cache-Control": "private, max-age=86400"})
 
 
-__all__ = ["ENV", "STATIC", "feature_rows", "fleet_rows", "router", "spec_json", "timeline_markers"]
+__all__ = [
+    "ENV",
+    "STATIC",
+    "ab_day_rows",
+    "feature_rows",
+    "fleet_rows",
+    "may_read",
+    "router",
+    "spec_json",
+    "timeline_markers",
+]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from include.modelwatch.api import urls
-from include.modelwatch.api.auth import DRIFT_DAG, PERFORMANCE_DAG, RETRAIN_DAG, ROLLBACK_DAG
+from include.modelwatch.api.auth import AB_DAG, DRIFT_DAG, PERFORMANCE_DAG, RETRAIN_DAG, ROLLBACK_DAG
 from include.modelwatch.api.queries_common import run, text
 
 
@@ -40,6 +40,27 @@ def _models(conn, statement: str, run_id: str, section: str, what: str) -> list[
     return [RunTarget(f"{r['model_name']}: {what}", urls.model_path(r["model_name"], section)) for r in rows]
 
 
+def _ab(conn, run_id: str) -> list[RunTarget]:
+    """The tests a run of ``ab_test_daily`` evaluated (its daily rows) or ended."""
+    rows = run(
+        conn,
+        text(
+            "SELECT t.test_id, t.model_name, t.champion_version, t.challenger_version, t.status FROM ab_tests t "
+            "WHERE t.run_id = %(run_id)s OR EXISTS (SELECT 1 FROM ab_daily_results d WHERE d.test_id = t.test_id "
+            "AND d.run_id = %(run_id)s) ORDER BY t.test_id"
+        ),
+        {"run_id": run_id},
+    )
+    return [
+        RunTarget(
+            f"{r['model_name']}: A/B test {r['test_id']}, champion v{r['champion_version']} against challenger "
+            f"v{r['challenger_version']} ({r['status']})",
+            urls.ab_test_path(r["test_id"]),
+        )
+        for r in rows
+    ]
+
+
 def run_targets(conn, dag_id: str, run_id: str) -> list[RunTarget] | None:
     """The pages of what run ``run_id`` of ``dag_id`` wrote (empty: nothing yet); None if ModelWatch has no page
     for that DAG's runs."""
@@ -61,6 +82,8 @@ def run_targets(conn, dag_id: str, run_id: str) -> list[RunTarget] | None:
             "jobs",
             "training jobs and their quality gates",
         )
+    if dag_id == AB_DAG:
+        return _ab(conn, run_id)
     if dag_id == ROLLBACK_DAG:
         return _models(
             conn,

@@ -14,7 +14,14 @@ from fastapi import APIRouter
 from include.modelwatch.api import models as m
 from include.modelwatch.api import queries as q
 from include.modelwatch.api import queries_ab, queries_labels
-from include.modelwatch.api.auth import DriftReader, LabelReader, PerformanceReader, RetrainReader, ScoringReader
+from include.modelwatch.api.auth import (
+    ABReader,
+    DriftReader,
+    LabelReader,
+    PerformanceReader,
+    RetrainReader,
+    ScoringReader,
+)
 from include.modelwatch.api.routes_common import DbDep, WindowFilter
 
 router = APIRouter()
@@ -140,17 +147,17 @@ __all__ = ["router"]
 
 
 @router.get("/ab-tests", tags=["ab"], summary="A/B tests of champion against challenger, newest first")
-def ab_tests(user: ScoringReader, conn: DbDep, model: str | None = None) -> list[m.ABTestRow]:
+def ab_tests(user: ABReader, conn: DbDep, model: str | None = None) -> list[m.ABTestRow]:
     return queries_ab.ab_tests(conn, model=model)
 
 
 @router.get("/ab-tests/{test_id}/compare", tags=["ab"], summary="Per-arm comparison on the latest evaluation day")
-def ab_compare(test_id: int, user: ScoringReader, conn: DbDep) -> m.ABCompare:
+def ab_compare(test_id: int, user: ABReader, conn: DbDep) -> m.ABCompare:
     return queries_ab.ab_compare(conn, test_id)
 
 
 @router.get("/ab-tests/{test_id}/traffic", tags=["ab"], summary="Assigned units per arm and session vs the split")
-def ab_traffic(test_id: int, user: ScoringReader, conn: DbDep) -> m.ABTraffic:
+def ab_traffic(test_id: int, user: ABReader, conn: DbDep) -> m.ABTraffic:
     return queries_ab.ab_traffic(conn, test_id)
 
 

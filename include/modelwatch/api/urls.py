@@ -50,6 +50,19 @@ def labelling_path(model: str | None = None) -> str:
     return f"{PREFIX}/labelling" + (f"?model={part(model)}" if model else "")
 
 
+def ab_tests_path(model: str | None = None, status: str | None = None) -> str:
+    """The A/B testing page: every champion/challenger test (of ``model``, in ``status``), newest first. Its own
+    name, as the other list pages have: ``/ab-tests`` is the JSON list."""
+    query = "&".join(f"{k}={part(v)}" for k, v in (("model", model), ("status", status)) if v)
+    return f"{PREFIX}/ab-testing" + (f"?{query}" if query else "")
+
+
+def ab_test_path(test_id: int) -> str:
+    """One A/B test's page (settings, daily results, charts); under the JSON list, as the model page is under
+    ``/models``, next to its JSON ``compare`` and ``traffic``."""
+    return f"{PREFIX}/ab-tests/{int(test_id)}"
+
+
 def run_path(dag_id: str, run_id: str) -> str:
     """The run-link route: redirects to the page of what that DAG run wrote."""
     return f"{PREFIX}/runs/{part(dag_id)}/{part(run_id)}"
@@ -69,6 +82,8 @@ def absolute(base_url: str, path: str) -> str:
 __all__ = [
     "DEFAULT_BASE_URL",
     "PREFIX",
+    "ab_test_path",
+    "ab_tests_path",
     "absolute",
     "airflow_task_path",
     "alerts_path",

@@ -86,12 +86,10 @@ def _observe(
             end = champion["train_end"]
             obs[metric] = float((as_of.date() - end).days) if end is not None else None
             continue
-        if metric == "new_labels":  # labelled items of the model no retrain has used yet
-            cur.execute(
-                "SELECT count(*) FROM active_learning_queue WHERE model_name = %(model)s AND status = 'labelled'",
-                {"model": model_name},
-            )
-            obs[metric] = float(cur.fetchone()[0])
+        if metric == "new_labels":  # labels no retrain used yet, old enough for a retrain's training rows
+            from include.modelwatch.active_learning.store import usable_new_labels
+
+            obs[metric] = float(usable_new_labels(cur, model_name))
             continue
         cur.execute(
             "SELECT alert_id, score, severity, model_version, first_window, last_window FROM alerts "
