@@ -20,11 +20,13 @@ band into `active_learning_queue`, with a priority: 3 up to 0.52, 2 up to
    pushed the model (SHAP). The answer is recorded with the user's name; a
    request nobody answers within 20 hours leaves the item pending. An item
    answered elsewhere meanwhile (CLI, ModelWatch page) is refused, named.
-4. `respond_to_labels`: the `active_learning_retrain` rule (at least 50
-   labels no retrain used yet, cooldown 72 h) writes a retraining trigger;
-   `announce_triggers` wakes `retrain_gated` only when a trigger changed.
-   The retrain trains with the labels (weight and disagreement rule per
-   model) and marks them `processed`.
+4. `respond_to_labels`: as of the model's newest scored bar, the
+   `active_learning_retrain` rule (at least 50 labels no retrain used yet
+   and old enough to train on: 136 scored sessions after them; cooldown
+   72 h) writes a retraining trigger; `announce_triggers` wakes
+   `retrain_gated` only when a trigger changed. The retrain puts the labels
+   on its training rows (weight and disagreement rule per model; never on
+   the out-of-sample rows) and marks them `processed`.
 """
 
 from __future__ import annotations
