@@ -144,31 +144,22 @@ class LabelOperator(HITLOperator):
 
 def respond_to_labels(context: dict[str, Any]) -> dict[str, Any]:
     """Evaluate the ``labelling`` response rules (``active_learning_retrain``: enough labels no retrain used yet,
-    old enough to train on) for each model as of its newest scored bar; returns the changed triggers (the Asset
-    event) like the other monitors."""
-    from include.modelwatch.data.storage import fetch_dicts
-    from include.modelwatch.loop import responses, triggers
+    old enough to train on) for each model as of its newest scored bar (the data's clock: a retrain triggered now
+    trains on data up to it; on a replay the wall clock would reach past the replayed data); returns the changed
+    triggers (the Asset event) like the other monitors."""
+    from include.modelwatch.active_learning import store
+    from include.modelwatch.loop import triggers
+    from include.tasks.loop import evaluate_models
 
-    rid = run_id(context)
-    changed: list[int] = []
-    actions: dict[str, int] = {}
-    end = None
+    models = _models(context)
     with monitoring_db() as conn:
-        for model in _models(context):
-            # the data's clock: the model's newest scored bar (a retrain triggered now trains on data up to it;
-            # on a replay the wall clock would reach past the replayed data)
-            newest = fetch_dicts(conn, "SELECT max(ts) AS t FROM predictions WHERE model_name = %(m)s", {"m": model})
-            end = newest[0]["t"] if newest and newest[0]["t"] is not None else window(context)[1]
-            ev = responses.evaluate(conn, model, source="labelling", as_of=end, run_id=rid)
-            log.info("%s", ev.summary())
-            if ev.changed and ev.trigger_id is not None:
-                changed.append(ev.trigger_id)
-            for a in ev.actions:
-                actions[a["action"]] = actions.get(a["action"], 0) + 1
+        with conn.cursor() as cur:
+            as_of = {m: store.newest_scored(cur, m) or window(context)[1] for m in models}
+        actions, changed = evaluate_models(conn, models, "labelling", as_of.__getitem__, run_id(context))
         pending = triggers.pending_count(conn)
     log.info(
         "summary: labelling rules as of %s: %s; %d pending trigger(s)",
-        end.isoformat() if end is not None else "-",
+        ", ".join(f"{m} {t.isoformat()}" for m, t in as_of.items()) or "-",
         ", ".join(f"{v} {k}" for k, v in sorted(actions.items())) or "no decisions",
         pending,
     )

@@ -4,12 +4,41 @@ evaluate the response rules."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from include.modelwatch.api import urls
 from include.tasks.common import log_page, monitoring_db, run_id, window
 
 log = logging.getLogger(__name__)
+
+
+def evaluate_models(
+    conn,
+    models: list[str],
+    source: str,
+    as_of: Callable[[str], datetime],
+    rid: str,
+    window: tuple[datetime | None, datetime | None] = (None, None),
+) -> tuple[dict[str, int], list[int]]:
+    """Evaluate the response rules of ``source`` for each model at ``as_of(model)``: logs each evaluation, counts
+    the new decisions per action (metric ``loop.actions``) and returns them with the triggers that changed."""
+    from include.modelwatch.loop import responses
+    from include.modelwatch.metrics import get_metrics
+
+    counts: dict[str, int] = {}
+    changed: list[int] = []
+    for model in models:
+        ev = responses.evaluate(conn, model, source=source, as_of=as_of(model), run_id=rid, window=window)
+        log.info("%s", ev.summary())
+        if ev.changed and ev.trigger_id is not None:
+            changed.append(ev.trigger_id)
+        for a in ev.actions:
+            if not ev.replayed:
+                counts[a["action"]] = counts.get(a["action"], 0) + 1
+                get_metrics().incr("loop.actions", model, source, a["action"])
+    return counts, changed
 
 
 def respond(source: str, context: dict[str, Any]) -> dict[str, Any]:
@@ -27,7 +56,6 @@ def respond(source: str, context: dict[str, Any]) -> dict[str, Any]:
     from include.modelwatch.data import storage
     from include.modelwatch.loop import responses, triggers
     from include.modelwatch.loop.feedback import update_feedback
-    from include.modelwatch.metrics import get_metrics
     from include.modelwatch.monitoring.performance import store
     from include.tasks.performance import settings
 
@@ -37,18 +65,8 @@ def respond(source: str, context: dict[str, Any]) -> dict[str, Any]:
     with monitoring_db() as conn:
         with storage.transaction(conn) as cur:
             health = store.refresh_health(cur, end, store.thresholds_for(max_age))
-        counts: dict[str, int] = {}
-        changed: list[int] = []
         models = responses.models_with_champion(conn)
-        for model in models:
-            ev = responses.evaluate(conn, model, source=source, as_of=end, run_id=rid, window=(start, end))
-            log.info("%s", ev.summary())
-            if ev.changed and ev.trigger_id is not None:
-                changed.append(ev.trigger_id)
-            for a in ev.actions:
-                if not ev.replayed:
-                    counts[a["action"]] = counts.get(a["action"], 0) + 1
-                    get_metrics().incr("loop.actions", model, source, a["action"])
+        counts, changed = evaluate_models(conn, models, source, lambda _: end, rid, window=(start, end))
         feedback = update_feedback(conn, as_of=end, run_id=rid) if source == "performance" else []
         pending = triggers.pending_count(conn)
     for h in health:

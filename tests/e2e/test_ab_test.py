@@ -235,7 +235,7 @@ def test_promotion_waits_for_a_human_when_the_policy_says_so(champion, monitorin
     Variable.set("modelwatch_approvers", json.dumps({"spx_signal": [APPROVER]}))  # noqa: AIR311
     stop, seen = threading.Event(), []
     responder = threading.Thread(
-        target=hitl.answer, args=("ab_test_daily", "promotion_decision", lambda _: choice, APPROVER, stop, seen)
+        target=hitl.answer, args=("ab_test_daily", "promotion_decision", lambda _ti, _hd: choice, APPROVER, stop, seen)
     )
     responder.daemon = True
     responder.start()

@@ -9,17 +9,15 @@ falling one (the 5-session return before the bar), so the label/outcome agreemen
 
 from __future__ import annotations
 
-import logging
 import threading
-import time
 from datetime import UTC, datetime
 
 import pendulum
-from airflow.sdk.timezone import utcnow
 
 from include.modelwatch.active_learning import band, store
 from include.modelwatch.data import storage
 from include.modelwatch.loop import responses, rule_store
+from tests.e2e import hitl
 from tests.e2e.conftest import get_dag, rows, run_window
 
 MONTHS = [("2008-01-01", "2008-02-01"), ("2008-02-01", "2008-03-01")]
@@ -45,56 +43,26 @@ def _momentum_label(conn, item_id: int) -> str:
     return "BUY" if closes[0]["close"] > closes[-1]["close"] else "SELL"
 
 
-def _analyst(
-    conn, stop: threading.Event, asked: dict[int, int], answered: dict[int, str], timeout_index: int, skip_index: int
-) -> None:
-    """Answer label_item requests like the UI does (the API's HITL response: chosen option, the user, params,
-    then the parked task resumes). ``timeout_index``: nobody answers (the deadline passes and the scheduler's
-    sweep resumes the task with a timeout); ``skip_index``: Skip."""
-    from airflow.jobs.scheduler_job_runner import SchedulerJobRunner
-    from airflow.models.hitl import HITLDetail, HITLUser
-    from airflow.models.taskinstance import TaskInstance as TI
-    from airflow.models.trigger import handle_event_submit
-    from airflow.triggers.base import TriggerEvent
-    from airflow.utils.session import create_session
-    from airflow.utils.state import TaskInstanceState
-    from sqlalchemy import select
+def _analyst(conn, stop: threading.Event, seen: list, answered: dict[int, str], timeout_index: int, skip_index: int):
+    """Answer label_item requests like the UI does (:func:`tests.e2e.hitl.answer`): the momentum rule, with a
+    note; ``timeout_index``: nobody answers (the deadline passes; the scheduler's sweep resumes the task with a
+    timeout); ``skip_index``: Skip. ``seen`` gets each request, ``answered`` item -> choice."""
 
-    class _Sweeper:  # the scheduler method needs only a logger
-        log = logging.getLogger("sweep")
+    def choose(ti, hd) -> str | None:
+        item_id = _item_of(hd.body)
+        if ti.map_index == timeout_index:
+            return None
+        answered[item_id] = "Skip" if ti.map_index == skip_index else _momentum_label(conn, item_id)
+        return answered[item_id]
 
-    while not stop.is_set():
-        with create_session() as s:
-            tis = s.scalars(
-                select(TI)
-                .where(
-                    TI.dag_id == "label_queue",
-                    TI.task_id == "label_item",
-                    TI.state == TaskInstanceState.AWAITING_INPUT,
-                )
-                .with_for_update(of=TI)
-            ).all()
-            sweep = False
-            for ti in tis:
-                hd = s.get(HITLDetail, ti.id)
-                if hd is None:
-                    continue
-                item_id = int((hd.body or "").split("(item ")[1].split(",")[0])
-                asked[ti.map_index] = item_id
-                if ti.map_index == timeout_index:
-                    ti.trigger_timeout = utcnow() - pendulum.duration(seconds=1)  # 20 hours have passed
-                    sweep = True
-                    continue
-                choice = "Skip" if ti.map_index == skip_index else _momentum_label(conn, item_id)
-                answered[item_id] = choice
-                hd.responded_by = HITLUser(id=ANALYST["id"], name=ANALYST["name"])  # type: ignore[assignment]
-                hd.responded_at = utcnow()
-                hd.chosen_options = [choice]
-                hd.params_input = {"notes": f"e2e: {choice} by rule"}
-                handle_event_submit(TriggerEvent(hd.as_resume_event_payload()), task_instance=ti, session=s)
-        if sweep:
-            SchedulerJobRunner.check_awaiting_input_timeouts(_Sweeper())  # type: ignore[arg-type]
-        time.sleep(0.3)
+    hitl.answer(
+        "label_queue", "label_item", choose, ANALYST, stop, seen, params=lambda c: {"notes": f"e2e: {c} by rule"}
+    )
+
+
+def _item_of(body: str | None) -> int:
+    """The item id the request's body names ("(item 12, priority 3)")."""
+    return int((body or "").split("(item ")[1].split(",")[0])
 
 
 def _states(dr) -> dict[str, str]:
@@ -137,8 +105,8 @@ def test_active_learning_from_capture_to_retraining(champion, monitoring_uri):
     # --- labelling through HITL requests: the rule fires at 5 new labels (a per-model override of the threshold)
     rule_store.set_rule(conn, "active_learning_retrain", {"threshold": 5}, model="spx_signal", by="e2e")
     top = store.pick(conn, "spx_signal", N_ITEMS)
-    stop, asked_at, answered = threading.Event(), dict[int, int](), dict[int, str]()
-    analyst = threading.Thread(target=_analyst, args=(conn, stop, asked_at, answered, 1, 0), daemon=True)
+    stop, seen, answered = threading.Event(), list[dict](), dict[int, str]()
+    analyst = threading.Thread(target=_analyst, args=(conn, stop, seen, answered, 1, 0), daemon=True)
     analyst.start()
     try:
         dr = get_dag("label_queue").test(
@@ -154,6 +122,7 @@ def test_active_learning_from_capture_to_retraining(champion, monitoring_uri):
     assert st["respond_to_labels"] == "success" and st["announce_triggers"] == "skipped"
     assert rows(conn, "SELECT count(*) AS n FROM retraining_triggers")[0]["n"] == 0
     # the requests were the top items by priority, then age, in that order
+    asked_at = {r["map_index"]: _item_of(r["body"]) for r in seen}
     asked = [asked_at[i] for i in range(N_ITEMS)]
     assert asked == [it.item_id for it in top]
     assert [it.priority for it in top] == sorted((it.priority for it in top), reverse=True)
@@ -189,7 +158,7 @@ def test_active_learning_from_capture_to_retraining(champion, monitoring_uri):
     for start, end in LATER:
         assert run_window("score_signals", _iso(start), _iso(end)).state == "success"
     stop = threading.Event()
-    analyst = threading.Thread(target=_analyst, args=(conn, stop, {}, {}, -1, 0), daemon=True)
+    analyst = threading.Thread(target=_analyst, args=(conn, stop, [], {}, -1, 0), daemon=True)
     analyst.start()
     try:
         dr = get_dag("label_queue").test(

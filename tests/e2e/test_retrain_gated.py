@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 from urllib.parse import quote
 
 import pendulum
-from airflow.sdk.timezone import utcnow
 
 from include.modelwatch import registry
 from include.modelwatch.data import storage
+from tests.e2e import hitl
 from tests.e2e.conftest import get_dag, page_after, rows
 
 FAST = {"num_boost_round": 40, "eval_sessions": 120, "train_years": 4}
@@ -283,56 +283,6 @@ def test_shuffled_labels_candidate_is_rejected(champion, monitoring_uri):
 APPROVER = {"id": "risk-officer", "name": "Risk Officer", "email": "risk-officer@modelwatch.invalid"}
 
 
-def _respond(choice: str, stop, seen: dict):
-    """Answer the HITL request like the UI does (the API's update_hitl_detail): record the response on the HITL
-    detail row and resume the parked task instance. ``choice`` "timeout": nobody answers; the deadline passes and
-    the scheduler's own sweep (check_awaiting_input_timeouts) applies the default. ``seen`` gets the request's
-    assigned users."""
-    import time
-
-    from airflow.jobs.scheduler_job_runner import SchedulerJobRunner
-    from airflow.models.hitl import HITLDetail, HITLUser
-    from airflow.models.taskinstance import TaskInstance as TI
-    from airflow.models.trigger import handle_event_submit
-    from airflow.triggers.base import TriggerEvent
-    from airflow.utils.session import create_session
-    from airflow.utils.state import TaskInstanceState
-    from sqlalchemy import select
-
-    while not stop.is_set():
-        with create_session() as s:
-            ti = s.scalar(
-                select(TI)
-                .where(
-                    TI.dag_id == "retrain_gated",
-                    TI.task_id == "human_decision",
-                    TI.state == TaskInstanceState.AWAITING_INPUT,
-                )
-                .with_for_update(of=TI)
-            )
-            hd = s.get(HITLDetail, ti.id) if ti is not None else None
-            if hd is not None:
-                seen["assigned_users"] = hd.assigned_users
-                seen["body"] = hd.body
-                if choice == "timeout":
-                    ti.trigger_timeout = utcnow() - pendulum.duration(seconds=1)  # 3 days have passed
-                else:
-                    hd.responded_by = HITLUser(id=APPROVER["id"], name=APPROVER["name"])
-                    hd.responded_at = utcnow()
-                    hd.chosen_options = [choice]
-                    hd.params_input = {}
-                    handle_event_submit(TriggerEvent(hd.as_resume_event_payload()), task_instance=ti, session=s)
-                    return
-        if choice == "timeout" and "assigned_users" in seen:
-
-            class _Sweeper:  # the scheduler method needs only a logger
-                log = logging.getLogger("sweep")
-
-            SchedulerJobRunner.check_awaiting_input_timeouts(_Sweeper())  # type: ignore[arg-type]
-            return
-        time.sleep(0.5)
-
-
 import pytest  # noqa: E402
 
 
@@ -347,8 +297,20 @@ def test_human_approval(champion, monitoring_uri, choice):
         modelwatch_require_approval={"spx_signal": True},
         modelwatch_approvers={"spx_signal": [APPROVER], "*": ["admin"]},
     )
-    stop, seen = threading.Event(), {}
-    responder = threading.Thread(target=_respond, args=(choice, stop, seen), daemon=True)
+    stop, seen = threading.Event(), list[dict]()
+    responder = threading.Thread(
+        target=hitl.answer,
+        # "timeout": nobody answers; the deadline passes and the scheduler's sweep applies the default
+        args=(
+            "retrain_gated",
+            "human_decision",
+            lambda _ti, _hd: None if choice == "timeout" else choice,
+            APPROVER,
+            stop,
+            seen,
+        ),
+        daemon=True,
+    )
     responder.start()
     try:
         dr = _run(FAST)
@@ -358,9 +320,9 @@ def test_human_approval(champion, monitoring_uri, choice):
     st = _states(dr)
     assert st["request_human_approval"] == "success" and st["human_decision"] == "success"
     # the request was assigned to the model's approver, not the "*" fallback
-    assert seen["assigned_users"] == [{"id": "risk-officer", "name": "Risk Officer"}]
+    assert seen[0]["assigned_users"] == [{"id": "risk-officer", "name": "Risk Officer"}]
     # the request shows what was retrained, each gate's verdict and what Approve does
-    body = seen["body"]
+    body = seen[0]["body"]
     assert f"retrained for trigger {tid} (drift: drift score 0.41 > 0.25 (2008-09))" in body
     assert "Borderline: **none (the model's policy asks for a human)**" in body
     assert "Approve deploys it as **champion**" in body

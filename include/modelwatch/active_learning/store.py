@@ -204,6 +204,12 @@ def capture(
 # ------------------------------------------------------------------ expiry and outcomes
 
 
+def newest_scored(cur, model_name: str) -> datetime | None:
+    """The model's newest scored bar (any version): the queue's clock, for expiry and the labelling rule."""
+    cur.execute("SELECT max(ts) FROM predictions WHERE model_name = %(m)s", {"m": model_name})
+    return cur.fetchone()[0]
+
+
 def refresh(conn, model_name: str) -> dict[str, int]:
     """Realized outcomes onto the model's items whose horizon closed, and expiry of pending items older than
     ``expire_after_days`` behind the model's newest prediction. One transaction; returns the counts changed."""
@@ -216,8 +222,7 @@ def refresh(conn, model_name: str) -> dict[str, int]:
             {"m": model_name},
         )
         outcomes = cur.rowcount
-        cur.execute("SELECT max(ts) FROM predictions WHERE model_name = %(m)s", {"m": model_name})
-        newest = cur.fetchone()[0]
+        newest = newest_scored(cur, model_name)
         expired = 0
         if newest is not None:
             cur.execute(
