@@ -349,6 +349,8 @@ def main() -> None:
     ab.RESULTS.write_text(json.dumps(ab_result, indent=2))
     # the fleet: one drift_hourly run of 50 versions under the real scheduler (its own stack and process)
     subprocess.run([sys.executable, "-m", "bench.fleet"], cwd=ROOT, check=False)
+    # the volatility-regime model's skill on the real bars (its own process; bench/results/regime_skill.json)
+    subprocess.run([sys.executable, "-m", "bench.regime_skill"], cwd=ROOT, check=False)
     from bench import api_latency
 
     api = api_latency.run()

@@ -52,7 +52,7 @@ BENCH = ROOT / "bench"
 CACHE = BENCH / ".cache"
 RESULTS = BENCH / "results" / "api_latency.json"
 #: bump when the generated data changes (the cached database is then rebuilt)
-DATA_VERSION = 5
+DATA_VERSION = 6
 TARGET_P95_MS = 300.0
 MODEL = "bench_model"
 #: a second, small model whose windows hold every test row per feature, as the drift task writes them
@@ -695,6 +695,47 @@ def loop_frames(size: Size, versions: list[dict[str, Any]], rng: np.random.Gener
     }
 
 
+def ingest_frame(size: Size, versions: list[dict[str, Any]]) -> pd.DataFrame:
+    """``ingest_batches``: per version and day, a predictions batch and the day before's outcome batch (as an external
+    model's drop folder delivers them); every 40th batch quarantined with an error naming file, column and rows."""
+    rng = np.random.default_rng(SEED + 3)  # its own stream: the other tables stay as they were
+    frames = []
+    for v in versions:
+        days = pd.DatetimeIndex([T0 + d * D for d in range(size.days)])
+        for kind, lag in (("predictions", 0), ("outcomes", 1)):
+            n = len(days)
+            quarantined = np.arange(n) % 40 == 39
+            names = [f"{d:%Y-%m-%d}-v{v['version']}.parquet" for d in days]
+            rows = rng.integers(20, 400, n)
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "source": "folder",
+                        "kind": kind,
+                        "name": names,
+                        "sha256": [f"{rng.integers(0, 2**63):064x}"[-64:] for _ in range(n)],
+                        "model_name": MODEL,
+                        "model_version": v["version"],
+                        "status": np.where(quarantined, "quarantined", "loaded"),
+                        "n_rows": rows,
+                        "n_written": np.where(quarantined, 0, rows),
+                        "interval_start": _ts(days - lag * D),
+                        "interval_end": _ts(days - lag * D + D),
+                        "error": [
+                            f"{name}: column p_up: empty (null/NaN) values at rows 4, 17" if q else None
+                            for name, q in zip(names, quarantined, strict=True)
+                        ],
+                        "details": "{}",
+                        "run_id": [f"scheduled__{d:%Y-%m-%dT%H:%M}" for d in days],
+                        "ingested_at": _ts(days + lag * D + 2 * H),
+                    }
+                )
+            )
+    out = pd.concat(frames, ignore_index=True).sort_values("ingested_at", kind="stable").reset_index(drop=True)
+    out.insert(0, "batch_id", np.arange(1, len(out) + 1))
+    return out
+
+
 def queue_frame(size: Size, versions: list[dict[str, Any]], dataset_id: int) -> pd.DataFrame:
     """The active-learning queue: every :data:`QUEUE_EVERY`-th hourly prediction of each version, with three-class
     probabilities whose decision confidence lies in the default band (priority from the band), statuses cycling
@@ -861,6 +902,7 @@ def generate(conn, size: Size, artifact_dir: Path, log: Callable[[str], None] = 
                 copy_frame(cur, table, frame)
         for table, frame in ab_frames(size, versions, rng).items():
             copy_frame(cur, table, frame)
+        copy_frame(cur, "ingest_batches", ingest_frame(size, versions))
         copy_frame(
             cur,
             "active_learning_queue",
@@ -885,6 +927,7 @@ def generate(conn, size: Size, artifact_dir: Path, log: Callable[[str], None] = 
             ("training_datasets", "dataset_id"),
             ("training_jobs", "job_id"),
             ("active_learning_queue", "item_id"),
+            ("ingest_batches", "batch_id"),
         ):
             cur.execute(
                 f"SELECT setval(pg_get_serial_sequence('{table}', '{col}'), coalesce(max({col}), 0) + 1, false) "
@@ -915,6 +958,7 @@ TABLES = (
     "model_alias_history",
     "predictions",
     "active_learning_queue",
+    "ingest_batches",
 )
 
 
@@ -1131,6 +1175,13 @@ def calls(size: Size) -> list[Call]:
         ),
         Call("api", "/active-learning/stats", "/active-learning/stats"),
         Call("api", "/active-learning/stats?model", "/active-learning/stats", (("model", MODEL),)),
+        Call("api", "/ingest/batches", "/ingest/batches"),
+        Call(
+            "api",
+            "/ingest/batches?model&status=quarantined",
+            "/ingest/batches",
+            (("model", MODEL), ("status", "quarantined")),
+        ),
     ]
     # the predecessor-compatible aliases answer through the same queries; each is called once with its filters
     out += [

@@ -41,11 +41,12 @@ def build_predictions() -> tuple[Any, Any]:
     import numpy as np
     import pandas as pd
 
+    from include.modelwatch import defaults
     from include.modelwatch.data import features
     from include.modelwatch.ops import bootstrap
     from include.modelwatch.training import training
 
-    bars = bootstrap.load_clean_bars(bootstrap.SYMBOLS)
+    bars = bootstrap.load_clean_bars(defaults.NATIVE_MODELS[defaults.MODEL_NAME]["symbols"])
     panel = bootstrap.feature_panel(bars)
     panel = panel[panel["label"].notna()].reset_index(drop=True)
     # an outcome matures HORIZON sessions after its signal (the symbol's own calendar)

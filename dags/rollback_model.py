@@ -8,11 +8,14 @@ verified before the alias moves; a corrupted artifact is refused).
   same keys in conf: `{"model_name": "spx_signal", "target_version": 1, "reason": "..."}`.
   The target must be a version that served before (status `retired`); it
   becomes `active` again and the replaced champion `retired`.
-* **Automatic** (daily 03:30 UTC): if the champion deployed last has daily
-  live accuracy (`live_performance_daily`) significantly worse than its
-  predecessor's over `period_days` (default 30) before / after the change
-  (one-sided Mann-Whitney, alpha 0.05, at least `min_days` = 10 days each),
-  the predecessor is restored.
+* **Automatic** (daily 03:30 UTC), for every model with a champion (or the
+  model of the form): if the champion deployed last has daily live accuracy
+  (`live_performance_daily`) significantly worse than its predecessor's over
+  `period_days` (default 30) before / after the change (one-sided
+  Mann-Whitney, alpha 0.05, at least `min_days` = 10 days each), the
+  predecessor is restored. `plan_rollback` plans every model; `decide` takes
+  `rollback_champion` when some model rolls back and `keep_champion` when
+  some keeps its champion (both when both).
 
 The alias history records why and which run; the next `score_signals` run
 scores with the restored version.
@@ -43,29 +46,29 @@ from include.tasks.forms import rollback_params
     params=rollback_params(),
 )
 def rollback_model():
-    @task(multiple_outputs=False)
-    def plan_rollback(**context) -> dict:
-        from include.tasks.rollback import rollback_plan
+    @task
+    def plan_rollback(**context) -> list[dict]:
+        from include.tasks.rollback import rollback_plans
 
-        return rollback_plan(context)
+        return rollback_plans(context)
 
     @task.branch
-    def decide(plan: dict) -> str:
-        from include.modelwatch.decisions import choose_rollback
+    def decide(plans: list[dict]) -> list[str]:
+        from include.modelwatch.decisions import choose_rollbacks
 
-        return choose_rollback(plan.get("target_version") if plan.get("manual") else None, bool(plan.get("rollback")))
+        return choose_rollbacks(plans)
 
     @task(task_id=TASK_ROLLBACK)
-    def rollback_champion(plan: dict, **context) -> int:
-        from include.tasks.rollback import do_rollback
+    def rollback_champion(plans: list[dict], **context) -> list[int]:
+        from include.tasks.rollback import do_rollbacks
 
-        return do_rollback(plan, context)
+        return do_rollbacks(plans, context)
 
     @task(task_id=TASK_KEEP)
-    def keep_champion(plan: dict) -> str:
-        from include.tasks.rollback import keep
+    def keep_champion(plans: list[dict]) -> list[str]:
+        from include.tasks.rollback import keep_all
 
-        return keep(plan)
+        return keep_all(plans)
 
     @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
     def finish() -> None:

@@ -1,19 +1,24 @@
 """
 ### score_signals
 
-Daily. Scores the market bars of its data interval with the model's
-`champion` (loaded by alias, SHA-256 verified) and records the outcomes of
+Daily. Scores the market bars of its data interval with the `champion` of
+every native model (variable `modelwatch_native_models`: each model's target
+and symbols; loaded by alias, SHA-256 verified) and records the outcomes of
 earlier predictions whose horizon has closed.
 
 1. `ingest_bars`: UPSERT the interval's daily bars (plus the history the
-   features need) from the source into `market_bars`.
-2. `score` (mapped per symbol of variable `modelwatch_symbols`): features with
-   no look-ahead, class probabilities, confidence; the interval's predictions
-   of the champion version are *replaced*, never duplicated. A bar with a NaN
-   feature (e.g. zero volume) is scored with its NaN and marked
+   features need) of every native model's symbols from the market source
+   (variable `modelwatch_market_source`) into `market_bars`; a changed
+   stored bar (late correction) is overwritten and logged.
+2. `list_targets`: one (model, symbol) per symbol of each model with a champion.
+3. `score` (mapped per model and symbol): features with no look-ahead, class
+   probabilities, confidence; the interval's predictions of the champion
+   version are *replaced*, never duplicated. A bar with a NaN feature (e.g.
+   zero volume) is scored with its NaN and marked
    `data_quality = 'missing_features'` (the NaN names in `missing_features`).
-3. `record_outcomes` (mapped per symbol): realized return, realized label and
-   R multiple for predictions whose horizon closed before the interval end.
+4. `record_outcomes` (mapped per model and symbol): realized return and
+   realized label (and, for the direction model, R multiple) of predictions
+   whose horizon closed before the interval end.
 
 Params `window_start` / `window_end` re-run any window from the trigger form.
 """
@@ -48,27 +53,27 @@ def score_signals():
         return run(context)
 
     @task
-    def list_symbols() -> list[str]:
-        from include.tasks.scoring import symbols
+    def list_targets() -> list[dict]:
+        from include.tasks.scoring import scoring_targets
 
-        return symbols()
+        return scoring_targets()
 
-    @task(map_index_template="{{ symbol }}", multiple_outputs=False)
-    def score(symbol: str, **context) -> dict:
+    @task(map_index_template="{{ target['model_name'] }} {{ target['symbol'] }}", multiple_outputs=False)
+    def score(target: dict, **context) -> dict:
         from include.tasks.scoring import score_symbol
 
-        return score_symbol(symbol, context)
+        return score_symbol(target["model_name"], target["symbol"], context)
 
-    @task(map_index_template="{{ symbol }}")
-    def record_outcomes(symbol: str, **context) -> int:
+    @task(map_index_template="{{ target['model_name'] }} {{ target['symbol'] }}")
+    def record_outcomes(target: dict, **context) -> int:
         from include.tasks.scoring import record_outcomes as run
 
-        return run(symbol, context)
+        return run(target["model_name"], target["symbol"], context)
 
-    syms = list_symbols()
-    scored = score.expand(symbol=syms)
-    ingest_bars() >> syms
-    scored >> record_outcomes.expand(symbol=syms)
+    targets = list_targets()
+    scored = score.expand(target=targets)
+    ingest_bars() >> targets
+    scored >> record_outcomes.expand(target=targets)
 
 
 score_signals()

@@ -60,6 +60,7 @@ def pytest_configure(config: pytest.Config) -> None:
     env["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
     env["MODELWATCH_RETRY_DELAY_SECONDS"] = "1"
     env["MODELWATCH_ARTIFACT_DIR"] = str(tmp / "artifacts")
+    env["MODELWATCH_INBOX_DIR"] = str(tmp / "inbox")
     if not os.environ.get("XDG_RUNTIME_DIR"):  # pgserver asks platformdirs for one (RuntimeDirWarning if unset)
         (tmp / "run").mkdir(mode=0o700)
         env["XDG_RUNTIME_DIR"] = str(tmp / "run")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:  # DAG files import the task-id constants at parse time: keep this module light
@@ -152,3 +152,13 @@ def choose_rollback(manual_target: int | None, automatic: bool) -> str:
     """A manual target version (conf) or an automatic 'significantly worse' verdict
     -> TASK_ROLLBACK; else TASK_KEEP."""
     return TASK_ROLLBACK if manual_target is not None or automatic else TASK_KEEP
+
+
+def choose_rollbacks(plans: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The branches of a run that checked several models (one plan each, :func:`choose_rollback` per plan):
+    TASK_ROLLBACK when some model is rolled back, TASK_KEEP when some keeps its champion (both when both;
+    TASK_KEEP alone when there is no model to check)."""
+    chosen = {
+        choose_rollback(p.get("target_version") if p.get("manual") else None, bool(p.get("rollback"))) for p in plans
+    }
+    return [t for t in (TASK_ROLLBACK, TASK_KEEP) if t in chosen] or [TASK_KEEP]

@@ -18,10 +18,19 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-#: The monitored model (also the bootstrap's model name).
+#: The native direction model (BUY/HOLD/SELL signals) and the native volatility-regime model (LOW/HIGH).
 MODEL_NAME = "spx_signal"
-#: Symbols scored by ``score_signals`` (the bootstrap champion is trained on both).
-SYMBOLS: tuple[str, ...] = ("SPX", "IXIC")
+VOL_MODEL_NAME = "spx_vol_regime"
+#: The models ModelWatch trains itself: name -> what it predicts (its target, ``training/targets.py``) and the
+#: symbols it is trained on and scores (a per-model setting). Bootstrap trains each; ``score_signals`` scores each
+#: one's symbols; ``retrain_gated`` retrains it on them.
+NATIVE_MODELS: dict[str, dict[str, Any]] = {
+    MODEL_NAME: {"target": "direction", "symbols": ["SPX", "IXIC"]},
+    VOL_MODEL_NAME: {"target": "vol_regime", "symbols": ["SPX", "IXIC"]},
+}
+#: Where daily bars come from: ``arch`` (the demo data, real S&P 500 / NASDAQ 1999-2018) or ``folder:/path``
+#: (a CSV or Parquet file of OHLCV bars per symbol, ``include/modelwatch/data/sources.py``).
+MARKET_SOURCE = "arch"
 #: Relative drop of a metric below the baseline that counts as degraded.
 PERFORMANCE_TOLERANCE = 0.10
 #: A champion older than this (days) is reported as stale.
@@ -33,8 +42,8 @@ ARTIFACT_DIR_DEFAULT = ".modelwatch/artifacts"
 
 #: Airflow Variable name -> default value (Python value; :func:`text` gives the stored text).
 VARIABLES: dict[str, Any] = {
-    "modelwatch_model_name": MODEL_NAME,
-    "modelwatch_symbols": list(SYMBOLS),
+    "modelwatch_native_models": NATIVE_MODELS,
+    "modelwatch_market_source": MARKET_SOURCE,
     "modelwatch_drift_overrides": {},
     "modelwatch_performance_tolerance": PERFORMANCE_TOLERANCE,
     "modelwatch_max_model_age_days": MAX_MODEL_AGE_DAYS,
@@ -45,6 +54,7 @@ VARIABLES: dict[str, Any] = {
 }
 
 _JSON_OBJECTS = (
+    "modelwatch_native_models",
     "modelwatch_drift_overrides",
     "modelwatch_require_approval",
     "modelwatch_gate_overrides",
@@ -70,13 +80,12 @@ def parse(name: str, raw: str | None) -> Any:
         raise KeyError(f"unknown ModelWatch variable {name!r}; known: {sorted(VARIABLES)}")
     raw = text(name) if raw is None or not str(raw).strip() else str(raw).strip()
     try:
-        if name == "modelwatch_model_name":
+        if name == "modelwatch_market_source":
+            if raw != "arch" and not (raw.startswith("folder:") and len(raw) > len("folder:")):
+                raise ValueError("expected 'arch' or 'folder:/path/to/bars'")
             return raw
-        if name == "modelwatch_symbols":
-            value = json.loads(raw)
-            if not isinstance(value, list) or not value or not all(isinstance(s, str) and s.strip() for s in value):
-                raise ValueError("expected a non-empty JSON list of symbol names")
-            return [s.strip() for s in value]
+        if name == "modelwatch_native_models":
+            return _native_models(json.loads(raw))
         if name == "modelwatch_performance_tolerance":
             return float(raw)
         if name == "modelwatch_max_model_age_days":
@@ -91,6 +100,29 @@ def parse(name: str, raw: str | None) -> Any:
         return value
     except ValueError as exc:
         raise ValueError(f"variable {name} = {raw!r}: {exc}") from None
+
+
+def _native_models(value: Any) -> dict[str, dict[str, Any]]:
+    """``{model: {"target": name, "symbols": [..]}}`` checked: a ValueError names the model and the field."""
+    if not isinstance(value, dict) or not value:
+        raise ValueError('expected a JSON object {"model": {"target": "direction", "symbols": ["SPX"]}, ...}')
+    out: dict[str, dict[str, Any]] = {}
+    for model, conf in value.items():
+        if not isinstance(conf, dict) or set(conf) - {"target", "symbols"}:
+            raise ValueError(f'{model}: expected {{"target": ..., "symbols": [...]}}, got {conf!r}')
+        target = conf.get("target", "direction")
+        if target not in TARGET_NAMES:
+            raise ValueError(f"{model}: unknown target {target!r}; expected one of {list(TARGET_NAMES)}")
+        symbols = conf.get("symbols")
+        if not isinstance(symbols, list) or not symbols or not all(isinstance(x, str) and x.strip() for x in symbols):
+            raise ValueError(f"{model}: symbols must be a non-empty list of symbol names, got {symbols!r}")
+        out[str(model)] = {"target": target, "symbols": [x.strip() for x in symbols]}
+    return out
+
+
+#: The targets a native model can have (``include/modelwatch/training/targets.py`` ``TARGETS``; a test keeps the two
+#: equal).
+TARGET_NAMES: tuple[str, ...] = ("direction", "vol_regime")
 
 
 def artifact_dir(env: Mapping[str, str] | None = None) -> str:

@@ -132,6 +132,14 @@ METRICS: dict[str, MetricSpec] = {
             "respond_to_alerts",
         ),
         _spec(
+            "ingest.batches",
+            "counter",
+            "model kind status",
+            "modelwatch_ingest_batches_total",
+            "external models' batch files handled, by kind (predictions, outcomes) and status (loaded, quarantined)",
+            "ingest_predictions",
+        ),
+        _spec(
             "retrain.train_seconds",
             "timer",
             "model algorithm",

@@ -132,6 +132,26 @@ def variable(name: str) -> Any:
     return defaults.parse(name, Variable.get(name, default=defaults.text(name)))
 
 
+def native_models() -> dict[str, dict[str, Any]]:
+    """The models ModelWatch trains itself (variable ``modelwatch_native_models``): name -> target and symbols."""
+    return variable("modelwatch_native_models")
+
+
+def native_model(name: str) -> dict[str, Any]:
+    """One native model's setting (target, symbols), or a ValueError naming it and the known ones."""
+    models = native_models()
+    if name not in models:
+        raise ValueError(f"{name} is not a native model of modelwatch_native_models (known: {sorted(models)})")
+    return models[name]
+
+
+def market_source() -> Any:
+    """The market-data source of the variable ``modelwatch_market_source`` (``arch`` or ``folder:/path``)."""
+    from include.modelwatch.data import sources
+
+    return sources.source_from_spec(variable("modelwatch_market_source"))
+
+
 def page_url(path: str) -> str:
     """A ModelWatch page's absolute URL under Airflow's ``[api] base_url`` (as Airflow's own log links)."""
     from airflow.sdk.configuration import conf

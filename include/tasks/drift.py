@@ -235,7 +235,9 @@ def check_window(target: dict[str, Any], context: dict[str, Any]) -> dict[str, A
         how = drift.window_mode(n, config)
         binned = how.binned
         df = store.window_frame(conn, mv.model_name, mv.version, start, end, every=how.every)
-        spec = checks.window_spec(mv.features, mv.classes, len(df), config.max_null_share)
+        spec = checks.window_spec(
+            mv.features, mv.classes, len(df), config.max_null_share, categorical=mv.categorical_features
+        )
         report = quality.validate_frame(df, spec) if len(df) else None
         missing = store.missing_features(conn, mv.model_name, mv.version, start, end)
         with storage.transaction(conn) as cur:

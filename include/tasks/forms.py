@@ -61,11 +61,16 @@ def optional_int(title: str, minimum: int, description: str) -> Any:
 
 
 def model_field(description: str) -> Any:
-    """The model drop-down of a trigger form (empty allowed)."""
+    """The model field of a trigger form (empty allowed): the native models are suggested, any registered model
+    (an external one too) may be typed."""
     from airflow.sdk import Param
 
     return Param(
-        None, type=["null", "string"], enum=[None, defaults.MODEL_NAME], title="Model", description=description
+        None,
+        type=["null", "string"],
+        examples=sorted(defaults.NATIVE_MODELS),
+        title="Model",
+        description=description,
     )
 
 
@@ -121,7 +126,7 @@ def retrain_params() -> dict[str, Any]:
 def rollback_params() -> dict[str, Any]:
     """The trigger form of ``rollback_model``."""
     return {
-        "model_name": model_field("the model to roll back (empty: the variable modelwatch_model_name)"),
+        "model_name": model_field("the model to roll back (empty: check every model with a champion)"),
         "target_version": optional_int(
             "Target version", 1, "restore this version as champion (empty: automatic check only)"
         ),

@@ -26,14 +26,18 @@ def evaluate_models(
     the new decisions per action (metric ``loop.actions``) and returns them with the triggers that changed."""
     from include.modelwatch.loop import responses
     from include.modelwatch.metrics import get_metrics
+    from include.tasks.notify import base_url, deliver_pending
 
     counts: dict[str, int] = {}
     changed: list[int] = []
+    url = base_url()
     for model in models:
-        ev = responses.evaluate(conn, model, source=source, as_of=as_of(model), run_id=rid, window=window)
+        ev = responses.evaluate(conn, model, source=source, as_of=as_of(model), run_id=rid, window=window, base_url=url)
         log.info("%s", ev.summary())
         if ev.changed and ev.trigger_id is not None:
             changed.append(ev.trigger_id)
+        if ev.external and not ev.replayed and any(a["action"] == "fire" for a in ev.actions):
+            log.info("%s is external: retrain requested from its owner; %s", model, deliver_pending(conn, model))
         for a in ev.actions:
             if not ev.replayed:
                 counts[a["action"]] = counts.get(a["action"], 0) + 1

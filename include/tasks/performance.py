@@ -67,8 +67,17 @@ def evaluate(target: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
     with monitoring_db() as conn:
         mv = registry.get_version(conn, target["model_name"], int(target["version"]))
         where = f"{mv.label} window {start:%Y-%m-%d}..{end:%Y-%m-%d}"
+        classes = list(mv.classes)
+        # an external model has no artifact: no interpretability, everything else as for a trained one
+        model = None if mv.artifact_path is None else training.deserialize_model(registry.read_artifact(mv))
         df = store.load_predictions(
-            conn, mv.model_name, mv.version, min(start, end - timedelta(days=LOOKBACK_DAYS)), end, start
+            conn,
+            mv.model_name,
+            mv.version,
+            min(start, end - timedelta(days=LOOKBACK_DAYS)),
+            end,
+            start,
+            classes=classes,
         )
         ev = perf.evaluate_window(
             df,
@@ -76,12 +85,13 @@ def evaluate(target: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
             end=end,
             baseline=store.baseline(conn, mv.model_name, mv.version),
             pending_estimates=store.pending_estimates(conn, mv.model_name, mv.version, end),
-            model=training.deserialize_model(registry.read_artifact(mv)),
+            model=model,
             features=list(mv.features),
             tolerance=tol,
             horizon_days=mv.horizon_days,
             train_end=mv.train_end,
             label=mv.label,
+            classes=classes,
         )
         snapshots, comparisons, primary = ev.snapshots, ev.comparisons, ev.primary
         estimate, unchecked, check, realized, interp = ev.estimate, ev.unchecked, ev.check, ev.realized, ev.interp
@@ -90,7 +100,8 @@ def evaluate(target: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
         with storage.transaction(conn) as cur:
             store.clear_window(cur, mv.model_name, mv.version, end)
             for sym, tf, m in snapshots:
-                per_class = {f"{k}_{c}": m[f"{k}_{c}"] for c in perf.CLASSES for k in _PER_CLASS}
+                # live_performance_daily.per_class is jsonb: any class list fits without a migration
+                per_class = {f"{k}_{c}": m[f"{k}_{c}"] for c in classes for k in _PER_CLASS}
                 store.insert_snapshot(
                     cur,
                     model=mv.model_name,

@@ -16,7 +16,7 @@ from typing import Any
 from include.modelwatch import defaults
 from include.modelwatch.api import urls
 from include.tasks.approval import DECISION_TASK
-from include.tasks.common import log_page, monitoring_db, page_url, run_id, variable
+from include.tasks.common import log_page, market_source, monitoring_db, native_models, page_url, run_id, variable
 from include.tasks.forms import ALGORITHMS, DEPLOY_ALIASES, RETRAIN_MODES, jsonable, refuse, request, settings
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,7 @@ def claim(context: dict[str, Any]) -> dict[str, Any] | None:
     """Create a manual trigger if the run asks for one (model + reason), then claim one trigger."""
     from include.modelwatch.loop import responses, triggers
     from include.modelwatch.training import retrain
+    from include.tasks.notify import base_url
 
     req = request(context)
     rid = run_id(context)
@@ -54,7 +55,9 @@ def claim(context: dict[str, Any]) -> dict[str, Any] | None:
         run_type = str(getattr(context.get("dag_run"), "run_type", "")).split(".")[-1].lower()
         if run_type == "scheduled":  # the daily 02:00 run evaluates the time-based rules (model age)
             for name in responses.models_with_champion(conn):
-                summary = responses.evaluate(conn, name, source="schedule", as_of=claimed_at, run_id=rid).summary()
+                summary = responses.evaluate(
+                    conn, name, source="schedule", as_of=claimed_at, run_id=rid, base_url=base_url()
+                ).summary()
                 log.info("%s", summary)
                 decided.append(f"schedule rules for {name}: {summary}")
         if manual:
@@ -99,9 +102,12 @@ def _frames(trigger: dict[str, Any], context: dict[str, Any]):
     from include.modelwatch.training import candidate
 
     model = trigger["model_name"]
+    symbols = native_models().get(model, {}).get("symbols")  # the model's setting; else its champion's
     with monitoring_db() as conn:
         champ = registry.get_alias(conn, model, registry.CHAMPION)
-        frames = candidate.trigger_frames(trigger, _split(context), champ)
+        if champ.external:
+            raise ValueError(f"{model} is an external model: ModelWatch cannot retrain it")
+        frames = candidate.trigger_frames(trigger, _split(context), champ, symbols=symbols, source=market_source())
         dates = frames.train["date"]
         items = (
             al_store.training_labels(
@@ -126,9 +132,11 @@ def assemble(trigger: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]
     from include.modelwatch.training import dataset, retrain
 
     try:
-        frames, _ = _frames(trigger, context)
+        frames, champ = _frames(trigger, context)
         train, info = frames.train, frames.info
-        report = validate_frame(train, dataset.training_frame_spec())
+        report = validate_frame(
+            train, dataset.training_frame_spec(classes=champ.classes, feature_columns=champ.features)
+        )
         fp = dataset.fingerprint(train)
         per_class = dataset.rows_per_class(train)
         with monitoring_db() as conn:
@@ -197,7 +205,7 @@ def train_candidate(dataset_row: dict[str, Any], algorithm: str, context: dict[s
     register it (status 'candidate', no alias) and record job and gate rows."""
     from include.modelwatch import registry
     from include.modelwatch.data.storage import transaction
-    from include.modelwatch.training import candidate, dataset, retrain, training
+    from include.modelwatch.training import candidate, dataset, retrain, targets, training
 
     rid, split = run_id(context), _split(context)
     model_name, tid = dataset_row["model_name"], dataset_row["trigger_id"]
@@ -232,6 +240,7 @@ def train_candidate(dataset_row: dict[str, Any], algorithm: str, context: dict[s
             params=params,
             split=split,
             overrides=variable("modelwatch_gate_overrides").get(model_name, {}),
+            target=targets.target_of(champ.params, champ.label),
         )
         secs = time.perf_counter() - t0
         fields = candidate.registration(

@@ -8,13 +8,30 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from include.tasks.common import monitoring_db, run_id, variable
+from include.tasks.common import monitoring_db, run_id
 from include.tasks.forms import jsonable, refuse, request
 
 log = logging.getLogger(__name__)
 
 
-def rollback_plan(context: dict[str, Any]) -> dict[str, Any]:
+def rollback_plans(context: dict[str, Any]) -> list[dict[str, Any]]:
+    """One :func:`rollback_plan` per model: the model of the form or conf, else every model with a champion (the
+    automatic daily check)."""
+    from include.modelwatch.loop import responses
+
+    req = request(context)
+    if req.get("model_name"):
+        models = [str(req["model_name"])]
+    elif req.get("target_version") is not None:
+        refuse("a manual rollback names the model (model_name) as well as the target version")
+    else:
+        with monitoring_db() as conn:
+            models = responses.models_with_champion(conn)
+        log.info("summary: %d model(s) with a champion to check: %s", len(models), ", ".join(models) or "none")
+    return [rollback_plan(m, context) for m in models]
+
+
+def rollback_plan(model_name: str, context: dict[str, Any]) -> dict[str, Any]:
     """Manual (``model_name``, ``target_version``, ``reason`` from the form or conf) or automatic: the champion
     deployed last is compared with the previous one on daily live accuracy
     (``live_performance_daily``) over ``period_days`` before / after the change."""
@@ -25,7 +42,6 @@ def rollback_plan(context: dict[str, Any]) -> dict[str, Any]:
     from include.modelwatch.training import retrain
 
     req = request(context)
-    model_name = req.get("model_name") or variable("modelwatch_model_name")
     as_of = context.get("logical_date") or context["dag_run"].run_after
     with monitoring_db() as conn:
         current = registry.resolve_alias(conn, model_name, registry.CHAMPION)
@@ -75,6 +91,16 @@ def rollback_plan(context: dict[str, Any]) -> dict[str, Any]:
         "evidence": jsonable(evidence),
         "as_of": str(as_of),
     }
+
+
+def do_rollbacks(plans: list[dict[str, Any]], context: dict[str, Any]) -> list[int]:
+    """Roll back every model whose plan says so (each in its own transaction); the restored versions."""
+    return [do_rollback(p, context) for p in plans if p.get("rollback")]
+
+
+def keep_all(plans: list[dict[str, Any]]) -> list[str]:
+    """Log each model that keeps its champion; why."""
+    return [keep(p) for p in plans if not p.get("rollback")]
 
 
 def do_rollback(plan: dict[str, Any], context: dict[str, Any]) -> int:

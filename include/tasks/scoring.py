@@ -12,47 +12,86 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from include.tasks.common import monitoring_db, run_id, variable, window
+from include.tasks.common import market_source, monitoring_db, native_models, run_id, window
 
 log = logging.getLogger(__name__)
 
 HISTORY_DAYS = 420  # calendar days of history the features need (252 sessions + margin)
-OUTCOME_HISTORY_DAYS = 60  # calendar days before the oldest pending prediction (its risk unit needs 22 bars)
-
-
-def model_name() -> str:
-    """The monitored model (variable ``modelwatch_model_name``)."""
-    return variable("modelwatch_model_name")
 
 
 def symbols() -> list[str]:
-    """The scored symbols (variable ``modelwatch_symbols``)."""
-    return variable("modelwatch_symbols")
+    """Every symbol a native model is trained on and scores (variable ``modelwatch_native_models``), once each."""
+    return sorted({s for conf in native_models().values() for s in conf["symbols"]})
+
+
+def scoring_targets() -> list[dict[str, str]]:
+    """What ``score`` and ``record_outcomes`` map over: one (model, symbol) per symbol of each native model that
+    has a champion. A native model without one yet is logged and left out (bootstrap trains it)."""
+    from include.modelwatch import registry
+
+    models = native_models()
+    with monitoring_db() as conn:
+        champions = {m["model_name"] for m in registry.monitored_models(conn, registry.NATIVE) if m["champion"]}
+    missing = sorted(set(models) - champions)
+    if missing:
+        log.warning("native model(s) without a champion, not scored: %s (run the bootstrap)", ", ".join(missing))
+    out = [
+        {"model_name": name, "symbol": sym}
+        for name in sorted(models)
+        if name in champions
+        for sym in models[name]["symbols"]
+    ]
+    log.info(
+        "summary: %d (model, symbol) pair(s): %s", len(out), ", ".join(f"{t['model_name']}/{t['symbol']}" for t in out)
+    )
+    return out
 
 
 def ingest_bars(context: dict[str, Any]) -> int:
-    """UPSERT the source bars of the window (and the history features need)."""
-    from include.modelwatch.data import scoring, signals, storage
-    from include.modelwatch.ops import bootstrap
+    """UPSERT the source bars of the window (and the history features need) of every native model's symbols.
+
+    A ``folder:`` source is a live feed: a bar dated after the window end is refused (market.py's future-dated
+    policy). The ``arch`` demo data is an archive the replay walks through, so its later bars are not an error.
+    A bar already stored with other values is a late correction: it is overwritten and each change is logged."""
+    from include.modelwatch.data import market, scoring, signals, sources, storage
+    from include.modelwatch.training import dataset
 
     start, end = window(context)
     syms = symbols()
-    sel, in_window = scoring.history_slice(bootstrap.load_clean_bars(syms), start.date(), end.date(), HISTORY_DAYS)
+    source = market_source()
+    as_of = None if isinstance(source, sources.ArchSource) else (end - timedelta(microseconds=1)).date()
+    bars = dataset.load_clean_bars(syms, source, as_of=as_of)
+    sel, in_window = scoring.history_slice(bars, start.date(), end.date(), HISTORY_DAYS)
     with monitoring_db() as conn:
+        since = start.date() - timedelta(days=HISTORY_DAYS)
+        stored = pd_concat([signals.read_bars(conn, s, since, end.date()) for s in syms])
+        found = market.apply_correction_policy(market.corrections(sel, stored))
         with storage.transaction(conn) as cur:
-            n = signals.upsert_bars(cur, sel)
+            n = signals.upsert_bars(cur, sel, source=source.name)
+    for c in found:
+        log.warning("late correction of a stored bar (overwritten): %s", c)
     log.info(
-        "summary: market_bars upserted %d bars of %s (%d inside %s..%s, the rest is feature history)",
+        "summary: market_bars upserted %d bars of %s from %s (%d inside %s..%s, the rest is feature history); "
+        "%d late correction(s)",
         n,
         ", ".join(syms),
+        source.name,
         in_window,
         f"{start:%Y-%m-%d}",
         f"{end:%Y-%m-%d}",
+        len(found),
     )
     return in_window
 
 
-def score_symbol(symbol: str, context: dict[str, Any]) -> dict[str, Any]:
+def pd_concat(frames: list[Any]) -> Any:
+    import pandas as pd
+
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["symbol", "date"])
+
+
+def score_symbol(model_name: str, symbol: str, context: dict[str, Any]) -> dict[str, Any]:
     """Score the window's bars of ``symbol`` with the hash-checked champion and, while the model has a running
     A/B test, with its challenger too (shadow scores on every row; each unit's arm is stored); replace the
     window's rows of each version and record each batch (rows, duration) in ``scoring_batches``, all in one
@@ -64,19 +103,20 @@ def score_symbol(symbol: str, context: dict[str, Any]) -> dict[str, Any]:
     from include.modelwatch.active_learning import store as al_store
     from include.modelwatch.data import scoring, signals, storage
     from include.modelwatch.metrics import get_metrics
+    from include.modelwatch.training import targets
 
     start, end = window(context)
     with monitoring_db() as conn:
-        test = ab_store.running_test(conn, model_name())
+        test = ab_store.running_test(conn, model_name)
         arms = [registry.CHAMPION] + ([ab_store.CHALLENGER] if test is not None else [])
-        band = al_store.settings_for(conn, model_name())
+        band = al_store.settings_for(conn, model_name)
         bars = None
         results = []
         captured: dict[int, int] = {}
         with storage.transaction(conn) as cur:
             for alias in arms:
                 t0 = time.perf_counter()  # the batch's duration (scoring_batches): model load .. predictions written
-                mv, blob = registry.load_by_alias(conn, model_name(), alias)
+                mv, blob = registry.load_by_alias(conn, model_name, alias)
                 if bars is None:
                     bars = signals.read_bars(conn, symbol, start.date() - timedelta(days=HISTORY_DAYS), end.date())
                 scored = _score(mv, blob, bars, start, end, symbol)
@@ -104,7 +144,8 @@ def score_symbol(symbol: str, context: dict[str, Any]) -> dict[str, Any]:
                     duration_s=time.perf_counter() - t0,
                     run_id=run_id(context),
                 )
-                if alias == registry.CHAMPION:  # the served signal's undecided rows go to the labelling queue
+                trades = targets.target_of(mv.params, mv.label).trading
+                if alias == registry.CHAMPION and trades:  # the served signal's undecided rows go to labelling
                     captured = al_store.capture(
                         cur,
                         model_name=mv.model_name,
@@ -176,22 +217,30 @@ def _score(mv: Any, blob: bytes, bars: Any, start: Any, end: Any, symbol: str) -
     from include.modelwatch.training import training
 
     return scoring.score_window(
-        training.deserialize_model(blob), mv.features, bars, start, end, symbol=symbol, label=mv.label
+        training.deserialize_model(blob),
+        mv.features,
+        bars,
+        start,
+        end,
+        symbol=symbol,
+        label=mv.label,
+        classes=mv.classes,
     )
 
 
-def record_outcomes(symbol: str, context: dict[str, Any]) -> int:
-    """Outcomes for predictions whose horizon closed before the window's end."""
+def record_outcomes(name: str, symbol: str, context: dict[str, Any]) -> int:
+    """Outcomes for ``name``'s predictions of ``symbol`` whose horizon closed before the window's end."""
     from include.modelwatch.data import scoring, signals, storage
+    from include.modelwatch.training import targets
 
     start, end = window(context)
-    name = model_name()
     with monitoring_db() as conn:
         pending = signals.predictions_awaiting_outcome(conn, name, symbol, end)
         rows: list[dict[str, Any]] = []
         if not pending.empty:
             first = scoring.first_pending_day(pending)
-            bars = signals.read_bars(conn, symbol, first - timedelta(days=OUTCOME_HISTORY_DAYS), end.date())
+            history = max(targets.target_of(p).outcome_history_days for p in pending["params"])
+            bars = signals.read_bars(conn, symbol, first - timedelta(days=history), end.date())
             rows = scoring.outcome_rows(pending, bars, end, run_id(context))
         with storage.transaction(conn) as cur:
             written = signals.upsert_outcomes(cur, rows)

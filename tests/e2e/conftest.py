@@ -12,6 +12,7 @@ from tests.conftest import reset_rules
 # baseline and the seeded response rules. Everything else is emptied per test.
 KEEP_TABLES = (
     "schema_migrations",
+    "monitored_models",
     "model_versions",
     "model_aliases",
     "model_alias_history",

@@ -200,3 +200,21 @@ def test_a_version_whose_window_check_failed_goes_to_compute_drift_to_be_checked
     # whatever the failed check left in rows / dq, the version is retried on the compute path (which names its error)
     for rows, dq in ((0, False), (0, True), (10, False), (10, True)):
         assert choose_drift_path(rows, dq, check_failed=True) == TASK_COMPUTE_DRIFT
+
+
+def test_choose_rollbacks_over_several_models():
+    from include.modelwatch.decisions import TASK_KEEP, TASK_ROLLBACK, choose_rollbacks
+
+    manual = {"manual": True, "target_version": 1, "rollback": True}
+    worse = {"rollback": True}
+    fine = {"rollback": False}
+    assert choose_rollbacks([]) == [TASK_KEEP]
+    assert choose_rollbacks([fine]) == [TASK_KEEP]
+    assert choose_rollbacks([fine, fine]) == [TASK_KEEP]
+    assert choose_rollbacks([worse]) == [TASK_ROLLBACK]
+    assert choose_rollbacks([manual]) == [TASK_ROLLBACK]
+    assert choose_rollbacks([fine, worse]) == [TASK_ROLLBACK, TASK_KEEP]
+    assert choose_rollbacks([worse, fine, manual]) == [TASK_ROLLBACK, TASK_KEEP]
+    # a manual plan's target decides even when its 'rollback' flag is off; an automatic one needs the verdict
+    assert choose_rollbacks([{"manual": True, "target_version": 2, "rollback": False}]) == [TASK_ROLLBACK]
+    assert choose_rollbacks([{"manual": False, "target_version": 2, "rollback": False}]) == [TASK_KEEP]

@@ -22,8 +22,22 @@ def test_settings_file_variables_equal_the_code_defaults():
     for name, text in got.items():
         assert defaults.parse(name, text) == defaults.parse(name, defaults.text(name)), name
     # the values the issue was about, spelled out
-    assert json.loads(got["modelwatch_symbols"]) == ["SPX", "IXIC"] == list(defaults.SYMBOLS)
-    assert got["modelwatch_model_name"] == "spx_signal" == defaults.MODEL_NAME
+    native = json.loads(got["modelwatch_native_models"])
+    assert (
+        native
+        == {
+            "spx_signal": {"target": "direction", "symbols": ["SPX", "IXIC"]},
+            "spx_vol_regime": {"target": "vol_regime", "symbols": ["SPX", "IXIC"]},
+        }
+        == defaults.NATIVE_MODELS
+    )
+    assert got["modelwatch_market_source"] == "arch"
+
+
+def test_target_names_are_the_targets():
+    from include.modelwatch.training import targets
+
+    assert set(defaults.TARGET_NAMES) == set(targets.TARGETS)
 
 
 def test_artifact_dir_is_an_environment_setting_not_a_variable():
@@ -34,11 +48,14 @@ def test_artifact_dir_is_an_environment_setting_not_a_variable():
 
 
 def test_defaults_text_and_parse():
-    assert defaults.text("modelwatch_symbols") == '["SPX", "IXIC"]'
+    assert defaults.text("modelwatch_market_source") == "arch"
     assert defaults.text("modelwatch_performance_tolerance") == "0.1"
-    assert defaults.parse("modelwatch_symbols", None) == ["SPX", "IXIC"]
-    assert defaults.parse("modelwatch_symbols", "") == ["SPX", "IXIC"]
-    assert defaults.parse("modelwatch_symbols", '[" NDX "]') == ["NDX"]
+    assert defaults.parse("modelwatch_native_models", None) == defaults.NATIVE_MODELS
+    assert defaults.parse("modelwatch_native_models", "") == defaults.NATIVE_MODELS
+    assert defaults.parse("modelwatch_native_models", '{"m": {"symbols": [" NDX "]}}') == {
+        "m": {"target": "direction", "symbols": ["NDX"]}
+    }
+    assert defaults.parse("modelwatch_market_source", "folder:/data/bars") == "folder:/data/bars"
     assert defaults.parse("modelwatch_max_model_age_days", "7") == 7
     assert defaults.parse("modelwatch_performance_tolerance", "0.25") == 0.25
     assert defaults.parse("modelwatch_gate_overrides", '{"m": {"x": 1}}') == {"m": {"x": 1}}
@@ -47,10 +64,12 @@ def test_defaults_text_and_parse():
 @pytest.mark.parametrize(
     "name, raw, match",
     [
-        ("modelwatch_symbols", '"SPX"', "non-empty JSON list"),
-        ("modelwatch_symbols", "[]", "non-empty JSON list"),
-        ("modelwatch_symbols", '["SPX", ""]', "non-empty JSON list"),
-        ("modelwatch_symbols", "SPX,IXIC", "modelwatch_symbols = 'SPX,IXIC'"),
+        ("modelwatch_native_models", '{"m": {"symbols": []}}', "m: symbols must be a non-empty list"),
+        ("modelwatch_native_models", '{"m": {"symbols": ["SPX", ""]}}', "m: symbols must be a non-empty list"),
+        ("modelwatch_native_models", '{"m": {"target": "price", "symbols": ["SPX"]}}', "m: unknown target 'price'"),
+        ("modelwatch_native_models", '["spx_signal"]', "expected a JSON object"),
+        ("modelwatch_native_models", "spx_signal", "modelwatch_native_models = 'spx_signal'"),
+        ("modelwatch_market_source", "s3://bars", "expected 'arch' or 'folder:/path/to/bars'"),
         ("modelwatch_gate_overrides", "[1]", "JSON object"),
         ("modelwatch_max_model_age_days", "thirty", "modelwatch_max_model_age_days = 'thirty'"),
     ],
@@ -66,15 +85,19 @@ def test_unknown_variable_is_an_error():
 
 
 def test_scoring_tasks_fall_back_to_the_one_default(monkeypatch):
-    """With no Variable set, score_signals scores what the settings file lists (was ["SPX"] in code)."""
+    """With no Variable set, score_signals scores what the settings file lists: each native model's symbols."""
     from airflow.sdk import Variable
 
     from include.tasks import scoring
 
     monkeypatch.setattr(Variable, "get", staticmethod(lambda key, default=None, **_: default))
-    assert scoring.symbols() == ["SPX", "IXIC"]
-    assert scoring.model_name() == "spx_signal"
-    stored = {"modelwatch_symbols": "oops"}
+    assert scoring.symbols() == ["IXIC", "SPX"]
+    stored = {
+        "modelwatch_native_models": '{"m": {"symbols": ["NDX"]}, '
+        '"v": {"target": "vol_regime", "symbols": ["NDX", "DAX"]}}'
+    }
     monkeypatch.setattr(Variable, "get", staticmethod(lambda key, default=None, **_: stored.get(key, default)))
-    with pytest.raises(ValueError, match="modelwatch_symbols = 'oops'"):
+    assert scoring.symbols() == ["DAX", "NDX"]
+    stored = {"modelwatch_native_models": "oops"}
+    with pytest.raises(ValueError, match="modelwatch_native_models = 'oops'"):
         scoring.symbols()

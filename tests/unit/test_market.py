@@ -12,7 +12,11 @@ from include.modelwatch.data.market import (
     BAR_COLUMNS,
     BarsDataError,
     BarsPolicy,
+    Correction,
+    apply_correction_policy,
+    arch_raw_bars,
     clean_bars,
+    corrections,
     load_arch_bars,
     nyse_sessions,
     validate_bars,
@@ -187,3 +191,140 @@ def test_nyse_sessions_known_holidays():
     # New Year's Day on a Saturday: Friday 2010-12-31 is a session
     assert pd.Timestamp("2010-12-31") in nyse_sessions("2010-12-30", "2011-01-03")
     assert pd.Timestamp("2021-07-05") not in nyse_sessions("2021-07-01", "2021-07-06")
+
+
+# --------------------------------------------------------------------------- future-dated bars
+
+
+def test_without_as_of_nothing_changes(spx):
+    w = _window(spx)
+    out, reps = clean_bars(w)
+    pd.testing.assert_frame_equal(out, w)
+    assert reps["SPX"].future_dropped == [] and reps["SPX"].ok
+    assert BarsPolicy().on_future == "error" and BarsPolicy().on_correction == "accept"
+    pd.testing.assert_frame_equal(arch_raw_bars("sp500"), spx)  # the raw arch frame is already clean
+
+
+def test_future_dated_bar_is_an_error_naming_symbol_and_date(spx):
+    w = _window(spx)
+    # as_of on the last bar's date (any time of that day): nothing is in the future
+    out, reps = clean_bars(w, as_of=pd.Timestamp("2008-11-28 23:59"))
+    pd.testing.assert_frame_equal(out, w)
+    assert reps["SPX"].ok
+    with pytest.raises(BarsDataError, match=r"^SPX 2008-11-21: bar dated after as_of 2008-11-20 \(5 future bar") as ei:
+        clean_bars(w, as_of="2008-11-20")
+    assert ei.value.symbol == "SPX" and ei.value.date == "2008-11-21"
+    # the first future date is named even when the rows are not in order
+    with pytest.raises(BarsDataError, match=r"SPX 2008-11-21: bar dated after"):
+        clean_bars(w.iloc[::-1], as_of=dt.date(2008, 11, 20))
+    assert validate_bars(w, as_of="2008-12-01").ok
+
+
+def test_future_dated_bars_dropped_with_a_note(spx):
+    w = _window(spx)
+    out, reps = clean_bars(w, BarsPolicy(on_future="drop"), as_of="2008-11-20")
+    rep = reps["SPX"]
+    pd.testing.assert_frame_equal(out, w[w["date"] <= "2008-11-20"].reset_index(drop=True))
+    assert rep.future_dropped == [
+        pd.Timestamp(d) for d in ("2008-11-21", "2008-11-24", "2008-11-25", "2008-11-26", "2008-11-28")
+    ]  # 2008-11-27 is Thanksgiving
+    assert rep.n_rows_in == 63 and rep.n_rows_out == 58 and rep.end == pd.Timestamp("2008-11-20")
+    assert not rep.ok
+    assert rep.notes == [
+        "dropped 5 bar(s) dated after as_of 2008-11-20: 2008-11-21, 2008-11-24, 2008-11-25, 2008-11-26, 2008-11-28"
+    ]
+
+
+def test_future_rule_details(spx):
+    w = _window(spx)
+    # a tz-aware clock keeps its own wall-clock date (early morning in Tokyo is still 2008-11-21 there)
+    out, _ = clean_bars(w, BarsPolicy(on_future="drop"), as_of=pd.Timestamp("2008-11-21 01:00", tz="Asia/Tokyo"))
+    assert out["date"].max() == pd.Timestamp("2008-11-21")
+    # a future bar with NaN prices is dropped before the forward-fill rule sees it
+    w2 = w.copy()
+    w2.loc[[61, 62], "close"] = np.nan
+    out2, reps2 = clean_bars(w2, BarsPolicy(on_future="drop"), as_of="2008-11-25")
+    assert reps2["SPX"].filled_dates == [] and len(out2) == 61
+    with pytest.raises(BarsDataError, match=r"SPX 2008-09-02: all 63 bar\(s\) are dated after as_of 2008-08-29"):
+        clean_bars(w, BarsPolicy(on_future="drop"), as_of="2008-08-29")
+    with pytest.raises(ValueError, match="on_future must be 'error' or 'drop'"):
+        BarsPolicy(on_future="keep")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="as_of must be a date"):
+        clean_bars(w, as_of="not a date")
+
+
+# --------------------------------------------------------------------------- late corrections
+
+
+def test_corrections_detects_changed_fields_only_on_shared_dates(spx):
+    stored = _window(spx).iloc[:30]
+    new = _window(spx).iloc[25:40].copy()  # 5 dates overlap the stored ones
+    new.loc[27, "close"] = 1111.5
+    new.loc[28, ["high", "volume"]] = [new.loc[28, "high"] + 10.0, 123.0]
+    new.loc[35, "close"] = 1.0  # not stored yet: a new bar, not a correction
+    found = corrections(new, stored)
+    d27, d28 = stored.loc[27, "date"], stored.loc[28, "date"]
+    assert found == [
+        Correction("SPX", d27, "close", float(stored.loc[27, "close"]), 1111.5),
+        Correction("SPX", d28, "high", float(stored.loc[28, "high"]), float(stored.loc[28, "high"]) + 10.0),
+        Correction("SPX", d28, "volume", float(stored.loc[28, "volume"]), 123.0),
+    ]
+    assert str(found[0]) == f"SPX {d27:%Y-%m-%d} close: {float(stored.loc[27, 'close'])!r} -> 1111.5"
+    assert corrections(stored, stored) == []
+    assert corrections(new.iloc[:0], stored) == [] and corrections(new, pd.DataFrame()) == []
+
+
+def test_corrections_nan_equality_and_tolerance(spx):
+    stored = _window(spx).iloc[:5].copy()
+    stored.loc[1, "volume"] = np.nan
+    new = stored.copy()
+    assert corrections(new, stored) == []  # NaN volume == NaN volume
+    new.loc[1, "volume"] = 5.0e9  # a missing volume delivered later is a correction
+    new.loc[2, "volume"] = np.nan  # ... and so is a volume that went missing
+    new.loc[3, "close"] = stored.loc[3, "close"] * (1 + 1e-12)  # float noise within 1e-9
+    found = corrections(new, stored)
+    assert [(c.date, c.field) for c in found] == [(stored.loc[1, "date"], "volume"), (stored.loc[2, "date"], "volume")]
+    assert np.isnan(found[0].old) and found[0].new == 5.0e9
+    assert found[1].old == stored.loc[2, "volume"] and np.isnan(found[1].new)
+    exact = corrections(new, stored, rel_tol=0.0)
+    assert [c.field for c in exact] == ["volume", "volume", "close"]
+    assert corrections(new, stored, rel_tol=1e-3) == found
+    new.loc[4, "open"] = stored.loc[4, "open"] * (1 + 2e-9)  # beyond the default tolerance
+    assert [c.field for c in corrections(new, stored)][-1] == "open"
+
+
+def test_corrections_accept_db_shaped_frames(spx):
+    from decimal import Decimal
+
+    stored = _window(spx).iloc[:3].copy()
+    stored["date"] = [d.date() for d in stored["date"]]  # what the DB driver returns
+    stored["close"] = [Decimal(repr(x)) for x in stored["close"]]
+    new = _window(spx).iloc[:3].copy()
+    assert corrections(new, stored) == []
+    new.loc[0, "close"] = 1300.0
+    assert corrections(new, stored) == [Correction("SPX", pd.Timestamp("2008-09-02"), "close", 1277.579956, 1300.0)]
+    with pytest.raises(BarsDataError, match=r"SPX 2008-09-02: 2 bars for the same date in the stored bars"):
+        corrections(new, pd.concat([stored, stored.iloc[[0]]]))
+
+
+def test_correction_policy_accept_and_error(spx):
+    stored = _window(spx).iloc[:10]
+    new = stored.copy()
+    new.loc[4, "close"] = 1250.0
+    new.loc[6, "volume"] = 7.0e9
+    found = corrections(new, stored)
+    assert apply_correction_policy(found) == found
+    assert apply_correction_policy(iter(found), BarsPolicy(on_correction="accept")) == found
+    assert apply_correction_policy([], BarsPolicy(on_correction="error")) == []
+    old_close = float(stored.loc[4, "close"])
+    with pytest.raises(BarsDataError) as ei:
+        apply_correction_policy(found, BarsPolicy(on_correction="error"))
+    msg = str(ei.value)
+    assert msg.startswith(
+        f"SPX 2008-09-08: late correction of an already-stored bar: close {old_close!r} -> 1250 "
+        "(policy on_correction='error'; 2 correction(s): "
+    )
+    assert f"SPX 2008-09-10 volume: {int(stored.loc[6, 'volume'])} -> 7000000000" in msg
+    assert ei.value.symbol == "SPX" and ei.value.date == "2008-09-08"
+    with pytest.raises(ValueError, match="on_correction must be 'accept' or 'error'"):
+        BarsPolicy(on_correction="overwrite")  # type: ignore[arg-type]

@@ -429,3 +429,101 @@ def test_candidate_registration_fields(toy):
         "train_rows": 4,
     }
     assert fields["classes"] == list(CLASSES) and fields["feature_importance"] == {"x0": 3.0}
+
+
+# --------------------------------------------------------------------------- any class list (2 classes)
+
+TWO = ("LOW", "HIGH")
+
+
+@pytest.fixture(scope="module")
+def toy2() -> tuple[pd.DataFrame, np.ndarray]:
+    """x0 > 0 is HIGH up to 10% label noise; x1, x2 are noise."""
+    rng = np.random.default_rng(11)
+    n = 600
+    X = pd.DataFrame(rng.normal(size=(n, 3)), columns=["x0", "x1", "x2"])
+    y = np.where(X["x0"] > 0, "HIGH", "LOW").astype(object)
+    flip = rng.random(n) < 0.1
+    y[flip] = np.where(y[flip] == "HIGH", "LOW", "HIGH")
+    return X, y
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+def test_two_class_model_trains_predicts_and_round_trips(toy2, algo):
+    from include.modelwatch.training.training import model_num_classes, predict_labels, row_contributions
+
+    X, y = toy2
+    m = train_model(algo, X, y, num_boost_round=25, classes=TWO)
+    assert model_num_classes(m) == 2
+    if algo == "lightgbm":
+        assert m.num_trees() == 25 * 2  # a 2-class softmax, not a binary objective
+    p = predict_proba(m, X)  # the model knows it has 2 classes
+    assert p.shape == (len(X), 2) and np.allclose(p.sum(axis=1), 1.0)
+    probe = pd.DataFrame({"x0": [-2.0, 2.0], "x1": 0.0, "x2": 0.0})
+    assert predict_labels(predict_proba(m, probe), TWO).tolist() == ["LOW", "HIGH"]
+    assert np.mean(predict_labels(p, TWO) == y) > 0.8
+    blob = serialize_model(m)
+    m2 = deserialize_model(blob)
+    assert model_num_classes(m2) == 2
+    assert np.array_equal(predict_proba(m2, X), p)  # bit-identical
+    assert serialize_model(m2) == blob
+    assert row_contributions(m, X.iloc[:5]).shape == (5, 2, 3)
+    assert shap_contributions(m, X).shape == (3,) and np.argmax(shap_contributions(m, X)) == 0
+    with pytest.raises(ValueError, match="the model has 2 classes, not 3"):
+        predict_proba(m, X, classes=CLASSES)
+    with pytest.raises(ValueError, match="proba must have 3 columns"):
+        predict_labels(p)  # the default class list is SELL/HOLD/BUY
+    # codes 0..1 are accepted, 2 is not; a warm start keeps the class count
+    codes = (y == "HIGH").astype(np.int64)
+    assert np.array_equal(predict_proba(train_model(algo, X, codes, num_boost_round=25, classes=TWO), X), p)
+    with pytest.raises(ValueError, match=r"integer labels must be in 0\.\.1"):
+        train_model(algo, X, codes + 1, num_boost_round=2, classes=TWO)
+    with pytest.raises(ValueError, match="init_model has 2 classes, not 3"):
+        train_model(algo, X, np.zeros(len(X), dtype=np.int64), num_boost_round=2, init_model=m)
+    more = train_model(algo, X, y, num_boost_round=5, init_model=m, classes=TWO)
+    assert predict_proba(more, X).shape == (len(X), 2)
+    with pytest.raises(ValueError, match="unknown class 'SELL'"):
+        train_model(algo, X, np.array(["SELL"] * len(X), dtype=object), num_boost_round=2, classes=TWO)
+
+
+def test_two_class_walk_forward_and_weights(toy2):
+    X, y = toy2
+    dates = pd.bdate_range("2020-01-01", periods=len(X))
+    res = walk_forward_evaluate(X, y, dates, n_splits=2, horizon=2, embargo=2, num_boost_round=15, classes=TWO)
+    assert res.classes == TWO and res.proba.shape == (len(res.oof), 2)
+    assert [c for c in res.oof.columns if c.startswith("p_")] == ["p_LOW", "p_HIGH"]
+    assert set(res.oof["y_pred"]) <= set(TWO) and np.allclose(res.proba.sum(axis=1), 1.0)
+    m = classification_metrics(res.oof["y_true"], res.oof["y_pred"], res.proba, classes=TWO)
+    assert m["accuracy"] > 0.8 and m["roc_auc_ovr"] > 0.85
+    w = balanced_sample_weights(np.array([0, 0, 0, 1]), classes=TWO)
+    assert w.tolist() == pytest.approx([4 / 6, 4 / 6, 4 / 6, 2.0])
+    with pytest.raises(ValueError, match=r"class codes must be in 0\.\.1"):
+        balanced_sample_weights(np.array([0, 2]), classes=TWO)
+
+
+def test_classification_metrics_two_classes_hand_computed():
+    from sklearn.metrics import roc_auc_score
+
+    from include.modelwatch.training.training import macro_auc_ovr
+
+    y_true = ["LOW", "LOW", "LOW", "HIGH", "HIGH"]
+    y_pred = ["LOW", "HIGH", "LOW", "HIGH", "LOW"]
+    proba = np.array([[0.8, 0.2], [0.4, 0.6], [0.7, 0.3], [0.1, 0.9], [0.6, 0.4]])
+    m = classification_metrics(y_true, y_pred, proba, classes=TWO)
+    assert m["n"] == 5 and m["accuracy"] == pytest.approx(3 / 5)
+    assert m["confusion_matrix"] == [[2, 1], [1, 1]]  # rows true LOW, HIGH; columns predicted
+    # precision LOW 2/3, HIGH 1/2; recall LOW 2/3, HIGH 1/2 -> F1 LOW 2/3, HIGH 1/2
+    assert m["f1_LOW"] == pytest.approx(2 / 3) and m["f1_HIGH"] == pytest.approx(1 / 2)
+    assert m["macro_f1"] == pytest.approx(7 / 12)
+    assert m["macro_precision"] == pytest.approx(7 / 12) and m["macro_recall"] == pytest.approx(7 / 12)
+    assert "f1_BUY" not in m
+    assert m["log_loss"] == pytest.approx(-np.mean(np.log([0.8, 0.4, 0.7, 0.9, 0.4])))
+    assert m["brier"] == pytest.approx((0.08 + 0.72 + 0.18 + 0.02 + 0.72) / 5)
+    # p_HIGH of the HIGH rows (0.9, 0.4) beats the LOW rows' (0.2, 0.6, 0.3) in 5 of 6 pairs
+    assert m["roc_auc_ovr"] == pytest.approx(5 / 6)
+    assert m["roc_auc_ovr"] == pytest.approx(roc_auc_score(np.array(y_true) == "HIGH", proba[:, 1]))
+    assert macro_auc_ovr(y_true, proba, classes=TWO) == m["roc_auc_ovr"]
+    with pytest.raises(ValueError, match="unknown class"):
+        classification_metrics(y_true, y_pred, proba)  # LOW/HIGH are not the default classes
+    with pytest.raises(ValueError, match=r"proba must have shape \(5, 2\)"):
+        classification_metrics(y_true, y_pred, np.c_[proba, proba[:, :1]], classes=TWO)

@@ -2,9 +2,9 @@
 
 ``create_app()`` builds it: the HTML pages with charts (:mod:`.pages`: fleet overview at ``/``, model and drift
 window pages, alerts and triggers, labelling, the vendored chart library under ``/static``), the read routes
-(:mod:`.routes_read`) and the write routes (:mod:`.routes_write`). Every route needs an Airflow user
-(:mod:`.auth`); ``/docs`` and ``/openapi.json`` are public, as Airflow's own are (and ``/docs`` exists when
-Airflow's does: ``[api] enable_swagger_ui``).
+(:mod:`.routes_read`), the write routes (:mod:`.routes_write`) and the external models' routes
+(:mod:`.routes_external`). Every route needs an Airflow user (:mod:`.auth`); ``/docs`` and ``/openapi.json``
+are public, as Airflow's own are (and ``/docs`` exists when Airflow's does: ``[api] enable_swagger_ui``).
 
 Database: one connection per request (:mod:`.routes_common`), through the ``monitoring_db`` Airflow connection.
 """
@@ -15,7 +15,7 @@ from airflow.configuration import conf
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from include.modelwatch.api import pages, routes_legacy, routes_read, routes_write
+from include.modelwatch.api import pages, routes_external, routes_legacy, routes_read, routes_write
 from include.modelwatch.api.errors import ApiInputError
 from include.modelwatch.api.routes_common import Opener, default_opener
 
@@ -47,6 +47,7 @@ def create_app(open_db: Opener | None = None) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(routes_read.router)
     app.include_router(routes_write.router)
+    app.include_router(routes_external.router)
     app.include_router(routes_legacy.router)
     return app
 

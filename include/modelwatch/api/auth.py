@@ -26,6 +26,7 @@ RETRAIN_DAG = "retrain_gated"
 SCORING_DAG = "score_signals"
 ROLLBACK_DAG = "rollback_model"
 LABEL_DAG = "label_queue"  # the active-learning queue: its labelling requests (HITL) and the labelling page
+INGEST_DAG = "ingest_predictions"  # external models: their batches, and registering them
 AB_DAG = "ab_test_daily"  # A/B tests: their daily evidence and decisions, the A/B pages
 
 # alerts are changed with the rights on the DAG that raises them
@@ -62,6 +63,8 @@ RetrainEditor = Annotated["BaseUser", Depends(dag_access("PUT", RETRAIN_DAG))]
 LabelReader = Annotated["BaseUser", Depends(dag_access("GET", LABEL_DAG))]
 LabelEditor = Annotated["BaseUser", Depends(dag_access("PUT", LABEL_DAG))]
 ABReader = Annotated["BaseUser", Depends(dag_access("GET", AB_DAG))]
+IngestReader = Annotated["BaseUser", Depends(dag_access("GET", INGEST_DAG))]
+IngestEditor = Annotated["BaseUser", Depends(dag_access("PUT", INGEST_DAG))]
 
 
 __all__ = [
@@ -84,4 +87,7 @@ __all__ = [
     "LabelReader",
     "LabelEditor",
     "ABReader",
+    "INGEST_DAG",
+    "IngestReader",
+    "IngestEditor",
 ]

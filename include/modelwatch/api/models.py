@@ -63,6 +63,8 @@ class VersionSummary(View):
 
 class ModelSummary(View):
     model: str
+    origin: str = "native"  # native (trained by ModelWatch) | external (registered from a reference frame)
+    owner: str | None = None  # who receives an external model's retrain requests
     versions: list[VersionSummary]  # newest first
     aliases: dict[str, int]  # alias -> version
 
@@ -427,3 +429,37 @@ class LabellerAgreement(View):
 class LabelStats(View):
     models: list[QueueCounts]
     agreement: list[LabellerAgreement]  # per labeller (by name), then the overall row
+
+
+class IngestBatch(View):
+    """One batch file ``ingest_predictions`` loaded or quarantined (table ``ingest_batches``)."""
+
+    batch_id: int
+    source: str  # folder | table
+    kind: str  # predictions | outcomes
+    name: str
+    model: str | None
+    version: int | None
+    status: str  # loaded | quarantined
+    n_rows: int
+    n_written: int
+    interval_start: datetime | None
+    interval_end: datetime | None
+    error: str | None  # why it was quarantined: file, column, rows
+    ingested_at: datetime
+    run_id: str | None
+
+
+class ExternalRegistered(View):
+    """An external model version registered from its spec and reference frame."""
+
+    model: str
+    version: int
+    alias: str
+    previous_version: int | None
+    classes: list[str]
+    features: list[str]
+    reference_rows: int
+    reference_period: list[str]
+    feature_schema: list[dict[str, Any]]
+    by: str

@@ -58,8 +58,10 @@ HEALTH_COLUMNS = (
 VERSIONS = (
     "SELECT v.model_name AS model, v.version, v.algorithm, v.status, v.train_start, v.train_end, v.created_at, "
     "coalesce((SELECT array_agg(a.alias ORDER BY a.alias) FROM model_aliases a "
-    "WHERE a.model_name = v.model_name AND a.version = v.version), '{}'::text[]) AS aliases "
-    "FROM model_versions v ORDER BY v.model_name, v.version DESC"
+    "WHERE a.model_name = v.model_name AND a.version = v.version), '{}'::text[]) AS aliases, "
+    "coalesce(mm.origin, 'native') AS origin, mm.owner "
+    "FROM model_versions v LEFT JOIN monitored_models mm ON mm.model_name = v.model_name "
+    "ORDER BY v.model_name, v.version DESC"
 )
 ALIAS_COLUMNS = "id, model_name AS model, alias, from_version, to_version, changed_at, reason, run_id, recorded_at"
 
@@ -77,14 +79,22 @@ def models(conn) -> list[m.ModelSummary]:
     """Every registered model with its versions (newest first) and its aliases ``{alias: version}``."""
     by_model: dict[str, list[m.VersionSummary]] = {}
     aliases: dict[str, dict[str, int]] = {}
+    about: dict[str, tuple[str, str | None]] = {}
     for r in run(conn, text(VERSIONS), {}):
         name = r.pop("model")
+        about[name] = (r.pop("origin"), r.pop("owner"))
         v = m.VersionSummary.model_validate(r)
         by_model.setdefault(name, []).append(v)
         for a in v.aliases:
             aliases.setdefault(name, {})[a] = v.version
     return [
-        m.ModelSummary(model=name, versions=versions, aliases=dict(sorted(aliases.get(name, {}).items())))
+        m.ModelSummary(
+            model=name,
+            origin=about[name][0],
+            owner=about[name][1],
+            versions=versions,
+            aliases=dict(sorted(aliases.get(name, {}).items())),
+        )
         for name, versions in by_model.items()
     ]
 

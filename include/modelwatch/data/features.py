@@ -60,6 +60,10 @@ FEATURE_COLUMNS: list[str] = [
     "month",
 ]
 
+#: Extra features of the volatility-regime target (``training/targets.py``): each volatility relative to the
+#: trailing one-year median of ``vol_5d``, the very threshold the regime label compares the next week against.
+REGIME_FEATURES: list[str] = ["vol_5d_rel", "vol_21d_rel", "vol_63d_rel"]
+
 _RET_WINDOWS = (1, 5, 10, 21, 63)
 _VOL_WINDOWS = (5, 21, 63)
 
@@ -144,8 +148,9 @@ def rsi_wilder(close: pd.Series, n: int = 14) -> pd.Series:
     return pd.Series(rsi, index=close.index)
 
 
-def compute_features(bars: pd.DataFrame, dropna: bool = False) -> pd.DataFrame:
-    """The :data:`FEATURE_COLUMNS` for every bar of one symbol, indexed by date.
+def compute_features(bars: pd.DataFrame, dropna: bool = False, columns: list[str] | None = None) -> pd.DataFrame:
+    """The features ``columns`` (default :data:`FEATURE_COLUMNS`; any of those and :data:`REGIME_FEATURES`) for
+    every bar of one symbol, indexed by date.
 
     ===================  ====================================================================
     ret_Nd               log(close_t / close_{t-N}), N in 1, 5, 10, 21, 63
@@ -163,8 +168,14 @@ def compute_features(bars: pd.DataFrame, dropna: bool = False) -> pd.DataFrame:
     overnight_gap        log(open_t / close_{t-1})
     drawdown_252         close / max(close over the last 252 bars) - 1
     day_of_week, month   calendar (Mon = 0; 1..12)
+    vol_Nd_rel           vol_Nd / median(vol_5d over the last 252 bars), N in 5, 21, 63
+                         (:data:`REGIME_FEATURES`; NaN until 257 bars exist)
     ===================  ====================================================================
     """
+    columns = list(FEATURE_COLUMNS if columns is None else columns)
+    unknown = sorted(set(columns) - set(FEATURE_COLUMNS) - set(REGIME_FEATURES))
+    if unknown:
+        raise ValueError(f"unknown feature(s) {unknown}")
     b = prepare_bars(bars)
     c, o, h, lo, v = b["close"], b["open"], b["high"], b["low"], b["volume"]
     logc = pd.Series(np.log(c.to_numpy()), index=b.index)
@@ -211,7 +222,12 @@ def compute_features(bars: pd.DataFrame, dropna: bool = False) -> pd.DataFrame:
     dates = pd.DatetimeIndex(b.index)
     f["day_of_week"] = dates.day_of_week.astype("float64")
     f["month"] = dates.month.astype("float64")
-    f = f[FEATURE_COLUMNS].astype("float64")
+    if set(columns) & set(REGIME_FEATURES):
+        median_vol = f["vol_5d"].rolling(TRADING_DAYS, min_periods=TRADING_DAYS).median()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            for n in _VOL_WINDOWS:
+                f[f"vol_{n}d_rel"] = (f[f"vol_{n}d"] / median_vol).replace([np.inf, -np.inf], np.nan)
+    f = f[columns].astype("float64")
     return f.dropna() if dropna else f
 
 

@@ -1,5 +1,9 @@
 """Daily market bars: the real index data the ``arch`` package ships, and bar validation.
 
+Other bar sources (a folder of per-symbol CSV / Parquet files, and the ``arch`` data
+behind one interface) live in :mod:`include.modelwatch.data.sources`; they all return
+raw bars in the convention below and are cleaned by :func:`clean_bars`.
+
 Bar frame convention (what every function here returns and what
 :mod:`include.modelwatch.data.features` consumes)::
 
@@ -36,6 +40,18 @@ gap between consecutive bars    longest gap reported; a gap > ``policy.max_gap_d
 missing NYSE sessions           listed in ``missing_sessions`` (weekdays that are neither NYSE
                                 holidays nor known special closures, but have no bar) + note
 bars on non-session days        listed in ``extra_sessions`` + note (kept)
+bar dated after ``as_of``       only checked when ``clean_bars(..., as_of=...)`` is given (the data
+                                interval's end / the replay clock; compared as a calendar date):
+                                error naming the first such date (``policy.on_future="error"``,
+                                default); ``"drop"`` drops them, lists them in ``future_dropped``
+                                + note; all bars in the future is an error
+late correction (stored bar)    :func:`corrections` compares incoming bars with already-stored bars
+                                of the same (symbol, date), fields open/high/low/close/volume
+                                (NaN == NaN, relative tolerance 1e-9);
+                                ``policy.on_correction="accept"`` (default): the caller overwrites
+                                the stored bar and records the :class:`Correction` list;
+                                ``"error"``: :func:`apply_correction_policy` raises naming symbol,
+                                date, field, old and new value
 ==============================  =================================================================
 """
 
@@ -182,6 +198,29 @@ def _arch_raw(sym: str) -> pd.DataFrame:
     return _arch_raw_cached(sym).copy()
 
 
+def arch_raw_bars(symbol: str) -> pd.DataFrame:
+    """Uncleaned bars of one ``arch`` data set in this module's bar convention.
+
+    Same frame :func:`load_arch_bars` returns before :func:`clean_bars` (the raw
+    ``arch`` frame is cached per process; every call returns a fresh copy).
+    Raises ``KeyError`` for an unknown symbol (see :func:`canonical_symbol`).
+    """
+    sym = canonical_symbol(symbol)
+    raw = _arch_raw(sym)
+    factor = raw["Adj Close"] / raw["Close"] if "Adj Close" in raw.columns else pd.Series(1.0, index=raw.index)
+    return pd.DataFrame(
+        {
+            "symbol": sym,
+            "date": pd.DatetimeIndex(raw.index).normalize().astype("datetime64[ns]"),
+            "open": (raw["Open"] * factor).to_numpy(dtype="float64"),
+            "high": (raw["High"] * factor).to_numpy(dtype="float64"),
+            "low": (raw["Low"] * factor).to_numpy(dtype="float64"),
+            "close": (raw["Adj Close"] if "Adj Close" in raw.columns else raw["Close"]).to_numpy(dtype="float64"),
+            "volume": raw["Volume"].to_numpy(dtype="float64"),
+        }
+    )
+
+
 def load_arch_bars(symbol: str = "SPX") -> pd.DataFrame:
     """Real daily OHLCV bars shipped by ``arch`` (1999-01-04 .. 2018-12-31).
 
@@ -195,21 +234,7 @@ def load_arch_bars(symbol: str = "SPX") -> pd.DataFrame:
     :func:`clean_bars` with the default policy (raises :class:`BarsDataError`
     if the shipped data had a problem).
     """
-    sym = canonical_symbol(symbol)
-    raw = _arch_raw(sym)
-    factor = raw["Adj Close"] / raw["Close"] if "Adj Close" in raw.columns else pd.Series(1.0, index=raw.index)
-    out = pd.DataFrame(
-        {
-            "symbol": sym,
-            "date": pd.DatetimeIndex(raw.index).normalize().astype("datetime64[ns]"),
-            "open": (raw["Open"] * factor).to_numpy(dtype="float64"),
-            "high": (raw["High"] * factor).to_numpy(dtype="float64"),
-            "low": (raw["Low"] * factor).to_numpy(dtype="float64"),
-            "close": (raw["Adj Close"] if "Adj Close" in raw.columns else raw["Close"]).to_numpy(dtype="float64"),
-            "volume": raw["Volume"].to_numpy(dtype="float64"),
-        }
-    )
-    clean, _ = clean_bars(out)
+    clean, _ = clean_bars(arch_raw_bars(symbol))
     return clean
 
 
@@ -224,6 +249,16 @@ class BarsPolicy:
     max_ffill_days: int = 1
     max_gap_days: int = 10
     check_sessions: bool = True
+    #: bars dated after ``as_of`` (only checked when :func:`clean_bars` gets ``as_of``)
+    on_future: Literal["error", "drop"] = "error"
+    #: late corrections of already-stored bars (see :func:`apply_correction_policy`)
+    on_correction: Literal["accept", "error"] = "accept"
+
+    def __post_init__(self) -> None:
+        if self.on_future not in ("error", "drop"):
+            raise ValueError(f"BarsPolicy.on_future must be 'error' or 'drop', got {self.on_future!r}")
+        if self.on_correction not in ("accept", "error"):
+            raise ValueError(f"BarsPolicy.on_correction must be 'accept' or 'error', got {self.on_correction!r}")
 
 
 DEFAULT_POLICY = BarsPolicy()
@@ -239,6 +274,7 @@ class BarsReport:
     start: pd.Timestamp | None = None
     end: pd.Timestamp | None = None
     duplicates_dropped: list[pd.Timestamp] = field(default_factory=list)
+    future_dropped: list[pd.Timestamp] = field(default_factory=list)
     reordered: bool = False
     filled_dates: list[pd.Timestamp] = field(default_factory=list)
     zero_volume_dates: list[pd.Timestamp] = field(default_factory=list)
@@ -254,6 +290,7 @@ class BarsReport:
         """True when the bars needed no change and nothing was flagged."""
         return not (
             self.duplicates_dropped
+            or self.future_dropped
             or self.reordered
             or self.filled_dates
             or self.zero_volume_dates
@@ -275,10 +312,45 @@ def _rows_equal(g: pd.DataFrame) -> bool:
     return bool(same.all())
 
 
-def _clean_one(df: pd.DataFrame, symbol: str, policy: BarsPolicy) -> tuple[pd.DataFrame, BarsReport]:
+def _as_of_date(as_of: object) -> pd.Timestamp:
+    """The calendar date of ``as_of`` (a tz-aware value keeps its own wall-clock date)."""
+    try:
+        ts = pd.Timestamp(as_of)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"as_of must be a date or timestamp, got {as_of!r}") from exc
+    if ts is pd.NaT:
+        raise ValueError(f"as_of must be a date or timestamp, got {as_of!r}")
+    if ts.tzinfo is not None:
+        ts = ts.tz_localize(None)
+    return ts.normalize().as_unit("ns")
+
+
+def _clean_one(
+    df: pd.DataFrame, symbol: str, policy: BarsPolicy, as_of: pd.Timestamp | None = None
+) -> tuple[pd.DataFrame, BarsReport]:
     rep = BarsReport(symbol=symbol, n_rows_in=len(df))
     if df.empty:
         raise BarsDataError(symbol, None, "no bars")
+
+    # future-dated bars (only with an as_of clock)
+    if as_of is not None:
+        future = (df["date"] > as_of).to_numpy()
+        if future.any():
+            fdates = pd.DatetimeIndex(df.loc[future, "date"]).unique().sort_values()
+            if policy.on_future == "error":
+                raise BarsDataError(
+                    symbol,
+                    fdates[0],
+                    f"bar dated after as_of {_fmt_date(as_of)} ({int(future.sum())} future bar(s); "
+                    "policy on_future='error')",
+                )
+            if future.all():
+                raise BarsDataError(symbol, fdates[0], f"all {len(df)} bar(s) are dated after as_of {_fmt_date(as_of)}")
+            rep.future_dropped = [pd.Timestamp(d) for d in fdates]
+            df = df.loc[~future]
+            rep.notes.append(
+                f"dropped {int(future.sum())} bar(s) dated after as_of {_fmt_date(as_of)}: {_short(fdates)}"
+            )
 
     # order
     if not df["date"].is_monotonic_increasing:
@@ -418,29 +490,39 @@ def _coerce(df: pd.DataFrame) -> pd.DataFrame:
     return d
 
 
-def clean_bars(df: pd.DataFrame, policy: BarsPolicy | None = None) -> tuple[pd.DataFrame, dict[str, BarsReport]]:
+def clean_bars(
+    df: pd.DataFrame, policy: BarsPolicy | None = None, as_of: object | None = None
+) -> tuple[pd.DataFrame, dict[str, BarsReport]]:
     """Apply the data-problem policy of this module to bars of one or more symbols.
 
     Returns ``(clean_bars, {symbol: BarsReport})``; the frame follows the module's
     bar convention (sorted by symbol, date; fresh RangeIndex). Raises
     :class:`BarsDataError` (a ``ValueError``) naming symbol and date for
     problems without a safe automatic handling.
+
+    ``as_of`` (the data interval's end / the replay clock; a date, timestamp or
+    ISO string) enables the future-dated-bar rule: a bar whose session date is
+    after the calendar date of ``as_of`` is an error (``policy.on_future="error"``)
+    or dropped with a note (``"drop"``). Without ``as_of`` nothing is checked.
     """
     pol = policy or DEFAULT_POLICY
+    clock = None if as_of is None else _as_of_date(as_of)
     d = _coerce(df)
     if d.empty:
         raise BarsDataError("?", None, "no bars")
     parts: list[pd.DataFrame] = []
     reports: dict[str, BarsReport] = {}
     for sym, g in d.groupby("symbol", sort=True):
-        cg, rep = _clean_one(g, str(sym), pol)
+        cg, rep = _clean_one(g, str(sym), pol, clock)
         parts.append(cg)
         reports[str(sym)] = rep
     out = pd.concat(parts, ignore_index=True)[BAR_COLUMNS]
     return out, reports
 
 
-def validate_bars(df: pd.DataFrame, policy: BarsPolicy | None = None) -> BarsReport | dict[str, BarsReport]:
+def validate_bars(
+    df: pd.DataFrame, policy: BarsPolicy | None = None, as_of: object | None = None
+) -> BarsReport | dict[str, BarsReport]:
     """Check bars without returning the cleaned frame.
 
     Same checks and errors as :func:`clean_bars`. Returns the
@@ -448,5 +530,116 @@ def validate_bars(df: pd.DataFrame, policy: BarsPolicy | None = None) -> BarsRep
     for a multi-symbol frame. A report with ``ok == True`` means the bars were
     already clean (nothing dropped, sorted, filled or flagged).
     """
-    _, reports = clean_bars(df, policy)
+    _, reports = clean_bars(df, policy, as_of)
     return next(iter(reports.values())) if len(reports) == 1 else reports
+
+
+# --------------------------------------------------------------------------- late corrections
+
+#: Bar fields compared by :func:`corrections`, in report order.
+CORRECTION_FIELDS: tuple[str, ...] = ("open", "high", "low", "close", "volume")
+
+
+@dataclass(frozen=True, eq=False)
+class Correction:
+    """One field of an already-stored bar that an incoming bar changes (``old`` -> ``new``; NaN = missing).
+
+    Equality treats NaN as equal to NaN (like :func:`corrections` does).
+    """
+
+    symbol: str
+    date: pd.Timestamp
+    field: str
+    old: float
+    new: float
+
+    def _key(self) -> tuple[object, ...]:
+        def v(x: float) -> float | None:
+            return None if np.isnan(x) else float(x)
+
+        return (self.symbol, pd.Timestamp(self.date), self.field, v(self.old), v(self.new))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Correction):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __str__(self) -> str:
+        return f"{self.symbol} {_fmt_date(self.date)} {self.field}: {_fmt_num(self.old)} -> {_fmt_num(self.new)}"
+
+
+def _fmt_num(x: float) -> str:
+    if np.isnan(x):
+        return "NaN"
+    if float(x).is_integer() and abs(x) < 1e16:
+        return str(int(x))
+    return repr(float(x))
+
+
+def _keyed(df: pd.DataFrame, which: str) -> pd.DataFrame:
+    d = _coerce(df)
+    dup = d.duplicated(["symbol", "date"], keep=False)
+    if dup.any():
+        r = d[dup].iloc[0]
+        raise BarsDataError(str(r["symbol"]), r["date"], f"{int(dup.sum())} bars for the same date in the {which} bars")
+    return d.set_index(["symbol", "date"])
+
+
+def corrections(new: pd.DataFrame, stored: pd.DataFrame, rel_tol: float = _REL_TOL) -> list[Correction]:
+    """Fields of already-stored bars that ``new`` bars of the same (symbol, date) change.
+
+    Both frames follow the module's bar convention (``date`` may be date objects,
+    numbers may be ``Decimal``, as a DB driver returns them). Only (symbol, date)
+    pairs present in both are compared, on :data:`CORRECTION_FIELDS`: two NaN are
+    equal, a NaN against a number is a correction, two numbers differ when
+    ``|new - old| > rel_tol * max(|old|, |new|)`` (``rel_tol=0``: exact).
+    An empty frame on either side gives ``[]``; several bars for the same
+    (symbol, date) on one side are a :class:`BarsDataError`.
+    Returns the corrections sorted by symbol, date, then field order.
+    """
+    if rel_tol < 0:
+        raise ValueError(f"rel_tol must be >= 0, got {rel_tol!r}")
+    if len(new) == 0 or len(stored) == 0:
+        return []
+    n, s = _keyed(new, "new"), _keyed(stored, "stored")
+    common = n.index.intersection(s.index).sort_values()
+    if common.empty:
+        return []
+    nv = n.loc[common, list(CORRECTION_FIELDS)].to_numpy(dtype="float64")
+    sv = s.loc[common, list(CORRECTION_FIELDS)].to_numpy(dtype="float64")
+    both_nan = np.isnan(nv) & np.isnan(sv)
+    with np.errstate(invalid="ignore"):
+        close = np.abs(nv - sv) <= rel_tol * np.maximum(np.abs(nv), np.abs(sv))
+    changed = ~(both_nan | close)  # a NaN on one side only compares False -> changed
+    out: list[Correction] = []
+    for i, j in zip(*np.nonzero(changed), strict=True):
+        sym, day = common[i]
+        out.append(Correction(str(sym), pd.Timestamp(day), CORRECTION_FIELDS[j], float(sv[i, j]), float(nv[i, j])))
+    return out
+
+
+def apply_correction_policy(found: Iterable[Correction], policy: BarsPolicy | None = None) -> list[Correction]:
+    """Apply ``policy.on_correction`` to the output of :func:`corrections`.
+
+    ``"accept"`` (default): returns the corrections as a list (the caller
+    overwrites the stored bars and records them). ``"error"``: raises a
+    :class:`BarsDataError` naming symbol, date, field, old and new value of the
+    first correction (and listing up to five) when there is any.
+    """
+    pol = policy or DEFAULT_POLICY
+    found = list(found)
+    if found and pol.on_correction == "error":
+        first = found[0]
+        more = f"; {len(found)} correction(s): " + "; ".join(str(c) for c in found[:5]) if len(found) > 1 else ""
+        if len(found) > 5:
+            more += f" (+{len(found) - 5} more)"
+        raise BarsDataError(
+            first.symbol,
+            first.date,
+            f"late correction of an already-stored bar: {first.field} {_fmt_num(first.old)} -> "
+            f"{_fmt_num(first.new)} (policy on_correction='error'{more})",
+        )
+    return found

@@ -4,7 +4,8 @@
 types, value ranges, null share, row count) into a GX expectation suite,
 validates a pandas frame in an ephemeral GX context and returns a
 :class:`QualityReport` whose failures name the expectation, the column and the
-observed value. GX is imported lazily (it costs ~1.5 s) with its logger and
+observed value (and, for a failed column check, the first offending rows' positions as ``rows``). GX is
+imported lazily (it costs ~1.5 s) with its logger and
 progress bars silenced.
 """
 
@@ -98,7 +99,7 @@ def validate_frame(df: pd.DataFrame, spec: FrameSpec) -> QualityReport:
         pass
     asset = context.data_sources.add_pandas("modelwatch").add_dataframe_asset("frame")
     batch = asset.add_batch_definition_whole_dataframe("whole").get_batch(batch_parameters={"dataframe": df})
-    result = batch.validate(_suite(gx, spec, set(df.columns)))
+    result = batch.validate(_suite(gx, spec, set(df.columns)), result_format={"result_format": "SUMMARY"})
     rows: list[tuple[str, str, bool, dict[str, Any]]] = []
     for r in result.results:
         cfg = r.expectation_config
@@ -109,6 +110,9 @@ def validate_frame(df: pd.DataFrame, spec: FrameSpec) -> QualityReport:
         }
         if "partial_unexpected_list" in observed:
             observed["partial_unexpected_list"] = [str(v) for v in observed["partial_unexpected_list"][:5]]
+        index = (r.result or {}).get("partial_unexpected_index_list")
+        if index and not r.success:
+            observed["rows"] = [int(i) if isinstance(i, (int, float)) else str(i) for i in index[:5]]
         if r.exception_info and r.exception_info.get("raised_exception"):
             observed["exception"] = str(r.exception_info.get("exception_message"))[:200]
         rows.append((cfg.type, str(cfg.kwargs.get("column") or ""), bool(r.success), observed))

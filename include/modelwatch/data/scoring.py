@@ -41,13 +41,14 @@ class ScoredWindow:
 
     symbol: str
     rows: list[dict[str, Any]] = field(default_factory=list)
+    classes: tuple[str, ...] = tuple(CLASSES)
 
     @property
     def flagged(self) -> list[dict[str, Any]]:
         return [r for r in self.rows if r["data_quality"] != DATA_QUALITY_OK]
 
     def label_counts(self) -> dict[str, int]:
-        counts = {c: 0 for c in CLASSES}
+        counts = {c: 0 for c in self.classes}
         for r in self.rows:
             counts[r["predicted_label"]] += 1
         return counts
@@ -71,23 +72,25 @@ def score_window(
     *,
     symbol: str,
     label: str = "model",
+    classes: Sequence[str] = CLASSES,
 ) -> ScoredWindow:
     """Predictions for the bars of ``symbol`` stamped in ``[start, end)``.
 
     ``bars`` must include the history the features need (:data:`features.WARMUP_BARS`
     bars before the window's first bar). ``model`` is a LightGBM / XGBoost booster
-    trained on ``feature_names``. Rows with NaN features are scored and marked
-    (see the module docstring); ``label`` names the model in errors.
+    trained on ``feature_names`` over ``classes`` (the version's, in its probability order). Rows with NaN
+    features are scored and marked (see the module docstring); ``label`` names the model in errors.
     """
     from include.modelwatch.training import training
 
+    classes = tuple(classes)
     if bars.empty:
-        return ScoredWindow(symbol)
-    feats = features.compute_features(bars)[list(feature_names)]
+        return ScoredWindow(symbol, classes=classes)
+    feats = features.compute_features(bars, columns=list(feature_names))
     stamps = [signals.bar_ts(d) for d in pd.DatetimeIndex(feats.index)]
     inside = np.flatnonzero([start <= t < end for t in stamps])
     if inside.size == 0:
-        return ScoredWindow(symbol)
+        return ScoredWindow(symbol, classes=classes)
     history = int(inside[0])
     if history < features.WARMUP_BARS - 1:
         raise ValueError(
@@ -97,6 +100,8 @@ def score_window(
         )
     todo = feats.iloc[inside]
     proba = training.predict_proba(model, todo)
+    if proba.shape[1] != len(classes):
+        raise ValueError(f"{label}: the model predicts {proba.shape[1]} classes, the version names {list(classes)}")
     rows: list[dict[str, Any]] = []
     values = todo.to_numpy(dtype="float64")
     for i, pos in enumerate(inside):
@@ -107,14 +112,14 @@ def score_window(
             {
                 "ts": stamps[pos],
                 "features": snapshot,
-                "predicted_label": CLASSES[int(np.argmax(p))],
-                "probabilities": {c: float(p[j]) for j, c in enumerate(CLASSES)},
+                "predicted_label": classes[int(np.argmax(p))],
+                "probabilities": {c: float(p[j]) for j, c in enumerate(classes)},
                 "confidence": float(np.max(p)),
                 "data_quality": DATA_QUALITY_MISSING if missing else DATA_QUALITY_OK,
                 "missing_features": missing or None,
             }
         )
-    return ScoredWindow(symbol, rows)
+    return ScoredWindow(symbol, rows, classes)
 
 
 #: One scoring batch (a version scoring one symbol's window), replaced by a re-run of the window (migration 012).
@@ -188,19 +193,32 @@ def outcome_rows(pending: pd.DataFrame, bars: pd.DataFrame, end: datetime, run_i
     """Outcome rows of the ``pending`` predictions whose horizon closed before ``end``.
 
     ``pending`` is :func:`signals.predictions_awaiting_outcome`; outcomes depend on each
-    version's horizon and label parameters (``k``, ``vol_window``), so predictions are
-    grouped by them. Only bars that closed before ``end`` count.
+    version's target (``params["target"]``: the direction or the volatility regime) and its label parameters
+    (horizon, ``k``, ``vol_window``), so predictions are grouped by them. Only bars that closed before ``end`` count.
     """
+    import json
+
+    from include.modelwatch.training import targets
+
     if pending.empty:
         return []
     bars = bars[[signals.bar_ts(d) < end for d in bars["date"]]]
+
+    def horizon_of(h: Any, p: dict[str, Any] | None) -> int:  # the version's horizon_days, else params', target's
+        if h is not None and not pd.isna(h):
+            return int(h)
+        return int((p or {}).get("horizon") or targets.target_of(p).horizon)
+
     keys = [
-        (int(h), float(p.get("k", 0.5)), int(p.get("vol_window", 21)))
+        json.dumps({**(p or {}), "horizon": horizon_of(h, p)}, sort_keys=True, default=str)
         for h, p in zip(pending["horizon_days"], pending["params"], strict=True)
     ]
     rows: list[dict[str, Any]] = []
-    for horizon, k, vol_window in sorted(set(keys)):
-        grp = pending[[key == (horizon, k, vol_window) for key in keys]]
+    for key in sorted(set(keys)):
+        params = json.loads(key)
+        target = targets.target_of(params)
+        horizon = int(params["horizon"])
+        grp = pending[[k == key for k in keys]]
         preds = pd.DataFrame(
             {
                 "prediction_id": grp["prediction_id"].to_numpy(),
@@ -208,13 +226,13 @@ def outcome_rows(pending: pd.DataFrame, bars: pd.DataFrame, end: datetime, run_i
                 "predicted_label": grp["predicted_label"].to_numpy(),
             }
         )
-        out = features.compute_outcomes(preds, bars, horizon=horizon, k=k, vol_window=vol_window)
+        out = target.outcomes(preds, bars, params)
         rows.extend(
             {
                 "prediction_id": int(r["prediction_id"]),
                 "realized_return": float(r["realized_return"]),
                 "realized_label": str(r["realized_label"]),
-                "r_multiple": float(r["r_multiple"]),
+                "r_multiple": None if r["r_multiple"] is None else float(r["r_multiple"]),
                 "horizon_days": horizon,
                 "matured_at": signals.bar_ts(r["matured_at"]),
                 "run_id": run_id,

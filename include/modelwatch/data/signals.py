@@ -66,9 +66,14 @@ def bar_ts(d: date | pd.Timestamp) -> datetime:
     return datetime.combine(d, BAR_CLOSE_UTC)
 
 
+def feature_value(v: Any) -> Any:
+    """A feature value as stored: a category (text) as it is, a number when finite, else None (JSON null)."""
+    return v if isinstance(v, str) else finite_or_none(v)
+
+
 def missing_features(values: dict[str, Any]) -> list[str]:
-    """Names of the NaN / None / infinite values of a feature snapshot, in its order."""
-    return [k for k, v in values.items() if finite_or_none(v) is None]
+    """Names of the NaN / None / infinite values of a feature snapshot, in its order (categories count as present)."""
+    return [k for k, v in values.items() if feature_value(v) is None]
 
 
 def upsert_bars(cur, bars: pd.DataFrame, source: str = "arch") -> int:
@@ -121,7 +126,7 @@ def replace_predictions(
     """
     payload = []
     for r in rows:
-        snapshot = {k: finite_or_none(v) for k, v in r["features"].items()}
+        snapshot = {k: feature_value(v) for k, v in r["features"].items()}
         missing = missing_features(snapshot)
         payload.append(
             {

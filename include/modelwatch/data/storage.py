@@ -67,15 +67,23 @@ def parse_conn_uri(uri: str) -> dict[str, Any]:
 
 
 def monitoring_uri(env: Mapping[str, str] | None = None) -> str:
-    """The monitoring database URI from the environment, or a clear error."""
+    """The monitoring database URI: ``$AIRFLOW_CONN_MONITORING_DB``, else the running local stack's embedded
+    server (``make run``: its socket in ``$MODELWATCH_HOME/pgdata``, so the CLI works beside it), else a clear
+    error."""
     env = os.environ if env is None else env
     uri = env.get(CONN_ENV)
-    if not uri:
-        raise RuntimeError(
-            f"{CONN_ENV} is not set: run through `make run`/`make test`, or export it "
-            "(e.g. postgresql://user:pass@host:5432/modelwatch)"
-        )
-    return uri
+    if uri:
+        return uri
+    home = Path(env.get("MODELWATCH_HOME") or SQL_DIR.parent / ".modelwatch").resolve()
+    pgdata = home / "pgdata"
+    if (pgdata / ".s.PGSQL.5432").exists():
+        from urllib.parse import quote
+
+        return f"postgres://postgres@{quote(str(pgdata), safe='')}/modelwatch"
+    raise RuntimeError(
+        f"{CONN_ENV} is not set and no local stack is running in {home} (`make run`): start it, or export "
+        f"{CONN_ENV} (e.g. postgresql://user:pass@host:5432/modelwatch)"
+    )
 
 
 def connect(uri: str | None = None):  # -> psycopg.Connection

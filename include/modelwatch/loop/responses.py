@@ -16,7 +16,11 @@ model, or its age), applies the rules of :mod:`rules` stored in
 * idempotent per window: decisions are keyed on (model, source, logical
   time), so a re-run of a window returns the decisions it made the first time;
 * a pending trigger about a version that is no longer the champion is
-  cancelled (its evidence no longer describes what is serving).
+  cancelled (its evidence no longer describes what is serving);
+* a model ModelWatch cannot retrain (an external one, registered from a
+  reference frame) gets no pending trigger: a firing rule records the trigger
+  as ``external_retrain_requested`` and mails its owner in the same
+  transaction, and nothing wakes ``retrain_gated``.
 
 The rules come from :mod:`rule_store`; the trigger rows, the per-model lock,
 the decision records and manual triggers are in :mod:`triggers`; the feedback
@@ -31,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from include.modelwatch.api.urls import DEFAULT_BASE_URL
 from include.modelwatch.data.storage import fetch_dicts, transaction
 from include.modelwatch.loop import rule_store, triggers
 from include.modelwatch.loop import rules as R
@@ -56,11 +61,14 @@ class Evaluation:
     actions: list[dict[str, Any]] = field(default_factory=list)
     trigger_id: int | None = None  # the model's pending trigger after the evaluation
     replayed: bool = False  # this (model, source, as_of) was evaluated before
+    external: bool = False  # the model is external: a fired rule is a request to its owner
 
     @property
     def changed(self) -> bool:
-        """True when a trigger was created, raised or cancelled."""
-        return not self.replayed and any(a["action"] in ("fire", "upgrade", "cancelled") for a in self.actions)
+        """True when a trigger retrain_gated acts on was created, raised or cancelled."""
+        if self.replayed or self.external:
+            return False
+        return any(a["action"] in ("fire", "upgrade", "cancelled") for a in self.actions)
 
     def summary(self) -> str:
         if not self.actions:
@@ -125,16 +133,20 @@ def evaluate(
     as_of: datetime,
     run_id: str | None = None,
     window: tuple[datetime | None, datetime | None] = (None, None),
+    base_url: str = DEFAULT_BASE_URL,
 ) -> Evaluation:
     """Apply the response rules of ``source`` to ``model_name`` at logical time ``as_of``.
 
-    One transaction: a failure leaves triggers and actions as they were.
+    One transaction: a failure leaves triggers and actions as they were. ``base_url`` makes the links of an
+    external model's retrain request.
     """
     if source not in SOURCE_METRICS:
         raise triggers.LoopError(f"{model_name}: unknown source {source!r}; expected one of {tuple(SOURCE_METRICS)}")
     result = Evaluation(model_name, source, as_of)
     with transaction(conn) as cur:
         triggers.lock_model(cur, model_name)
+        owner = triggers.external_owner(cur, model_name)
+        result.external = owner is not None
         stored = _stored_actions(cur, model_name, source, as_of)
         pending = triggers.pending_row(cur, model_name)
         if stored:
@@ -213,7 +225,20 @@ def evaluate(
                 ev["alert"] = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in alert.items()}
             ev["source"] = source
             action, trigger_id, reason = d.action, None, d.reason
-            if d.action == "fire":
+            if d.action == "fire" and result.external:
+                trigger_id = triggers.request_external_retrain(
+                    cur,
+                    model_name=model_name,
+                    version=version,
+                    d=d,
+                    evidence=ev,
+                    window=window,
+                    as_of=as_of,
+                    created_by=run_id,
+                    owner=owner or "",
+                    base_url=base_url,
+                )
+            elif d.action == "fire":
                 trigger_id = triggers.insert_trigger(
                     cur,
                     model_name=model_name,

@@ -22,6 +22,9 @@ from typing import Any
 from include.modelwatch.data.storage import fetch_dicts, transaction
 from include.modelwatch.loop import rules as R
 
+#: Status (and outcome) of a fired rule's trigger for an external model: a request to its owner, never claimed.
+EXTERNAL_RETRAIN_REQUESTED = "external_retrain_requested"
+
 
 class LoopError(ValueError):
     """A closed-loop request cannot be honoured; the message names model and reason."""
@@ -145,6 +148,64 @@ def cancel_pending(cur, trigger_id: int, reason: str, at: datetime) -> bool:
     return cur.fetchone() is not None
 
 
+def external_owner(cur, model_name: str) -> str | None:
+    """The owner of an external model ('' when it names none), None for a model ModelWatch retrains itself."""
+    cur.execute(
+        "SELECT origin, owner FROM monitored_models WHERE model_name = %(model)s",
+        {"model": model_name},
+    )
+    row = cur.fetchone()
+    if row is None or row[0] != "external":
+        return None
+    return row[1] or ""
+
+
+def request_external_retrain(
+    cur,
+    *,
+    model_name: str,
+    version: int,
+    d: R.Decision,
+    evidence: Mapping[str, Any],
+    window: tuple[datetime | None, datetime | None],
+    as_of: datetime,
+    created_by: str | None,
+    owner: str,
+    base_url: str,
+) -> int:
+    """Record a fired rule of an external model as an ``external_retrain_requested`` trigger (nothing claims it)
+    and enqueue the request to its owner, in the caller's transaction. Returns the trigger id."""
+    from include.modelwatch.notify import outbox
+
+    trigger_id = insert_trigger(
+        cur,
+        model_name=model_name,
+        version=version,
+        d=d,
+        evidence=evidence,
+        window=window,
+        as_of=as_of,
+        created_by=created_by,
+        status=EXTERNAL_RETRAIN_REQUESTED,
+    )
+    assert trigger_id is not None  # only a pending insert can conflict
+    outbox.enqueue_retrain_outcome(
+        cur,
+        outcome=EXTERNAL_RETRAIN_REQUESTED,
+        trigger_id=trigger_id,
+        candidate_version=None,
+        champion_version=version,
+        algorithm=None,
+        job_id=None,
+        at=as_of,
+        base_url=base_url,
+        detail=f"ModelWatch cannot retrain {model_name}: it was registered from a reference frame. "
+        "Retrain it, then register the new version (python -m include.modelwatch external register).",
+        addressed_to=[owner] if "@" in owner else [],
+    )
+    return trigger_id
+
+
 def insert_trigger(
     cur,
     *,
@@ -155,14 +216,21 @@ def insert_trigger(
     window: tuple[datetime | None, datetime | None],
     as_of: datetime,
     created_by: str | None,
+    status: str = "pending",
 ) -> int | None:
+    """Insert the trigger of a fired rule (``pending``, or ``external_retrain_requested`` completed at ``as_of``);
+    None when the model already has a pending trigger."""
     cur.execute(
         "INSERT INTO retraining_triggers (model_name, model_version, trigger_type, retrain_mode, priority, rule_name, "
-        "reason, evidence, window_start, window_end, triggered_at, created_by) "
+        "reason, evidence, window_start, window_end, triggered_at, created_by, status, completed_at, outcome) "
         "VALUES (%(model_name)s, %(model_version)s, %(trigger_type)s, %(retrain_mode)s, %(priority)s, %(rule_name)s, "
-        "%(reason)s, %(evidence)s, %(window_start)s, %(window_end)s, %(triggered_at)s, %(created_by)s) "
+        "%(reason)s, %(evidence)s, %(window_start)s, %(window_end)s, %(triggered_at)s, %(created_by)s, %(status)s, "
+        "%(completed_at)s, %(outcome)s) "
         "ON CONFLICT (model_name) WHERE status = 'pending' DO NOTHING RETURNING trigger_id",
         {
+            "status": status,
+            "completed_at": None if status == "pending" else as_of,
+            "outcome": None if status == "pending" else status,
             "model_name": model_name,
             "model_version": version,
             "trigger_type": d.trigger_type,
@@ -254,6 +322,12 @@ def create_manual_trigger(
         champion = champion_row(cur, model_name)
         if champion is None:
             raise LoopError(f"{model_name}: no champion registered; nothing to retrain")
+        owner = external_owner(cur, model_name)
+        if owner is not None:
+            raise LoopError(
+                f"{model_name} is an external model: ModelWatch cannot retrain it; its owner "
+                f"({owner or 'not named'}) retrains it and registers the new version with 'external register'"
+            )
         ev = {**d.evidence, "source": "manual"}
         pending = pending_row(cur, model_name)
         if pending is None:

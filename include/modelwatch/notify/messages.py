@@ -17,7 +17,7 @@ from typing import Any
 #: alert transitions that are announced (one notification each)
 ALERT_TRANSITIONS = ("opened", "escalated", "resolved")
 #: retraining outcomes that are announced to the model's owners
-RETRAIN_OUTCOMES = ("deployed", "rejected", "awaiting_approval")
+RETRAIN_OUTCOMES = ("deployed", "rejected", "awaiting_approval", "external_retrain_requested")
 PREFIX = "[ModelWatch]"
 MAX_FEATURES = 5
 
@@ -178,6 +178,7 @@ def retrain_message(
         "deployed": f"DEPLOYED {cand}" + (f" as {alias}" if alias and alias != "champion" else ""),
         "rejected": f"REJECTED {cand}",
         "awaiting_approval": f"{cand} AWAITING APPROVAL",
+        "external_retrain_requested": "REQUESTED from the model's owner",
     }[outcome]
     subject = f"{PREFIX} retraining {state}: {model} (trigger {trigger['trigger_id']})"
     lines = [
@@ -195,7 +196,7 @@ def retrain_message(
             lines.append(f"Approved:   by {approved_by}")
     if detail:
         lines.append(f"Outcome:    {detail}")
-    wanted = {"rejected": ("fail",), "awaiting_approval": ("borderline",), "deployed": ()}[outcome]
+    wanted = {"rejected": ("fail",), "awaiting_approval": ("borderline",)}.get(outcome, ())
     shown = [g for g in gates if g.get("status") in wanted]
     if outcome == "rejected":
         lines += ["", "Failing gates:"]
@@ -207,7 +208,7 @@ def retrain_message(
             f", threshold {_num(float(threshold))}" if threshold is not None else ""
         )
         lines.append(f"  {g['gate']}: {stat}" + (f" - {g['message']}" if g.get("message") else ""))
-    if outcome != "deployed" and not shown:
+    if outcome in ("rejected", "awaiting_approval") and not shown:
         lines.append("  none recorded")
     if outcome == "awaiting_approval":
         lines += [

@@ -12,8 +12,6 @@ from collections.abc import Callable, Sequence
 from datetime import UTC
 from typing import Any, TypeVar
 
-from include.modelwatch import defaults
-
 T = TypeVar("T")
 
 # DAGs a replayed month runs through, stage by stage (a stage's DAGs run in parallel)
@@ -73,12 +71,15 @@ def _bootstrap(args: argparse.Namespace) -> int:
     from include.modelwatch.data import storage
     from include.modelwatch.ops import bootstrap
 
+    models = defaults.NATIVE_MODELS
+    if args.model is not None:
+        if args.model not in models:
+            print(f"error: {args.model} is not a native model (known: {sorted(models)})", file=sys.stderr)
+            return 1
+        models = {args.model: models[args.model]}
     with storage.session(args.uri) as conn:
-        bootstrap.bootstrap_champion(
-            conn,
-            artifact_dir=args.artifact_dir or defaults.artifact_dir(),
-            model_name=args.model,
-            log=print,
+        bootstrap.bootstrap_all(
+            conn, artifact_dir=args.artifact_dir or defaults.artifact_dir(), models=models, log=print
         )
     return 0
 
@@ -390,9 +391,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--file", help="settings file (default: airflow_settings.yaml)")
     p.set_defaults(func=_settings_apply)
 
-    p = groups.add_parser("bootstrap", help="train and register the initial champion (idempotent)")
+    p = groups.add_parser("bootstrap", help="train and register each native model's first champion (idempotent)")
     p.add_argument("--uri", help="PostgreSQL URI (default: $AIRFLOW_CONN_MONITORING_DB)")
-    p.add_argument("--model", default=defaults.MODEL_NAME)
+    p.add_argument("--model", help="one native model (default: every one of modelwatch_native_models)")
     p.add_argument("--artifact-dir", help="default: $MODELWATCH_ARTIFACT_DIR")
     p.set_defaults(func=_bootstrap)
 
@@ -481,6 +482,9 @@ def build_parser() -> argparse.ArgumentParser:
     from include.modelwatch.ops import cli_label
 
     cli_label.add_parsers(groups, _person, _uri, _who, _when)
+    from include.modelwatch.ops import cli_external
+
+    cli_external.add_parsers(groups, _person, _uri, _who)
 
     me = groups.add_parser("metrics", help="Prometheus exporter of the monitoring DB").add_subparsers(
         dest="cmd", required=True

@@ -137,6 +137,7 @@ def airflow_env(
             "MODELWATCH_DB_PASSWORD": str(db.get("password", "")),
             "MODELWATCH_HOME": str(home),
             "MODELWATCH_ARTIFACT_DIR": env.get("MODELWATCH_ARTIFACT_DIR", str(home / "artifacts")),
+            "MODELWATCH_INBOX_DIR": env.get("MODELWATCH_INBOX_DIR", str(home / "inbox")),
             "GX_ANALYTICS_ENABLED": "False",
             "NO_COLOR": "1",
         }
@@ -360,11 +361,15 @@ def replay_command(start: date = REPLAY_START, end: date = REPLAY_END) -> list[s
 
 
 def bootstrap(stack: Stack) -> None:
-    """Train and register the initial champion (idempotent). Runs before the scheduler starts: the DAGs'
-    first scheduled runs then find a champion instead of failing and waiting out a retry delay."""
+    """Train and register each native model's first champion (idempotent), and make the external models' drop
+    folder. Runs before the scheduler starts: the DAGs' first scheduled runs then find a champion instead of
+    failing and waiting out a retry delay."""
     t = time.monotonic()
+    inbox = Path(stack.env.get("MODELWATCH_INBOX_DIR") or stack.home / "inbox")
+    for kind in ("predictions", "outcomes"):
+        (inbox / kind).mkdir(parents=True, exist_ok=True)
     stack._cli("bootstrap")
-    say(f"bootstrap done in {time.monotonic() - t:.1f}s")
+    say(f"bootstrap done in {time.monotonic() - t:.1f}s; external models' drop folder: {inbox}")
 
 
 def populate(stack: Stack, start: date = REPLAY_START, end: date = REPLAY_END) -> None:

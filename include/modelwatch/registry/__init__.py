@@ -30,6 +30,8 @@ from include.modelwatch.data.storage import fetch_dicts, transaction
 CHAMPION, CHALLENGER = "champion", "challenger"
 ALIASES: tuple[str, ...] = (CHAMPION, CHALLENGER)
 CANDIDATE, ACTIVE, RETIRED, REJECTED = "candidate", "active", "retired", "rejected"
+#: A model's origin (``monitored_models.origin``): trained by ModelWatch, or registered from a reference frame.
+NATIVE, EXTERNAL = "native", "external"
 #: Allowed status changes (the database refuses any other; migration 008).
 TRANSITIONS: dict[str, tuple[str, ...]] = {
     CANDIDATE: (ACTIVE, REJECTED),
@@ -66,16 +68,27 @@ class ModelVersion:
     artifact_sha256: str | None = None
     status: str = CANDIDATE
     created_by_run: str | None = None
+    feature_schema: list[dict[str, Any]] | None = None
 
     @property
     def label(self) -> str:
         return f"{self.model_name} v{self.version}"
 
+    @property
+    def categorical_features(self) -> list[str]:
+        """Features whose values are categories (text): declared in an external version's schema; none natively."""
+        return [f["name"] for f in (self.feature_schema or []) if f.get("kind") == "categorical"]
+
+    @property
+    def external(self) -> bool:
+        """Registered from a reference frame (no artifact): ModelWatch monitors it but cannot score or retrain it."""
+        return self.artifact_path is None
+
 
 _COLUMNS = (
     "model_name, version, algorithm, features, classes, params, horizon_days, train_start, train_end, "
     "dataset_fingerprint, metrics, feature_importance, reference_profile, artifact_path, artifact_sha256, "
-    "status, created_by_run"
+    "status, created_by_run, feature_schema"
 )
 
 
@@ -92,8 +105,8 @@ def register_version(
     *,
     model_name: str,
     algorithm: str,
-    artifact: bytes,
-    artifact_dir: str | Path,
+    artifact: bytes | None,
+    artifact_dir: str | Path | None,
     features: list[str],
     classes: list[str],
     params: dict[str, Any] | None = None,
@@ -106,10 +119,16 @@ def register_version(
     reference_profile: dict[str, Any] | None = None,
     run_id: str | None = None,
     status: str = CANDIDATE,
+    feature_schema: list[dict[str, Any]] | None = None,
+    owner: str | None = None,
     cur=None,
 ) -> ModelVersion:
     """Write the artifact and register it as the next version of ``model_name``
     (``status`` ``candidate``, or ``active`` for a version made champion at once, as bootstrap does).
+
+    ``artifact=None`` registers an *external* version (a model ModelWatch did not train, described by its
+    ``feature_schema``); the model's origin (``monitored_models``) is fixed by its first version, and a
+    native model never gets an external version or the reverse. ``owner`` is recorded with a new model.
 
     Pass ``cur`` to register inside a caller's transaction (a candidate, its
     baseline, gate rows and job outcome commit together or not at all); a
@@ -137,6 +156,8 @@ def register_version(
             reference_profile,
             run_id,
             status,
+            feature_schema,
+            owner,
         )
 
 
@@ -158,26 +179,43 @@ def _register(
     reference_profile,
     run_id,
     status,
+    feature_schema,
+    owner,
 ) -> ModelVersion:
-    digest = sha256_bytes(artifact)
+    origin = NATIVE if artifact is not None else EXTERNAL
+    if origin == NATIVE and artifact_dir is None:
+        raise ValueError(f"{model_name}: a native version needs an artifact directory")
+    digest = sha256_bytes(artifact) if artifact is not None else None
     written: Path | None = None
     try:
         # serialise version numbering per model without locking the table
         cur.execute("SELECT pg_advisory_xact_lock(hashtext(%(key)s))", {"key": f"registry:{model_name}"})
         cur.execute(
+            "INSERT INTO monitored_models (model_name, origin, owner, registered_by) "
+            "VALUES (%(model)s, %(origin)s, %(owner)s, %(run_id)s) ON CONFLICT (model_name) DO NOTHING",
+            {"model": model_name, "origin": origin, "owner": owner, "run_id": run_id},
+        )
+        cur.execute("SELECT origin FROM monitored_models WHERE model_name = %(model)s", {"model": model_name})
+        known = cur.fetchone()[0]
+        if known != origin:
+            raise RegistryError(f"model {model_name} is {known}; it cannot get an {origin} version")
+        cur.execute(
             "SELECT coalesce(max(version), 0) + 1 FROM model_versions WHERE model_name = %(model)s",
             {"model": model_name},
         )
         version = int(cur.fetchone()[0])
-        path = Path(artifact_dir) / model_name / f"v{version}" / "model.bin"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(artifact)
-        written = path
+        path: Path | None = None
+        if artifact is not None:
+            path = Path(str(artifact_dir)) / model_name / f"v{version}" / "model.bin"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(artifact)
+            written = path
         cur.execute(
             f"INSERT INTO model_versions ({_COLUMNS}) VALUES "
             "(%(model_name)s, %(version)s, %(algorithm)s, %(features)s, %(classes)s, %(params)s, %(horizon_days)s, "
             "%(train_start)s, %(train_end)s, %(dataset_fingerprint)s, %(metrics)s, %(feature_importance)s, "
-            "%(reference_profile)s, %(artifact_path)s, %(artifact_sha256)s, %(status)s, %(run_id)s)",
+            "%(reference_profile)s, %(artifact_path)s, %(artifact_sha256)s, %(status)s, %(run_id)s, "
+            "%(feature_schema)s)",
             {
                 "model_name": model_name,
                 "version": version,
@@ -192,10 +230,11 @@ def _register(
                 "metrics": json.dumps(metrics or {}, default=float),
                 "feature_importance": json.dumps(feature_importance) if feature_importance is not None else None,
                 "reference_profile": json.dumps(reference_profile) if reference_profile is not None else None,
-                "artifact_path": str(path),
+                "artifact_path": str(path) if path is not None else None,
                 "artifact_sha256": digest,
                 "status": status,
                 "run_id": run_id,
+                "feature_schema": json.dumps(feature_schema) if feature_schema is not None else None,
             },
         )
     except BaseException:
@@ -354,6 +393,28 @@ def active_versions(conn) -> list[dict[str, Any]]:
         "GROUP BY model_name, version ORDER BY model_name, version",
     )
     return [{"model_name": r["model_name"], "version": int(r["version"]), "aliases": list(r["aliases"])} for r in rows]
+
+
+def model_info(conn, model_name: str) -> dict[str, Any] | None:
+    """The model's row of ``monitored_models`` (origin, owner, description), or None for an unknown model."""
+    rows = fetch_dicts(
+        conn,
+        "SELECT model_name, origin, owner, description, registered_at, registered_by FROM monitored_models "
+        "WHERE model_name = %(model)s",
+        {"model": model_name},
+    )
+    return rows[0] if rows else None
+
+
+def monitored_models(conn, origin: str | None = None) -> list[dict[str, Any]]:
+    """Every monitored model (optionally of one ``origin``) with its champion version, by name."""
+    return fetch_dicts(
+        conn,
+        "SELECT m.model_name, m.origin, m.owner, m.description, m.registered_at, a.version AS champion "
+        "FROM monitored_models m LEFT JOIN model_aliases a ON a.model_name = m.model_name AND a.alias = 'champion' "
+        "WHERE %(origin)s::text IS NULL OR m.origin = %(origin)s ORDER BY m.model_name",
+        {"origin": origin},
+    )
 
 
 def read_artifact(mv: ModelVersion) -> bytes:

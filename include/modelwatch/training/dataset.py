@@ -20,11 +20,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from include.modelwatch import defaults
-from include.modelwatch.data import features, market
+from include.modelwatch.data import features, sources
+from include.modelwatch.training import targets as T
 
-#: Symbols a model trains on when its registered params do not name them (the one default).
-SYMBOLS: tuple[str, ...] = defaults.SYMBOLS
 #: Label horizon (sessions), volatility multiple and volatility window of the BUY/SELL/HOLD labels.
 HORIZON, K, VOL_WINDOW = 5, 0.5, 21
 
@@ -64,26 +62,36 @@ class TrainingFrames:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def load_clean_bars(symbols: tuple[str, ...] | list[str]) -> pd.DataFrame:
-    """Daily bars of ``symbols`` (the ``arch`` data sets), cleaned by :func:`market.clean_bars`."""
-    frames = [market.load_arch_bars(s) for s in symbols]
-    cleaned, _ = market.clean_bars(pd.concat(frames, ignore_index=True))
-    return cleaned
+def load_clean_bars(
+    symbols: tuple[str, ...] | list[str], source: sources.MarketSource | None = None, as_of: Any = None
+) -> pd.DataFrame:
+    """Daily bars of ``symbols`` from the market ``source`` (default: the ``arch`` demo data), cleaned by
+    :func:`market.clean_bars` (bars dated after ``as_of`` are refused)."""
+    bars, _ = sources.load_clean(source or sources.ArchSource(), list(symbols), as_of=as_of)
+    return bars
 
 
-def feature_panel(bars: pd.DataFrame, end: pd.Timestamp | None = None) -> pd.DataFrame:
-    """Features + labels for every symbol, one row per (symbol, date) with complete features, before ``end``."""
+def feature_panel(
+    bars: pd.DataFrame,
+    end: pd.Timestamp | None = None,
+    target: T.Target | None = None,
+    params: Mapping[str, Any] | None = None,
+) -> pd.DataFrame:
+    """Features + the ``target``'s labels (default: direction) for every symbol, one row per (symbol, date) with
+    complete features, before ``end``. ``params``: the version's label parameters (horizon, k, ...)."""
+    target = target or T.TARGETS[T.DIRECTION]
+    label_params = {"horizon": HORIZON, "k": K, "vol_window": VOL_WINDOW, **dict(params or {})}
     parts = []
     for sym, g in bars.groupby("symbol", sort=True):
         g = g.sort_values("date").reset_index(drop=True)
-        f = features.compute_features(g)
-        lab = features.make_labels(g, horizon=HORIZON, k=K, vol_window=VOL_WINDOW)
+        f = features.compute_features(g, columns=list(target.feature_columns))
+        lab = target.labels(g, label_params)
         f = f.join(lab[["label", "r_fwd", "threshold"]])
         f["symbol"] = sym
         f.index.name = "date"
         parts.append(f.reset_index())
     panel = pd.concat(parts, ignore_index=True)
-    panel = panel.dropna(subset=list(features.FEATURE_COLUMNS))
+    panel = panel.dropna(subset=list(target.feature_columns))
     if end is not None:
         panel = panel[panel["date"] < end]
     return panel.sort_values(["date", "symbol"]).reset_index(drop=True)
@@ -92,7 +100,8 @@ def feature_panel(bars: pd.DataFrame, end: pd.Timestamp | None = None) -> pd.Dat
 def fingerprint(panel: pd.DataFrame) -> str:
     """SHA-256 of the rows that define a training set (symbol, date, features, label)."""
     h = hashlib.sha256()
-    cols = ["symbol", "date", *features.FEATURE_COLUMNS, "label"]
+    known = [*features.FEATURE_COLUMNS, *features.REGIME_FEATURES]
+    cols = ["symbol", "date", *[c for c in known if c in panel.columns], "label"]
     h.update(pd.util.hash_pandas_object(panel[cols], index=False).to_numpy().tobytes())
     return h.hexdigest()
 
@@ -199,14 +208,17 @@ def trigger_frames(
     *,
     symbols: list[str] | tuple[str, ...],
     champion_train_end: date | None = None,
+    target: T.Target | None = None,
+    params: Mapping[str, Any] | None = None,
+    source: sources.MarketSource | None = None,
 ) -> TrainingFrames:
-    """The frames of a retrain trigger: bars of ``symbols`` before the trigger's end, split by
-    :func:`split_train_eval` (out of the champion's sample, which ends at ``champion_train_end``; incremental
-    triggers continue from it)."""
+    """The frames of a retrain trigger: bars of ``symbols`` (from ``source``) before the trigger's end, labelled
+    for ``target``, split by :func:`split_train_eval` (out of the champion's sample, which ends at
+    ``champion_train_end``; incremental triggers continue from it)."""
     end = pd.Timestamp(trigger_end(trigger).date())
     what = f"{trigger['model_name']} trigger {trigger['trigger_id']} (data before {end:%Y-%m-%d})"
-    bars = load_clean_bars(list(symbols))
-    panel = feature_panel(bars[bars["date"] < end], end)
+    bars = load_clean_bars(list(symbols), source)
+    panel = feature_panel(bars[bars["date"] < end], end, target, params)
     incremental = trigger.get("retrain_mode") == "incremental" and champion_train_end is not None
     return split_train_eval(
         panel,
@@ -217,12 +229,17 @@ def trigger_frames(
     )
 
 
-def training_frame_spec(min_rows: int = 200):
-    """The Great Expectations checks of a training set: every feature present, known labels, enough rows."""
+def training_frame_spec(
+    min_rows: int = 200,
+    classes: tuple[str, ...] | list[str] | None = None,
+    feature_columns: tuple[str, ...] | list[str] | None = None,
+):
+    """The Great Expectations checks of a training set: every feature present (``feature_columns``, default the
+    direction target's), known labels (of ``classes``, default the direction target's), enough rows."""
     from include.modelwatch.data.features import FEATURE_COLUMNS
     from include.modelwatch.data.quality import ColumnSpec, FrameSpec
     from include.modelwatch.vocabulary import CLASSES
 
-    columns = [ColumnSpec(c, max_null_share=0.0) for c in FEATURE_COLUMNS]
-    columns.append(ColumnSpec("label", kind="categorical", allowed=CLASSES, max_null_share=0.0))
+    columns = [ColumnSpec(c, max_null_share=0.0) for c in (feature_columns or FEATURE_COLUMNS)]
+    columns.append(ColumnSpec("label", kind="categorical", allowed=tuple(classes or CLASSES), max_null_share=0.0))
     return FrameSpec(columns=tuple(columns), min_rows=min_rows)

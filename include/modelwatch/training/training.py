@@ -1,9 +1,16 @@
 """Training, walk-forward evaluation, explanations, serialization and metrics (no Airflow, no DB).
 
 Models are the libraries' native boosters (``lightgbm.Booster`` /
-``xgboost.Booster``), multiclass over :data:`~include.modelwatch.vocabulary.CLASSES`
-(``SELL=0, HOLD=1, BUY=2``), trained with balanced class weights
-(``w_c = n / (3 * n_c)`` as sample weights).
+``xgboost.Booster``), softmax multiclass over a class list ``classes`` (keyword of
+the functions below; default :data:`~include.modelwatch.vocabulary.CLASSES`,
+``SELL=0, HOLD=1, BUY=2``; the volatility-regime model uses
+:data:`~include.modelwatch.data.regime.REGIME_CLASSES`), trained with balanced
+class weights (``w_c = n / (k * n_c)`` as sample weights, ``k`` classes present).
+Two classes are trained as a 2-class softmax too (``num_class=2``), so
+probabilities are always ``(n, k)``. A booster knows its number of classes
+(:func:`model_num_classes`: LightGBM ``num_model_per_iteration()``, XGBoost's
+``learner_model_param.num_class``), so :func:`predict_proba` needs no class list;
+the class *names* are the caller's (the registry records them with the version).
 
 Serialization (:func:`serialize_model`): a one-line ASCII header naming the
 library and format, then the library's own format -- LightGBM's text model
@@ -136,22 +143,35 @@ def purged_walk_forward_splits(
 # --------------------------------------------------------------------------- training
 
 
-def _y_codes(y: Any) -> np.ndarray:
+def _classes(classes: Sequence[str]) -> tuple[str, ...]:
+    out = tuple(str(c) for c in classes)
+    if len(out) < 2 or len(set(out)) != len(out):
+        raise ValueError(f"classes must be at least 2 distinct names, got {list(classes)!r}")
+    return out
+
+
+def _y_codes(y: Any, *, classes: Sequence[str] = CLASSES) -> np.ndarray:
+    """Class codes (int64) of labels from ``classes`` or of integer codes ``0..len(classes) - 1``."""
+    cl = _classes(classes)
     arr = np.asarray(y)
     if arr.dtype.kind in "iu":
-        if arr.size and (arr.min() < 0 or arr.max() >= N_CLASSES):
-            raise ValueError(f"integer labels must be in 0..{N_CLASSES - 1}")
+        if arr.size and (arr.min() < 0 or arr.max() >= len(cl)):
+            raise ValueError(f"integer labels must be in 0..{len(cl) - 1}")
         return arr.astype(np.int64)
-    return label_to_index(arr)
+    return label_to_index(arr, cl)
 
 
-def balanced_sample_weights(y_codes: np.ndarray) -> np.ndarray:
+def balanced_sample_weights(y_codes: np.ndarray, *, classes: Sequence[str] = CLASSES) -> np.ndarray:
     """``n / (n_classes_present * n_c)`` per sample (sklearn's 'balanced', over the classes present)."""
-    counts = np.bincount(y_codes, minlength=N_CLASSES).astype("float64")
+    k = len(_classes(classes))
+    codes = np.asarray(y_codes, dtype=np.int64)
+    if codes.size and (codes.min() < 0 or codes.max() >= k):
+        raise ValueError(f"class codes must be in 0..{k - 1}")
+    counts = np.bincount(codes, minlength=k).astype("float64")
     present = counts > 0
-    w = np.zeros(N_CLASSES)
-    w[present] = y_codes.size / (present.sum() * counts[present])
-    return w[y_codes]
+    w = np.zeros(k)
+    w[present] = codes.size / (present.sum() * counts[present])
+    return w[codes]
 
 
 def _as_frame(X: Any) -> pd.DataFrame:
@@ -171,6 +191,19 @@ def model_algorithm(model: Model) -> Algorithm:
     if mod.startswith("xgboost"):
         return "xgboost"
     raise TypeError(f"not a LightGBM/XGBoost booster: {type(model).__name__}")
+
+
+def model_num_classes(model: Model) -> int:
+    """Number of classes (probability columns) of a trained booster, read from the model itself:
+    LightGBM ``num_model_per_iteration()`` (trees per boosting round = ``num_class`` for multiclass),
+    XGBoost ``learner.learner_model_param.num_class`` of ``save_config()`` (0 for a non-multiclass
+    objective, counted as 1). Survives :func:`serialize_model` / :func:`deserialize_model`."""
+    if model_algorithm(model) == "lightgbm":
+        return int(model.num_model_per_iteration())
+    import json
+
+    cfg = json.loads(model.save_config())
+    return max(int(cfg["learner"]["learner_model_param"]["num_class"]), 1)
 
 
 def model_feature_names(model: Model) -> list[str]:
@@ -204,12 +237,16 @@ def train_model(
     seed: int = 0,
     num_boost_round: int | None = None,
     sample_weight: Any | None = None,
+    *,
+    classes: Sequence[str] = CLASSES,
 ) -> Model:
-    """Train a multiclass booster; with ``init_model``, continue boosting it (warm start).
+    """Train a softmax multiclass booster over ``classes``; with ``init_model``, continue boosting it (warm start).
 
     ``sample_weight`` (one per row, e.g. a human label's weight) multiplies the balanced class weights.
 
-    ``y``: labels from :data:`CLASSES` or integer codes 0..2. ``params`` override
+    ``y``: labels from ``classes`` (default :data:`CLASSES`) or integer codes ``0..len(classes) - 1``;
+    ``num_class`` is always ``len(classes)`` (2 classes too: probabilities are ``(n, 2)``), whatever
+    ``params`` say. An ``init_model`` must have the same number of classes. ``params`` override
     :data:`LGB_DEFAULTS` / :data:`XGB_DEFAULTS`; a ``num_boost_round`` key in
     ``params`` is honoured (the argument wins), default
     :data:`DEFAULT_NUM_BOOST_ROUND`. Warm start adds ``num_boost_round`` new
@@ -218,8 +255,9 @@ def train_model(
     Deterministic for a given ``seed`` (fixed seeds, 2 threads, LightGBM
     ``deterministic=True``).
     """
+    cl = _classes(classes)
     Xf = _as_frame(X)
-    codes = _y_codes(y)
+    codes = _y_codes(y, classes=cl)
     if codes.size != len(Xf):
         raise ValueError(f"X has {len(Xf)} rows but y has {codes.size}")
     if codes.size == 0:
@@ -227,8 +265,10 @@ def train_model(
     if init_model is not None:
         if model_algorithm(init_model) != algorithm:
             raise ValueError(f"init_model is {model_algorithm(init_model)}, not {algorithm}")
+        if model_num_classes(init_model) != len(cl):
+            raise ValueError(f"init_model has {model_num_classes(init_model)} classes, not {len(cl)}")
         Xf = _align(init_model, Xf)
-    w = balanced_sample_weights(codes)
+    w = balanced_sample_weights(codes, classes=cl)
     if sample_weight is not None:
         sw = np.asarray(sample_weight, dtype="float64")
         if sw.shape != w.shape or not np.all(np.isfinite(sw) & (sw > 0)):
@@ -240,20 +280,25 @@ def train_model(
     if algorithm == "lightgbm":
         import lightgbm as lgb
 
-        full = {**LGB_DEFAULTS, **p, "seed": seed, "num_class": N_CLASSES}
+        full = {**LGB_DEFAULTS, **p, "seed": seed, "num_class": len(cl)}
         ds = lgb.Dataset(Xf, label=codes, weight=w, feature_name=list(Xf.columns), free_raw_data=False)
         return lgb.train(full, ds, num_boost_round=rounds, init_model=init_model, keep_training_booster=False)
     if algorithm == "xgboost":
         import xgboost as xgb
 
-        full = {**XGB_DEFAULTS, **p, "seed": seed, "num_class": N_CLASSES}
+        full = {**XGB_DEFAULTS, **p, "seed": seed, "num_class": len(cl)}
         dm = xgb.DMatrix(Xf, label=codes, weight=w, feature_names=list(Xf.columns), nthread=full["nthread"])
         return xgb.train(full, dm, num_boost_round=rounds, xgb_model=init_model, verbose_eval=False)
     raise ValueError(f"unknown algorithm {algorithm!r}; expected 'lightgbm' or 'xgboost'")
 
 
-def predict_proba(model: Model, X: Any) -> np.ndarray:
-    """Class probabilities, shape ``(n, 3)``, columns in :data:`CLASSES` order."""
+def predict_proba(model: Model, X: Any, *, classes: Sequence[str] | None = None) -> np.ndarray:
+    """Class probabilities, shape ``(n, k)`` with ``k`` = :func:`model_num_classes`, columns in the
+    order of the class list the model was trained with. ``classes`` (optional) is checked against
+    ``k`` (ValueError when the lengths differ); the model alone is enough."""
+    k = model_num_classes(model)
+    if classes is not None and len(_classes(classes)) != k:
+        raise ValueError(f"the model has {k} classes, not {len(classes)} ({list(classes)})")
     Xf = _align(model, X)
     if model_algorithm(model) == "lightgbm":
         proba = np.asarray(model.predict(Xf), dtype="float64")
@@ -261,12 +306,16 @@ def predict_proba(model: Model, X: Any) -> np.ndarray:
         import xgboost as xgb
 
         proba = np.asarray(model.predict(xgb.DMatrix(Xf, feature_names=list(Xf.columns))), dtype="float64")
-    return proba.reshape(len(Xf), N_CLASSES)
+    return proba.reshape(len(Xf), k)
 
 
-def predict_labels(proba: np.ndarray) -> np.ndarray:
-    """Argmax of a probability matrix as :data:`CLASSES` labels (object array)."""
-    return np.asarray(CLASSES, dtype=object)[np.argmax(np.asarray(proba), axis=1)]
+def predict_labels(proba: np.ndarray, classes: Sequence[str] = CLASSES) -> np.ndarray:
+    """Argmax of a probability matrix ``(n, len(classes))`` as labels from ``classes`` (object array)."""
+    cl = _classes(classes)
+    pr = np.asarray(proba)
+    if pr.ndim != 2 or pr.shape[1] != len(cl):
+        raise ValueError(f"proba must have {len(cl)} columns ({list(cl)}), got shape {pr.shape}")
+    return np.asarray(cl, dtype=object)[np.argmax(pr, axis=1)]
 
 
 def feature_importance_gain(model: Model, feature_names: Sequence[str] | None = None) -> dict[str, float]:
@@ -280,9 +329,9 @@ def feature_importance_gain(model: Model, feature_names: Sequence[str] | None = 
 
 
 def row_contributions(model: Model, X: Any) -> np.ndarray:
-    """Native SHAP contributions per row, class and feature, shape ``(n_rows, 3, n_features)`` (bias excluded),
-    classes in :data:`CLASSES` order, features in the model's order. LightGBM ``predict(pred_contrib=True)`` /
-    XGBoost ``predict(pred_contribs=True)``."""
+    """Native SHAP contributions per row, class and feature, shape ``(n_rows, k, n_features)`` (bias excluded,
+    ``k`` = :func:`model_num_classes`), classes in the model's class order, features in the model's order.
+    LightGBM ``predict(pred_contrib=True)`` / XGBoost ``predict(pred_contribs=True)``."""
     Xf = _align(model, X)
     nf = Xf.shape[1]
     if model_algorithm(model) == "lightgbm":
@@ -291,12 +340,14 @@ def row_contributions(model: Model, X: Any) -> np.ndarray:
         import xgboost as xgb
 
         raw = np.asarray(model.predict(xgb.DMatrix(Xf, feature_names=list(Xf.columns)), pred_contribs=True))
-    return raw.reshape(len(Xf), N_CLASSES, nf + 1)[:, :, :nf]  # class-major blocks of (features..., bias)
+    return raw.reshape(len(Xf), model_num_classes(model), nf + 1)[
+        :, :, :nf
+    ]  # class-major blocks of (features..., bias)
 
 
 def shap_contributions(model: Model, X: Any) -> np.ndarray:
     """Mean absolute native SHAP contribution per feature, shape ``(n_features,)``: per row, ``|contribution|``
-    summed over the 3 classes (:func:`row_contributions`), then averaged over rows."""
+    summed over the model's classes (:func:`row_contributions`), then averaged over rows."""
     return np.abs(row_contributions(model, X)).sum(axis=1).mean(axis=0)
 
 
@@ -334,19 +385,21 @@ class WalkForwardResult:
     """Out-of-fold predictions of :func:`walk_forward_evaluate`.
 
     ``oof``: one row per held-out sample (index = the sample's index in ``X``)
-    with ``date``, ``fold``, ``y_true``, ``p_SELL/HOLD/BUY`` (:func:`~include.modelwatch.vocabulary.prob_columns`),
-    ``y_pred``.
+    with ``date``, ``fold``, ``y_true``, one ``p_<class>`` column per class of ``classes``
+    (:func:`~include.modelwatch.vocabulary.prob_columns`; ``p_SELL/HOLD/BUY`` by default), ``y_pred``.
     ``folds``: per fold train/test sizes, date ranges and training seconds.
+    ``classes``: the class list the folds were trained with (:func:`walk_forward_evaluate`'s ``classes``).
     """
 
     oof: pd.DataFrame
     folds: list[dict[str, Any]] = field(default_factory=list)
     train_seconds: float = 0.0
+    classes: tuple[str, ...] = CLASSES
 
     @property
     def proba(self) -> np.ndarray:
-        """Out-of-fold probabilities ``(n, 3)`` in CLASSES order."""
-        return self.oof[prob_columns(CLASSES)].to_numpy()
+        """Out-of-fold probabilities ``(n, len(classes))`` in :attr:`classes` order."""
+        return self.oof[prob_columns(self.classes)].to_numpy()
 
 
 def walk_forward_evaluate(
@@ -362,18 +415,23 @@ def walk_forward_evaluate(
     num_boost_round: int | None = None,
     min_train_size: int | None = None,
     sample_weight: Any | None = None,
+    *,
+    classes: Sequence[str] = CLASSES,
 ) -> WalkForwardResult:
     """Train one model per :func:`purged_walk_forward_splits` fold and predict its test block.
+
+    ``y``: labels from ``classes`` (default :data:`CLASSES`) or their integer codes.
 
     ``X``, ``y`` and ``dates`` are aligned row-wise (drop rows with unknown
     labels first). Returns out-of-fold probabilities for the held-out periods
     only, ready for :func:`classification_metrics` / :func:`trading_metrics`. ``sample_weight``: per row, as in
     :func:`train_model` (each fold trains with its rows' weights).
     """
+    cl = _classes(classes)
     Xf = _as_frame(X)
     sw = None if sample_weight is None else np.asarray(sample_weight, dtype="float64")
     Xf.index = X.index if isinstance(X, pd.DataFrame) else Xf.index
-    yv = np.asarray(CLASSES, dtype=object)[_y_codes(y)]  # labels or codes -> labels
+    yv = np.asarray(cl, dtype=object)[_y_codes(y, classes=cl)]  # labels or codes -> labels
     dv = pd.DatetimeIndex(pd.to_datetime(np.asarray(dates)))
     if not (len(Xf) == len(yv) == len(dv)):
         raise ValueError(f"X, y, dates lengths differ: {len(Xf)}, {len(yv)}, {len(dv)}")
@@ -391,6 +449,7 @@ def walk_forward_evaluate(
             seed=seed,
             num_boost_round=num_boost_round,
             sample_weight=None if sw is None else sw[tr],
+            classes=cl,
         )
         secs = time.perf_counter() - t0
         total += secs
@@ -399,9 +458,9 @@ def walk_forward_evaluate(
             {"date": dv[te], "fold": j, "y_true": yv[te]},
             index=Xf.index[te],
         )
-        for i, col in enumerate(prob_columns(CLASSES)):
+        for i, col in enumerate(prob_columns(cl)):
             part[col] = proba[:, i]
-        part["y_pred"] = predict_labels(proba)
+        part["y_pred"] = predict_labels(proba, cl)
         parts.append(part)
         folds.append(
             {
@@ -415,7 +474,7 @@ def walk_forward_evaluate(
                 "train_seconds": secs,
             }
         )
-    return WalkForwardResult(oof=pd.concat(parts), folds=folds, train_seconds=total)
+    return WalkForwardResult(oof=pd.concat(parts), folds=folds, train_seconds=total, classes=cl)
 
 
 # --------------------------------------------------------------------------- metrics
@@ -504,18 +563,23 @@ def trading_metrics(
     }
 
 
-def macro_auc_ovr(y_true: Any, proba: Any) -> float:
-    """Macro one-vs-rest ROC AUC over the classes present in ``y_true`` (equal
+def macro_auc_ovr(y_true: Any, proba: Any, *, classes: Sequence[str] = CLASSES) -> float:
+    """Macro one-vs-rest ROC AUC over the classes of ``classes`` present in ``y_true`` (equal
     to ``sklearn.metrics.roc_auc_score(..., multi_class='ovr', average='macro')``
     when all classes are present). Each class's AUC is the Mann-Whitney
     statistic of its probability column (ties count 1/2). NaN when fewer than
-    two classes are present."""
+    two classes are present. With two classes whose probabilities sum to 1 both
+    one-vs-rest AUCs equal the binary AUC of the second class's probability, so
+    this is the binary ROC AUC."""
     from scipy.stats import rankdata
 
-    t = label_to_index(np.asarray(y_true, dtype=object))
+    cl = _classes(classes)
+    t = label_to_index(np.asarray(y_true, dtype=object), cl)
     pr = np.asarray(proba, dtype="float64")
+    if pr.ndim != 2 or pr.shape != (t.size, len(cl)):
+        raise ValueError(f"proba must have shape ({t.size}, {len(cl)}), got {pr.shape}")
     aucs = []
-    for k in range(N_CLASSES):
+    for k in range(len(cl)):
         pos = t == k
         n_pos, n_neg = int(pos.sum()), int((~pos).sum())
         if n_pos == 0 or n_neg == 0:
@@ -525,47 +589,52 @@ def macro_auc_ovr(y_true: Any, proba: Any) -> float:
     return float(np.mean(aucs)) if len(aucs) >= 2 else float("nan")
 
 
-def classification_metrics(y_true: Any, y_pred: Any, proba: Any | None = None) -> dict[str, Any]:
+def classification_metrics(
+    y_true: Any, y_pred: Any, proba: Any | None = None, *, classes: Sequence[str] = CLASSES
+) -> dict[str, Any]:
     """Accuracy, macro precision/recall/F1 (``macro_precision``, ``macro_recall``, ``macro_f1``:
-    :data:`~include.modelwatch.vocabulary.MACRO_METRICS`), per-class F1, log loss, multiclass
-    Brier and macro one-vs-rest ROC AUC (``roc_auc_ovr``).
+    :data:`~include.modelwatch.vocabulary.MACRO_METRICS`), per-class F1 (``f1_<class>``), log loss,
+    multiclass Brier and macro one-vs-rest ROC AUC (``roc_auc_ovr``), over ``classes`` (default
+    :data:`CLASSES`; ``proba`` columns in that order; confusion matrix rows = true, columns = predicted).
 
-    Macro averages are over all :data:`CLASSES` (a class with no predictions
+    Macro averages are over all ``classes`` (a class with no predictions
     has precision 0; a class absent from ``y_true`` has recall 0, as sklearn's
     ``zero_division=0``). ``log_loss``: mean ``-ln p(true class)`` with ``p``
     clipped to ``[1e-15, 1]``; ``brier``: mean over rows of
     ``sum_c (p_c - 1[y = c])^2`` (range 0..2). Both NaN without ``proba``.
     """
-    t = label_to_index(np.asarray(y_true, dtype=object))
-    p = label_to_index(np.asarray(y_pred, dtype=object))
+    cl = _classes(classes)
+    k = len(cl)
+    t = label_to_index(np.asarray(y_true, dtype=object), cl)
+    p = label_to_index(np.asarray(y_pred, dtype=object), cl)
     if t.shape != p.shape:
         raise ValueError("y_true and y_pred lengths differ")
     if t.size == 0:
         raise ValueError("no rows")
-    cm = np.zeros((N_CLASSES, N_CLASSES), dtype=np.int64)
+    cm = np.zeros((k, k), dtype=np.int64)
     np.add.at(cm, (t, p), 1)
     tp = np.diag(cm).astype("float64")
     pred_n, true_n = cm.sum(axis=0), cm.sum(axis=1)
-    prec = np.divide(tp, pred_n, out=np.zeros(N_CLASSES), where=pred_n > 0)
-    rec = np.divide(tp, true_n, out=np.zeros(N_CLASSES), where=true_n > 0)
-    f1 = np.divide(2 * prec * rec, prec + rec, out=np.zeros(N_CLASSES), where=(prec + rec) > 0)
+    prec = np.divide(tp, pred_n, out=np.zeros(k), where=pred_n > 0)
+    rec = np.divide(tp, true_n, out=np.zeros(k), where=true_n > 0)
+    f1 = np.divide(2 * prec * rec, prec + rec, out=np.zeros(k), where=(prec + rec) > 0)
     out: dict[str, Any] = {
         "n": int(t.size),
         "accuracy": float(tp.sum() / t.size),
         "macro_precision": float(prec.mean()),
         "macro_recall": float(rec.mean()),
         "macro_f1": float(f1.mean()),
-        **{f"f1_{c}": float(f1[i]) for i, c in enumerate(CLASSES)},
+        **{f"f1_{c}": float(f1[i]) for i, c in enumerate(cl)},
         "confusion_matrix": cm.tolist(),
     }
     if proba is not None:
         pr = np.asarray(proba, dtype="float64")
-        if pr.shape != (t.size, N_CLASSES):
-            raise ValueError(f"proba must have shape ({t.size}, {N_CLASSES}), got {pr.shape}")
-        onehot = np.eye(N_CLASSES)[t]
+        if pr.shape != (t.size, k):
+            raise ValueError(f"proba must have shape ({t.size}, {k}), got {pr.shape}")
+        onehot = np.eye(k)[t]
         out["log_loss"] = float(-np.mean(np.log(np.clip(pr[np.arange(t.size), t], 1e-15, 1.0))))
         out["brier"] = float(np.mean(np.sum((pr - onehot) ** 2, axis=1)))
-        out["roc_auc_ovr"] = macro_auc_ovr(y_true, pr)
+        out["roc_auc_ovr"] = macro_auc_ovr(y_true, pr, classes=cl)
     else:
         out["log_loss"] = out["brier"] = out["roc_auc_ovr"] = float("nan")
     return out

@@ -25,10 +25,19 @@ def feature_null_allowance(n_rows: int, max_null_share: float) -> float:
     return min(1.0, max(max_null_share, 1.0 / n_rows) + 1e-9)
 
 
-def window_spec(features: Sequence[str], classes: Sequence[str], n_rows: int, max_null_share: float) -> FrameSpec:
-    """Expectations of a drift window frame (columns as ``store.window_frame`` builds them)."""
+def window_spec(
+    features: Sequence[str],
+    classes: Sequence[str],
+    n_rows: int,
+    max_null_share: float,
+    categorical: Sequence[str] = (),
+) -> FrameSpec:
+    """Expectations of a drift window frame (columns as ``store.window_frame`` builds them); ``categorical``
+    features are checked for presence only (a new level is drift, not bad data)."""
     allowance = feature_null_allowance(n_rows, max_null_share)
-    cols = [ColumnSpec(f, max_null_share=allowance) for f in features]
+    cols = [
+        ColumnSpec(f, kind="categorical" if f in categorical else "numeric", max_null_share=allowance) for f in features
+    ]
     cols += [ColumnSpec(p, min_value=0.0, max_value=1.0, max_null_share=0.0) for p in prob_columns(classes)]
     cols += [
         ColumnSpec("confidence", min_value=0.0, max_value=1.0, max_null_share=0.0),

@@ -78,11 +78,11 @@ def concept_rows(
         baseline_auc = float(baseline_auc)
         proba = m[prob_columns(classes)].to_numpy(dtype=float)
         y = m["realized_label"].to_numpy(dtype=object)
-        live = macro_auc_ovr(y, proba)
+        live = macro_auc_ovr(y, proba, classes=list(classes))
         if np.isfinite(live):
             rng = np.random.default_rng(0)
             resamples = rng.integers(0, n, size=(CONCEPT_BOOTSTRAP, n))
-            boots = np.array([macro_auc_ovr(y[idx], proba[idx]) for idx in resamples])
+            boots = np.array([macro_auc_ovr(y[idx], proba[idx], classes=list(classes)) for idx in resamples])
             boots = boots[np.isfinite(boots)]
             p = float((1 + np.sum(boots >= baseline_auc)) / (1 + boots.size))
             delta = live - baseline_auc

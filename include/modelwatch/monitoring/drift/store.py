@@ -57,7 +57,10 @@ def window_frame(conn, model_name: str, version: int, start: datetime, end: date
     )
     if not rows:
         return pd.DataFrame()
-    feats = pd.DataFrame([r["features"] for r in rows]).astype(float)
+    feats = pd.DataFrame([r["features"] for r in rows])
+    for c in feats.columns:  # numbers as float; a category (text) column of an external model stays text
+        if not pd.api.types.is_numeric_dtype(feats[c]) and not feats[c].map(lambda v: isinstance(v, str)).any():
+            feats[c] = feats[c].astype(float)
     probs = pd.DataFrame([r["probabilities"] for r in rows]).astype(float)
     probs.columns = prob_columns(probs.columns)
     df = pd.concat([feats, probs], axis=1)
@@ -103,6 +106,17 @@ def binned_counts(
     }
     labels = storage.fetch_dicts(conn, storage.read_sql("dml/drift_label_counts.sql"), params)
     categorical = {"predicted_label": {"levels": {r["predicted_label"]: int(r["n"]) for r in labels}, "n_null": 0}}
+    features = [f for f in profile.get("categorical", {}) if f != "predicted_label"]
+    if features:  # an external model's category features
+        levels: dict[str, dict[str, int]] = {f: {} for f in features}
+        level_nulls: dict[str, int] = dict.fromkeys(features, 0)
+        sql = storage.read_sql("dml/drift_level_counts.sql")
+        for r in storage.fetch_dicts(conn, sql, {**params, "features": features}):
+            if r["level"] is None:
+                level_nulls[r["feature"]] += int(r["n"])
+            else:
+                levels[r["feature"]][r["level"]] = int(r["n"])
+        categorical.update({f: {"levels": levels[f], "n_null": level_nulls[f]} for f in features})
     return numeric, categorical
 
 

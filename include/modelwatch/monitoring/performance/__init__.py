@@ -12,6 +12,14 @@ writes of ``performance_daily`` are in :mod:`.store`. The package is cut by conc
 * :mod:`.window`   one evaluation window of ``performance_daily`` (``evaluate_window``)
 * :mod:`.alerting` what happens to the ``performance`` alert (``alert_plan``: champion only, same version)
 
+Every computation takes the model's class list ``classes`` (default
+:data:`~include.modelwatch.vocabulary.CLASSES`, SELL/HOLD/BUY), so a model ModelWatch did
+not train (an *external* model with its own labels, e.g. ``["down", "up"]``) is
+monitored the same way: probability columns ``p_<class>``, a confusion matrix and
+per-class metrics over its classes. Trading metrics need trade classes (BUY/SELL, see
+:mod:`.metrics`): for a class list without them they are None and ``realized_return``
+may be NULL. A model without an artifact (``model=None``) has no interpretability.
+
 ``from include.modelwatch.monitoring import performance as perf`` gives the public API below.
 """
 
@@ -61,9 +69,12 @@ from include.modelwatch.monitoring.performance.metrics import (
     DAILY_COLUMNS,
     DIRECTION,
     TRADING_DAYS_PER_YEAR,
+    TRADING_METRICS,
+    daily_columns,
     daily_stats,
     live_metrics,
     metrics_from_daily,
+    trade_classes,
 )
 from include.modelwatch.monitoring.performance.window import (
     ALPHA,
@@ -103,6 +114,7 @@ __all__ = [
     "PRIMARY_METRIC",
     "PROB_COLUMNS",
     "TRADING_DAYS_PER_YEAR",
+    "TRADING_METRICS",
     "AlertDecision",
     "Calibrator",
     "HealthThresholds",
@@ -112,6 +124,7 @@ __all__ = [
     "calibration_split",
     "compare_to_baseline",
     "comparison_block_length",
+    "daily_columns",
     "daily_stats",
     "default_block_length",
     "degradation_decision",
@@ -125,6 +138,7 @@ __all__ = [
     "estimate_label_free",
     "live_metrics",
     "metrics_from_daily",
+    "trade_classes",
     "trailing_period",
     "window_interpretability",
     "CHAMPION",

@@ -3,7 +3,7 @@ degradation decision that drives the ``performance`` alert."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,8 +11,14 @@ import numpy as np
 import pandas as pd
 
 from include.modelwatch.monitoring.performance.frames import horizon_of
-from include.modelwatch.monitoring.performance.metrics import DAILY_COLUMNS, daily_stats, metrics_from_array
-from include.modelwatch.vocabulary import finite_or_none
+from include.modelwatch.monitoring.performance.metrics import (
+    TRADING_METRICS,
+    daily_columns,
+    daily_stats,
+    metrics_from_array,
+    trade_classes,
+)
+from include.modelwatch.vocabulary import CLASSES, finite_or_none
 
 # Metrics supported by compare_to_baseline; all are "higher is better".
 COMPARABLE_METRICS: tuple[str, ...] = (
@@ -94,6 +100,7 @@ def compare_to_baseline(
     alpha: float = 0.05,
     seed: int = 0,
     min_days: int = 10,
+    classes: Sequence[str] = CLASSES,
 ) -> dict[str, Any]:
     """Live metric vs its backtest baseline with a block-bootstrap CI over entry days.
 
@@ -107,7 +114,10 @@ def compare_to_baseline(
     for a positive baseline). ``degraded`` is True only when the whole CI of the
     live metric lies below the threshold (``ci_high < threshold``), False when
     it does not, and None when undecidable (no baseline, fewer than
-    ``min_days`` days with matured outcomes, or no CI). ``rel_diff =
+    ``min_days`` days with matured outcomes, or no CI). ``classes`` is the model's class
+    list (default SELL/HOLD/BUY); for a class list without a trade class the trading
+    metrics are None (no bootstrap is run), so their comparison is ``no_baseline`` when the
+    baseline lacks them and ``insufficient_data`` when it has them. ``rel_diff =
     (live - baseline) / |baseline|`` (None for a zero baseline); ``rel_ci_*`` is
     the same transform of the CI. ``status`` is one of ``ok``, ``degraded``,
     ``insufficient_data``, ``no_baseline``.
@@ -116,7 +126,7 @@ def compare_to_baseline(
         raise ValueError(f"metric {metric!r} not in {COMPARABLE_METRICS}")
     if tolerance_rel < 0:
         raise ValueError("tolerance_rel must be >= 0")
-    daily = daily_stats(live_daily) if "predicted_label" in live_daily.columns else live_daily
+    daily = daily_stats(live_daily, classes=classes) if "predicted_label" in live_daily.columns else live_daily
     if len(daily):
         daily = daily.loc[daily["n"] > 0]
     h = horizon_of(daily, horizon)
@@ -125,16 +135,19 @@ def compare_to_baseline(
         raw = raw.get("value")
     base = finite_or_none(raw)
 
-    arr = daily[list(DAILY_COLUMNS)].to_numpy(dtype=float) if len(daily) else np.zeros((0, len(DAILY_COLUMNS)))
+    cols = list(daily_columns(classes))
+    arr = daily[cols].to_numpy(dtype=float) if len(daily) else np.zeros((0, len(cols)))
     ret = daily["day_return"].to_numpy(dtype=float) if len(daily) else np.zeros(0)
-    values = np.column_stack([arr, ret]) if len(daily) else np.zeros((0, len(DAILY_COLUMNS) + 1))
+    values = np.column_stack([arr, ret]) if len(daily) else np.zeros((0, len(cols) + 1))
 
     def stat(v: np.ndarray) -> float | None:
-        return metrics_from_array(v[:, :-1], v[:, -1], h)[metric]
+        return metrics_from_array(v[:, :-1], v[:, -1], h, classes=classes)[metric]
 
     n_days = len(daily)
     b = default_block_length(n_days) if block is None else int(block)
-    if n_days >= min_days:
+    if metric in TRADING_METRICS and not trade_classes(classes):
+        live = lo = hi = None  # no trades, ever: nothing to bootstrap
+    elif n_days >= min_days:
         live, lo, hi = block_bootstrap_ci(values, stat, block=b, n_boot=n_boot, alpha=alpha, seed=seed)
     else:
         live = finite_or_none(stat(values)) if n_days else None

@@ -1,16 +1,21 @@
 """Label-free performance estimate (CBPE idea): an isotonic calibrator fitted on matured
-predictions, checked on the most recent ones, applied to predictions without labels."""
+predictions, checked on the most recent ones, applied to predictions without labels.
+
+Every function takes the model's class list ``classes`` (default
+:data:`include.modelwatch.vocabulary.CLASSES`); a :class:`Calibrator` knows the classes
+it was fitted on (:attr:`Calibrator.classes`, the order of its maps) and is applied only
+to probabilities of the same class list (ValueError otherwise)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from include.modelwatch.monitoring.performance.frames import expected_calibration_error, prob_matrix
+from include.modelwatch.monitoring.performance.frames import as_classes, expected_calibration_error, prob_matrix
 from include.modelwatch.vocabulary import CLASSES, label_to_index
 
 DEFAULT_ECE_THRESHOLD = 0.05
@@ -25,7 +30,9 @@ class Calibrator:
 
     ``x[c]``/``y[c]`` are the isotonic knots of class ``c``; between knots the
     map is linear, outside it is clipped (sklearn ``IsotonicRegression``
-    semantics). Plain lists so it round-trips through JSON (``to_dict``).
+    semantics). The order of ``x``'s keys is the class order of the probabilities
+    it transforms (:attr:`classes`; ``fit_calibrator`` writes them in the model's
+    class order). Plain lists so it round-trips through JSON (``to_dict``).
     """
 
     x: dict[str, list[float]]
@@ -35,10 +42,17 @@ class Calibrator:
     fitted_until: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """The class list the calibrator was fitted on, in the column order of ``transform``."""
+        return tuple(self.x)
+
     def transform(self, probs: np.ndarray) -> np.ndarray:
-        """Calibrated probabilities (rows sum to 1) for raw (n x 3) probabilities."""
+        """Calibrated probabilities (rows sum to 1) for raw (n x len(classes)) probabilities."""
         p = np.asarray(probs, dtype=float)
-        q = np.column_stack([np.interp(p[:, i], self.x[c], self.y[c]) for i, c in enumerate(CLASSES)])
+        if p.ndim != 2 or p.shape[1] != len(self.classes):
+            raise ValueError(f"expected probabilities with {len(self.classes)} columns {list(self.classes)}")
+        q = np.column_stack([np.interp(p[:, i], self.x[c], self.y[c]) for i, c in enumerate(self.classes)])
         q = np.clip(q, 0.0, 1.0)
         s = q.sum(axis=1, keepdims=True)
         raw = p / np.maximum(p.sum(axis=1, keepdims=True), 1e-12)
@@ -68,10 +82,10 @@ class Calibrator:
         )
 
 
-def fit_calibrator(matured_df: pd.DataFrame, min_rows: int = 100) -> Calibrator:
+def fit_calibrator(matured_df: pd.DataFrame, min_rows: int = 100, *, classes: Sequence[str] = CLASSES) -> Calibrator:
     """Fit per-class isotonic calibration on matured predictions.
 
-    For each class k an increasing ``IsotonicRegression`` (clipped to [0, 1])
+    For each class k of ``classes`` (columns ``p_<class>``) an increasing ``IsotonicRegression`` (clipped to [0, 1])
     regresses 1[realized_label == k] on p_k; ``Calibrator.transform`` applies
     the maps and renormalises rows to sum 1. Raises ValueError with fewer than
     ``min_rows`` matured rows.
@@ -91,11 +105,12 @@ def fit_calibrator(matured_df: pd.DataFrame, min_rows: int = 100) -> Calibrator:
     data = matured_df.loc[matured_df["realized_label"].notna()]
     if len(data) < min_rows:
         raise ValueError(f"need at least {min_rows} matured rows to fit a calibrator, got {len(data)}")
-    p = prob_matrix(data)
-    y = label_to_index(data["realized_label"], what="realized_label")
+    cls = as_classes(classes)
+    p = prob_matrix(data, cls)
+    y = label_to_index(data["realized_label"], cls, what="realized_label")
     xs: dict[str, list[float]] = {}
     ys: dict[str, list[float]] = {}
-    for i, c in enumerate(CLASSES):
+    for i, c in enumerate(cls):
         iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
         iso.fit(p[:, i], (y == i).astype(float))
         xs[c] = [float(v) for v in iso.X_thresholds_]
@@ -106,9 +121,17 @@ def fit_calibrator(matured_df: pd.DataFrame, min_rows: int = 100) -> Calibrator:
     return Calibrator(x=xs, y=ys, n_fit=len(data), fitted_until=until)
 
 
-def _calibrated_top(df: pd.DataFrame, calibrator: Calibrator) -> tuple[np.ndarray, np.ndarray]:
-    q = calibrator.transform(prob_matrix(df))
-    pred = label_to_index(df["predicted_label"], what="predicted_label")
+def _check_classes(calibrator: Calibrator, classes: tuple[str, ...]) -> None:
+    if calibrator.classes != classes:
+        raise ValueError(f"calibrator fitted on classes {list(calibrator.classes)}, applied to classes {list(classes)}")
+
+
+def _calibrated_top(
+    df: pd.DataFrame, calibrator: Calibrator, classes: tuple[str, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    _check_classes(calibrator, classes)
+    q = calibrator.transform(prob_matrix(df, classes))
+    pred = label_to_index(df["predicted_label"], classes, what="predicted_label")
     return q, pred
 
 
@@ -118,6 +141,8 @@ def calibration_check(
     threshold: float = DEFAULT_ECE_THRESHOLD,
     min_rows: int = DEFAULT_MIN_CHECK_ROWS,
     null_draws: int = 200,
+    *,
+    classes: Sequence[str] = CLASSES,
 ) -> dict[str, Any]:
     """Is the calibrator still trustworthy on recently matured outcomes?
 
@@ -127,10 +152,11 @@ def calibration_check(
     ``min_rows`` (default 200) rows exist and ``ece <= limit`` where
     ``limit = max(threshold, ece_null_q95)`` (threshold default 0.05;
     ``ece_null_q95``: see ``ece_null_quantile``, skipped when ``null_draws=0``). Use data NOT used to
-    fit the calibrator. Also reports
+    fit the calibrator; ``classes`` must be the calibrator's class list. Also reports
     ``ece_raw`` (same statistic on uncalibrated probabilities),
     ``accuracy``, ``expected_accuracy`` and ``reason``.
     """
+    cls = as_classes(classes)
     data = matured_recent_df
     if len(data):
         data = data.loc[data["realized_label"].notna()]
@@ -151,11 +177,11 @@ def calibration_check(
     if n == 0:
         out["reason"] = "no recently matured outcomes"
         return out
-    q, pred = _calibrated_top(data, calibrator)
-    true = label_to_index(data["realized_label"], what="realized_label")
+    q, pred = _calibrated_top(data, calibrator, cls)
+    true = label_to_index(data["realized_label"], cls, what="realized_label")
     correct = pred == true
     top = q[np.arange(n), pred]
-    raw = prob_matrix(data)[np.arange(n), pred]
+    raw = prob_matrix(data, cls)[np.arange(n), pred]
     out["ece"] = expected_calibration_error(top, correct)
     out["ece_raw"] = expected_calibration_error(raw, correct)
     out["accuracy"] = float(correct.mean())
@@ -196,6 +222,8 @@ def estimate_performance(
     unlabeled_df: pd.DataFrame,
     calibrator: Calibrator,
     check: Mapping[str, Any] | None = None,
+    *,
+    classes: Sequence[str] = CLASSES,
 ) -> dict[str, Any]:
     """Confidence-based performance estimate (CBPE idea) for predictions without labels.
 
@@ -207,16 +235,18 @@ def estimate_performance(
       class ``TP_j = sum_{i: j_i=j} q[i, j]``, ``FP_j = n_pred_j - TP_j``,
       ``FN_j = sum_{i: j_i != j} q[i, j]``; precision/recall/F1 per class from
       these expectations (zero_division=0), macro over classes that are
-      predicted or have expected support >= 1.
+      predicted or have expected support >= 1; ``expected_f1_<class>`` per class of
+      ``classes`` (the calibrator's class list).
 
     ``status``: ``empty`` (n = 0); ``unreliable`` when ``check`` (a
     ``calibration_check`` result) says not reliable — then every ``expected_*``
     value is None and the reason is given; ``ok`` when the check passed;
     ``unchecked`` when no check was supplied (numbers returned, not vouched for).
     """
+    cls = as_classes(classes)
     n = len(unlabeled_df)
     keys = ["expected_accuracy", "expected_macro_precision", "expected_macro_recall", "expected_macro_f1"]
-    keys += [f"expected_f1_{c}" for c in CLASSES]
+    keys += [f"expected_f1_{c}" for c in cls]
     out: dict[str, Any] = dict.fromkeys(keys)
     out.update(n=n, status="empty", reason="", ece=None if check is None else check.get("ece"))
     if n == 0:
@@ -226,11 +256,11 @@ def estimate_performance(
         out["status"] = "unreliable"
         out["reason"] = str(check.get("reason") or "calibration check failed")
         return out
-    q, pred = _calibrated_top(unlabeled_df, calibrator)
+    q, pred = _calibrated_top(unlabeled_df, calibrator, cls)
     rows = np.arange(n)
     out["expected_accuracy"] = float(q[rows, pred].mean())
-    cm = np.zeros((len(CLASSES), len(CLASSES)))
-    for j in range(len(CLASSES)):
+    cm = np.zeros((len(cls), len(cls)))
+    for j in range(len(cls)):
         cm[:, j] = q[pred == j].sum(axis=0)
     tp = np.diag(cm)
     pred_n = cm.sum(axis=0)
@@ -243,7 +273,7 @@ def estimate_performance(
     out["expected_macro_precision"] = float(prec[present].mean())
     out["expected_macro_recall"] = float(rec[present].mean())
     out["expected_macro_f1"] = float(f1[present].mean())
-    for i, c in enumerate(CLASSES):
+    for i, c in enumerate(cls):
         out[f"expected_f1_{c}"] = float(f1[i])
     out["status"] = "unchecked" if check is None else "ok"
     out["reason"] = "no calibration check supplied" if check is None else str(check.get("reason", ""))
@@ -292,13 +322,15 @@ def estimate_label_free(
     check_rows: int = CHECK_ROWS,
     fit_min_rows: int = FIT_MIN_ROWS,
     check_min_rows: int = CHECK_MIN_ROWS,
+    classes: Sequence[str] = CLASSES,
 ) -> LabelFreeEstimate:
     """CBPE estimate of ``unlabeled`` with a calibrator fitted and checked on ``matured`` data.
 
     ``calibration_split`` puts the ``check_rows`` most recently matured predictions
     aside for the check and fits on everything before them. With fewer than
     ``fit_min_rows`` to fit on, no calibrator is fitted and the estimate is
-    ``unreliable`` (with the reason); so are both returned estimates.
+    ``unreliable`` (with the reason); so are both returned estimates. ``classes``: the
+    model's class list (probability columns ``p_<class>``).
     """
     fit, recent = calibration_split(matured, check_rows)
     if len(fit) < fit_min_rows:
@@ -308,8 +340,12 @@ def estimate_label_free(
             "n": len(recent),
             "reason": f"only {len(fit)} matured predictions to fit the calibrator (< {fit_min_rows})",
         }
-        est = estimate_performance(unlabeled, None, check)  # type: ignore[arg-type]  # unreliable: never transformed
+        est = estimate_performance(unlabeled, None, check, classes=classes)  # type: ignore[arg-type]  # never transformed
         return LabelFreeEstimate(est, est, check)
-    cal = fit_calibrator(fit, min_rows=fit_min_rows)
-    check = {**calibration_check(recent, cal, min_rows=check_min_rows), "n_fit": len(fit)}
-    return LabelFreeEstimate(estimate_performance(unlabeled, cal, check), estimate_performance(unlabeled, cal), check)
+    cal = fit_calibrator(fit, min_rows=fit_min_rows, classes=classes)
+    check = {**calibration_check(recent, cal, min_rows=check_min_rows, classes=classes), "n_fit": len(fit)}
+    return LabelFreeEstimate(
+        estimate_performance(unlabeled, cal, check, classes=classes),
+        estimate_performance(unlabeled, cal, classes=classes),
+        check,
+    )

@@ -1,18 +1,23 @@
 """Frames of matured predictions: validation helpers, the label delay, the evaluation period.
 
-Conventions (shared by the whole package): probability columns ``p_SELL, p_HOLD,
-p_BUY`` (:data:`include.modelwatch.vocabulary.PROB_COLUMNS`); the *entry day* of
-a prediction is its ``ts`` floored to the calendar day (UTC when tz-aware).
+Conventions (shared by the whole package): a model's class list ``classes`` (default
+:data:`include.modelwatch.vocabulary.CLASSES`, SELL/HOLD/BUY; an external model brings
+its own, e.g. ``["down", "up"]``) fixes the order of every probability vector and
+confusion matrix; its probability columns are ``p_<class>``
+(:func:`include.modelwatch.vocabulary.prob_columns`, ``p_SELL, p_HOLD, p_BUY`` by
+default); the *entry day* of a prediction is its ``ts`` floored to the calendar day
+(UTC when tz-aware).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from include.modelwatch.vocabulary import PROB_COLUMNS
+from include.modelwatch.vocabulary import CLASSES, prob_columns
 
 N_BINS = 10
 
@@ -34,11 +39,25 @@ def entry_day(ts: pd.Series) -> pd.Series:
     return s.dt.floor("D")
 
 
-def prob_matrix(df: pd.DataFrame) -> np.ndarray:
-    missing = [c for c in PROB_COLUMNS if c not in df.columns]
+def as_classes(classes: Sequence[str]) -> tuple[str, ...]:
+    """A model's class list as a tuple of text; ValueError when it is empty or repeats a class."""
+    if isinstance(classes, str):
+        raise ValueError(f"classes must be a sequence of class names, got the string {classes!r}")
+    out = tuple(str(c) for c in classes)
+    if not out:
+        raise ValueError("classes must not be empty")
+    if len(set(out)) != len(out):
+        raise ValueError(f"classes must be distinct, got {list(out)}")
+    return out
+
+
+def prob_matrix(df: pd.DataFrame, classes: Sequence[str] = CLASSES) -> np.ndarray:
+    """The (n x len(classes)) probability matrix of ``df`` (columns ``p_<class>`` in ``classes`` order)."""
+    cols = prob_columns(as_classes(classes))
+    missing = [c for c in cols if c not in df.columns]
     if missing:
         raise ValueError(f"missing probability columns {missing}")
-    p = df[list(PROB_COLUMNS)].to_numpy(dtype=float)
+    p = df[cols].to_numpy(dtype=float)
     if not np.all(np.isfinite(p)):
         raise ValueError("probability columns must be finite")
     return p

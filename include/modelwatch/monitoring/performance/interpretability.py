@@ -17,7 +17,12 @@ def window_interpretability(
 ) -> dict[str, dict[str, Any]]:
     """Per feature of ``model``: ``gain`` (share of the model's split gain), ``shap`` (mean |SHAP|
     over ``feature_rows``, one mapping feature -> value per prediction; None without rows) and
-    ``rank`` (1 = largest mean |SHAP|). A row lacking a model feature raises ValueError naming it."""
+    ``rank`` (1 = largest mean |SHAP|). A row lacking a model feature raises ValueError naming it.
+
+    ``model`` None (an external model: no artifact ModelWatch can explain) gives ``{}``:
+    interpretability is skipped and nothing is logged for the window."""
+    if model is None:
+        return {}
     import pandas as pd
 
     from include.modelwatch.training import training

@@ -14,24 +14,33 @@ from typing import Any
 import pandas as pd
 
 from include.modelwatch.data import storage
+from include.modelwatch.monitoring.performance.frames import as_classes
 from include.modelwatch.monitoring.performance.health import HealthThresholds, health_status
-from include.modelwatch.vocabulary import PROB_COLUMNS
+from include.modelwatch.vocabulary import CLASSES, prob_columns
 
-PREDICTION_COLUMNS = [
-    "prediction_id",
-    "ts",
-    "symbol",
-    "timeframe",
-    "predicted_label",
-    "confidence",
-    "realized_label",
-    "realized_return",
-    "r_multiple",
-    "horizon_days",
-    "matured_at",
-    *PROB_COLUMNS,
-    "features",
-]
+
+def prediction_columns(classes: Sequence[str] = CLASSES) -> list[str]:
+    """Columns of ``load_predictions`` for a model with class list ``classes``: the
+    prediction and outcome columns, ``p_<class>`` per class, ``features``."""
+    return [
+        "prediction_id",
+        "ts",
+        "symbol",
+        "timeframe",
+        "predicted_label",
+        "confidence",
+        "realized_label",
+        "realized_return",
+        "r_multiple",
+        "horizon_days",
+        "matured_at",
+        *prob_columns(as_classes(classes)),
+        "features",
+    ]
+
+
+#: :func:`prediction_columns` of the default class list (SELL/HOLD/BUY).
+PREDICTION_COLUMNS = prediction_columns()
 SNAPSHOT_METRICS = (
     "accuracy",
     "macro_precision",
@@ -60,19 +69,40 @@ def _num(v: Any) -> float | None:
 
 
 def load_predictions(
-    conn, model: str, version: int, start: datetime, end: datetime, window_start: datetime
+    conn,
+    model: str,
+    version: int,
+    start: datetime,
+    end: datetime,
+    window_start: datetime,
+    *,
+    classes: Sequence[str] = CLASSES,
 ) -> pd.DataFrame:
     """Predictions of a version in [start, end) with outcomes matured before ``end``
-    (features only from ``window_start`` on: the SHAP log needs no more)."""
+    (features only from ``window_start`` on: the SHAP log needs no more).
+
+    The ``probabilities`` jsonb (class -> probability) becomes one ``p_<class>`` column per
+    class of ``classes`` (the version's class list), in that order: the columns are
+    ``prediction_columns(classes)``. A prediction without the probability of one of the
+    classes raises ValueError; keys of other classes are ignored. ``realized_return`` may
+    be NULL (NaN), e.g. for an external model's outcomes."""
+    cls = as_classes(classes)
     rows = storage.fetch_dicts(
         conn,
         _sql("perf_select_predictions"),
         {"model": model, "version": version, "start": start, "end": end, "window_start": window_start},
     )
     if not rows:
-        return pd.DataFrame(columns=PREDICTION_COLUMNS)
+        return pd.DataFrame(columns=prediction_columns(cls))
+    raw = [r["probabilities"] or {} for r in rows]
+    missing = sorted({c for p in raw for c in cls if c not in p})
+    if missing:
+        raise ValueError(
+            f"{model} v{version}: predictions lack the probability of class(es) {missing} (classes {list(cls)})"
+        )
     df = pd.DataFrame([{k: v for k, v in r.items() if k not in ("features", "probabilities")} for r in rows])
-    probs = pd.DataFrame([r["probabilities"] for r in rows]).astype(float).add_prefix("p_")
+    probs = pd.DataFrame(raw, columns=list(cls)).astype(float)
+    probs.columns = prob_columns(cls)
     df = pd.concat([df, probs], axis=1)
     df["features"] = [r["features"] for r in rows]
     for col in ("confidence", "realized_return", "r_multiple"):
@@ -215,6 +245,8 @@ def insert_interpretability(
     n: int,
     run_id: str,
 ) -> None:
+    """One row per feature of ``interp``; an empty ``interp`` (a model without an artifact)
+    writes nothing."""
     for feature, row in interp.items():
         cur.execute(
             _sql("perf_insert_interpretability"),
@@ -345,6 +377,7 @@ __all__: Sequence[str] = (
     "load_predictions",
     "open_alert_version",
     "pending_estimates",
+    "prediction_columns",
     "refresh_health",
     "set_realized",
     "thresholds_for",

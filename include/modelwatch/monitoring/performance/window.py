@@ -5,6 +5,10 @@ outcomes, its backtest baseline, its pending estimates, its model) and returns e
 number the task writes: per-symbol live metrics, live vs backtest, the label-free
 estimate of the window's unmatured predictions, realized values of earlier estimates,
 the health inputs and the window's interpretability. No database, no Airflow.
+
+A model is described by its class list ``classes`` (default SELL/HOLD/BUY; an external
+model's own labels otherwise, see :mod:`.metrics` for what happens to the trading
+metrics) and ``model`` (None for a model without an artifact: no interpretability).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from include.modelwatch.monitoring.performance.estimate import estimate_label_fr
 from include.modelwatch.monitoring.performance.frames import filter_matured, trailing_period
 from include.modelwatch.monitoring.performance.interpretability import window_interpretability
 from include.modelwatch.monitoring.performance.metrics import daily_stats, live_metrics
+from include.modelwatch.vocabulary import CLASSES
 
 #: Evaluation period: the last EVAL_DAYS entry days with matured outcomes.
 EVAL_DAYS = 63
@@ -50,7 +55,9 @@ def matured_predictions(df: pd.DataFrame, end: Any) -> pd.DataFrame:
     return filter_matured(preds, outs, end)
 
 
-def realizations(pending: Sequence[Mapping[str, Any]], matured: pd.DataFrame, horizon: int) -> list[dict[str, Any]]:
+def realizations(
+    pending: Sequence[Mapping[str, Any]], matured: pd.DataFrame, horizon: int, *, classes: Sequence[str] = CLASSES
+) -> list[dict[str, Any]]:
     """Realized values of earlier estimates whose predictions have all matured by the window end."""
     out = []
     for p in pending:
@@ -59,7 +66,7 @@ def realizations(pending: Sequence[Mapping[str, Any]], matured: pd.DataFrame, ho
         rows = matured[matured["prediction_id"].isin(set(p["prediction_ids"]))]
         if len(rows) < p["n_predictions"]:  # older than the lookback or rejected by the horizon check
             continue
-        value = live_metrics(rows, horizon)[p["metric"]]
+        value = live_metrics(rows, horizon, classes=classes)[p["metric"]]
         out.append(
             {"window_end": p["window_end"], "metric": p["metric"], "realized": optional_float(value), "n": len(rows)}
         )
@@ -111,7 +118,7 @@ def evaluate_window(
     end: datetime,
     baseline: Mapping[str, float | None],
     pending_estimates: Sequence[Mapping[str, Any]],
-    model: Any,
+    model: Any | None,
     features: Sequence[str],
     tolerance: float,
     horizon_days: int | None = None,
@@ -121,28 +128,40 @@ def evaluate_window(
     n_boot: int = N_BOOT,
     alpha: float = ALPHA,
     min_days: int = MIN_DAYS,
+    classes: Sequence[str] = CLASSES,
 ) -> WindowEvaluation:
     """Evaluate one version's window [start, end) from its loaded predictions ``df``.
 
     ``df`` is ``store.load_predictions`` (predictions with outcomes, ``features`` per row);
     a prediction counts only when its outcome matured before ``end``. The evaluation period is
     the last ``eval_days`` entry days with matured outcomes; the horizon is ``horizon_days``, else
-    the period's median outcome horizon, else 1."""
+    the period's median outcome horizon, else 1. ``classes`` is the model's class list
+    (probability columns ``p_<class>`` in ``df``); ``model`` None skips interpretability
+    (``interp`` is empty)."""
     matured = matured_predictions(df, end)
     period = trailing_period(matured, eval_days)
     horizon = horizon_days or (int(period["horizon_days"].median()) if len(period) else 1)
 
     # 1. live metrics: the version as a whole ('*') and per symbol / timeframe
-    snapshots: list[tuple[str, str, dict[str, Any]]] = [("*", "*", live_metrics(period, horizon))]
+    snapshots: list[tuple[str, str, dict[str, Any]]] = [("*", "*", live_metrics(period, horizon, classes=classes))]
     for (sym, tf), part in period.groupby(["symbol", "timeframe"], sort=True) if len(period) else []:
-        snapshots.append((str(sym), str(tf), live_metrics(part, horizon)))
+        snapshots.append((str(sym), str(tf), live_metrics(part, horizon, classes=classes)))
 
     # 2. live vs backtest, block bootstrap over entry days
-    daily = daily_stats(period)
+    daily = daily_stats(period, classes=classes)
     block = comparison_block_length(len(daily), horizon)
     comparisons = [
         compare_to_baseline(
-            daily, baseline, m, tolerance, horizon=horizon, block=block, n_boot=n_boot, alpha=alpha, min_days=min_days
+            daily,
+            baseline,
+            m,
+            tolerance,
+            horizon=horizon,
+            block=block,
+            n_boot=n_boot,
+            alpha=alpha,
+            min_days=min_days,
+            classes=classes,
         )
         for m in COMPARED_METRICS
     ]
@@ -151,7 +170,7 @@ def evaluate_window(
     # 3. label-free estimate of the window's predictions without a matured outcome
     in_window = df[(df["ts"] >= pd.Timestamp(start)) & (df["ts"] < pd.Timestamp(end))]
     unlabeled = in_window[~in_window["prediction_id"].isin(set(matured["prediction_id"]))]
-    lfe = estimate_label_free(matured, unlabeled)
+    lfe = estimate_label_free(matured, unlabeled, classes=classes)
 
     # 4. health inputs of this monitor (drift and data quality are read when the row is written)
     age = (end.date() - train_end).days if train_end else None
@@ -170,7 +189,7 @@ def evaluate_window(
         estimate=lfe.estimate,
         unchecked=lfe.unchecked,
         check=lfe.check,
-        realized=realizations(pending_estimates, matured, horizon),
+        realized=realizations(pending_estimates, matured, horizon, classes=classes),
         age=age,
         rel_drop=rel_drop,
         interp=interp,
