@@ -31,6 +31,8 @@ written (Asset `modelwatch_retraining_triggers`) and daily at 02:00 UTC.
    candidate becomes `active`, the replaced version `retired`, the trigger's
    other candidates `rejected`. "Deploy as" `challenger` deploys for an A/B test.
    `reject_candidate` marks the candidates `rejected`; the champion stays.
+6. `wake_next`: when triggers are still pending (one run claims one, e.g. of
+   another model), updates the trigger Asset so the next run claims the next.
 
 Quick-run knobs (form or conf; empty = default): `num_boost_round`,
 `eval_sessions`, `min_eval_sessions`, `embargo`, `train_years`, `shuffle_labels`.
@@ -166,6 +168,12 @@ def retrain_gated():
 
         finish_run()
 
+    @task(outlets=[RETRAINING_TRIGGERS])
+    def wake_next() -> str:
+        from include.tasks.retrain import wake_next as body
+
+        return body()
+
     claimed = claim_trigger()
     dataset = assemble_training_data(claimed)
     branch_on_trigger(claimed) >> [end_no_trigger(), dataset]
@@ -178,7 +186,7 @@ def retrain_gated():
     gate_branch >> [deployed, rejected, asked]
     approved, not_approved = deploy_approved(dataset, best), reject_not_approved(dataset, best)
     asked >> human >> [approved, not_approved]
-    [deployed, rejected, approved, not_approved] >> finish()
+    [deployed, rejected, approved, not_approved] >> finish() >> wake_next()
 
 
 retrain_gated()

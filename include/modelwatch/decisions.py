@@ -154,11 +154,15 @@ def choose_rollback(manual_target: int | None, automatic: bool) -> str:
     return TASK_ROLLBACK if manual_target is not None or automatic else TASK_KEEP
 
 
+def plan_rolls_back(plan: Mapping[str, Any]) -> bool:
+    """One model's rollback plan restores a version (:func:`choose_rollback` of its manual target or verdict)."""
+    manual = plan.get("target_version") if plan.get("manual") else None
+    return choose_rollback(manual, bool(plan.get("rollback"))) == TASK_ROLLBACK
+
+
 def choose_rollbacks(plans: Sequence[Mapping[str, Any]]) -> list[str]:
-    """The branches of a run that checked several models (one plan each, :func:`choose_rollback` per plan):
+    """The branches of a run that checked several models (one plan each, :func:`plan_rolls_back`):
     TASK_ROLLBACK when some model is rolled back, TASK_KEEP when some keeps its champion (both when both;
     TASK_KEEP alone when there is no model to check)."""
-    chosen = {
-        choose_rollback(p.get("target_version") if p.get("manual") else None, bool(p.get("rollback"))) for p in plans
-    }
+    chosen = {TASK_ROLLBACK if plan_rolls_back(p) else TASK_KEEP for p in plans}
     return [t for t in (TASK_ROLLBACK, TASK_KEEP) if t in chosen] or [TASK_KEEP]

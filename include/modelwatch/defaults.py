@@ -81,8 +81,9 @@ def parse(name: str, raw: str | None) -> Any:
     raw = text(name) if raw is None or not str(raw).strip() else str(raw).strip()
     try:
         if name == "modelwatch_market_source":
-            if raw != "arch" and not (raw.startswith("folder:") and len(raw) > len("folder:")):
-                raise ValueError("expected 'arch' or 'folder:/path/to/bars'")
+            from include.modelwatch.data import sources
+
+            sources.source_from_spec(raw)  # the one check of a source spec (raises naming the problem)
             return raw
         if name == "modelwatch_native_models":
             return _native_models(json.loads(raw))

@@ -137,14 +137,6 @@ def native_models() -> dict[str, dict[str, Any]]:
     return variable("modelwatch_native_models")
 
 
-def native_model(name: str) -> dict[str, Any]:
-    """One native model's setting (target, symbols), or a ValueError naming it and the known ones."""
-    models = native_models()
-    if name not in models:
-        raise ValueError(f"{name} is not a native model of modelwatch_native_models (known: {sorted(models)})")
-    return models[name]
-
-
 def market_source() -> Any:
     """The market-data source of the variable ``modelwatch_market_source`` (``arch`` or ``folder:/path``)."""
     from include.modelwatch.data import sources

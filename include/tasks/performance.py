@@ -79,20 +79,23 @@ def evaluate(target: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
             start,
             classes=classes,
         )
-        ev = perf.evaluate_window(
-            df,
-            start=start,
-            end=end,
-            baseline=store.baseline(conn, mv.model_name, mv.version),
-            pending_estimates=store.pending_estimates(conn, mv.model_name, mv.version, end),
-            model=model,
-            features=list(mv.features),
-            tolerance=tol,
-            horizon_days=mv.horizon_days,
-            train_end=mv.train_end,
-            label=mv.label,
-            classes=classes,
-        )
+        try:
+            ev = perf.evaluate_window(
+                df,
+                start=start,
+                end=end,
+                baseline=store.baseline(conn, mv.model_name, mv.version),
+                pending_estimates=store.pending_estimates(conn, mv.model_name, mv.version, end),
+                model=model,
+                features=list(mv.features),
+                tolerance=tol,
+                horizon_days=mv.horizon_days,
+                train_end=mv.train_end,
+                label=mv.label,
+                classes=classes,
+            )
+        except ValueError as exc:  # bad stored data: name the model and the window
+            raise ValueError(f"{where}: {exc}") from exc
         snapshots, comparisons, primary = ev.snapshots, ev.comparisons, ev.primary
         estimate, unchecked, check, realized, interp = ev.estimate, ev.unchecked, ev.check, ev.realized, ev.interp
 

@@ -340,6 +340,21 @@ def finish() -> None:
     log_page(log, "alerts and triggers", urls.alerts_path() + "#triggers")
 
 
+def wake_next() -> str:
+    """Let the trigger-table Asset event through when triggers are still pending (another model's, say): a run
+    claims one trigger, so the next run claims the next one instead of waiting for the daily 02:00 run."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    from include.modelwatch.loop import triggers
+
+    with monitoring_db() as conn:
+        pending = triggers.pending_count(conn)
+    if not pending:
+        raise AirflowSkipException("no pending trigger left: no further retrain_gated run")
+    log.info("summary: %d pending trigger(s) left: the next retrain_gated run claims the next one", pending)
+    return f"{pending} pending"
+
+
 def policy_requires_human(model_name: str) -> bool:
     policy = variable("modelwatch_require_approval")
     return bool(policy.get(model_name, policy.get("*", False)))

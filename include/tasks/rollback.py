@@ -94,13 +94,29 @@ def rollback_plan(model_name: str, context: dict[str, Any]) -> dict[str, Any]:
 
 
 def do_rollbacks(plans: list[dict[str, Any]], context: dict[str, Any]) -> list[int]:
-    """Roll back every model whose plan says so (each in its own transaction); the restored versions."""
-    return [do_rollback(p, context) for p in plans if p.get("rollback")]
+    """Roll back every model whose plan says so, each in its own transaction; the restored versions. A model this
+    run already restored (the task's retry after a later model failed) is not rolled back twice."""
+    from include.modelwatch import registry
+    from include.modelwatch.decisions import plan_rolls_back
+
+    done: list[int] = []
+    for p in [p for p in plans if plan_rolls_back(p)]:
+        with monitoring_db() as conn:
+            history = registry.alias_history(conn, p["model_name"], registry.CHAMPION)
+        last = history[-1] if history else None
+        if last and last["to_version"] == int(p["target_version"]) and last["run_id"] == run_id(context):
+            log.info("%s: v%s already restored by this run (a retry); skipped", p["model_name"], p["target_version"])
+            done.append(int(p["target_version"]))
+            continue
+        done.append(do_rollback(p, context))
+    return done
 
 
 def keep_all(plans: list[dict[str, Any]]) -> list[str]:
     """Log each model that keeps its champion; why."""
-    return [keep(p) for p in plans if not p.get("rollback")]
+    from include.modelwatch.decisions import plan_rolls_back
+
+    return [keep(p) for p in plans if not plan_rolls_back(p)]
 
 
 def do_rollback(plan: dict[str, Any], context: dict[str, Any]) -> int:

@@ -50,8 +50,9 @@ def scoring_targets() -> list[dict[str, str]]:
 def ingest_bars(context: dict[str, Any]) -> int:
     """UPSERT the source bars of the window (and the history features need) of every native model's symbols.
 
-    A ``folder:`` source is a live feed: a bar dated after the window end is refused (market.py's future-dated
-    policy). The ``arch`` demo data is an archive the replay walks through, so its later bars are not an error.
+    A scheduled run's window ends now, so there a bar dated after it is impossible: from a ``folder:`` source (a
+    live feed) it is refused (market.py's future-dated policy). A re-run, backfill or replay of an earlier window
+    legitimately finds later bars, and so does the ``arch`` archive: they are cut at the window end, not an error.
     A bar already stored with other values is a late correction: it is overwritten and each change is logged."""
     from include.modelwatch.data import market, scoring, signals, sources, storage
     from include.modelwatch.training import dataset
@@ -59,7 +60,9 @@ def ingest_bars(context: dict[str, Any]) -> int:
     start, end = window(context)
     syms = symbols()
     source = market_source()
-    as_of = None if isinstance(source, sources.ArchSource) else (end - timedelta(microseconds=1)).date()
+    scheduled = str(getattr(context.get("dag_run"), "run_type", "")).split(".")[-1].lower() == "scheduled"
+    live = scheduled and not isinstance(source, sources.ArchSource)
+    as_of = (end - timedelta(microseconds=1)).date() if live else None
     bars = dataset.load_clean_bars(syms, source, as_of=as_of)
     sel, in_window = scoring.history_slice(bars, start.date(), end.date(), HISTORY_DAYS)
     with monitoring_db() as conn:
@@ -241,7 +244,10 @@ def record_outcomes(name: str, symbol: str, context: dict[str, Any]) -> int:
             first = scoring.first_pending_day(pending)
             history = max(targets.target_of(p).outcome_history_days for p in pending["params"])
             bars = signals.read_bars(conn, symbol, first - timedelta(days=history), end.date())
-            rows = scoring.outcome_rows(pending, bars, end, run_id(context))
+            try:
+                rows = scoring.outcome_rows(pending, bars, end, run_id(context))
+            except ValueError as exc:
+                raise ValueError(f"{name} {symbol} outcomes before {end:%Y-%m-%d}: {exc}") from exc
         with storage.transaction(conn) as cur:
             written = signals.upsert_outcomes(cur, rows)
     log.info(

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from include.modelwatch import registry
@@ -363,9 +364,9 @@ def test_the_staging_table_is_the_same_contract(db, registered, tmp_path):
     assert _q(db, "SELECT count(*) AS n FROM ingest_staging") == [{"n": 0}]
     assert _q(db, "SELECT count(*) AS n FROM predictions") == [{"n": 25}]
     assert _q(db, "SELECT count(*) AS n FROM outcomes") == [{"n": 25}]
-    kept = inbox / "quarantine" / "staged" / "predictions" / "2008-04-02.parquet"
-    assert len(__import__("pandas").read_parquet(kept)) == 25
-    assert (kept.parent / "2008-04-02.parquet.error.txt").read_text().strip() == results[1].error
+    kept = inbox / "quarantine" / "staged" / "predictions" / "2008-04-02.csv"
+    assert len(pd.read_csv(kept)) == 25
+    assert (kept.parent / "2008-04-02.csv.error.txt").read_text().strip() == results[1].error
     logged = _q(db, "SELECT source, name, status FROM ingest_batches ORDER BY batch_id")
     assert [(b["source"], b["status"]) for b in logged] == [
         ("table", "loaded"),
@@ -373,3 +374,104 @@ def test_the_staging_table_is_the_same_contract(db, registered, tmp_path):
         ("table", "loaded"),
     ]
     assert feed.ingest(db, feed.StagedBatch("predictions", "2008-04-01"), inbox, run_id="r2").status == "gone"
+
+
+def test_a_batch_replaces_only_its_own_symbols_and_days(db, registered, tmp_path):
+    inbox = tmp_path / "inbox"
+    days = [X.live(d) for d in range(3)]  # 04-01 .. 04-03
+    for d, frame in enumerate(days):
+        X.write(X.predictions_of(frame), inbox / "predictions" / f"d{d}.parquet")
+    X.write(X.outcomes_of(days[1]), inbox / "outcomes" / "d1.parquet")
+    assert [feed.ingest(db, f, inbox, run_id="r1").status for f in feed.pending_files(inbox)] == ["loaded"] * 4
+    # a correction of FX00 on 04-01 and 04-03 only: 04-02 (with its outcomes) and the other symbols stay
+    fix = X.predictions_of(pd.concat([days[0], days[2]], ignore_index=True))
+    fix = fix[fix["symbol"] == "FX00"].assign(p_down=0.5, p_up=0.5)
+    X.write(fix, inbox / "predictions" / "fix.parquet")
+    (r,) = [feed.ingest(db, f, inbox, run_id="r2") for f in feed.pending_files(inbox)]
+    assert (r.status, r.n_written) == ("loaded", 2)
+    got = _q(
+        db,
+        "SELECT count(*) AS n, count(*) FILTER (WHERE confidence = 0.5) AS half, "
+        "(SELECT count(*) FROM outcomes) AS outcomes FROM predictions",
+    )
+    assert got == [{"n": 75, "half": 2, "outcomes": 25}]
+
+
+def test_outcome_horizons_count_business_days(db, registered, tmp_path):
+    inbox = tmp_path / "inbox"
+    friday = X.frame([datetime(2008, 4, 4, 21, tzinfo=UTC)], seed=7)  # a Friday
+    X.write(X.predictions_of(friday), inbox / "predictions" / "fri.parquet")
+    X.write(X.outcomes_of(friday), inbox / "outcomes" / "fri.parquet")
+    assert [feed.ingest(db, f, inbox, run_id="r1").status for f in feed.pending_files(inbox)] == ["loaded"] * 2
+    matured = {r["m"] for r in _q(db, "SELECT matured_at AS m FROM outcomes")}
+    assert matured == {datetime(2008, 4, 7, 21, tzinfo=UTC)}  # the next business day, a Monday
+    early = X.outcomes_of(friday).assign(matured_at=pd.Timestamp("2008-04-05T21:00:00Z"))
+    X.write(early, inbox / "outcomes" / "early.parquet")
+    (r,) = [feed.ingest(db, f, inbox, run_id="r2") for f in feed.pending_files(inbox)]
+    assert r.status == "quarantined"
+    assert r.error.startswith(
+        "early.parquet: column matured_at: before the prediction's horizon closed (1 business day(s) after ts) "
+        "at rows 0"
+    )
+
+
+def test_trade_classes_need_a_return_and_integer_levels_are_text(db, tmp_path):
+    ref = X.reference().rename(columns={"p_down": "p_SELL", "p_up": "p_BUY"})
+    ref["venue"] = (ref["venue"] == "XNAS").astype(int)  # levels coded as integers
+    spec = schema.parse_spec(X.spec(name="fx_trades", classes=["SELL", "BUY"]))
+    done = register.register_external(db, spec, X.write(ref, tmp_path / "ref.parquet"), by="t")
+    assert {f["name"]: f["levels"] for f in done.model.feature_schema}["venue"] == ["0", "1"]
+    inbox = tmp_path / "inbox"
+    day = X.live(0).rename(columns={"p_down": "p_SELL", "p_up": "p_BUY"}).assign(model_name="fx_trades")
+    day["venue"] = (day["venue"] == "XNAS").astype(int)
+    day["realized_label"] = day["realized_label"].map({"up": "BUY", "down": "SELL"})
+    X.write(day.drop(columns=["realized_label"]), inbox / "predictions" / "p.parquet")
+    X.write(day[["model_name", "ts", "symbol", "realized_label"]], inbox / "outcomes" / "o.parquet")
+    results = [feed.ingest(db, f, inbox, run_id="r1") for f in feed.pending_files(inbox)]
+    assert [r.status for r in results] == ["loaded", "quarantined"]
+    assert results[1].error.startswith("o.parquet: missing column(s) ['realized_return']")
+    stored = _q(db, "SELECT DISTINCT features->>'venue' AS v, jsonb_typeof(features->'venue') AS t FROM predictions")
+    assert sorted((r["v"], r["t"]) for r in stored) == [("0", "string"), ("1", "string")]
+
+
+def test_external_versions_roll_back_and_are_not_ab_tested(db, registered, tmp_path):
+    from include.modelwatch.ab import store as ab_store
+    from include.modelwatch.training import retrain
+
+    ref = X.write(X.reference(), tmp_path / "ref2.parquet")
+    v2 = register.register_external(db, schema.parse_spec(X.spec()), ref, by="t").model
+    assert registry.resolve_alias(db, X.NAME, "champion") == v2.version == 2
+    prev = retrain.rollback(
+        db,
+        model_name=X.NAME,
+        target_version=1,
+        reason="v2 worse",
+        changed_at=datetime(2008, 5, 1, tzinfo=UTC),
+        run_id="t",
+    )
+    assert prev == 2 and registry.resolve_alias(db, X.NAME, "champion") == 1
+    with pytest.raises(
+        ab_store.ABError, match=r"fx_direction: A/B tests compare .*v2 predicts \['down', 'up'\] and is ext"
+    ):
+        ab_store.start_test(
+            db,
+            model_name=X.NAME,
+            challenger_version=2,
+            started_at=datetime(2008, 5, 2, tzinfo=UTC),
+            started_by="t",
+            reason="try",
+        )
+
+
+def test_a_staged_batch_with_text_in_a_number_is_kept_as_csv(db, registered, tmp_path):
+    bad = X.predictions_of(X.live(0))
+    bad["ret_5d"] = bad["ret_5d"].astype(object)
+    bad.loc[3, "ret_5d"] = "n/a"
+    _stage(db, "mixed", "predictions", bad)
+    (r,) = [feed.ingest(db, b, tmp_path / "inbox", run_id="r1") for b in feed.staged_batches(db)]
+    assert r.status == "quarantined" and r.error.startswith("staged:mixed: column ret_5d: wrong dtype")
+    kept = pd.read_csv(
+        tmp_path / "inbox" / "quarantine" / "staged" / "predictions" / "mixed.csv", dtype=str, keep_default_na=False
+    )
+    assert len(kept) == 25 and kept.loc[3, "ret_5d"] == "n/a" and float(kept.loc[4, "ret_5d"]) == bad.loc[4, "ret_5d"]
+    assert _q(db, "SELECT count(*) AS n FROM ingest_staging") == [{"n": 0}]

@@ -173,6 +173,20 @@ def test_stronger_rule_upgrades_the_pending_trigger(db, tmp_path):
     )
     upgrades = [u["to"]["rule_name"] for u in t["evidence"]["upgrades"]]
     assert upgrades == ["performance_incremental", "drift_full_retrain"]
+
+
+def test_an_upgrade_moves_the_trigger_to_the_stronger_evidence_window(db, tmp_path):
+    """The age rule's trigger has no data window; the drift evidence that upgrades it defines the retrain's data."""
+    _champion(db, tmp_path, train_end=date(2008, 8, 1))
+    responses.evaluate(db, "m", source="schedule", as_of=T0)
+    row = _q(db, "SELECT window_start, window_end FROM retraining_triggers")
+    assert row == [{"window_start": None, "window_end": None}]
+    _alert(db, kind="drift", score=0.3)
+    up = responses.evaluate(db, "m", source="drift", as_of=T0 + H, window=(T0, T0 + H)).actions[0]
+    assert up["action"] == "upgrade"
+    assert _q(db, "SELECT window_start, window_end FROM retraining_triggers") == [
+        {"window_start": T0, "window_end": T0 + H}
+    ]
     # a weaker rule later leaves the stronger pending trigger alone
     _resolve(db, kind="performance", at=T0 + 3 * H)
     _alert(db, kind="performance", score=0.2, at=T0 + 50 * H)

@@ -71,28 +71,50 @@ def test_external_model_from_reference_to_drift_and_performance(champion, monito
     n = _rows(conn, "SELECT count(*) AS n FROM predictions WHERE model_name = %s", (X.NAME,))[0]["n"]
     assert n == 50
 
-    # the late outcomes of both days, and a malformed batch beside them
+    # the late outcomes of both days, and malformed batches beside them: a missing column, a wrong dtype, NaN
+    # probabilities, an unknown model
     both = pd.concat([day0, day1], ignore_index=True)
     late = X.outcomes_of(both)
     X.write(late, inbox / "outcomes" / "late.parquet")
-    bad = X.predictions_of(X.live(2))
-    bad.loc[[4, 17], "p_up"] = np.nan
-    X.write(bad, inbox / "predictions" / "2008-04-03.parquet")
+    day2 = X.predictions_of(X.live(2))
+    nan = day2.copy()
+    nan.loc[[4, 17], "p_up"] = np.nan
+    text = day2.copy()
+    text["ret_5d"] = text["ret_5d"].map(lambda v: f"{v:.2%}")
+    unknown = day2.assign(model_name="fx_directoin")
+    malformed = {
+        "2008-04-03-missing.parquet": day2.drop(columns=["vol_21d"]),
+        "2008-04-03-nan.parquet": nan,
+        "2008-04-03-text.csv": text,
+        "2008-04-03-unknown.parquet": unknown,
+    }
+    for name, df in malformed.items():
+        X.write(df, inbox / "predictions" / name)
     second = _ingest("2026-12-01T10:15:00+00:00")
-    assert second.state == "success"
+    assert second.state == "success"  # a refused batch is recorded, not a failed task
     assert _states(second)["ingest_outcome_batch"] == ["success"]
     batches = _rows(conn, "SELECT kind, name, status, n_written, error FROM ingest_batches ORDER BY kind DESC, name")
     assert [(b["kind"], b["name"], b["status"], b["n_written"]) for b in batches] == [
         ("predictions", "2008-04-01.parquet", "loaded", 25),
         ("predictions", "2008-04-02.parquet", "loaded", 25),
-        ("predictions", "2008-04-03.parquet", "quarantined", 0),
+        ("predictions", "2008-04-03-missing.parquet", "quarantined", 0),
+        ("predictions", "2008-04-03-nan.parquet", "quarantined", 0),
+        ("predictions", "2008-04-03-text.csv", "quarantined", 0),
+        ("predictions", "2008-04-03-unknown.parquet", "quarantined", 0),
         ("outcomes", "late.parquet", "loaded", 50),
     ]
-    assert batches[2]["error"].startswith(
-        "2008-04-03.parquet: column p_up: empty (null/NaN) values at rows 4, 17 "
+    errors = [b["error"] for b in batches[2:6]]
+    assert errors[0].startswith("2008-04-03-missing.parquet: missing column(s) ['vol_21d'] (fx_direction v")
+    assert errors[1].startswith(
+        "2008-04-03-nan.parquet: column p_up: empty (null/NaN) values at rows 4, 17 "
         "[GX expect_column_values_to_not_be_null]"
     )
-    assert (inbox / "quarantine" / "predictions" / "2008-04-03.parquet").exists()
+    assert errors[2].startswith("2008-04-03-text.csv: column ret_5d: wrong dtype")
+    assert errors[3] == (
+        "2008-04-03-unknown.parquet: unknown model 'fx_directoin'; registered external models: ['fx_direction']"
+    )
+    for name in malformed:
+        assert (inbox / "quarantine" / "predictions" / name).exists()
     assert _rows(conn, "SELECT count(*) AS n FROM predictions WHERE model_name = %s", (X.NAME,))[0]["n"] == 50
     assert _rows(conn, "SELECT count(*) AS n FROM outcomes")[0]["n"] == 50
     # the inbox is empty again: the sensor's next poke waits (and a run without batches ends skipped)

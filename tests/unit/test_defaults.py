@@ -69,7 +69,7 @@ def test_defaults_text_and_parse():
         ("modelwatch_native_models", '{"m": {"target": "price", "symbols": ["SPX"]}}', "m: unknown target 'price'"),
         ("modelwatch_native_models", '["spx_signal"]', "expected a JSON object"),
         ("modelwatch_native_models", "spx_signal", "modelwatch_native_models = 'spx_signal'"),
-        ("modelwatch_market_source", "s3://bars", "expected 'arch' or 'folder:/path/to/bars'"),
+        ("modelwatch_market_source", "s3://bars", "modelwatch_market_source = 's3://bars': unknown market source spec"),
         ("modelwatch_gate_overrides", "[1]", "JSON object"),
         ("modelwatch_max_model_age_days", "thirty", "modelwatch_max_model_age_days = 'thirty'"),
     ],

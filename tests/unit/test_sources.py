@@ -48,9 +48,12 @@ def test_csv_round_trip_with_title_case_headers(tmp_path, window):
     assert raw["date"].dtype == "datetime64[ns]" and raw["close"].dtype == "float64"
     assert set(raw["symbol"]) == {"SPY"}
 
-    bars, reports = load_clean(src, ["spy"])  # lookup is case-insensitive, the file's spelling is returned
+    bars, reports = load_clean(src, ["SPY"])
     expected, _ = clean_bars(_as(window, "SPY"))
     pd.testing.assert_frame_equal(bars, expected)
+    # lookup is case-insensitive and the bars carry the symbol as asked for (as the model's setting names it)
+    lower, _ = load_clean(src, ["spy"])
+    assert set(lower["symbol"]) == {"spy"} and len(lower) == len(bars)
     assert bars.set_index("date").loc["2008-10-10", "close"] == pytest.approx(899.219971, abs=0)
     assert bars.set_index("date").loc["2008-10-10", "volume"] == 11456230000
     rep = reports["SPY"]

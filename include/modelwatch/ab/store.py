@@ -34,6 +34,7 @@ from include.modelwatch.ab.decision import (
 )
 from include.modelwatch.ab.stats import ArmCounts, PairedCounts
 from include.modelwatch.data.storage import fetch_dicts, transaction
+from include.modelwatch.vocabulary import CLASSES
 
 CHALLENGER = "challenger"
 DEFAULT_SPLIT = 0.5
@@ -137,12 +138,18 @@ def start_test(
     except ValueError as exc:
         raise ABError(f"{model_name}: {exc}") from None
     cur.execute(
-        "SELECT status FROM model_versions WHERE model_name = %(m)s AND version = %(v)s",
+        "SELECT status, classes, artifact_path FROM model_versions WHERE model_name = %(m)s AND version = %(v)s",
         {"m": model_name, "v": challenger_version},
     )
     row = cur.fetchone()
     if row is None:
         raise ABError(f"{model_name}: unknown version {challenger_version}")
+    if list(row[1]) != list(CLASSES) or row[2] is None:
+        what = f"predicts {list(row[1])}" + (" and is external" if row[2] is None else "")
+        raise ABError(
+            f"{model_name}: A/B tests compare the hit rate of BUY/SELL signals scored by ModelWatch; "
+            f"v{challenger_version} {what}, so it cannot be A/B-tested"
+        )
     if row[0] == registry.REJECTED:
         raise ABError(f"{model_name} v{challenger_version} was rejected by its quality gates; it cannot be tested")
     cur.execute("SELECT pg_advisory_xact_lock(hashtext(%(k)s))", {"k": f"ab:{model_name}"})

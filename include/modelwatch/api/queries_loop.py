@@ -26,7 +26,7 @@ from include.modelwatch.api.queries_common import (
 #: The values the schema allows (CHECK constraints of migrations 003 and 005).
 ALERT_KINDS = ("drift", "performance", "data_quality", "age", "risk")
 ALERT_STATUSES = ("open", "acknowledged", "resolved")
-TRIGGER_STATUSES = ("pending", "claimed", "done", "failed", "cancelled")
+TRIGGER_STATUSES = ("pending", "claimed", "done", "failed", "cancelled", "external_retrain_requested")
 
 ALERT_COLUMNS = (
     "alert_id, model_name AS model, model_version AS version, kind, status, severity, score, title, message, "

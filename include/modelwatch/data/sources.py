@@ -136,8 +136,12 @@ class FolderSource:
         return found[0]
 
     def load(self, symbol: str) -> pd.DataFrame:
+        """The bars of ``symbol`` (its file found case-insensitively), labelled with the symbol as asked for: the
+        models' settings name it, and scoring reads it back under that name."""
         path = self.path_for(symbol)
-        return read_bar_file(path, path.stem)
+        bars = read_bar_file(path, path.stem)
+        bars["symbol"] = str(symbol).strip()
+        return bars
 
 
 def _where(path: Path, i: int) -> str:

@@ -26,7 +26,10 @@ leaves exactly its rows for those symbols and days (idempotent per interval; oth
 e.g. from a file per symbol, stay); outcomes are joined to every version's prediction of that
 (symbol, ts). The file then moves to ``inbox/processed/<kind>/``; a staged batch's rows leave ``ingest_staging``
 in the transaction that loads them (or that records their quarantine: they are kept as
-``inbox/quarantine/staged/<kind>/<batch>.parquet``).
+``inbox/quarantine/staged/<kind>/<batch>.csv``).
+
+Write a file under a name starting with ``.`` and rename it when complete: dotfiles are never picked up, so a
+half-copied file is never read.
 """
 
 from __future__ import annotations
@@ -283,10 +286,20 @@ def prediction_columns(mv: registry.ModelVersion) -> list:
     return cols
 
 
+def _categories_as_text(df: pd.DataFrame, mv: registry.ModelVersion) -> pd.DataFrame:
+    """Category features as text (levels are stored as text; a file may hold them as integers)."""
+    out = df.copy()
+    for f in mv.categorical_features:
+        if f in out.columns:
+            out[f] = out[f].map(lambda v: v if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
+    return out
+
+
 def validate_predictions(df: pd.DataFrame, mv: registry.ModelVersion, name: str) -> pd.DataFrame:
     """The batch as load-ready rows (ts UTC, timeframe, predicted_label, confidence), or BatchRejected."""
     if mv.feature_schema is None:
         raise BatchRejected(f"{name}: {mv.label} has no feature schema", model=mv.model_name, version=mv.version)
+    df = _categories_as_text(df, mv)
     cols = prediction_columns(mv)
     optional = []
     if "predicted_label" in df.columns:
@@ -334,25 +347,30 @@ def validate_outcomes(df: pd.DataFrame, mv: registry.ModelVersion, name: str) ->
         ColumnSpec("symbol", kind="categorical", max_null_share=0.0),
         ColumnSpec("realized_label", kind="categorical", allowed=tuple(mv.classes), max_null_share=0.0),
     ]
-    if "realized_return" in df.columns:
-        cols.append(ColumnSpec("realized_return", max_null_share=1.0))
+    from include.modelwatch.monitoring.performance.metrics import trade_classes
+
+    trades = bool(trade_classes(mv.classes))  # BUY/SELL outcomes need their return (trading metrics)
+    if trades or "realized_return" in df.columns:
+        cols.append(ColumnSpec("realized_return", max_null_share=0.0 if trades else 1.0))
     _gx_check(df, cols, name, mv)
     out = df.copy().reset_index(drop=True)
     out["ts"] = _timestamps(out, "ts", name, mv)
     out["symbol"] = out["symbol"].astype(str)
     out["timeframe"] = out["timeframe"].astype(str) if "timeframe" in out.columns else DEFAULT_TIMEFRAME
     horizon = int(mv.horizon_days or 1)
+    closes = out["ts"] + pd.offsets.BDay(horizon)  # the horizon counts business days, as performance_daily does
     if "matured_at" in out.columns:
         out["matured_at"] = _timestamps(out, "matured_at", name, mv)
-        early = (out["matured_at"] <= out["ts"]).to_numpy()
+        early = (out["matured_at"] < closes).to_numpy()
         if early.any():
             raise BatchRejected(
-                f"{name}: column matured_at: not after the prediction's ts at {_rows(_first(early))}",
+                f"{name}: column matured_at: before the prediction's horizon closed ({horizon} business day(s) after "
+                f"ts) at {_rows(_first(early))}",
                 model=mv.model_name,
                 version=mv.version,
             )
     else:
-        out["matured_at"] = out["ts"] + pd.Timedelta(days=horizon)
+        out["matured_at"] = closes
     if "realized_return" not in out.columns:
         out["realized_return"] = np.nan
     dup = out.duplicated(["symbol", "timeframe", "ts"], keep="first").to_numpy()
@@ -373,11 +391,14 @@ def _day(ts: pd.Timestamp) -> datetime:
 
 
 def load_predictions(cur, mv: registry.ModelVersion, rows: pd.DataFrame, run_id: str | None) -> tuple[int, tuple]:
-    """Replace ``mv``'s predictions of each (symbol, timeframe) on the batch's days with the batch's rows."""
+    """Replace ``mv``'s predictions of each (symbol, timeframe, day) of the batch with the batch's rows: a day or a
+    symbol the batch does not hold keeps its rows (and their outcomes)."""
     pcols = prob_columns(mv.classes)
     start, end = _day(rows["ts"].min()), _day(rows["ts"].max()) + pd.Timedelta(days=1)
     written = 0
-    for (symbol, timeframe), part in rows.groupby(["symbol", "timeframe"], sort=True):
+    days = rows["ts"].dt.floor("D")
+    for (symbol, timeframe, day_key), part in rows.groupby(["symbol", "timeframe", days], sort=True):
+        day = pd.Timestamp(day_key)  # type: ignore[arg-type]
         payload = [
             {
                 "ts": r["ts"].to_pydatetime(),
@@ -394,8 +415,8 @@ def load_predictions(cur, mv: registry.ModelVersion, rows: pd.DataFrame, run_id:
             model_version=mv.version,
             symbol=str(symbol),
             timeframe=str(timeframe),
-            window_start=start,
-            window_end=end,
+            window_start=day.to_pydatetime(),
+            window_end=(day + pd.Timedelta(days=1)).to_pydatetime(),
             rows=payload,
             run_id=run_id,
         )
@@ -542,8 +563,8 @@ def _quarantine(
     if isinstance(batch, StagedBatch):  # keep the refused rows as a file before they leave the staging table
         dest = inbox / QUARANTINE / "staged" / batch.kind
         dest.mkdir(parents=True, exist_ok=True)
-        name = f"{_safe(batch.batch)}.parquet"
-        (df if df is not None else pd.DataFrame()).to_parquet(dest / name, index=False)
+        name = f"{_safe(batch.batch)}.csv"  # CSV keeps any mix of types (the refused batch may hold text in a number)
+        (df if df is not None else pd.DataFrame()).to_csv(dest / name, index=False)
         (dest / f"{name}.error.txt").write_text(result.error + "\n")
         result.moved_to = str(dest / name)
     with transaction(conn) as cur:

@@ -93,6 +93,8 @@ def check_reference(spec: ModelSpec, df: pd.DataFrame, what: str) -> tuple[pd.Da
         raise SpecError(f"{what}: row {r}, column ts: {df['ts'].iloc[r]!r} is not a timestamp")
     out["ts"] = ts
     for f in spec.features:
+        if f.kind == "categorical":  # levels are text (a file may hold them as integers)
+            out[f.name] = out[f.name].map(lambda v: v if pd.isna(v) else str(v))
         if f.kind == "numeric":
             col = pd.to_numeric(out[f.name], errors="coerce")
             text = out[f.name].notna() & col.isna()

@@ -252,14 +252,14 @@ def evaluate(
                 if trigger_id is None:  # another writer got there first despite the lock: upgrade or leave it
                     pending = triggers.pending_row(cur, model_name)
                     if pending and R.stronger(d, triggers.as_pending_trigger(pending)):
-                        triggers.upgrade_trigger(cur, pending, d, ev, as_of)
+                        triggers.upgrade_trigger(cur, pending, d, ev, as_of, window)
                         action = "upgrade"
                     else:
                         action, reason = "no_change", f"{d.reason}; a pending trigger already exists"
                     trigger_id = pending["trigger_id"] if pending else None
             elif d.action == "upgrade":
                 assert pending is not None  # the rules upgrade only a pending trigger
-                triggers.upgrade_trigger(cur, pending, d, ev, as_of)
+                triggers.upgrade_trigger(cur, pending, d, ev, as_of, window)
                 trigger_id = pending["trigger_id"]
             elif pending is not None and d.action == "no_change":
                 trigger_id = pending["trigger_id"]

@@ -250,8 +250,15 @@ def insert_trigger(
 
 
 def upgrade_trigger(
-    cur, pending: Mapping[str, Any], d: R.Decision, evidence: Mapping[str, Any], as_of: datetime
+    cur,
+    pending: Mapping[str, Any],
+    d: R.Decision,
+    evidence: Mapping[str, Any],
+    as_of: datetime,
+    window: tuple[datetime | None, datetime | None] = (None, None),
 ) -> None:
+    """Raise the pending trigger to the stronger decision ``d``. The stronger evidence also defines the data the
+    retrain responds to: its ``window`` (when given) replaces the trigger's."""
     history = list((pending.get("evidence") or {}).get("upgrades", []))
     history.append(
         {
@@ -268,8 +275,12 @@ def upgrade_trigger(
     cur.execute(
         "UPDATE retraining_triggers SET trigger_type = %(trigger_type)s, rule_name = %(rule_name)s, "
         "retrain_mode = %(retrain_mode)s, priority = %(priority)s, reason = %(reason)s, evidence = %(evidence)s, "
+        "window_start = CASE WHEN %(window_end)s::timestamptz IS NULL THEN window_start ELSE %(window_start)s END, "
+        "window_end = coalesce(%(window_end)s::timestamptz, window_end), "
         "updated_at = now() WHERE trigger_id = %(trigger_id)s AND status = 'pending'",
         {
+            "window_start": window[0],
+            "window_end": window[1],
             "trigger_type": d.trigger_type,
             "rule_name": d.rule_name,
             "retrain_mode": d.retrain_mode,

@@ -68,19 +68,30 @@ def _settings_apply(args: argparse.Namespace) -> int:
 
 def _bootstrap(args: argparse.Namespace) -> int:
     from include.modelwatch import defaults
-    from include.modelwatch.data import storage
+    from include.modelwatch.data import sources, storage
     from include.modelwatch.ops import bootstrap
 
     models = defaults.NATIVE_MODELS
     if args.model is not None:
-        if args.model not in models:
-            print(f"error: {args.model} is not a native model (known: {sorted(models)})", file=sys.stderr)
+        conf = dict(models.get(args.model) or {})
+        conf.update({k: v for k, v in (("target", args.target), ("symbols", args.symbols)) if v})
+        if not conf.get("symbols"):
+            print(
+                f"error: {args.model} is not in the default native models ({sorted(models)}): name its --target and "
+                "--symbols (as in the variable modelwatch_native_models)",
+                file=sys.stderr,
+            )
             return 1
-        models = {args.model: models[args.model]}
-    with storage.session(args.uri) as conn:
-        bootstrap.bootstrap_all(
-            conn, artifact_dir=args.artifact_dir or defaults.artifact_dir(), models=models, log=print
-        )
+        models = {args.model: conf}
+    try:
+        source = sources.source_from_spec(args.source)
+        with storage.session(args.uri) as conn:
+            bootstrap.bootstrap_all(
+                conn, artifact_dir=args.artifact_dir or defaults.artifact_dir(), models=models, source=source, log=print
+            )
+    except ValueError as exc:
+        print(f"error: nothing bootstrapped: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -393,7 +404,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = groups.add_parser("bootstrap", help="train and register each native model's first champion (idempotent)")
     p.add_argument("--uri", help="PostgreSQL URI (default: $AIRFLOW_CONN_MONITORING_DB)")
-    p.add_argument("--model", help="one native model (default: every one of modelwatch_native_models)")
+    p.add_argument("--model", help="one native model (default: every model of defaults.NATIVE_MODELS)")
+    p.add_argument("--target", help="with --model: what it predicts (direction, vol_regime)")
+    p.add_argument("--symbols", type=lambda t: [x.strip() for x in t.split(",") if x.strip()], help="with --model: A,B")
+    p.add_argument("--source", default="arch", help="market data: arch (default) or folder:/path")
     p.add_argument("--artifact-dir", help="default: $MODELWATCH_ARTIFACT_DIR")
     p.set_defaults(func=_bootstrap)
 

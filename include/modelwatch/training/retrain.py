@@ -426,7 +426,8 @@ def rollback(
     the version it replaces ``retired``. Returns the version that was replaced.
     """
     mv = registry.get_version(conn, model_name, target_version)
-    registry.read_artifact(mv)  # ArtifactIntegrityError if corrupted
+    if not mv.external:  # an external version has no artifact: ModelWatch only moves its alias
+        registry.read_artifact(mv)  # ArtifactIntegrityError if corrupted
     if mv.status not in (registry.RETIRED, registry.ACTIVE):
         raise RetrainError(
             f"{model_name}: version {target_version} is {mv.status}, it never served; a rollback "
