@@ -101,6 +101,21 @@ def drift_points(windows) -> list[tuple]:
     return sorted((w["window_end"], w["model_version"], round(w["drift_score"], 12), w["level"]) for w in windows)
 
 
+def spark_of(frame, model: str) -> str:
+    """The id of the drift sparkline in ``model``'s row of the fleet table (one row per active version; the
+    fleet has several models), after every chart rendered."""
+    ids = wait_for_charts(frame)
+    chart = frame.evaluate(
+        """(m) => { for (const tr of document.querySelectorAll('tr')) {
+              const td = tr.querySelector('td');
+              if (td && td.textContent.trim() === m) { const d = tr.querySelector('[id^="spark-"]'); return d && d.id; }
+            } return null; }""",
+        model,
+    )
+    assert chart in ids, (chart, ids)
+    return chart
+
+
 def test_airflow_nav_opens_the_fleet_page(stack, page, console, screenshot, episode):
     page.goto(stack.url("/"))
     nav = page.get_by_role("link", name="ModelWatch", exact=True)
@@ -111,7 +126,7 @@ def test_airflow_nav_opens_the_fleet_page(stack, page, console, screenshot, epis
     expect(frame.get_by_role("heading", name="ModelWatch fleet")).to_be_visible()
     expect(frame.get_by_role("link", name=MODEL)).to_have_count(1)
     fleet = next(f for f in page.frames if f.url.startswith(stack.url("/modelwatch/")))
-    (spark,) = wait_for_charts(fleet)
+    spark = spark_of(fleet, MODEL)
     drawn = points(marks(fleet, spark), "symbol", "drift_score")
     assert len(drawn) == sum(w["model_version"] == 1 for w in episode["windows"]) > 0
     page.wait_for_load_state("networkidle")
@@ -121,7 +136,7 @@ def test_airflow_nav_opens_the_fleet_page(stack, page, console, screenshot, epis
 
 def test_fleet_overview(stack, page, console, screenshot, episode):
     page.goto(stack.url("/modelwatch/"))
-    (spark,) = wait_for_charts(page)  # one active version: one sparkline
+    spark = spark_of(page, MODEL)  # one sparkline per active version, of every model
     rows = [r for r in table_rows(page, "Drift score (recent windows)") if r[0] == MODEL]
     assert len(rows) == 1, rows
     row = rows[0]

@@ -18,7 +18,8 @@ PAGE = "/modelwatch/alerts-and-triggers"
 
 
 def test_the_run_tab_of_a_drift_run_opens_its_window(stack, page, console, screenshot):
-    """From the October 2008 drift_hourly run in the Airflow UI, one click on the ModelWatch tab shows its window."""
+    """From the October 2008 drift_hourly run in the Airflow UI, the ModelWatch tab lists the windows it wrote (one
+    per native model) and one click opens the direction model's window."""
     (run,) = stack.query(
         "SELECT run_id, model_version FROM drift_windows WHERE model_name = %(m)s AND window_start = %(w)s",
         {"m": MODEL, "w": OCTOBER},
@@ -27,6 +28,7 @@ def test_the_run_tab_of_a_drift_run_opens_its_window(stack, page, console, scree
     tab = page.get_by_role("tab", name="ModelWatch").or_(page.get_by_role("link", name="ModelWatch", exact=True))
     tab.last.click()
     frame = page.frame_locator("iframe").first
+    frame.get_by_role("link", name=re.compile(rf"^{MODEL} v{run['model_version']}: drift window")).click()
     heading = f"Drift: {MODEL} v{run['model_version']}, window 2008-10-01 00:00 UTC"
     expect(frame.get_by_role("heading", name=heading)).to_be_visible(timeout=30_000)
     window = next(f for f in page.frames if "/modelwatch/drift/" in f.url)
