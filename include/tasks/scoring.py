@@ -54,6 +54,8 @@ def ingest_bars(context: dict[str, Any]) -> int:
     live feed) it is refused (market.py's future-dated policy). A re-run, backfill or replay of an earlier window
     legitimately finds later bars, and so does the ``arch`` archive: they are cut at the window end, not an error.
     A bar already stored with other values is a late correction: it is overwritten and each change is logged."""
+    import pandas as pd
+
     from include.modelwatch.data import market, scoring, signals, sources, storage
     from include.modelwatch.training import dataset
 
@@ -67,7 +69,7 @@ def ingest_bars(context: dict[str, Any]) -> int:
     sel, in_window = scoring.history_slice(bars, start.date(), end.date(), HISTORY_DAYS)
     with monitoring_db() as conn:
         since = start.date() - timedelta(days=HISTORY_DAYS)
-        stored = pd_concat([signals.read_bars(conn, s, since, end.date()) for s in syms])
+        stored = pd.concat([signals.read_bars(conn, s, since, end.date()) for s in syms], ignore_index=True)
         found = market.apply_correction_policy(market.corrections(sel, stored))
         with storage.transaction(conn) as cur:
             n = signals.upsert_bars(cur, sel, source=source.name)
@@ -85,13 +87,6 @@ def ingest_bars(context: dict[str, Any]) -> int:
         len(found),
     )
     return in_window
-
-
-def pd_concat(frames: list[Any]) -> Any:
-    import pandas as pd
-
-    frames = [f for f in frames if len(f)]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["symbol", "date"])
 
 
 def score_symbol(model_name: str, symbol: str, context: dict[str, Any]) -> dict[str, Any]:

@@ -276,6 +276,17 @@ def make_labels(bars: pd.DataFrame, horizon: int = 5, k: float = 0.5, vol_window
 _DIRECTION = {"BUY": 1.0, "SELL": -1.0, "HOLD": 0.0}
 
 
+def entry_label_rows(labels: pd.DataFrame, entry_dates: pd.Series) -> tuple[pd.DatetimeIndex, pd.DataFrame]:
+    """The entry dates (normalized) and the rows of per-bar ``labels`` (indexed by date) at them; a ValueError
+    names how many entry dates are not bar dates, and the first."""
+    entry = pd.DatetimeIndex(pd.DatetimeIndex(pd.to_datetime(entry_dates)).normalize().astype("datetime64[ns]"))
+    pos = labels.index.get_indexer(entry)
+    if (pos < 0).any():
+        missing = entry[pos < 0]
+        raise ValueError(f"{len(missing)} entry date(s) are not bar dates, first {missing[0]:%Y-%m-%d}")
+    return entry, labels.iloc[pos]
+
+
 def compute_outcomes(
     predictions: pd.DataFrame,
     bars: pd.DataFrame,
@@ -308,18 +319,13 @@ def compute_outcomes(
             raise ValueError(f"predictions lack column {col!r}")
     labels = make_labels(bars, horizon=horizon, k=k, vol_window=vol_window)
     out = predictions.copy()
-    entry = pd.DatetimeIndex(pd.to_datetime(out[date_col])).normalize().astype("datetime64[ns]")
     bad_lab = ~out["predicted_label"].isin(vocabulary.CLASSES)
     if bad_lab.any():
         raise ValueError(
             f"unknown predicted_label {out['predicted_label'][bad_lab].iloc[0]!r}; "
             f"expected one of {list(vocabulary.CLASSES)}"
         )
-    pos = labels.index.get_indexer(entry)
-    if (pos < 0).any():
-        missing = entry[pos < 0]
-        raise ValueError(f"{len(missing)} entry date(s) are not bar dates, first {missing[0]:%Y-%m-%d}")
-    lab = labels.iloc[pos]
+    entry, lab = entry_label_rows(labels, out[date_col])
     matured = lab["matured_at"].notna().to_numpy()
     no_sigma = matured & lab["sigma_daily"].isna().to_numpy()
     if no_sigma.any():

@@ -637,9 +637,7 @@ def staged_frame(conn, batch: StagedBatch) -> pd.DataFrame:
 
 def frame_sha256(df: pd.DataFrame) -> str:
     """SHA-256 of a staged batch's content (its rows as CSV): the same rows staged again are the same batch."""
-    import hashlib
-
-    return hashlib.sha256(df.to_csv(index=False).encode()).hexdigest()
+    return registry.sha256_bytes(df.to_csv(index=False).encode())
 
 
 def recent_batches(conn, model: str | None = None, limit: int = 50) -> list[dict[str, Any]]:

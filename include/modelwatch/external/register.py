@@ -14,7 +14,6 @@ not see it.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from pathlib import Path
@@ -59,7 +58,7 @@ def read_frame(path: str | Path) -> pd.DataFrame:
 
 
 def file_sha256(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return registry.sha256_bytes(Path(path).read_bytes())
 
 
 def check_probabilities(df: pd.DataFrame, classes: list[str], what: str) -> np.ndarray:

@@ -82,13 +82,9 @@ class Target:
         unknown = sorted(set(predictions["predicted_label"]) - set(self.classes))
         if unknown:
             raise ValueError(f"unknown predicted_label {unknown[0]!r}; expected one of {list(self.classes)}")
-        lab = self.labels(bars, p)
-        entry = pd.DatetimeIndex(pd.to_datetime(predictions["date"])).normalize().astype("datetime64[ns]")
-        pos = lab.index.get_indexer(entry)
-        if (pos < 0).any():
-            missing = entry[pos < 0]
-            raise ValueError(f"{len(missing)} entry date(s) are not bar dates, first {missing[0]:%Y-%m-%d}")
-        rows = lab.iloc[pos]
+        from include.modelwatch.data.features import entry_label_rows
+
+        entry, rows = entry_label_rows(self.labels(bars, p), predictions["date"])
         matured = rows["matured_at"].notna().to_numpy()
         unlabelled = matured & rows["label"].isna().to_numpy()
         if unlabelled.any():
