@@ -8,7 +8,7 @@ PROMTOOL := /usr/bin/promtool
 AMTOOL   := /usr/bin/amtool
 NODE_EXPORTER := /usr/bin/prometheus-node-exporter
 
-.PHONY: run test lint bench venv clean mutation browser rules observe
+.PHONY: run test lint bench venv clean mutation browser rules observe policy-replay
 
 $(STAMP): requirements.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -89,6 +89,12 @@ mutation: $(STAMP)
 ## latency of every page and API read on a year of hourly history (database cached under bench/.cache)
 bench: $(STAMP)
 	$(PY) -m bench
+
+# The policy replay of both native models over 2007-2018 (README, "Does the closed loop pay off?"): about an hour
+# per model on 2 cores; results in bench/results/policy_replay/
+policy-replay: $(STAMP)
+	$(PY) -m include.modelwatch policy-replay --model spx_signal --jobs 2
+	$(PY) -m include.modelwatch policy-replay --model spx_vol_regime --jobs 2
 
 clean:
 	rm -rf .modelwatch

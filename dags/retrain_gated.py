@@ -5,7 +5,7 @@ Quality-gated retraining and deployment. Runs when a retraining trigger is
 written (Asset `modelwatch_retraining_triggers`) and daily at 02:00 UTC.
 
 1. `claim_trigger`: the scheduled 02:00 run first evaluates the time-based
-   response rule (`age_incremental`: champion trained on data older than 30
+   response rule (`age_full_retrain`: champion trained on data older than 365
    days). A manual run (trigger form: model, reason, retrain mode; or the same
    keys in conf) creates a manual trigger (refused, without retries, when the
    reason is blank). Then it claims the most urgent pending trigger

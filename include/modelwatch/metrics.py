@@ -43,7 +43,9 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
 
@@ -329,11 +331,25 @@ def catalogue_markdown() -> str:
 
 
 _default: Metrics | None = None
+_muted: ContextVar[bool] = ContextVar("modelwatch_metrics_muted", default=False)
+
+
+@contextmanager
+def muted() -> Iterator[None]:
+    """No metric is sent in the block (a policy replay's task bodies must not move the live series)."""
+    token = _muted.set(True)
+    try:
+        yield
+    finally:
+        _muted.reset(token)
 
 
 def get_metrics() -> Metrics:
-    """Process-wide metrics client: Airflow's ``[metrics]`` settings, or the environment without Airflow."""
+    """Process-wide metrics client: Airflow's ``[metrics]`` settings, or the environment without Airflow; a disabled
+    one inside :func:`muted`."""
     global _default
+    if _muted.get():
+        return Metrics(enabled=False)
     if _default is None:
         _default = Metrics.from_airflow() or Metrics.from_env()
     return _default

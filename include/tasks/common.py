@@ -3,8 +3,12 @@ run's data interval. Light imports only: DAG files import this at parse time."""
 
 from __future__ import annotations
 
+import json
 import os
-from contextlib import AbstractContextManager
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,6 +30,34 @@ DEFAULT_ARGS: dict[str, Any] = {
 }
 
 
+@dataclass(frozen=True)
+class Sandbox:
+    """Where a policy replay (``include/tasks/policy.py``) runs the task bodies instead of Airflow's: the monitoring
+    database ``uri`` (its own schema) and the ModelWatch Variables ``variables`` (the rest keep their defaults; the
+    live Variables are not read, so a replay depends on its inputs only). No mail is sent from a sandbox."""
+
+    uri: str
+    variables: Mapping[str, Any] = field(default_factory=dict)
+
+
+_SANDBOX: ContextVar[Sandbox | None] = ContextVar("modelwatch_sandbox", default=None)
+
+
+def sandbox() -> Sandbox | None:
+    """The sandbox the task bodies run in, or None (the normal case: a task of a DAG)."""
+    return _SANDBOX.get()
+
+
+@contextmanager
+def sandboxed(box: Sandbox) -> Iterator[Sandbox]:
+    """Run the task bodies called in the block against ``box``."""
+    token = _SANDBOX.set(box)
+    try:
+        yield box
+    finally:
+        _SANDBOX.reset(token)
+
+
 def monitoring_db() -> AbstractContextManager[Any]:
     """``with monitoring_db() as conn:`` a psycopg (3) connection to the monitoring database.
 
@@ -33,9 +65,12 @@ def monitoring_db() -> AbstractContextManager[Any]:
     (env var, secrets backend or metadata DB; every connection extra is
     honoured) and closed when the block ends. The one way tasks reach the DB.
     """
-    from airflow.providers.postgres.hooks.postgres import PostgresHook
-
     from include.modelwatch.data import storage
+
+    box = sandbox()
+    if box is not None:
+        return storage.session(box.uri)
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
 
     return storage.session(
         opener=lambda: storage.client_side(PostgresHook(postgres_conn_id=MONITORING_CONN_ID).get_conn())
@@ -123,11 +158,16 @@ def run_id(context: dict[str, Any]) -> str:
 def variable(name: str) -> Any:
     """Airflow Variable ``name``, parsed, with its default from :mod:`include.modelwatch.defaults`.
 
-    The one way tasks read a ModelWatch Variable (at run time, never at DAG parse).
+    The one way tasks read a ModelWatch Variable (at run time, never at DAG parse). In a :class:`Sandbox`: the
+    sandbox's value, else the default.
     """
-    from airflow.sdk import Variable
-
     from include.modelwatch import defaults
+
+    box = sandbox()
+    if box is not None:
+        given = box.variables.get(name)
+        return defaults.parse(name, None if given is None else given if isinstance(given, str) else json.dumps(given))
+    from airflow.sdk import Variable
 
     return defaults.parse(name, Variable.get(name, default=defaults.text(name)))
 

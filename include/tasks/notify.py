@@ -29,7 +29,11 @@ def base_url() -> str:
 
 def smtp_settings() -> Any:
     """The :class:`~include.modelwatch.notify.smtp.SmtpSettings` of ``modelwatch_smtp``, or None when the
-    connection is not defined."""
+    connection is not defined or the task bodies run in a policy replay's sandbox (a replay mails nobody)."""
+    from include.tasks.common import sandbox
+
+    if sandbox() is not None:
+        return None
     from airflow.sdk import BaseHook
     from airflow.sdk.exceptions import AirflowNotFoundException
 

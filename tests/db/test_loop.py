@@ -152,6 +152,11 @@ def test_rerun_of_a_window_returns_its_decisions(db, tmp_path):
 
 def test_stronger_rule_upgrades_the_pending_trigger(db, tmp_path):
     _champion(db, tmp_path, train_end=date(2008, 8, 1))
+    with storage.transaction(db) as cur:  # the weakest trigger there is: the predecessor's monthly incremental age rule
+        cur.execute(
+            "UPDATE automated_response_rules SET threshold = 30, retrain_mode = 'incremental' "
+            "WHERE rule_name = 'age_full_retrain'"
+        )
     age = responses.evaluate(db, "m", source="schedule", as_of=T0)
     assert age.actions[0]["action"] == "fire" and age.actions[0]["observed"] == 61.0
     t = _triggers(db)[0]
@@ -177,7 +182,7 @@ def test_stronger_rule_upgrades_the_pending_trigger(db, tmp_path):
 
 def test_an_upgrade_moves_the_trigger_to_the_stronger_evidence_window(db, tmp_path):
     """The age rule's trigger has no data window; the drift evidence that upgrades it defines the retrain's data."""
-    _champion(db, tmp_path, train_end=date(2008, 8, 1))
+    _champion(db, tmp_path, train_end=date(2007, 8, 1))  # over a year old on T0: the age rule fires
     responses.evaluate(db, "m", source="schedule", as_of=T0)
     row = _q(db, "SELECT window_start, window_end FROM retraining_triggers")
     assert row == [{"window_start": None, "window_end": None}]
@@ -258,7 +263,7 @@ def test_bad_rule_change_is_rejected_whole(db, changes, model, field):
         ),
         (
             """UPDATE automated_response_rules SET model_overrides = '{"m": {"priority": "urgent"}}'
-        WHERE rule_name = 'age_incremental'""",
+        WHERE rule_name = 'age_full_retrain'""",
             "model_overrides['m'].priority: unknown priority urgent",
         ),
     ],
@@ -453,7 +458,7 @@ def test_feedback_before_after_and_rule_precision(db, tmp_path):
     assert _q(db, "SELECT count(*) AS n FROM feedback_loop_metrics")[0]["n"] == 1
     stats = {r["rule_name"]: r for r in feedback.rule_stats(db)}
     assert stats["drift_full_retrain"]["fired"] == 1 and stats["drift_full_retrain"]["precision"] == 1.0
-    assert stats["age_incremental"]["fired"] == 0 and stats["age_incremental"]["precision"] is None
+    assert stats["age_full_retrain"]["fired"] == 0 and stats["age_full_retrain"]["precision"] is None
 
 
 def _feedback(db) -> list[dict]:
@@ -548,12 +553,12 @@ def test_only_the_scheduled_retrain_run_evaluates_the_age_rule(db, tmp_path, run
 
     from include.tasks import retrain as retrain_tasks
 
-    _champion(db, tmp_path, train_end=date(2008, 8, 1))
+    _champion(db, tmp_path, train_end=date(2007, 8, 1))
     ctx = {"dag_run": SimpleNamespace(conf={}, run_after=T0, run_type=run_type), "run_id": f"{run_type}__x"}
     claimed = retrain_tasks.claim(ctx)
     if claims_age_trigger:
-        assert (claimed["trigger_type"], claimed["retrain_mode"], claimed["priority"]) == ("age", "incremental", "low")
-        assert claimed["claimed_by"] == "scheduled__x" and "model_age_days 61 > threshold 30" in claimed["reason"]
+        assert (claimed["trigger_type"], claimed["retrain_mode"], claimed["priority"]) == ("age", "full", "low")
+        assert claimed["claimed_by"] == "scheduled__x" and "model_age_days 427 > threshold 365" in claimed["reason"]
     else:
         assert claimed is None and _triggers(db) == []
 

@@ -71,6 +71,47 @@ def run_window(dag_id: str, start: str, end: str):
     return dag.test(logical_date=pendulum.parse(end), run_conf={"window_start": start, "window_end": end})
 
 
+def run_scheduled(dag_id: str, logical_date):
+    """dag.test() as the scheduler would run it: a *scheduled* run (run_type SCHEDULED, triggered by the
+    timetable, no conf), not the manual run dag.test() creates by default."""
+    from unittest import mock
+
+    from airflow.models import dagrun as dagrun_mod
+    from airflow.utils.types import DagRunTriggeredByType, DagRunType
+
+    def scheduled(*, dag, logical_date, run_after, conf, start_date, session, **_):
+        # the body of dagrun.get_or_create_dagrun, with the scheduler's run type and run id
+        from airflow.utils.state import DagRunState
+        from sqlalchemy import select
+
+        old = session.scalar(
+            select(dagrun_mod.DagRun).where(
+                dagrun_mod.DagRun.dag_id == dag.dag_id, dagrun_mod.DagRun.logical_date == logical_date
+            )
+        )
+        if old:
+            session.delete(old)
+            session.commit()
+        return dag.create_dagrun(
+            run_id=dagrun_mod.DagRun.generate_run_id(
+                run_type=DagRunType.SCHEDULED, logical_date=logical_date, run_after=run_after
+            ),
+            logical_date=logical_date,
+            data_interval=dag.timetable.infer_manual_data_interval(run_after=logical_date),
+            run_after=run_after,
+            conf=conf,
+            run_type=DagRunType.SCHEDULED,
+            state=DagRunState.RUNNING,
+            triggered_by=DagRunTriggeredByType.TIMETABLE,
+            triggering_user_name=None,
+            start_date=start_date,
+            session=session,
+        )
+
+    with mock.patch.object(dagrun_mod, "get_or_create_dagrun", scheduled):
+        return get_dag(dag_id).test(logical_date=logical_date, run_after=logical_date)
+
+
 def rows(conn, sql: str, params=None) -> list[dict]:
     """Query the monitoring DB and end the read transaction."""
     from include.modelwatch.data import storage

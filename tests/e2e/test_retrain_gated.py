@@ -11,7 +11,7 @@ import pendulum
 from include.modelwatch import registry
 from include.modelwatch.data import storage
 from tests.e2e import hitl
-from tests.e2e.conftest import get_dag, page_after, rows
+from tests.e2e.conftest import get_dag, page_after, rows, run_scheduled
 
 FAST = {"num_boost_round": 40, "eval_sessions": 120, "train_years": 4}
 WINDOW_END = datetime(2008, 10, 1, tzinfo=UTC)
@@ -54,53 +54,12 @@ def _states(dr) -> dict[str, str]:
     }
 
 
-def _run_scheduled(logical_date):
-    """dag.test() as the scheduler would run it: a *scheduled* run (run_type SCHEDULED, triggered by the
-    timetable, no conf), not the manual run dag.test() creates by default."""
-    from unittest import mock
-
-    from airflow.models import dagrun as dagrun_mod
-    from airflow.utils.types import DagRunTriggeredByType, DagRunType
-
-    def scheduled(*, dag, logical_date, run_after, conf, start_date, session, **_):
-        # the body of dagrun.get_or_create_dagrun, with the scheduler's run type and run id
-        from airflow.utils.state import DagRunState
-        from sqlalchemy import select
-
-        old = session.scalar(
-            select(dagrun_mod.DagRun).where(
-                dagrun_mod.DagRun.dag_id == dag.dag_id, dagrun_mod.DagRun.logical_date == logical_date
-            )
-        )
-        if old:
-            session.delete(old)
-            session.commit()
-        return dag.create_dagrun(
-            run_id=dagrun_mod.DagRun.generate_run_id(
-                run_type=DagRunType.SCHEDULED, logical_date=logical_date, run_after=run_after
-            ),
-            logical_date=logical_date,
-            data_interval=dag.timetable.infer_manual_data_interval(run_after=logical_date),
-            run_after=run_after,
-            conf=conf,
-            run_type=DagRunType.SCHEDULED,
-            state=DagRunState.RUNNING,
-            triggered_by=DagRunTriggeredByType.TIMETABLE,
-            triggering_user_name=None,
-            start_date=start_date,
-            session=session,
-        )
-
-    with mock.patch.object(dagrun_mod, "get_or_create_dagrun", scheduled):
-        return get_dag("retrain_gated").test(logical_date=logical_date, run_after=logical_date)
-
-
 def test_scheduled_run_without_trigger_is_green(champion, monitoring_uri):
     """Defect 1: the 02:00 run with nothing pending must end with no failed task and the training path skipped."""
-    # a day when the time-based rule (champion older than 30 days) does not fire: nothing is pending
+    # a day when the time-based rule (champion older than 365 days) does not fire: nothing is pending
     train_end = champion.model.train_end
     when = pendulum.datetime(train_end.year, train_end.month, train_end.day, 2, tz="UTC").add(days=10)
-    dr = _run_scheduled(when)
+    dr = run_scheduled("retrain_gated", when)
     assert str(dr.run_type).split(".")[-1].lower() == "scheduled"
     tis = dr.get_task_instances()
     states = {ti.task_id + (f"[{ti.map_index}]" if ti.map_index >= 0 else ""): str(ti.state) for ti in tis}
@@ -125,11 +84,11 @@ def test_scheduled_run_without_trigger_is_green(champion, monitoring_uri):
     assert all(ti.try_number <= 1 for ti in tis), {ti.task_id: ti.try_number for ti in tis}  # nothing retried
     assert str(dr.state) == "success"
     conn = storage.connect(monitoring_uri)
-    # as a scheduled run, it evaluated the time-based rule (10 days < 30: no fire); nothing was claimed or trained
+    # as a scheduled run, it evaluated the time-based rule (10 days < 365: no fire); nothing was claimed or trained
     assert rows(conn, "SELECT count(*) AS n FROM retraining_triggers") == [{"n": 0}]
     assert rows(conn, "SELECT count(*) AS n FROM training_jobs") == [{"n": 0}]
     assert rows(conn, "SELECT source, action, rule_name, trigger_id FROM closed_loop_actions") == [
-        {"source": "schedule", "action": "no_change", "rule_name": "age_incremental", "trigger_id": None}
+        {"source": "schedule", "action": "no_change", "rule_name": "age_full_retrain", "trigger_id": None}
     ]
     conn.close()
 

@@ -40,7 +40,7 @@ def test_default_rules_match_predecessor():
     assert got == {
         ("drift_full_retrain", "drift_score", ">", 0.25, "full", "high", 24.0),
         ("performance_incremental", "performance_drop", ">", 0.10, "incremental", "medium", 24.0),
-        ("age_incremental", "model_age_days", ">", 30.0, "incremental", "low", 168.0),
+        ("age_full_retrain", "model_age_days", ">", 365.0, "full", "low", 4320.0),
         ("risk_full_retrain", "risk_score", ">", 80.0, "full", "critical", 6.0),
         ("active_learning_retrain", "new_labels", ">=", 50.0, "full", "medium", 72.0),
     }
@@ -56,9 +56,9 @@ def test_default_rules_match_predecessor():
         ("performance_incremental", "performance_drop", 0.09, "no_change", "degradation", "incremental", "medium"),
         ("performance_incremental", "performance_drop", 0.10, "no_change", "degradation", "incremental", "medium"),
         ("performance_incremental", "performance_drop", 0.11, "fire", "degradation", "incremental", "medium"),
-        ("age_incremental", "model_age_days", 29.0, "no_change", "age", "incremental", "low"),
-        ("age_incremental", "model_age_days", 30.0, "no_change", "age", "incremental", "low"),
-        ("age_incremental", "model_age_days", 31.0, "fire", "age", "incremental", "low"),
+        ("age_full_retrain", "model_age_days", 364.0, "no_change", "age", "full", "low"),
+        ("age_full_retrain", "model_age_days", 365.0, "no_change", "age", "full", "low"),
+        ("age_full_retrain", "model_age_days", 366.0, "fire", "age", "full", "low"),
         ("risk_full_retrain", "risk_score", 79.9, "no_change", "risk", "full", "critical"),
         ("risk_full_retrain", "risk_score", 80.0, "no_change", "risk", "full", "critical"),
         ("risk_full_retrain", "risk_score", 80.1, "fire", "risk", "full", "critical"),
@@ -176,12 +176,12 @@ def test_pending_trigger_upgrade_and_no_downgrade(pending, obs, rule, action, mo
 
 
 def test_simultaneous_matches_pick_strongest():
-    obs = {"drift_score": 0.3, "performance_drop": 0.2, "model_age_days": 45.0, "risk_score": 85.0}
+    obs = {"drift_score": 0.3, "performance_drop": 0.2, "model_age_days": 400.0, "risk_score": 85.0}
     decisions = evaluate_rules(MODEL, obs, list(DEFAULT_RULES), None, {}, AS_OF)
     assert [d.rule_name for d in decisions] == [r.name for r in DEFAULT_RULES]
     d = _by_rule(decisions)
     assert d["risk_full_retrain"].action == "fire"
-    for name in ("drift_full_retrain", "performance_incremental", "age_incremental"):
+    for name in ("drift_full_retrain", "performance_incremental", "age_full_retrain"):
         assert d[name].action == "no_change"
         assert "superseded by stronger rule risk_full_retrain" in d[name].reason
         assert d[name].evidence["superseded_by"] == "risk_full_retrain"
@@ -414,12 +414,12 @@ def test_decision_evidence_and_texts():
 
 def test_pending_evidence_and_upgrade_creates_trigger():
     created = datetime(2025, 3, 1, tzinfo=UTC)
-    pending = PendingTrigger(MODEL, "age_incremental", "age", "incremental", "low", trigger_id=3, created_at=created)
+    pending = PendingTrigger(MODEL, "age_full_retrain", "age", "incremental", "low", trigger_id=3, created_at=created)
     d = _eval({"drift_score": 0.5}, pending=pending)["drift_full_retrain"]
     assert d.action == "upgrade" and d.creates_trigger is True
     assert d.evidence["pending"] == {
         "trigger_id": 3,
-        "rule_name": "age_incremental",
+        "rule_name": "age_full_retrain",
         "trigger_type": "age",
         "retrain_mode": "incremental",
         "priority": "low",

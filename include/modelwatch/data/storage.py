@@ -51,8 +51,9 @@ def parse_conn_uri(uri: str) -> dict[str, Any]:
     else:
         hostport = netloc
     host, port = hostport, ""
-    if hostport.count(":") == 1 and not hostport.startswith("%2F"):
-        host, _, port = hostport.partition(":")
+    head, colon, tail = hostport.rpartition(":")
+    if colon and tail.isdigit() and not head.endswith(":"):  # host:port, %2Fsocket%2Fdir:port, [::1]:port
+        host, port = (head[1:-1] if head.startswith("[") and head.endswith("]") else head), tail
     if host:
         kwargs["host"] = unquote(host)
     if port:

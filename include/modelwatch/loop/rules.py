@@ -224,11 +224,16 @@ def validate_rules(rules: Sequence[ResponseRule]) -> None:
 #: drift 24h and performance 24h - the monitors run daily, so a persisting
 #: problem re-fires at most once a day; age 168h - age grows every day, a
 #: weekly reminder is enough while a retrain is scheduled; risk 6h - critical,
-#: re-evaluated several times a day.
+#: re-evaluated several times a day. The age rule was the predecessor's 30 days and incremental until the policy
+#: replay (README, "Does the closed loop pay off?") showed it fires every month and every such retrain fails: a
+#: champion a month old leaves too few sessions out of its sample to judge a candidate, and an incremental training
+#: set (from the champion's last training day) is below the minimum rows. It is now a full retrain once the
+#: champion's data is a year old, re-fired every 180 days (cooldown 4320h) while no candidate beats it: with the
+#: weekly cooldown it re-fired every month after a rejection, which is the monthly calendar again.
 DEFAULT_RULES: tuple[ResponseRule, ...] = (
     ResponseRule("drift_full_retrain", "drift_score", ">", 0.25, "full", "high", 24.0),
     ResponseRule("performance_incremental", "performance_drop", ">", 0.10, "incremental", "medium", 24.0),
-    ResponseRule("age_incremental", "model_age_days", ">", 30.0, "incremental", "low", 168.0),
+    ResponseRule("age_full_retrain", "model_age_days", ">", 365.0, "full", "low", 4320.0),
     ResponseRule("risk_full_retrain", "risk_score", ">", 80.0, "full", "critical", 6.0),
     ResponseRule("active_learning_retrain", "new_labels", ">=", 50.0, "full", "medium", 72.0),
 )

@@ -107,6 +107,76 @@ def _replay(args: argparse.Namespace) -> int:
     return 0 if all(set(t) <= {"success"} for t in tally.values()) else 1
 
 
+def _policy_replay(args: argparse.Namespace) -> int:
+    import logging
+    import os
+    from datetime import date
+    from pathlib import Path
+
+    from include.modelwatch import defaults
+    from include.modelwatch.data import storage
+    from include.modelwatch.policy.policies import parse_policies
+
+    if not args.verbose:  # the task bodies' logs (a DAG run's task logs) would bury the month lines
+        logging.getLogger("include").setLevel(logging.WARNING)
+    try:
+        policies = parse_policies(args.policies)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.model not in defaults.NATIVE_MODELS and not (args.target and args.symbols):
+        print(
+            f"error: --model {args.model} is not a native model ({', '.join(defaults.NATIVE_MODELS)}): "
+            "give --target and --symbols",
+            file=sys.stderr,
+        )
+        return 2
+    conf = dict(defaults.NATIVE_MODELS.get(args.model, {}))
+    conf.update({k: v for k, v in (("target", args.target), ("symbols", args.symbols)) if v})
+    home = Path(os.environ.get("MODELWATCH_HOME") or ".modelwatch").resolve()
+    server = None
+    try:
+        uri = args.uri or storage.monitoring_uri()
+    except RuntimeError:  # no stack and no connection: a throwaway embedded server of its own
+        from include.modelwatch.ops import pgembed
+
+        server = pgembed.start(home / "policy_replay_pg", delete_on_stop=True)
+        server.ensure_database("modelwatch")
+        uri = server.airflow_conn_uri("modelwatch")
+        print(f"policy replay on a throwaway embedded PostgreSQL in {server.pgdata}")
+    try:
+        from include.tasks.policy import run_all
+
+        results = run_all(
+            uri=uri,
+            model=args.model,
+            conf=conf,
+            policies=policies,
+            start=date.fromisoformat(args.start),
+            end=date.fromisoformat(args.end),
+            eval_start=date.fromisoformat(args.eval_start),
+            eval_end=date.fromisoformat(args.eval_end),
+            out_dir=args.out,
+            artifact_dir=args.artifact_dir or str(home / "policy_replay_artifacts"),
+            source_spec=args.source,
+            schedule_rules=not args.no_schedule_rules,
+            jobs=args.jobs,
+            log_level=None if args.verbose else logging.WARNING,
+        )
+    finally:
+        if server is not None:
+            server.stop()
+    print(f"replayed {', '.join(results)}; the comparison with earlier runs of the other policies:")
+    print((Path(args.out) / f"{args.model}.md").read_text())
+    return 0
+
+
+def defaults_model() -> str:
+    from include.modelwatch import defaults
+
+    return defaults.MODEL_NAME
+
+
 def _when(text: str | None):
     """--at for operator commands: an ISO time, or now (a person acting is a wall-clock event)."""
     from datetime import datetime
@@ -422,6 +492,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="run ids <prefix>__YYYY-MM; existing runs are skipped, so another prefix re-runs months (default replay)",
     )
     p.set_defaults(func=_replay)
+
+    p = groups.add_parser(
+        "policy-replay",
+        help="replay retraining policies (never, monthly, quarterly, closed_loop...) over market history and compare",
+    )
+    p.add_argument("--model", default=defaults_model(), help="a native model (default spx_signal)")
+    p.add_argument("--target", help="what the model predicts, for a model that is not native (direction, vol_regime)")
+    p.add_argument("--symbols", type=lambda t: [x.strip() for x in t.split(",") if x.strip()], help="A,B")
+    p.add_argument("--start", default="2007-01-01", help="first month replayed (default 2007-01-01)")
+    p.add_argument("--end", default="2019-01-01", help="end of the replay, exclusive (default 2019-01-01)")
+    p.add_argument("--eval-start", default="2009-01-01", help="start of the period the metrics compare")
+    p.add_argument("--eval-end", default="2019-01-01", help="its end, exclusive")
+    p.add_argument(
+        "--policies",
+        default="never,monthly,quarterly,closed_loop,closed_loop_no_gates",
+        help="comma-separated: never, monthly, quarterly, closed_loop, closed_loop_no_gates",
+    )
+    p.add_argument("--out", default="bench/results/policy_replay", help="folder of the JSON, Markdown and plots")
+    p.add_argument("--jobs", type=int, default=1, help="policies replayed at once, one process each")
+    p.add_argument("--source", default="arch", help="market data: arch (default) or folder:/path")
+    p.add_argument(
+        "--no-schedule-rules",
+        action="store_true",
+        help="do not evaluate the time-based rules (model age) at month ends, as the DAG replay of make run",
+    )
+    p.add_argument("--uri", help="PostgreSQL URI (default: the stack's, else a throwaway embedded server)")
+    p.add_argument("--artifact-dir", help="default: $MODELWATCH_HOME/policy_replay_artifacts")
+    p.add_argument("--verbose", action="store_true", help="the task bodies' logs too")
+    p.set_defaults(func=_policy_replay)
 
     def _uri(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         p.add_argument("--uri", help="PostgreSQL URI (default: $AIRFLOW_CONN_MONITORING_DB)")
