@@ -284,7 +284,10 @@ def markdown(model: str, results: Mapping[str, Mapping[str, Any]]) -> str:
         "window flagged | compute s |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for name, r in results.items():
+    from include.modelwatch.policy.policies import POLICIES
+
+    known = list(POLICIES)
+    for name, r in sorted(results.items(), key=lambda kv: known.index(kv[0]) if kv[0] in known else len(known)):
         e, lc, pq = r["evaluation"], r["loop"], r["drift_alerts"]["per_quarter"]
         det = r["drift_alerts"]["episodes_detected"]
         flagged = r["drift_alerts"].get("episodes_flagged", {})
