@@ -152,12 +152,6 @@ class PolicyRun:
         self.seconds[step] = self.seconds.get(step, 0.0) + secs
 
 
-def month_windows(start: date, end: date) -> list[tuple[datetime, datetime]]:
-    from include.modelwatch.ops.replay import month_windows as windows
-
-    return windows(start, end)
-
-
 def replay_policy(
     *,
     uri: str,
@@ -179,6 +173,7 @@ def replay_policy(
     from include.modelwatch.data.sources import source_from_spec
     from include.modelwatch.metrics import muted
     from include.modelwatch.ops import bootstrap
+    from include.modelwatch.ops.replay import month_windows
     from include.tasks.common import Sandbox, sandboxed
 
     schema = schema_name(model, policy.name)
@@ -392,6 +387,22 @@ def _retrain_one(claimed: dict[str, Any], ctx: dict[str, Any], policy: Policy) -
     return {**info, "outcome": "not_approved", "detail": retrain.apply_approval(dataset, best, False, ctx)}
 
 
+@contextmanager
+def _quiet(level: int | None) -> Iterator[None]:
+    """The replayed task bodies' loggers at ``level`` for the block (None: unchanged); this module's stay."""
+    names = [f"include.tasks.{m}" for m in ("scoring", "drift", "performance", "loop", "rollback", "retrain", "notify")]
+    loggers = [logging.getLogger(n) for n in [*names, "include.modelwatch"]]
+    before = [lg.level for lg in loggers]
+    if level is not None:
+        for lg in loggers:
+            lg.setLevel(level)
+    try:
+        yield
+    finally:
+        for lg, old in zip(loggers, before, strict=True):
+            lg.setLevel(old)
+
+
 def measure(
     *,
     uri: str,
@@ -410,62 +421,22 @@ def measure(
 ) -> dict[str, Any]:
     """:func:`replay_policy`, then the policy's result (``policy/report.policy_result``) read from its schema.
     ``log_level``: of the replayed task bodies' loggers while it runs (the CLI and the DAG keep them quiet)."""
-    quiet = [logging.getLogger("include.tasks." + m) for m in ("scoring", "drift", "performance", "loop", "rollback")]
-    quiet += [logging.getLogger(n) for n in ("include.tasks.retrain", "include.tasks.notify", "include.modelwatch")]
-    levels = [q.level for q in quiet]
-    if log_level is not None:  # the replayed bodies' loggers only: this module's own lines stay
-        for q in quiet:
-            q.setLevel(log_level)
-    try:
-        return _measure(
+    from include.modelwatch.data import storage
+    from include.modelwatch.policy import report
+
+    with _quiet(log_level):
+        run = replay_policy(
             uri=uri,
             model=model,
             conf=conf,
             policy=policy,
             start=start,
             end=end,
-            eval_start=eval_start,
-            eval_end=eval_end,
             artifact_dir=artifact_dir,
             source_spec=source_spec,
-            schedule_rules=schedule_rules,
+            schedule_rules=schedule_rules and policy.responds,
             say=say,
         )
-    finally:
-        for q, level in zip(quiet, levels, strict=True):
-            q.setLevel(level)
-
-
-def _measure(
-    *,
-    uri: str,
-    model: str,
-    conf: dict[str, Any],
-    policy: Policy,
-    start: date,
-    end: date,
-    eval_start: date,
-    eval_end: date,
-    artifact_dir: str,
-    source_spec: str,
-    schedule_rules: bool,
-    say: Callable[[str], object],
-) -> dict[str, Any]:
-    from include.modelwatch.data import storage
-    from include.modelwatch.policy import report
-
-    run = replay_policy(
-        uri=uri,
-        model=model,
-        conf=conf,
-        policy=policy,
-        start=start,
-        end=end,
-        artifact_dir=artifact_dir,
-        source_spec=source_spec,
-        schedule_rules=schedule_rules and policy.responds,
-        say=say,
-    )
     with storage.session(schema_uri(uri, run.schema)) as conn:
         result = report.policy_result(
             conn,
