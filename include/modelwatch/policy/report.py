@@ -337,6 +337,17 @@ def plots(folder: Path, model: str, results: Mapping[str, Mapping[str, Any]]) ->
     def month_x(months: Sequence[str]) -> Any:  # x positions of months (first day) for matplotlib
         return date2num([datetime.strptime(m[:7], "%Y-%m") for m in months])
 
+    def finish(fig: Any, ax: Any, title: str, ylabel: str, path: Path, ncol: int = 1) -> Path:
+        ax.xaxis_date()
+        ax.set_title(title)
+        ax.set_ylabel(ylabel)
+        ax.legend(loc="upper right", fontsize=8, ncol=ncol)
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        return path
+
     out = []
     fig, ax = plt.subplots(figsize=(11, 4.5))
     for i, (name, r) in enumerate(results.items()):
@@ -359,16 +370,8 @@ def plots(folder: Path, model: str, results: Mapping[str, Mapping[str, Any]]) ->
                 markeredgewidth=1.5,
                 transform=ax.get_xaxis_transform(),
             )
-    ax.xaxis_date()
-    ax.set_title(f"{model}: live {PRIMARY} over the trailing 12 months by policy (ticks at the bottom: deployments)")
-    ax.set_ylabel(f"{PRIMARY} (matured predictions)")
-    ax.legend(loc="upper right", fontsize=8, ncol=3)
-    ax.grid(alpha=0.3)
-    path = folder / f"{model}_metric.png"
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    out.append(path)
+    title = f"{model}: live {PRIMARY} over the trailing 12 months by policy (ticks at the bottom: deployments)"
+    out.append(finish(fig, ax, title, f"{PRIMARY} (matured predictions)", folder / f"{model}_metric.png", ncol=3))
 
     loop = results.get("closed_loop") or next(iter(results.values()))
     reg = loop["regimes"]
@@ -403,14 +406,6 @@ def plots(folder: Path, model: str, results: Mapping[str, Mapping[str, Any]]) ->
         )
     for ep in loop["drift_alerts"]["episodes_detected"]:
         ax.axvline(month_x([ep])[0], color="#999999", linewidth=0.8, alpha=0.6)
-    ax.xaxis_date()
-    ax.set_title(f"{model} ({loop['policy']}): drift alerts against realized volatility (grey lines: stress episodes)")
-    ax.set_ylabel("realized volatility")
-    ax.legend(loc="upper right", fontsize=8)
-    ax.grid(alpha=0.3)
-    path = folder / f"{model}_alerts.png"
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    out.append(path)
+    title = f"{model} ({loop['policy']}): drift alerts against realized volatility (grey lines: stress episodes)"
+    out.append(finish(fig, ax, title, "realized volatility", folder / f"{model}_alerts.png"))
     return out
