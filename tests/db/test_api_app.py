@@ -393,10 +393,11 @@ def test_editor_requests_and_cancels_retraining(client, tokens, db, tmp_path):
     )
     assert "new regime" in got["reason"]
 
-    # the same request key is the same request; the listing shows the trigger
+    # another request while that one is pending is refused, naming it; the listing shows the one trigger
     key = {"model": "m", "reason": "new regime", "request_id": "k1"}
-    first = client.post(f"{P}/triggers", headers=h, json=key).json()["trigger_id"]
-    assert client.post(f"{P}/triggers", headers=h, json=key).json()["trigger_id"] == first == tid
+    again = client.post(f"{P}/triggers", headers=h, json=key)
+    assert again.status_code == 409, again.text
+    assert f"a manual retrain is already pending: trigger {tid}" in again.json()["detail"]
     listed = client.get(f"{P}/triggers", headers=h, params={"model": "m"}).json()
     assert [(t["trigger_id"], t["status"]) for t in listed["items"]] == [(tid, "pending")]
 

@@ -341,6 +341,23 @@ def test_manual_trigger_is_idempotent_per_request_and_upgrades(db, tmp_path):
         triggers.create_manual_trigger(db, "unknown_model", "why not", requested_by="bob", as_of=T0)
 
 
+def test_a_second_manual_request_is_refused_while_the_first_is_open(db, tmp_path):
+    """Two people ask for the same model: the first trigger is pending, the second request is refused naming it,
+    and nothing of it is recorded; the same holds while the first is claimed by a running retrain."""
+    _champion(db, tmp_path)
+    first = triggers.create_manual_trigger(db, "m", "new data vendor", requested_by="cli:alice", as_of=T0)
+    actions_before = storage.fetch_dicts(db, "SELECT count(*) AS n FROM closed_loop_actions")[0]["n"]
+    with pytest.raises(triggers.LoopError, match=rf"m: a manual retrain is already pending: trigger {first} "):
+        triggers.create_manual_trigger(db, "m", "me too", requested_by="cli:bob", as_of=T0 + H)
+    with storage.transaction(db) as cur:
+        cur.execute("UPDATE retraining_triggers SET status = 'claimed' WHERE trigger_id = %(t)s", {"t": first})
+    with pytest.raises(triggers.LoopError, match="already claimed by a running retrain"):
+        triggers.create_manual_trigger(db, "m", "me too", requested_by="cli:bob", as_of=T0 + H)
+    assert [(t["trigger_id"], t["status"]) for t in _triggers(db)] == [(first, "claimed")]
+    assert storage.fetch_dicts(db, "SELECT count(*) AS n FROM closed_loop_actions")[0]["n"] == actions_before
+    assert triggers.create_manual_trigger(db, "m", "new data vendor", requested_by="cli:alice", as_of=T0) == first
+
+
 def test_same_requester_gets_a_new_trigger_after_the_first_finished(db, tmp_path):
     """Idempotency holds while the trigger is open; weeks later the same person's request is a new trigger."""
     _champion(db, tmp_path)

@@ -307,9 +307,11 @@ def create_manual_trigger(
 ) -> int:
     """A person's retrain request; returns the model's pending trigger id.
 
-    Refused without a reason or without a champion. With a pending trigger
-    already there, a stronger request upgrades it and a weaker one is recorded
-    on it. Idempotent per ``requested_by`` while that trigger is pending or
+    Refused without a reason or without a champion, and refused (naming it)
+    while another requester's manual trigger of the model is pending or
+    claimed. With a pending rule trigger already there, a stronger request
+    upgrades it and a weaker one is recorded on it. Idempotent per
+    ``requested_by`` while that trigger is pending or
     claimed (a retried DAG run gets its trigger back); after it finished, the
     same requester's next request is a new one.
     """
@@ -338,6 +340,21 @@ def create_manual_trigger(
             raise LoopError(
                 f"{model_name} is an external model: ModelWatch cannot retrain it; its owner "
                 f"({owner or 'not named'}) retrains it and registers the new version with 'external register'"
+            )
+        # a second person's manual request while one is open would be merged silently: refused instead, naming
+        # the open one (two racing requests: the model lock above orders them, the later one is refused)
+        cur.execute(
+            "SELECT trigger_id, status, created_by, reason FROM retraining_triggers WHERE model_name = %(model)s "
+            "AND trigger_type = 'manual' AND status IN ('pending', 'claimed') ORDER BY trigger_id LIMIT 1",
+            {"model": model_name},
+        )
+        open_manual = cur.fetchone()
+        if open_manual is not None:
+            state = "pending" if open_manual[1] == "pending" else "claimed by a running retrain"
+            raise LoopError(
+                f"{model_name}: a manual retrain is already {state}: trigger {open_manual[0]} "
+                f"({open_manual[3]}); this request by {requested_by} was not recorded. Wait for that retrain, "
+                f"or cancel trigger {open_manual[0]} and request again"
             )
         ev = {**d.evidence, "source": "manual"}
         pending = pending_row(cur, model_name)
