@@ -8,7 +8,7 @@ PROMTOOL := /usr/bin/promtool
 AMTOOL   := /usr/bin/amtool
 NODE_EXPORTER := /usr/bin/prometheus-node-exporter
 
-.PHONY: run test lint bench venv clean mutation browser rules observe policy-replay
+.PHONY: run test lint bench venv clean mutation browser faults rules observe policy-replay
 
 $(STAMP): requirements.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,13 @@ test: $(STAMP) $(PROMTOOL) $(AMTOOL) $(NODE_EXPORTER)
 ## package, installed here when /usr/bin/chromium is missing (Playwright's own browser download is not used)
 browser: $(STAMP) $(CHROMIUM)
 	$(PY) -m pytest tests/browser
+
+## make faults: fault injection with real processes on a stack of its own (temp MODELWATCH_HOME, free ports, one
+## replayed month, retries after 2 s): SIGKILL of each writer mid-write (scoring, drift, performance, trigger claim,
+## deploy, rollback), two retrain_gated runs at once, two manual triggers at once; each end state is checked against
+## the fault-free one (row counts and checksums of every table, aliases, triggers). About 10 minutes on 2 cores
+faults: $(STAMP)
+	$(PY) -m pytest tests/faults
 
 $(CHROMIUM):
 	if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
