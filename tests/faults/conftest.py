@@ -36,6 +36,8 @@ from tests.browser.conftest import Stack, StackWaiter, free_port, stack_env, sto
 ROOT = Path(__file__).resolve().parents[2]
 REPLAY_START, REPLAY_END = "2008-09-01", "2008-10-01"
 RESULTS: list[dict[str, Any]] = []
+#: suffix of this session's run ids (an attached stack keeps the runs of earlier sessions)
+SESSION = time.strftime("%H%M%S")
 REPORT: list[str] = []
 
 

@@ -30,7 +30,7 @@ from include.modelwatch.ops import devstack
 #: tables whose content is not the monitoring state (bookkeeping of migrations)
 SKIP_TABLES = ("schema_migrations",)
 #: columns that differ between two equally correct runs: who ran it and when (wall clock)
-VOLATILE_NAMES = ("run_id", "dag_run_id", "claimed_by", "created_by", "requested_by")
+VOLATILE_NAMES = ("claimed_by", "created_by", "requested_by")
 
 
 def volatile_columns(cur, table: str) -> set[str]:
@@ -51,6 +51,7 @@ def volatile_columns(cur, table: str) -> set[str]:
             or "current_timestamp" in d
             or "clock_timestamp" in d
             or name in VOLATILE_NAMES
+            or name.endswith("run_id")
             or name.startswith("duration")
         ):
             out.add(name)

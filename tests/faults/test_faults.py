@@ -25,7 +25,7 @@ import pytest
 
 from include.modelwatch.decisions import TASK_DEPLOY, TASK_NO_TRIGGER, TASK_ROLLBACK
 from tests.faults import harness as h
-from tests.faults.conftest import RESULTS, ROOT, FaultStack
+from tests.faults.conftest import RESULTS, ROOT, SESSION, FaultStack
 
 WINDOW = (datetime(2008, 9, 1, tzinfo=UTC), datetime(2008, 10, 1, tzinfo=UTC))
 MODEL = "spx_signal"
@@ -108,7 +108,7 @@ def test_sigkill_in_the_middle_of_a_window_write(fstack: FaultStack, writer, dag
     """SIGKILL of the writing task while its transaction is open: the retry rewrites the window and the tables end
     exactly as after the fault-free replay of the same window (rows and content)."""
     before = h.snapshot(fstack.dsn)
-    run_id = f"fault_kill_{writer}"
+    run_id = f"fault_kill_{writer}_{SESSION}"
     kill = h.kill_in_write(
         fstack.dsn, fstack.airflow_dsn, dag_id, run_id, task_id, table, lambda: start(fstack, dag_id, run_id)
     )
@@ -141,7 +141,7 @@ def _window_rerun_with(fstack: FaultStack, name: str, dag_id: str, task_id: str,
     """Re-run the replayed window of ``dag_id``, inject a fault while ``task_id`` holds its write transaction, and
     check the run completes with the tables exactly as before (the replay's fault-free end state)."""
     before = h.snapshot(fstack.dsn)
-    run_id = f"fault_{name}"
+    run_id = f"fault_{name}_{SESSION}"
     hit = h.in_write(
         fstack.dsn, fstack.airflow_dsn, dag_id, run_id, task_id, table, lambda: start(fstack, dag_id, run_id), inject
     )
@@ -240,7 +240,7 @@ def test_two_retrain_runs_at_once_one_claims(fstack: FaultStack):
     before = h.snapshot(fstack.dsn)
     champion_before = aliases(fstack)["champion"]
     t0 = time.monotonic()
-    runs = ["fault_race_a", "fault_race_b"]
+    runs = [f"fault_race_a_{SESSION}", f"fault_race_b_{SESSION}"]
     for rid in runs:
         start(fstack, "retrain_gated", rid, conf=FAST)
     states = {rid: finish(fstack, "retrain_gated", rid) for rid in runs}
@@ -280,7 +280,7 @@ def test_sigkill_during_claim_and_during_deploy(fstack: FaultStack):
     tid = _drift_trigger(fstack)
     before = h.snapshot(fstack.dsn)
     champion_before = aliases(fstack)["champion"]
-    rid = "fault_kill_claim_deploy"
+    rid = f"fault_kill_claim_deploy_{SESSION}"
     claim = h.kill_in_write(
         fstack.dsn,
         fstack.airflow_dsn,
@@ -341,11 +341,11 @@ def test_sigkill_during_rollback(fstack: FaultStack):
     first, second = _SHARED["versions"]  # champion now: second; first is retired
     conf = {"model_name": MODEL, "reason": "fault suite"}
     s0 = h.snapshot(fstack.dsn)
-    start(fstack, "rollback_model", "fault_rollback_ref", conf={**conf, "target_version": first})
-    assert finish(fstack, "rollback_model", "fault_rollback_ref") == "success"
+    start(fstack, "rollback_model", f"fault_rollback_ref_{SESSION}", conf={**conf, "target_version": first})
+    assert finish(fstack, "rollback_model", f"fault_rollback_ref_{SESSION}") == "success"
     s1 = h.snapshot(fstack.dsn)
     assert aliases(fstack)["champion"] == first
-    rid = "fault_kill_rollback"
+    rid = f"fault_kill_rollback_{SESSION}"
     kill = h.kill_in_write(
         fstack.dsn,
         fstack.airflow_dsn,
