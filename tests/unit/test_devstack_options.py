@@ -160,3 +160,32 @@ def test_processes_of_finds_what_a_stack_left_running(tmp_path):
         for p in (ours, other):
             p.kill()
             p.wait()
+
+
+def test_every_listener_of_the_stack_binds_127_0_0_1_only(monkeypatch, tmp_path):
+    """Dev mode binds 127.0.0.1 only: the API server by --host; the scheduler's and triggerer's log servers (Airflow
+    binds them to every interface, with no host option) are not started; no scheduler health server; PostgreSQL
+    has no TCP listener (a Unix socket: ``-h ""`` of pgserver)."""
+    monkeypatch.setenv("MODELWATCH_PORT", "18517")
+    commands = {comp: devstack.airflow_command("airflow", comp, 18517) for comp in devstack.COMPONENTS}
+    assert commands == {
+        "api-server": ["airflow", "api-server", "--host", "127.0.0.1", "--port", "18517"],
+        "scheduler": ["airflow", "scheduler", "--skip-serve-logs"],
+        "dag-processor": ["airflow", "dag-processor"],
+        "triggerer": ["airflow", "triggerer", "--skip-serve-logs"],
+    }
+    env = devstack.airflow_env(tmp_path, "postgresql+psycopg://x", MONITORING_URI, base={})
+    assert env["AIRFLOW__API__HOST"] == "127.0.0.1"
+    assert env["AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK"] == "False"
+    assert env["AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST"] == "127.0.0.1"
+    assert "127.0.0.1 only" in devstack.DEV_MODE_NOTICE and "admin/admin" in devstack.DEV_MODE_NOTICE
+
+
+def test_the_airflow_cli_accepts_skip_serve_logs():
+    """The flag exists for both components in this Airflow version (else they would not start)."""
+    from airflow.cli import cli_config
+
+    for name in ("scheduler", "triggerer"):
+        command = next(c for c in cli_config.core_commands if c.name == name)
+        flags = {f for arg in command.args for f in arg.flags}
+        assert "--skip-serve-logs" in flags, name
