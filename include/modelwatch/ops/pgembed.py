@@ -188,6 +188,8 @@ class EmbeddedPostgres:
             return None
         # stop the actual postmaster first: cleanup_mode "delete" removes the data directory (and postmaster.pid)
         stopped = stop_postmaster(self.pgdata)
+        if stopped is not None:  # done and verified: pgserver's own stop would find a zombie and log a failed pg_ctl
+            self._server._postmaster_info = None  # type: ignore[attr-defined]
         self._server.cleanup()  # type: ignore[attr-defined]
         if pid is not None and not _gone(pid, 0):
             raise RuntimeError(f"PostgreSQL postmaster {pid} of {self.pgdata} is still running")
