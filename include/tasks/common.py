@@ -20,8 +20,12 @@ MONITORING_CONN_ID = "monitoring_db"
 DEFAULT_ARGS: dict[str, Any] = {
     "owner": OWNER,
     "retries": 2,
-    # MODELWATCH_RETRY_DELAY_SECONDS shortens the wait (tests use 1 s)
-    "retry_delay": timedelta(seconds=int(os.environ.get("MODELWATCH_RETRY_DELAY_SECONDS", "120"))),
+    # a killed task (a worker lost, PostgreSQL restarted) retries after 15-30 s, then 30-60 s (Airflow doubles the
+    # delay per try and adds up to the same again as jitter), never more than 10 minutes;
+    # MODELWATCH_RETRY_DELAY_SECONDS sets the first delay (tests use 1 s)
+    "retry_delay": timedelta(seconds=int(os.environ.get("MODELWATCH_RETRY_DELAY_SECONDS", "15"))),
+    "retry_exponential_backoff": 2.0,  # the multiplier (Airflow 3: a float; True would mean 1, no backoff)
+    "max_retry_delay": timedelta(minutes=10),
     # a hung task (a stuck query, a training run that never ends) fails and frees its pool slot; the slowest
     # task measured, a candidate's training on a shared 2-core machine, takes under 2 minutes
     "execution_timeout": timedelta(minutes=30),

@@ -55,6 +55,9 @@ out = {
             "tasks": {
                 t.task_id: {
                     "retries": t.retries,
+                    "retry_delay": t.retry_delay.total_seconds(),
+                    "retry_exponential_backoff": t.retry_exponential_backoff,
+                    "max_retry_delay": t.max_retry_delay.total_seconds() if t.max_retry_delay else None,
                     "owner": t.owner,
                     "execution_timeout": t.execution_timeout.total_seconds() if t.execution_timeout else None,
                     "response_timeout": (
@@ -125,6 +128,27 @@ def test_every_task_is_bounded_in_time_and_retried(parsed):
             assert t["execution_timeout"] and 0 < t["execution_timeout"] <= d["dagrun_timeout"], where
     human = parsed["dags"]["retrain_gated"]["tasks"]["human_decision"]
     assert human["response_timeout"] == 3 * 24 * 3600 and human["defaults"] == ["Reject"]
+
+
+def test_a_failed_task_retries_soon_with_an_exponential_backoff(parsed):
+    """A killed task (SIGKILL, a PostgreSQL restart) retries after MODELWATCH_RETRY_DELAY_SECONDS (default 15 s; this
+    session sets 1 s), doubling per try, at most 10 minutes: not after Airflow's fixed 5 minutes nor a fixed 2."""
+    first = float(os.environ.get("MODELWATCH_RETRY_DELAY_SECONDS", "15"))
+    for dag_id, d in parsed["dags"].items():
+        for task_id, t in d["tasks"].items():
+            where = f"{dag_id}.{task_id}"
+            assert (t["retry_delay"], t["retry_exponential_backoff"], t["max_retry_delay"]) == (first, 2.0, 600.0), (
+                where,
+                t,
+            )
+
+
+def test_the_default_first_retry_delay_is_15_seconds():
+    env = {k: v for k, v in os.environ.items() if k != "MODELWATCH_RETRY_DELAY_SECONDS"}
+    probe = "from include.tasks.common import DEFAULT_ARGS as A; print(A['retry_delay'].total_seconds())"
+    res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.split()[-1] == "15.0"
 
 
 def test_parse_makes_no_db_or_network_calls(parsed):

@@ -115,8 +115,8 @@ def test_replay_subcommand_defaults_to_the_stack_url(monkeypatch):
     monkeypatch.setenv("MODELWATCH_PORT", "18517")
     seen: dict[str, object] = {}
 
-    def fake_replay(api, windows, stages, run_prefix):
-        seen.update(url=api.base_url, windows=windows, stages=stages, run_prefix=run_prefix)
+    def fake_replay(api, windows, stages, run_prefix, rerun):
+        seen.update(url=api.base_url, windows=windows, stages=stages, run_prefix=run_prefix, rerun=rerun)
         return {"score_signals": {"success": len(windows)}}
 
     monkeypatch.setattr(replay, "replay", fake_replay)
@@ -124,6 +124,25 @@ def test_replay_subcommand_defaults_to_the_stack_url(monkeypatch):
     assert seen["url"] == "http://127.0.0.1:18517"
     assert [w[0].date() for w in seen["windows"]] == [date(2008, 6, 1), date(2008, 7, 1)]
     assert seen["run_prefix"] == "replay"  # make run's runs: a month's logical date and data interval
+    assert seen["rerun"] is False
+    assert cli.main(["replay", "--window", "2008-12", "--rerun", "--stages", "modelwatch_healthcheck"]) == 0
+    assert [w[0].date() for w in seen["windows"]] == [date(2008, 12, 1)]
+    assert [w[1].date() for w in seen["windows"]] == [date(2009, 1, 1)]
+    assert seen["rerun"] is True and seen["stages"] == [("modelwatch_healthcheck",)]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--window", "2008-13"], "'2008-13' is not a month (YYYY-MM"),
+        (["--window", "2008-10", "--start", "2008-01-01"], "--window names one month"),
+    ],
+)
+def test_replay_refuses_a_bad_window(monkeypatch, capsys, argv, message):
+    monkeypatch.setattr(replay, "replay", lambda *a, **k: pytest.fail("must not replay"))
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["replay", *argv])
+    assert exc.value.code == 2 and message in capsys.readouterr().err
 
 
 def test_port_in_use_and_start_refuses_a_taken_port(monkeypatch, tmp_path):
@@ -160,3 +179,32 @@ def test_processes_of_finds_what_a_stack_left_running(tmp_path):
         for p in (ours, other):
             p.kill()
             p.wait()
+
+
+def test_every_listener_of_the_stack_binds_127_0_0_1_only(monkeypatch, tmp_path):
+    """Dev mode binds 127.0.0.1 only: the API server by --host; the scheduler's and triggerer's log servers (Airflow
+    binds them to every interface, with no host option) are not started; no scheduler health server; PostgreSQL
+    has no TCP listener (a Unix socket: ``-h ""`` of pgserver)."""
+    monkeypatch.setenv("MODELWATCH_PORT", "18517")
+    commands = {comp: devstack.airflow_command("airflow", comp, 18517) for comp in devstack.COMPONENTS}
+    assert commands == {
+        "api-server": ["airflow", "api-server", "--host", "127.0.0.1", "--port", "18517"],
+        "scheduler": ["airflow", "scheduler", "--skip-serve-logs"],
+        "dag-processor": ["airflow", "dag-processor"],
+        "triggerer": ["airflow", "triggerer", "--skip-serve-logs"],
+    }
+    env = devstack.airflow_env(tmp_path, "postgresql+psycopg://x", MONITORING_URI, base={})
+    assert env["AIRFLOW__API__HOST"] == "127.0.0.1"
+    assert env["AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK"] == "False"
+    assert env["AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST"] == "127.0.0.1"
+    assert "127.0.0.1 only" in devstack.DEV_MODE_NOTICE and "admin/admin" in devstack.DEV_MODE_NOTICE
+
+
+def test_the_airflow_cli_accepts_skip_serve_logs():
+    """The flag exists for both components in this Airflow version (else they would not start)."""
+    from airflow.cli import cli_config
+
+    for name in ("scheduler", "triggerer"):
+        command = next(c for c in cli_config.core_commands if c.name == name)
+        flags = {f for arg in command.args for f in arg.flags}
+        assert "--skip-serve-logs" in flags, name

@@ -90,7 +90,107 @@ def test_a_refused_trigger_is_an_error_not_a_wait():
 
     api = replay.AirflowApi("http://airflow.invalid", "u", "p")
     api._request = lambda method, path, body=None: (404, None) if method == "GET" else (409, {"detail": "dup"})  # type: ignore[method-assign]
-    with pytest.raises(RuntimeError, match=r"trigger score_signals abtest1__2008-01 failed \(409\)"):
+    with pytest.raises(RuntimeError, match=r"trigger score_signals abtest1__2008-01 refused \(409\).*--rerun"):
         api.trigger(
             "score_signals", "abtest1__2008-01", datetime(2008, 1, 1, tzinfo=UTC), datetime(2008, 2, 1, tzinfo=UTC)
+        )
+
+
+class _Airflow:
+    """A stand-in for Airflow's REST API behind AirflowApi._request: runs by (dag, run id) with their logical date;
+    a second run for a logical date is refused with 409, as Airflow does; clear re-queues a run."""
+
+    def __init__(self, runs: dict[tuple[str, str], str]) -> None:
+        self.runs = dict(runs)  # (dag_id, run_id) -> logical date (ISO)
+        self.state: dict[tuple[str, str], str] = {k: "success" for k in runs}
+        self.log: list[tuple[str, str, str]] = []
+
+    def __call__(self, method, path, body=None):
+        from urllib.parse import parse_qs, unquote, urlsplit
+
+        parts = urlsplit(path)
+        seg = parts.path.split("/")  # ['', 'api', 'v2', 'dags', dag, 'dagRuns', run?, 'clear'?]
+        dag = seg[4]
+        if method == "GET" and len(seg) == 7:
+            key = (dag, seg[6])
+            return (200, {"state": self.state[key]}) if key in self.state else (404, {"detail": "not found"})
+        if method == "GET":
+            q = parse_qs(parts.query)
+            day = unquote(q["logical_date_gte"][0])
+            assert q["logical_date_lte"] == q["logical_date_gte"]
+            found = [{"dag_run_id": r} for (d, r), ld in self.runs.items() if d == dag and ld == day]
+            return 200, {"dag_runs": found, "total_entries": len(found)}
+        if method == "POST" and seg[-1] == "clear":
+            assert body == {"dry_run": False, "only_failed": False}
+            self.log.append(("clear", dag, seg[6]))
+            self.state[(dag, seg[6])] = "success"  # re-ran
+            return 200, {"state": "queued"}
+        if any(d == dag and ld == body["logical_date"] for (d, _), ld in self.runs.items()):
+            return 409, {"detail": "Serious error"}
+        self.log.append(("trigger", dag, body["dag_run_id"]))
+        self.runs[(dag, body["dag_run_id"])] = body["logical_date"]
+        self.state[(dag, body["dag_run_id"])] = "success"
+        return 200, {}
+
+
+def _api(fake: _Airflow) -> replay.AirflowApi:
+    api = replay.AirflowApi("http://airflow.invalid", "u", "p", _token="t")
+    api._request = fake  # type: ignore[method-assign]
+    api.wait_for_dag = lambda dag_id, timeout=0: None  # type: ignore[method-assign]
+    return api
+
+
+def test_rerun_plan_clears_what_exists_and_triggers_the_rest():
+    plan = replay.rerun_plan(["a", "b", "c"], "replay__2008-10", {"a": "replay__2008-10", "b": "manual__x", "c": None})
+    assert [(s.dag_id, s.action, s.run_id) for s in plan] == [
+        ("a", "clear", "replay__2008-10"),
+        ("b", "clear", "manual__x"),
+        ("c", "trigger", "replay__2008-10"),
+    ]
+
+
+def test_rerun_of_a_window_clears_existing_runs_and_triggers_only_the_missing_ones():
+    oct08 = "2008-10-01T00:00:00+00:00"
+    fake = _Airflow(
+        {
+            ("score_signals", "replay__2008-10"): oct08,
+            ("drift_hourly", "manual__2008-10-01T00:00:00+00:00"): oct08,  # same logical date, another run id
+        }
+    )
+    api = _api(fake)
+    windows = replay.month_windows(date(2008, 10, 1), date(2008, 11, 1))
+    said: list[str] = []
+    stages = [("score_signals",), ("drift_hourly", "ab_test_daily")]
+    # without --rerun: the existing run is re-used, the other run id of the same logical date is refused with 409
+    with pytest.raises(
+        RuntimeError,
+        match=r"drift_hourly already has a run for logical date 2008-10-01.*--window "
+        r"2008-10 --rerun",
+    ):
+        replay.replay(api, windows, stages, say=said.append)
+    fake.log.clear()
+    tally = replay.replay(api, windows, stages, say=said.append, rerun=True)
+    assert fake.log == [
+        ("clear", "score_signals", "replay__2008-10"),
+        ("clear", "drift_hourly", "manual__2008-10-01T00:00:00+00:00"),
+        ("trigger", "ab_test_daily", "replay__2008-10"),
+    ]
+    assert tally == {d: {"success": 1} for d in ("score_signals", "drift_hourly", "ab_test_daily")}
+    assert said[:3] == [
+        "re-run 2008-10 score_signals: cleared its run replay__2008-10",
+        "re-run 2008-10 drift_hourly: cleared its run manual__2008-10-01T00:00:00+00:00",
+        "re-run 2008-10 ab_test_daily: no run yet, triggered replay__2008-10",
+    ]
+
+
+def test_a_failed_clear_is_an_error_naming_the_run():
+    from datetime import UTC, datetime
+
+    api = replay.AirflowApi("http://airflow.invalid", "u", "p", _token="t")
+    api._request = lambda method, path, body=None: (  # type: ignore[method-assign]
+        (200, {"state": "success"}) if method == "GET" else (404, {"detail": "gone"})
+    )
+    with pytest.raises(RuntimeError, match=r"clear score_signals replay__2008-10 failed \(404\)"):
+        api.rerun(
+            "score_signals", "replay__2008-10", datetime(2008, 10, 1, tzinfo=UTC), datetime(2008, 11, 1, tzinfo=UTC)
         )

@@ -101,8 +101,18 @@ def _replay(args: argparse.Namespace) -> int:
     from include.modelwatch.ops import devstack, replay
 
     api = replay.AirflowApi(args.url or devstack.base_url(), devstack.ADMIN_USER, devstack.ADMIN_PASSWORD)
-    windows = replay.month_windows(date.fromisoformat(args.start), date.fromisoformat(args.end))
-    tally = replay.replay(api, windows, [tuple(s.split(",")) for s in args.stages], run_prefix=args.run_prefix)
+    if args.window:
+        start = args.window
+        end = date(start.year + start.month // 12, start.month % 12 + 1, 1)
+    else:
+        start, end = date.fromisoformat(args.start or "2007-01-01"), date.fromisoformat(args.end or "2009-01-01")
+    windows = replay.month_windows(start, end)
+    stages = [tuple(s.split(",")) for s in args.stages]
+    try:
+        tally = replay.replay(api, windows, stages, run_prefix=args.run_prefix, rerun=args.rerun)
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     print("replay done: " + "; ".join(f"{d}: {t}" for d, t in tally.items()))
     return 0 if all(set(t) <= {"success"} for t in tally.values()) else 1
 
@@ -444,6 +454,16 @@ def _dev_run(args: argparse.Namespace) -> int:
     return devstack.run(replay_start=args.replay_start, replay_end=args.replay_end, observe=args.observe)
 
 
+def _month(text: str):
+    """argparse type of --window: a month YYYY-MM (its first day)."""
+    from datetime import date
+
+    try:
+        return date.fromisoformat(f"{text}-01")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a month (YYYY-MM, e.g. 2008-10)") from None
+
+
 def _iso_date(text: str):
     """argparse type of --replay-start / --replay-end: an ISO date (YYYY-MM-DD)."""
     from datetime import date
@@ -483,8 +503,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = groups.add_parser("replay", help="replay market months through the real DAGs over the REST API")
     p.add_argument("--url", help="Airflow's base URL (default: http://127.0.0.1:$MODELWATCH_PORT, port 8080)")
-    p.add_argument("--start", default="2007-01-01")
-    p.add_argument("--end", default="2009-01-01")
+    p.add_argument("--start", help="first month (default 2007-01-01)")
+    p.add_argument("--end", help="end, exclusive (default 2009-01-01)")
+    p.add_argument("--window", type=_month, help="one month YYYY-MM instead of --start/--end")
+    p.add_argument(
+        "--rerun",
+        action="store_true",
+        help="re-run the months: clear each DAG's existing run of the month (its tasks run again; re-triggering the "
+        "same logical date is refused with HTTP 409), trigger only the DAGs without one",
+    )
     p.add_argument("--stages", nargs="+", default=list(REPLAY_STAGES), help="comma-separated DAG ids per stage")
     p.add_argument(
         "--run-prefix",
@@ -640,6 +667,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Cross-argument checks argparse cannot express."""
+    if getattr(args, "func", None) is _replay and args.window and (args.start or args.end):
+        parser.error("--window names one month: give it or --start/--end, not both")
     if getattr(args, "func", None) is _dev_run and args.replay_start >= args.replay_end:
         parser.error(f"--replay-start {args.replay_start} must be before --replay-end {args.replay_end}")
 

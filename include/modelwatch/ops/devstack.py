@@ -11,8 +11,18 @@ state on the next start:
 4. starts the API server + UI, scheduler, DAG processor and triggerer on
    127.0.0.1:8080 (``MODELWATCH_PORT`` picks another port) with LocalExecutor
    and a bounded parallelism;
-5. on Ctrl+C (SIGINT) or SIGTERM stops every process group it started, then
-   PostgreSQL, and leaves nothing running.
+5. supervises them (:mod:`include.modelwatch.ops.supervise`): a component that
+   exits is restarted with a backoff (1 s doubling to 60 s) and a log line; one
+   component's exit (e.g. the triggerer on a PostgreSQL restart) never stops the
+   others;
+6. on Ctrl+C (SIGINT) or SIGTERM stops every process group it started, then the
+   PostgreSQL postmaster that actually runs (a restarted one too), verifies each
+   is gone, and leaves nothing running.
+
+Dev mode only: the login admin/admin, and every listener on 127.0.0.1 (the API
+server; the scheduler's and triggerer's log servers, which would bind every
+interface, are not started: task logs are read from the local log folder;
+PostgreSQL listens on a Unix socket only).
 
 External PostgreSQL: export ``AIRFLOW_CONN_MONITORING_DB`` (monitoring data)
 and optionally ``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN`` (Airflow metadata).
@@ -38,7 +48,7 @@ from datetime import date
 from pathlib import Path
 
 from include.modelwatch.data.storage import CONN_ENV, parse_conn_uri
-from include.modelwatch.ops import pgembed
+from include.modelwatch.ops import pgembed, supervise
 
 ROOT = Path(__file__).resolve().parents[3]
 ADMIN_USER = "admin"
@@ -48,9 +58,16 @@ PORT_ENV = "MODELWATCH_PORT"
 # the replayed market history of ``make run``: [start, end), one run per month
 REPLAY_START, REPLAY_END = date(2007, 1, 1), date(2009, 1, 1)
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+#: the log servers of the scheduler and the triggerer bind every interface (no host option): not started here, the
+#: API server reads task and trigger logs from the local log folder
+SKIP_SERVE_LOGS = ("scheduler", "triggerer")
 #: the Debian packages' binaries (prometheus-node-exporter, prometheus, prometheus-alertmanager)
 OBSERVE_BINARIES = ("/usr/bin/prometheus-node-exporter", "/usr/bin/prometheus", "/usr/bin/prometheus-alertmanager")
 OBSERVE_PORTS = {"exporter": 9464, "node-exporter": 9100, "prometheus": 9090, "alertmanager": 9093}
+DEV_MODE_NOTICE = (
+    f"dev mode: user {ADMIN_USER}/{ADMIN_PASSWORD}, bound to {HOST} only; this account and this stack are for a "
+    "developer's machine, never a shared host or production (README: Production deployments)"
+)
 SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
 
 
@@ -129,6 +146,9 @@ def airflow_env(
             "AIRFLOW__SCHEDULER__STANDALONE_DAG_PROCESSOR": "True",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(airflow_home / "logs"),
+            # dev mode binds 127.0.0.1 only: no scheduler health server (it would bind 0.0.0.0)
+            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_HOST": HOST,
             CONN_ENV: monitoring_uri,
             "MODELWATCH_DB_HOST": str(db.get("host", "localhost")),
             "MODELWATCH_DB_PORT": str(db.get("port", 5432)),
@@ -146,19 +166,41 @@ def airflow_env(
 
 
 def processes_of(home: Path, command: bytes = b"") -> list[int]:
-    """Pids (other than this process) whose command line or environment names ``home``, and whose command line
-    contains ``command``: what a stack using that state directory still has running (Linux /proc)."""
+    """Pids (other than this process) whose command line or environment names ``home``, or that hold a file under
+    ``home`` open (a process that renamed itself, as Airflow's do with setproctitle, has overwritten its environment;
+    its output still goes to ``home/logs``), and whose command line contains ``command``: what a stack using that
+    state directory still has running (Linux /proc)."""
     mark, pids = str(home).encode(), []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
             cmdline = (entry / "cmdline").read_bytes()
-            if command in cmdline and (mark in cmdline or mark in (entry / "environ").read_bytes()):
+            if command in cmdline and (
+                mark in cmdline or mark in (entry / "environ").read_bytes() or _holds_file_under(entry, str(home))
+            ):
                 pids.append(int(entry.name))
         except OSError:
             continue
     return pids
+
+
+def _holds_file_under(proc: Path, home: str) -> bool:
+    """``proc`` has a file under ``home`` open; PostgreSQL's processes (their data directory) do not count: the
+    server is stopped by its postmaster, and a backend whose database is named airflow is no Airflow process."""
+    try:
+        if os.readlink(proc / "exe").endswith(("/postgres", "/postmaster")):
+            return False
+        fds = list((proc / "fd").iterdir())
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(fd).startswith(home + os.sep):
+                return True
+        except OSError:
+            continue
+    return False
 
 
 class Stack:
@@ -169,6 +211,9 @@ class Stack:
         self.home.mkdir(parents=True, exist_ok=True)
         self.pg: pgembed.EmbeddedPostgres | None = None
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        #: how each process of ``procs`` was started (the supervisor restarts it the same way)
+        self.commands: dict[str, list[str]] = {}
+        self.supervisor: supervise.Supervisor[subprocess.Popen[bytes]] | None = None
         self.env: dict[str, str] = {}
 
     # -- setup -----------------------------------------------------------------
@@ -228,14 +273,33 @@ class Stack:
         logs = self.home / "logs"
         logs.mkdir(exist_ok=True)
         for comp in COMPONENTS:
-            args = [self._airflow(), comp]
-            if comp == "api-server":
-                args += ["--host", HOST, "--port", str(api_port)]
-            out = open(logs / f"{comp}.log", "ab")
-            self.procs[comp] = subprocess.Popen(
-                args, env=self.env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
+            self.spawn(comp, airflow_command(self._airflow(), comp, api_port))
         say(f"started {', '.join(COMPONENTS)} (logs in {logs})")
+
+    def spawn(self, name: str, args: list[str] | None = None) -> subprocess.Popen[bytes]:
+        """Start ``name`` (``args``, or how it was started before) in a process group of its own, output appended
+        to ``logs/<name>.log``; it goes into ``procs``."""
+        if args is not None:
+            self.commands[name] = args
+        logs = self.home / "logs"
+        logs.mkdir(exist_ok=True)
+        with open(logs / f"{name}.log", "ab") as out:
+            proc = subprocess.Popen(
+                self.commands[name],
+                env=self.env,
+                cwd=ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self.procs[name] = proc
+        return proc
+
+    def supervise(self, backoff: supervise.Backoff | None = None) -> supervise.Supervisor[subprocess.Popen[bytes]]:
+        """Restart any process of ``procs`` that exits, with a backoff (a background thread; stopped by stop())."""
+        self.supervisor = supervise.Supervisor(self.procs, self.spawn, backoff=backoff, say=say, reap=_reap)
+        self.supervisor.start()
+        return self.supervisor
 
     def start_observability(self) -> None:
         """ModelWatch's Prometheus exporter, node-exporter, Prometheus (with ``observability/prometheus``: scrape
@@ -276,10 +340,7 @@ class Stack:
             if port_in_use(HOST, OBSERVE_PORTS[name]):
                 raise SystemExit(f"{HOST}:{OBSERVE_PORTS[name]} is already in use; cannot start {name}")
             (data / name).mkdir(parents=True, exist_ok=True)
-            out = open(logs / f"{name}.log", "ab")
-            self.procs[name] = subprocess.Popen(
-                args, env=self.env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
+            self.spawn(name, args)
         say(
             f"observability: Prometheus http://{HOST}:9090, Alertmanager http://{HOST}:9093, "
             f"ModelWatch metrics http://{HOST}:9464/metrics (logs in {logs})"
@@ -292,8 +353,8 @@ class Stack:
         url = f"{base_url()}/api/v2/monitor/health"
         last = ""
         while time.monotonic() < deadline:
-            for comp, proc in self.procs.items():
-                if proc.poll() is not None:
+            for comp, proc in list(self.procs.items()):
+                if self.supervisor is None and proc.poll() is not None:  # supervised: it is restarted
                     raise SystemExit(
                         f"airflow {comp} exited with {proc.returncode}; see {self.home / 'logs' / (comp + '.log')}"
                     )
@@ -311,8 +372,11 @@ class Stack:
             time.sleep(1.0)
         raise SystemExit(f"Airflow did not become healthy in {timeout:.0f}s: {last}")
 
-    def stop(self) -> None:
-        """Stop every process group started here, then PostgreSQL."""
+    def stop(self) -> list[int]:
+        """Stop every process group started here, then PostgreSQL; says only what it verified. Returns the pids
+        still running (empty: everything is gone)."""
+        if self.supervisor is not None:
+            self.supervisor.stop()  # no restart of what is being stopped
         for proc in self.procs.values():
             if proc.poll() is None:
                 try:
@@ -330,6 +394,11 @@ class Stack:
                 os.killpg(proc.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        for proc in self.procs.values():
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                pass
         self.procs.clear()
         # a running task's supervisor detaches into a process group of its own: it would outlive the scheduler
         for pid in processes_of(self.home, command=b"airflow"):  # not PostgreSQL: it stops cleanly below
@@ -338,10 +407,55 @@ class Stack:
                 say(f"stopped a task process the scheduler left running (pid {pid})")
             except (ProcessLookupError, PermissionError):
                 pass
+        deadline = time.monotonic() + 10
+        while (left := [p for p in processes_of(self.home, command=b"airflow") if _alive(p)]) and (
+            time.monotonic() < deadline
+        ):
+            time.sleep(0.2)
+        if left:
+            say(f"NOT stopped: airflow processes {left} still run after SIGKILL")
         if self.pg is not None:
-            self.pg.stop()
-            self.pg = None
-            say("PostgreSQL stopped")
+            pg, self.pg = self.pg, None
+            try:
+                stopped = pg.stop()
+            except RuntimeError as exc:
+                say(f"PostgreSQL NOT stopped: {exc}")
+                return [*left, pgembed.running_postmaster(pg.pgdata) or -1]
+            running = pgembed.running_postmaster(pg.pgdata)
+            if running is not None:  # another handle keeps it (never in make run), or it started again
+                say(f"PostgreSQL NOT stopped: postmaster {running} still serves {pg.pgdata}")
+                return [*left, running]
+            say(f"PostgreSQL stopped (postmaster pid {stopped} is gone)" if stopped else "PostgreSQL was not running")
+        return left
+
+
+def airflow_command(airflow: str, comp: str, api_port: int) -> list[str]:
+    """The command line of Airflow component ``comp``: the API server on 127.0.0.1 only; the scheduler and the
+    triggerer without their log servers (:data:`SKIP_SERVE_LOGS`)."""
+    args = [airflow, comp]
+    if comp == "api-server":
+        args += ["--host", HOST, "--port", str(api_port)]
+    if comp in SKIP_SERVE_LOGS:
+        args.append("--skip-serve-logs")
+    return args
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _reap(name: str, proc: subprocess.Popen[bytes]) -> None:
+    """After ``name`` exited: kill what is left of its process group (e.g. the API server's worker holding the
+    port, the scheduler's executor workers), so that the restarted one starts clean."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            return
+        time.sleep(1.0)
 
 
 def replay_command(start: date = REPLAY_START, end: date = REPLAY_END) -> list[str]:
@@ -405,6 +519,7 @@ def run(
             raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_signal)
+    say(DEV_MODE_NOTICE)
     try:
         stack.prepare()
         if after_start is None:
@@ -412,23 +527,20 @@ def run(
         stack.start_airflow()
         if observe:
             stack.start_observability()
+        stack.supervise()
         stack.wait_healthy()
         up = time.monotonic() - t0
-        say(f"Airflow is up in {up:.1f}s: {base_url()}  (login {ADMIN_USER} / {ADMIN_PASSWORD})")
+        say(f"Airflow is up in {up:.1f}s: {base_url()}  (dev mode login {ADMIN_USER} / {ADMIN_PASSWORD})")
         if after_start is not None:
             after_start(stack)
         else:
             populate(stack, replay_start, replay_end)
-        say("press Ctrl+C to stop everything")
+        say("press Ctrl+C to stop everything (a component that exits is restarted)")
         while True:
-            for comp, proc in stack.procs.items():
-                if proc.poll() is not None:
-                    say(f"airflow {comp} exited with {proc.returncode}; stopping")
-                    return 1
             time.sleep(1.0)
     except KeyboardInterrupt:
         say("stopping ...")
         return 0
     finally:
-        stack.stop()
-        say("all processes stopped")
+        left = stack.stop()
+        say(f"NOT everything stopped: pids {left} still run" if left else "all processes stopped")

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -19,6 +21,15 @@ from urllib.parse import quote
 log = logging.getLogger(__name__)
 
 HANDLE_FILE = ".handle_pids.json"
+
+
+def _handle_pids(pgdata: Path) -> list[int]:
+    """Live pids attached to the server of ``pgdata`` (pgserver's ``.handle_pids.json``)."""
+    prune_dead_handles(pgdata)
+    try:
+        return [int(p) for p in json.loads((pgdata / HANDLE_FILE).read_text() or "[]")]
+    except (OSError, ValueError):
+        return []
 
 
 def prune_dead_handles(pgdata: Path) -> list[int]:
@@ -48,6 +59,55 @@ def prune_dead_handles(pgdata: Path) -> list[int]:
     if dead:
         path.write_text(json.dumps(alive))
     return dead
+
+
+def running_postmaster(pgdata: Path) -> int | None:
+    """Pid of the postmaster that serves ``pgdata`` now, from its ``postmaster.pid`` (first line), when that process
+    is alive and is a PostgreSQL server; None otherwise. After ``pg_ctl restart`` this is the new postmaster, not the
+    one this process started."""
+    try:
+        first = (Path(pgdata) / "postmaster.pid").read_text().splitlines()[0]
+        pid = int(first.strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, IndexError, ValueError):
+        return None
+    exe = cmdline.split(b"\0", 1)[0]
+    return pid if exe.endswith((b"postgres", b"postmaster")) else None
+
+
+def _gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            os.kill(pid, 0)
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            if stat.rsplit(")", 1)[1].split()[0] == "Z":  # a zombie (this process's child not yet reaped) is gone
+                return True
+        except (ProcessLookupError, FileNotFoundError):
+            return True
+        except PermissionError:
+            pass
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+
+
+def stop_postmaster(pgdata: Path, timeout: float = 30.0) -> int | None:
+    """Stop the postmaster that actually serves ``pgdata`` (:func:`running_postmaster`) and verify it is gone: a
+    fast shutdown (SIGINT: what ``pg_ctl stop -m fast`` sends), then SIGQUIT (immediate), then SIGKILL. Returns the
+    stopped pid, None when none was running; raises RuntimeError when it still runs."""
+    pid = running_postmaster(pgdata)
+    if pid is None:
+        return None
+    for sig, wait in ((signal.SIGINT, timeout), (signal.SIGQUIT, 10.0), (signal.SIGKILL, 10.0)):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return pid
+        if _gone(pid, wait):
+            return pid
+        log.warning("postmaster %s of %s still runs %.0fs after %s", pid, pgdata, wait, sig.name)
+    raise RuntimeError(f"PostgreSQL postmaster {pid} of {pgdata} is still running after SIGKILL")
 
 
 # The URIs depend only on the socket directory, so a caller can export them before the
@@ -114,9 +174,26 @@ class EmbeddedPostgres:
         finally:
             conn.close()
 
-    def stop(self) -> None:
-        """Detach this process; stops the server when it is the last handle."""
+    def stop(self) -> int | None:
+        """Detach this process; when it is the last handle, stop the server and verify that it is gone.
+
+        pgserver stops only the postmaster it started: after a ``pg_ctl restart`` that one is gone and the new one
+        would be left running, orphaned. So the postmaster that serves the data directory now (``postmaster.pid``)
+        is stopped here. Returns the pid that was stopped (None: another handle keeps the server, or none ran);
+        raises RuntimeError when the server does not stop."""
+        others = [p for p in _handle_pids(self.pgdata) if p != os.getpid()]
+        pid = running_postmaster(self.pgdata)
+        if others:
+            self._server.cleanup()  # type: ignore[attr-defined]
+            return None
+        # stop the actual postmaster first: cleanup_mode "delete" removes the data directory (and postmaster.pid)
+        stopped = stop_postmaster(self.pgdata)
+        if stopped is not None:  # done and verified: pgserver's own stop would find a zombie and log a failed pg_ctl
+            self._server._postmaster_info = None  # type: ignore[attr-defined]
         self._server.cleanup()  # type: ignore[attr-defined]
+        if pid is not None and not _gone(pid, 0):
+            raise RuntimeError(f"PostgreSQL postmaster {pid} of {self.pgdata} is still running")
+        return stopped if stopped is not None else pid
 
     @property
     def pid(self) -> int | None:

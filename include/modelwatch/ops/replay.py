@@ -9,6 +9,12 @@ would have done; runs show in the UI with their real market-time intervals and
 ``replay__YYYY-MM`` run ids. Months run in order (a month's outcomes need the
 next month's bars), and each month's monitoring DAGs run after its scoring.
 Re-running the replay re-uses finished runs: nothing is duplicated.
+
+Re-running a window: a DAG has one run per logical date, so triggering the month again with its logical date
+answers HTTP 409. ``replay --window 2008-10 --rerun`` clears each DAG's existing run of that month instead
+(``POST /api/v2/dags/{dag_id}/dagRuns/{run_id}/clear``: its tasks run again, in the same run) and triggers only the
+DAGs that have no run for it yet (:func:`rerun_plan`). The same can be done in the UI (the run's "Clear" button) or
+with a run without a logical date whose ``window_start`` / ``window_end`` params name the window (``--run-prefix``).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -36,6 +43,23 @@ def month_windows(start: date, end: date) -> list[tuple[datetime, datetime]]:
         out.append((datetime(y, m, 1, tzinfo=UTC), datetime(ny, nm, 1, tzinfo=UTC)))
         y, m = ny, nm
     return out
+
+
+@dataclass(frozen=True)
+class RerunStep:
+    """What ``--rerun`` does for one DAG of a window: ``clear`` its existing run ``run_id``, or ``trigger`` it."""
+
+    dag_id: str
+    action: str
+    run_id: str
+
+
+def rerun_plan(dag_ids: Sequence[str], run_id: str, existing: dict[str, str | None]) -> list[RerunStep]:
+    """For each DAG: clear the run of the window it has (``existing[dag_id]``: its run id, found by run id or by
+    the window's logical date), else trigger ``run_id``."""
+    return [
+        RerunStep(d, "clear", found) if (found := existing.get(d)) else RerunStep(d, "trigger", run_id) for d in dag_ids
+    ]
 
 
 @dataclass
@@ -111,9 +135,48 @@ class AirflowApi:
             )
         body["note"] = "historical replay (accelerated clock: one run per market month)"
         status, answer = self._request("POST", f"/api/v2/dags/{dag_id}/dagRuns", body)
+        if status == 409:
+            raise RuntimeError(
+                f"trigger {dag_id} {run_id} refused (409): {dag_id} already has a run for logical date "
+                f"{start.isoformat()}; re-run it with `replay --window {start:%Y-%m} --rerun` (clears that run) or "
+                "another --run-prefix (a run with the window in its params)"
+            )
         if status not in (200, 201):
             raise RuntimeError(f"trigger {dag_id} {run_id} failed ({status}): {answer}")
         return "queued"
+
+    def existing_run(self, dag_id: str, run_id: str, start: datetime) -> str | None:
+        """The run id of ``dag_id``'s run for this window: ``run_id`` if it exists, else a run whose logical date is
+        the window's start (e.g. a scheduled or manual one); None when there is none."""
+        if self.run_state(dag_id, run_id) is not None:
+            return run_id
+        stamp = urllib.parse.quote(start.isoformat())
+        status, body = self._request(
+            "GET", f"/api/v2/dags/{dag_id}/dagRuns?logical_date_gte={stamp}&logical_date_lte={stamp}&limit=1"
+        )
+        if status != 200:
+            raise RuntimeError(f"listing the runs of {dag_id} failed ({status}): {body}")
+        runs = body.get("dag_runs") or []
+        return str(runs[0]["dag_run_id"]) if runs else None
+
+    def clear(self, dag_id: str, run_id: str) -> str:
+        """Clear every task of run ``run_id`` (not a dry run): the run is queued again and its tasks re-run."""
+        status, answer = self._request(
+            "POST", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/clear", {"dry_run": False, "only_failed": False}
+        )
+        if status != 200:
+            raise RuntimeError(f"clear {dag_id} {run_id} failed ({status}): {answer}")
+        return str(answer.get("state", "queued")) if isinstance(answer, dict) else "queued"
+
+    def rerun(self, dag_id: str, run_id: str, start: datetime, end: datetime, *, logical: bool = True) -> RerunStep:
+        """Re-run the window: clear the DAG's existing run of it, or trigger ``run_id`` when it has none."""
+        found = self.existing_run(dag_id, run_id, start) if logical else self.run_state(dag_id, run_id) and run_id
+        (step,) = rerun_plan([dag_id], run_id, {dag_id: found or None})
+        if step.action == "clear":
+            self.clear(dag_id, step.run_id)
+        else:
+            self.trigger(dag_id, run_id, start, end, logical=logical)
+        return step
 
     def wait(self, dag_id: str, run_id: str, timeout: float = 900) -> str:
         deadline = time.monotonic() + timeout
@@ -131,6 +194,8 @@ def replay(
     stages: Sequence[Sequence[str]],
     say: Callable[[str], None] = print,
     run_prefix: str = REPLAY_PREFIX,
+    *,
+    rerun: bool = False,
 ) -> dict[str, dict[str, int]]:
     """Run each window through ``stages`` in order of windows, as runs ``<run_prefix>__YYYY-MM`` (a run that
     exists is not triggered again). The default prefix's runs carry the month as logical date and data interval;
@@ -152,11 +217,24 @@ def replay(
         tally[dag_id][state] += 1
 
     first, later = list(stages[0]), [d for stage in stages[1:] for d in stage]
+    logical = run_prefix == REPLAY_PREFIX
+
+    def start_run(dag_id: str, run_id: str, start: datetime, end: datetime) -> str:
+        """Trigger the run (or re-use it); with ``rerun``: clear the existing one. Returns the run id to wait for."""
+        if not rerun:
+            api.trigger(dag_id, run_id, start, end, logical=logical)
+            return run_id
+        step = api.rerun(dag_id, run_id, start, end, logical=logical)
+        say(
+            f"re-run {start:%Y-%m} {dag_id}: "
+            + (f"cleared its run {step.run_id}" if step.action == "clear" else f"no run yet, triggered {run_id}")
+        )
+        return step.run_id
+
     for start, end in windows:
         run_id = f"{run_prefix}__{start:%Y-%m}"
-        for dag_id in first:
-            api.trigger(dag_id, run_id, start, end, logical=run_prefix == REPLAY_PREFIX)
-        states = {dag_id: api.wait(dag_id, run_id) for dag_id in first}
+        ids = {dag_id: start_run(dag_id, run_id, start, end) for dag_id in first}
+        states = {dag_id: api.wait(dag_id, ids[dag_id]) for dag_id in first}
         for dag_id, state in states.items():
             count(dag_id, state)
         # monitoring of month m runs while month m+1 is scored: it reads only
@@ -167,8 +245,7 @@ def replay(
             count(dag_id, api.wait(dag_id, prev))
         pending.clear()
         for dag_id in later:
-            api.trigger(dag_id, run_id, start, end, logical=run_prefix == REPLAY_PREFIX)
-            pending.append((dag_id, run_id))
+            pending.append((dag_id, start_run(dag_id, run_id, start, end)))
         say(f"replay {start:%Y-%m}: " + " ".join(f"{d}={s}" for d, s in states.items()))
     for dag_id, run_id in pending:
         count(dag_id, api.wait(dag_id, run_id))
