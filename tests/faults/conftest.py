@@ -76,9 +76,11 @@ def _env(home: Path, port: int) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def fstack() -> Iterator[FaultStack]:
     attach_home, attach_port = os.environ.get("MODELWATCH_FAULTS_HOME"), os.environ.get("MODELWATCH_FAULTS_PORT")
-    if attach_home and not os.environ.get("MODELWATCH_FAULTS_START"):
+    if attach_home:
         port = int(attach_port or 8080)
         st = Stack(f"http://127.0.0.1:{port}", Path(attach_home).resolve(), port)
+        waiter = StackWaiter(st, None, time.monotonic() + float(os.environ.get("MODELWATCH_FAULTS_TIMEOUT", "900")))
+        waiter.until("the attached stack's replay to finish (its logs/devstack.log)", waiter.replay_done)
         yield FaultStack(st, AirflowApi(st.base_url, "admin", "admin"))
         _write_report(st.home)
         return

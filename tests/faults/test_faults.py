@@ -8,8 +8,11 @@ state and the trigger state. The cases run in file order and build on each other
    replay's own fault-free end state of the same window: the re-run must reproduce it exactly), then the trigger
    claim, the deploy and the rollback (the reference is a fault-free run of the same operation just before it: the
    faulted run must change the same tables by the same rows and leave the same trigger and alias state);
-2. two ``retrain_gated`` runs started at once under the real scheduler: exactly one claims the trigger;
-3. two manual retrain requests for one model at once (two CLI processes): one trigger pending, one refused.
+2. the embedded PostgreSQL restarted (``pg_ctl restart -m fast``) while performance_daily writes, and the
+   scheduler SIGKILLed while drift_hourly writes: the stack restarts what exited (``make run``'s supervision), the
+   running task fails cleanly and its retry succeeds, the run completes with the fault-free end state;
+3. two ``retrain_gated`` runs started at once under the real scheduler: exactly one claims the trigger;
+4. two manual retrain requests for one model at once (two CLI processes): one trigger pending, one refused.
 """
 
 from __future__ import annotations
