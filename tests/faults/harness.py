@@ -258,9 +258,8 @@ def restart_postgres(pgdata: Path) -> None:
 def component_pids(home: Path, component: str) -> list[int]:
     """Pids of ``airflow <component>`` of the stack in ``home`` (e.g. the scheduler, not its LocalExecutor
     workers, whose process titles say ``airflow worker``)."""
-    want = f"airflow {component}".encode()
     out = []
-    for pid in devstack.processes_of(home, command=want):
+    for pid in devstack.processes_of(home, command=component.encode()):
         try:
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except OSError:
