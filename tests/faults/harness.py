@@ -90,7 +90,7 @@ def snapshot(dsn: str) -> dict[str, tuple[int, str]]:
                 f"SELECT count(*), coalesce(md5(string_agg(r, E'\\n' ORDER BY r)), '') FROM "  # noqa: S608
                 f'(SELECT ROW({row})::text AS r FROM public."{table}") t'
             )
-            n, digest = cur.fetchone()
+            n, digest = cur.fetchone() or (0, "")
             out[table] = (int(n), str(digest))
     return out
 

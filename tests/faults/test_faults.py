@@ -217,14 +217,14 @@ def _drift_trigger(fs: FaultStack) -> int:
     """A pending drift trigger for the replayed month (as the drift response rule writes it)."""
     with psycopg.connect(fs.dsn, autocommit=True) as conn:
         version = aliases(fs)["champion"]
-        return int(
-            conn.execute(
-                "INSERT INTO retraining_triggers (model_name, model_version, trigger_type, retrain_mode, priority, "
-                "rule_name, reason, window_start, window_end, triggered_at) VALUES (%s, %s, 'drift', 'full', 'high', "
-                "'drift_score', 'fault suite: drift score 0.41 > 0.25 (2008-09)', %s, %s, %s) RETURNING trigger_id",
-                (MODEL, version, WINDOW[0], WINDOW[1], WINDOW[1]),
-            ).fetchone()[0]
-        )
+        row = conn.execute(
+            "INSERT INTO retraining_triggers (model_name, model_version, trigger_type, retrain_mode, priority, "
+            "rule_name, reason, window_start, window_end, triggered_at) VALUES (%s, %s, 'drift', 'full', 'high', "
+            "'drift_score', 'fault suite: drift score 0.41 > 0.25 (2008-09)', %s, %s, %s) RETURNING trigger_id",
+            (MODEL, version, WINDOW[0], WINDOW[1], WINDOW[1]),
+        ).fetchone()
+        assert row is not None
+        return int(row[0])
 
 
 TRIGGER_STATE = "status, outcome, trigger_type, retrain_mode, priority, reason, window_start, window_end"
@@ -293,6 +293,11 @@ def test_sigkill_during_claim_and_during_deploy(fstack: FaultStack):
         "retraining_triggers",
         lambda: start(fstack, "retrain_gated", rid, conf=FAST),
     )
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while h.ti_tries(fstack.airflow_dsn, "retrain_gated", rid, "claim_trigger") != [(2, "success")]:
+        assert time.monotonic() < deadline, "the killed claim was not retried"
+        time.sleep(0.5)
+    recovery_claim = time.monotonic() - claim.at
     deploy = h.kill_in_write(
         fstack.dsn, fstack.airflow_dsn, "retrain_gated", rid, TASK_DEPLOY, "model_alias_history", lambda: None
     )
@@ -311,7 +316,7 @@ def test_sigkill_during_claim_and_during_deploy(fstack: FaultStack):
     claim_tries = killed_tries(fstack, "retrain_gated", rid, claim)
     deploy_tries = killed_tries(fstack, "retrain_gated", rid, deploy)
     for name, kill, tries, recovery in (
-        ("trigger claim (retrain_gated.claim_trigger)", claim, claim_tries, deploy.at - claim.at),
+        ("trigger claim (retrain_gated.claim_trigger)", claim, claim_tries, recovery_claim),
         ("deploy (retrain_gated.deploy_candidate)", deploy, deploy_tries, recovery_deploy),
     ):
         record(
