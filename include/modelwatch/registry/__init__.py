@@ -267,7 +267,10 @@ def _register(
         )
     except BaseException:
         if written is not None:
-            artifacts.delete(written)
+            try:
+                artifacts.delete(written)
+            except Exception:  # keep the original error; an orphan is overwritten by this version's next writer
+                pass
         raise
     cur.execute(
         f"SELECT {_COLUMNS} FROM model_versions WHERE model_name = %(model)s AND version = %(version)s",
