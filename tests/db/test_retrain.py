@@ -8,8 +8,8 @@ from datetime import UTC, date, datetime
 import pytest
 
 from include.modelwatch import registry
-from include.modelwatch.registry import artifacts
 from include.modelwatch.data import storage
+from include.modelwatch.registry import artifacts
 from include.modelwatch.training import retrain
 from include.modelwatch.training.gates import GateResult
 

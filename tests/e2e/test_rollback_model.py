@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import pendulum
 
 from include.modelwatch import registry, vocabulary
-from include.modelwatch.registry import artifacts
 from include.modelwatch.data import features, storage
+from include.modelwatch.registry import artifacts
 from include.modelwatch.training import retrain, training
 from tests.e2e.conftest import get_dag, rows, run_window
 
