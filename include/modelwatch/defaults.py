@@ -6,9 +6,10 @@ text with :func:`parse`. ``airflow_settings.yaml`` lists the same variables
 so that they show up (editable) in the UI; ``tests/unit/test_defaults.py``
 asserts that its values equal :data:`VARIABLES`, so the two cannot drift apart.
 
-The model artifact directory is *not* a Variable: every worker must reach the
-same files, so it is the environment variable ``MODELWATCH_ARTIFACT_DIR``
-(:func:`artifact_dir`), set where the worker is deployed.
+The model artifact store is *not* a Variable: every worker must reach the
+same artifacts, so it is the environment variable ``MODELWATCH_ARTIFACT_DIR``
+(:func:`artifact_dir`), set where the worker is deployed: a local folder or an
+fsspec URL (``s3://conn_id@bucket/prefix``...; ``registry/artifacts.py``).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ PERFORMANCE_TOLERANCE = 0.10
 #: A champion older than this (days) is reported as stale.
 MAX_MODEL_AGE_DAYS = 30
 
-#: Environment variable of the model artifact directory, and its default.
+#: Environment variable of the model artifact store (a folder or an fsspec URL), and its default (a local folder).
 ARTIFACT_DIR_ENV = "MODELWATCH_ARTIFACT_DIR"
 ARTIFACT_DIR_DEFAULT = ".modelwatch/artifacts"
 
@@ -127,6 +128,8 @@ TARGET_NAMES: tuple[str, ...] = ("direction", "vol_regime")
 
 
 def artifact_dir(env: Mapping[str, str] | None = None) -> str:
-    """The model artifact directory: ``$MODELWATCH_ARTIFACT_DIR`` or :data:`ARTIFACT_DIR_DEFAULT`."""
+    """The model artifact store: ``$MODELWATCH_ARTIFACT_DIR`` or :data:`ARTIFACT_DIR_DEFAULT`, as given: a local
+    folder or an fsspec URL (``file:///srv/artifacts``, ``s3://aws_default@bucket/prefix``, ``gs://...``);
+    ``registry.artifacts.store_url`` turns a folder into its ``file://`` URL."""
     env = os.environ if env is None else env
     return env.get(ARTIFACT_DIR_ENV) or ARTIFACT_DIR_DEFAULT

@@ -93,7 +93,8 @@ def score_symbol(model_name: str, symbol: str, context: dict[str, Any]) -> dict[
     """Score the window's bars of ``symbol`` with the hash-checked champion and, while the model has a running
     A/B test, with its challenger too (shadow scores on every row; each unit's arm is stored); replace the
     window's rows of each version and record each batch (rows, duration) in ``scoring_batches``, all in one
-    transaction."""
+    transaction. An artifact that fails its SHA-256 check (or is missing) is refused: nothing is written, a
+    critical ``artifact_integrity`` alert is committed on its own, and the task fails."""
     import time
 
     from include.modelwatch import registry
@@ -111,54 +112,59 @@ def score_symbol(model_name: str, symbol: str, context: dict[str, Any]) -> dict[
         bars = None
         results = []
         captured: dict[int, int] = {}
-        with storage.transaction(conn) as cur:
-            for alias in arms:
-                t0 = time.perf_counter()  # the batch's duration (scoring_batches): model load .. predictions written
-                mv, blob = registry.load_by_alias(conn, model_name, alias)
-                if bars is None:
-                    bars = signals.read_bars(conn, symbol, start.date() - timedelta(days=HISTORY_DAYS), end.date())
-                scored = _score(mv, blob, bars, start, end, symbol)
-                n = signals.replace_predictions(
-                    cur,
-                    model_name=mv.model_name,
-                    model_version=mv.version,
-                    symbol=symbol,
-                    timeframe="1d",
-                    window_start=start,
-                    window_end=end,
-                    rows=scored.rows,
-                    run_id=run_id(context),
-                )
-                scoring.record_batch(
-                    cur,
-                    model_name=mv.model_name,
-                    model_version=mv.version,
-                    symbol=symbol,
-                    timeframe="1d",
-                    window_start=start,
-                    window_end=end,
-                    n_rows=n,
-                    n_missing_features=len(scored.flagged),
-                    duration_s=time.perf_counter() - t0,
-                    run_id=run_id(context),
-                )
-                trades = targets.target_of(mv.params, mv.label).trading
-                if alias == registry.CHAMPION and trades:  # the served signal's undecided rows go to labelling
-                    captured = al_store.capture(
+        try:
+            with storage.transaction(conn) as cur:
+                for alias in arms:
+                    # the batch's duration (scoring_batches): model load .. predictions written
+                    t0 = time.perf_counter()
+                    mv, blob = registry.load_by_alias(conn, model_name, alias)
+                    if bars is None:
+                        bars = signals.read_bars(conn, symbol, start.date() - timedelta(days=HISTORY_DAYS), end.date())
+                    scored = _score(mv, blob, bars, start, end, symbol)
+                    n = signals.replace_predictions(
                         cur,
                         model_name=mv.model_name,
                         model_version=mv.version,
                         symbol=symbol,
+                        timeframe="1d",
                         window_start=start,
                         window_end=end,
-                        settings=band,
+                        rows=scored.rows,
                         run_id=run_id(context),
                     )
-                results.append((alias, mv, scored, n))
-            assigned: dict[str, str] = {}
-            if test is not None:
-                sessions = sorted({r["ts"].date() for r in results[0][2].rows if r["ts"] >= test.started_at})
-                assigned = ab_store.assign_units(cur, test, [(symbol, d) for d in sessions])
+                    scoring.record_batch(
+                        cur,
+                        model_name=mv.model_name,
+                        model_version=mv.version,
+                        symbol=symbol,
+                        timeframe="1d",
+                        window_start=start,
+                        window_end=end,
+                        n_rows=n,
+                        n_missing_features=len(scored.flagged),
+                        duration_s=time.perf_counter() - t0,
+                        run_id=run_id(context),
+                    )
+                    trades = targets.target_of(mv.params, mv.label).trading
+                    if alias == registry.CHAMPION and trades:  # the served signal's undecided rows go to labelling
+                        captured = al_store.capture(
+                            cur,
+                            model_name=mv.model_name,
+                            model_version=mv.version,
+                            symbol=symbol,
+                            window_start=start,
+                            window_end=end,
+                            settings=band,
+                            run_id=run_id(context),
+                        )
+                    results.append((alias, mv, scored, n))
+                assigned: dict[str, str] = {}
+                if test is not None:
+                    sessions = sorted({r["ts"].date() for r in results[0][2].rows if r["ts"] >= test.started_at})
+                    assigned = ab_store.assign_units(cur, test, [(symbol, d) for d in sessions])
+        except registry.ArtifactIntegrityError as exc:  # rolled back: no prediction of any arm is written
+            _refuse_artifact(conn, exc, start, end, run_id(context))
+            raise
     out: dict[str, Any] = {"symbol": symbol}
     for alias, mv, scored, n in results:
         for r in scored.flagged:
@@ -208,6 +214,42 @@ def score_symbol(model_name: str, symbol: str, context: dict[str, Any]) -> dict[
         )
         out.update(ab_test=test.test_id, assigned_to_challenger=to_challenger, assigned=len(assigned))
     return out
+
+
+def _refuse_artifact(conn: Any, exc: Any, start: Any, end: Any, rid: str | None) -> None:
+    """Raise (or update) the model's critical ``artifact_integrity`` alert for a refused artifact, in its own
+    committed transaction (the task fails right after, and its retries find the same alert), and notify."""
+    from include.modelwatch.data import storage
+    from include.modelwatch.loop import alerts
+    from include.modelwatch.notify import outbox
+    from include.tasks.notify import base_url, deliver_pending
+
+    found = "missing" if exc.actual is None else f"SHA-256 {exc.actual}"
+    with storage.transaction(conn) as cur:
+        change = alerts.raise_alert(
+            cur,
+            model_name=exc.model_name,
+            model_version=exc.version,
+            kind="artifact_integrity",
+            severity="critical",
+            title=f"{exc.model_name} v{exc.version}: artifact refused by scoring",
+            message=f"artifact {exc.url}: registered SHA-256 {exc.expected}, found {found}; not scored",
+            window_start=start,
+            window_end=end,
+            evidence={"url": exc.url, "registered_sha256": exc.expected, "actual_sha256": exc.actual},
+            run_id=rid,
+        )
+        outbox.enqueue_alert_change(cur, change, base_url=base_url(), window_start=start, window_end=end)
+    delivered = deliver_pending(conn, exc.model_name)
+    log.error(
+        "summary: %s v%s REFUSED: %s; artifact_integrity alert %d %s, no prediction written; %s",
+        exc.model_name,
+        exc.version,
+        exc,
+        change.alert_id,
+        change.action,
+        delivered,
+    )
 
 
 def _score(mv: Any, blob: bytes, bars: Any, start: Any, end: Any, symbol: str) -> Any:

@@ -72,7 +72,7 @@ def ab_test(stack):
                 model_name=MODEL,
                 algorithm=mv.algorithm,
                 artifact=registry.read_artifact(mv),
-                artifact_dir=Path(mv.artifact_path).parents[2],  # <dir>/<model>/v<N>/model.bin
+                artifact_dir=mv.artifact_url.rsplit("/", 3)[0],  # <store>/<model>/v<N>/model.bin
                 features=list(mv.features),
                 classes=list(mv.classes),
                 horizon_days=mv.horizon_days,

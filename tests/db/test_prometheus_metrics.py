@@ -352,7 +352,7 @@ def test_scrape_reports_the_stored_state(data, monitoring_uri):
 
     # alerts: unresolved only, zeros for every kind / severity / status of the model
     open_alerts = samples(fams, "modelwatch_open_alerts")
-    assert len(open_alerts) == 5 * 3 * 2
+    assert len(open_alerts) == 6 * 3 * 2  # 6 kinds (artifact_integrity since migration 024) x 3 severities x 2
     assert {k: v for k, v in open_alerts.items() if v} == {
         (("kind", "drift"), ("model", "m"), ("severity", "critical"), ("status", "open")): 1.0,
         (("kind", "performance"), ("model", "m"), ("severity", "warning"), ("status", "acknowledged")): 1.0,

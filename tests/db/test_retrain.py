@@ -9,6 +9,7 @@ import pytest
 
 from include.modelwatch import registry
 from include.modelwatch.data import storage
+from include.modelwatch.registry import artifacts
 from include.modelwatch.training import retrain
 from include.modelwatch.training.gates import GateResult
 
@@ -219,7 +220,7 @@ def test_rollback_restores_and_refuses_corrupted(db, tmp_path):
     with pytest.raises(retrain.RetrainError, match="already is champion"):
         retrain.rollback(db, model_name="m", target_version=1, reason="x", changed_at=T1, run_id="rb")
     registry.set_alias(db, "m", "champion", 2, reason="deploy again", changed_at=T1)
-    open(v1.artifact_path, "wb").write(b"tampered")
+    artifacts.path(v1.artifact_path).write_bytes(b"tampered")
     with pytest.raises(registry.ArtifactIntegrityError):
         retrain.rollback(db, model_name="m", target_version=1, reason="x", changed_at=T1, run_id="rb")
     assert registry.resolve_alias(db, "m", "champion") == 2

@@ -9,6 +9,7 @@ import pendulum
 
 from include.modelwatch import registry, vocabulary
 from include.modelwatch.data import features, storage
+from include.modelwatch.registry import artifacts
 from include.modelwatch.training import retrain, training
 from tests.e2e.conftest import get_dag, rows, run_window
 
@@ -101,8 +102,8 @@ def test_corrupted_artifact_is_refused(champion, monitoring_uri):
         conn, model_name="spx_signal", version=v2.version, reason="test: deploy v2", changed_at=T_DEPLOY, run_id="test"
     )
     v3 = _register_v2(conn, champion)
-    with open(v3.artifact_path, "ab") as f:
-        f.write(b"corrupt")
+    stored = artifacts.path(v3.artifact_path)
+    stored.write_bytes(stored.read_bytes() + b"corrupt")
     dr, st = _rollback({"model_name": "spx_signal", "target_version": v3.version, "reason": "bad target"})
     assert str(dr.state) == "failed" and st["rollback_champion"] == "failed"
     assert registry.resolve_alias(conn, "spx_signal", "champion") == v2.version

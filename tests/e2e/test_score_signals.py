@@ -8,6 +8,8 @@ from include.modelwatch.data import storage
 from tests.e2e.conftest import rows as _rows
 from tests.e2e.conftest import run_window
 
+CHANGED_AT = pd.Timestamp("2008-09-30", tz="UTC").to_pydatetime()
+
 
 def test_scores_window_records_outcomes_and_is_idempotent(champion, monitoring_uri):
     conn = storage.connect(monitoring_uri)
@@ -119,4 +121,83 @@ def test_nan_feature_row_is_scored_and_marked_not_fatal(champion, monitoring_uri
         conn, "SELECT count(*) FILTER (WHERE data_quality = 'missing_features') AS bad, count(*) AS n FROM predictions"
     )
     assert again == [{"bad": 1, "n": 40}]
+    conn.close()
+
+
+def test_a_corrupted_champion_artifact_is_refused_alerted_and_nothing_is_scored(champion, monitoring_uri, caplog):
+    """Issue 20 fault: the champion's artifact is corrupted in the store. The real score task refuses it (the
+    error names the version and both hashes), commits a critical artifact_integrity alert although the task fails,
+    and writes no prediction: predictions and scoring batches keep their rows and checksums."""
+    import logging
+    import os
+
+    from include.modelwatch import registry
+    from include.modelwatch.registry import artifacts
+    from tests.table_state import table_state
+
+    caplog.set_level(logging.INFO, logger="include.tasks")
+    conn = storage.connect(monitoring_uri)
+    window = ("2008-10-01T00:00:00+00:00", "2008-11-01T00:00:00+00:00")
+    assert run_window("score_signals", *window).state == "success"  # the window as scored by the good champion
+    boot = champion.model
+    good = registry.read_artifact(boot)
+    copy = registry.register_version(  # the same model under a new version, made champion, then corrupted
+        conn,
+        model_name=boot.model_name,
+        algorithm=boot.algorithm,
+        artifact=good,
+        artifact_dir=os.environ["MODELWATCH_ARTIFACT_DIR"],
+        features=list(boot.features),
+        classes=list(boot.classes),
+        params=boot.params,
+        horizon_days=boot.horizon_days,
+        train_start=boot.train_start,
+        train_end=boot.train_end,
+        run_id="test_corrupted_artifact",
+    )
+    registry.set_alias(
+        conn, boot.model_name, registry.CHAMPION, copy.version, reason="test: corrupted copy", changed_at=CHANGED_AT
+    )
+    stored = artifacts.path(copy.artifact_path)
+    corrupted = good[:-16] + bytes(16)
+    stored.write_bytes(corrupted)
+    tables = ("predictions", "scoring_batches", "outcomes")
+    before = table_state(conn, *tables)
+    assert before["predictions"][0] == 46 and before["scoring_batches"][0] == 2
+    try:
+        run = run_window("score_signals", *window)
+    finally:
+        stored.write_bytes(good)
+    assert run.state == "failed"
+    states = {(ti.task_id, ti.map_index): (str(ti.state), ti.try_number) for ti in run.get_task_instances()}
+    assert states[("score", 0)] == states[("score", 1)] == ("failed", 3)  # SPX and IXIC, each tried 3 times
+    assert table_state(conn, *tables) == before  # no prediction written, nothing replaced
+
+    registered, found = copy.artifact_sha256, registry.sha256_bytes(corrupted)
+    alerts = _rows(
+        conn,
+        "SELECT model_name, model_version, kind, severity, status, title, message, evidence, occurrences, "
+        "first_window FROM alerts",
+    )
+    assert alerts == [
+        {
+            "model_name": "spx_signal",
+            "model_version": copy.version,
+            "kind": "artifact_integrity",
+            "severity": "critical",
+            "status": "open",
+            "title": f"spx_signal v{copy.version}: artifact refused by scoring",
+            "message": f"artifact {copy.artifact_path}: registered SHA-256 {registered}, found SHA-256 {found}; "
+            "not scored",
+            "evidence": {"url": copy.artifact_path, "registered_sha256": registered, "actual_sha256": found},
+            "occurrences": 1,  # 2 symbols x 3 tries of one window: one alert
+            "first_window": pd.Timestamp(window[0]),
+        }
+    ]
+    refusal = (
+        f"spx_signal v{copy.version}: artifact {copy.artifact_path} has SHA-256 {found}, the registry expects "
+        f"{registered}; refusing to load a modified or corrupted model"
+    )
+    logged = [r.getMessage() for r in caplog.records if r.name == "include.tasks.scoring"]
+    assert sum(refusal in line and "REFUSED" in line for line in logged) == 6, logged
     conn.close()

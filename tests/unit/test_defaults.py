@@ -45,6 +45,26 @@ def test_artifact_dir_is_an_environment_setting_not_a_variable():
     assert defaults.artifact_dir({"MODELWATCH_ARTIFACT_DIR": "/data/artifacts"}) == "/data/artifacts"
     assert defaults.artifact_dir({}) == ".modelwatch/artifacts"
     assert defaults.artifact_dir({"MODELWATCH_ARTIFACT_DIR": ""}) == ".modelwatch/artifacts"
+    # an fsspec URL (with an Airflow connection id) passes as given: the registry opens it with ObjectStoragePath
+    url = "s3://aws_default@bucket/modelwatch/artifacts"
+    assert defaults.artifact_dir({"MODELWATCH_ARTIFACT_DIR": url}) == url
+
+
+def test_artifact_store_urls():
+    """A folder becomes the file:// URL of its absolute path; a URL is kept (no trailing slash)."""
+    import os
+
+    from include.modelwatch.registry import artifacts
+
+    assert artifacts.store_url("/data/artifacts/") == "file:///data/artifacts"
+    assert artifacts.store_url(".modelwatch/artifacts") == f"file://{os.getcwd()}/.modelwatch/artifacts"
+    assert artifacts.store_url("gs://bucket/prefix/") == "gs://bucket/prefix"
+    assert (
+        artifacts.artifact_url("s3://aws_default@bucket/mw", "spx_signal", 3)
+        == "s3://aws_default@bucket/mw/spx_signal/v3/model.bin"
+    )
+    with pytest.raises(ValueError, match="set MODELWATCH_ARTIFACT_DIR to a folder or an fsspec URL"):
+        artifacts.store_url("  ")
 
 
 def test_defaults_text_and_parse():

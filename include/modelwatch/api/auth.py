@@ -30,7 +30,12 @@ INGEST_DAG = "ingest_predictions"  # external models: their batches, and registe
 AB_DAG = "ab_test_daily"  # A/B tests: their daily evidence and decisions, the A/B pages
 
 # alerts are changed with the rights on the DAG that raises them
-ALERT_KIND_DAG = {"drift": DRIFT_DAG, "data_quality": DRIFT_DAG, "performance": PERFORMANCE_DAG}
+ALERT_KIND_DAG = {
+    "drift": DRIFT_DAG,
+    "data_quality": DRIFT_DAG,
+    "performance": PERFORMANCE_DAG,
+    "artifact_integrity": SCORING_DAG,
+}
 
 
 def alert_dag(kind: str) -> str:

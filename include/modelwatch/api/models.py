@@ -193,7 +193,7 @@ class Alert(View):
     alert_id: int
     model: str
     version: int | None
-    kind: str  # drift | performance | data_quality | age | risk
+    kind: str  # drift | performance | data_quality | age | risk | artifact_integrity
     status: str  # open | acknowledged | resolved
     severity: str  # info | warning | critical
     score: float | None

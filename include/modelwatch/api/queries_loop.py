@@ -22,9 +22,10 @@ from include.modelwatch.api.queries_common import (
     run,
     text,
 )
+from include.modelwatch.loop.alerts import KINDS
 
-#: The values the schema allows (CHECK constraints of migrations 003 and 005).
-ALERT_KINDS = ("drift", "performance", "data_quality", "age", "risk")
+#: The values the schema allows (CHECK constraints of migrations 003, 005 and 024).
+ALERT_KINDS = KINDS
 ALERT_STATUSES = ("open", "acknowledged", "resolved")
 TRIGGER_STATUSES = ("pending", "claimed", "done", "failed", "cancelled", "external_retrain_requested")
 

@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-KINDS = ("drift", "performance", "data_quality", "age", "risk")
+#: Alert kinds (the CHECK constraint of ``alerts.kind``, migrations 003 and 024). ``artifact_integrity``: a model's
+#: artifact failed its SHA-256 check (or is missing) when scoring loaded it.
+KINDS = ("drift", "performance", "data_quality", "age", "risk", "artifact_integrity")
 SEVERITIES = ("info", "warning", "critical")
 
 

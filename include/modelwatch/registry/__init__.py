@@ -1,8 +1,11 @@
 """Model registry: versions, artifacts with SHA-256, aliases with history.
 
-A version is registered in one transaction after its artifact file was
-written; if the insert fails the file is removed again, so there is never a
-half-registered model. Aliases (``champion``, ``challenger``) change only
+A version is registered in one transaction after its artifact was written to
+the artifact store (:mod:`.artifacts`: a local folder or any fsspec URL, through
+Airflow's ``ObjectStoragePath``); the row records the artifact's URL and SHA-256.
+A failed write registers nothing (:class:`ArtifactStoreError` names the model,
+version and URL); if the insert fails the artifact is removed again, so there is
+never a half-registered model. Aliases (``champion``, ``challenger``) change only
 through :func:`set_alias`, which appends the change to the append-only
 ``model_alias_history`` in the same transaction. Loading by alias verifies the
 artifact's hash and refuses a file that does not match.
@@ -26,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from include.modelwatch.data.storage import fetch_dicts, transaction
+from include.modelwatch.registry import artifacts
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 ALIASES: tuple[str, ...] = (CHAMPION, CHALLENGER)
@@ -46,7 +50,17 @@ class RegistryError(RuntimeError):
 
 
 class ArtifactIntegrityError(RegistryError):
-    """An artifact's bytes do not match the SHA-256 recorded at registration."""
+    """An artifact's bytes do not match the SHA-256 recorded at registration, or the artifact is missing
+    (``actual`` None). Carries the version, the URL and both hashes for the alert it raises."""
+
+    def __init__(self, message: str, mv: ModelVersion, *, actual: str | None = None) -> None:
+        super().__init__(message)
+        self.model_name, self.version, self.url = mv.model_name, mv.version, mv.artifact_url
+        self.expected, self.actual = mv.artifact_sha256, actual
+
+
+class ArtifactStoreError(RegistryError):
+    """The artifact store failed (a full disk, a refused or unreachable object store); nothing was registered."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +78,7 @@ class ModelVersion:
     metrics: dict[str, Any] = field(default_factory=dict)
     feature_importance: dict[str, float] | None = None
     reference_profile: dict[str, Any] | None = None
+    #: the artifact's URL (``file:///...`` locally; a plain path in rows registered before URLs)
     artifact_path: str | None = None
     artifact_sha256: str | None = None
     status: str = CANDIDATE
@@ -73,6 +88,11 @@ class ModelVersion:
     @property
     def label(self) -> str:
         return f"{self.model_name} v{self.version}"
+
+    @property
+    def artifact_url(self) -> str | None:
+        """The artifact's URL (a plain path of an older row as ``file://``), None for an external version."""
+        return artifacts.store_url(self.artifact_path) if self.artifact_path else None
 
     @property
     def categorical_features(self) -> list[str]:
@@ -130,9 +150,12 @@ def register_version(
     ``feature_schema``); the model's origin (``monitored_models``) is fixed by its first version, and a
     native model never gets an external version or the reverse. ``owner`` is recorded with a new model.
 
+    ``artifact_dir`` is the artifact store: a local folder or an fsspec URL (:mod:`.artifacts`). A failed
+    write raises :class:`ArtifactStoreError` and registers nothing.
+
     Pass ``cur`` to register inside a caller's transaction (a candidate, its
     baseline, gate rows and job outcome commit together or not at all); a
-    rolled-back registration leaves at most an orphan artifact file, which
+    rolled-back registration leaves at most an orphan artifact, which
     the next registration of that version number overwrites.
     """
     if status not in (CANDIDATE, ACTIVE):
@@ -186,7 +209,7 @@ def _register(
     if origin == NATIVE and artifact_dir is None:
         raise ValueError(f"{model_name}: a native version needs an artifact directory")
     digest = sha256_bytes(artifact) if artifact is not None else None
-    written: Path | None = None
+    written: str | None = None
     try:
         # serialise version numbering per model without locking the table
         cur.execute("SELECT pg_advisory_xact_lock(hashtext(%(key)s))", {"key": f"registry:{model_name}"})
@@ -204,12 +227,17 @@ def _register(
             {"model": model_name},
         )
         version = int(cur.fetchone()[0])
-        path: Path | None = None
+        url: str | None = None
         if artifact is not None:
-            path = Path(str(artifact_dir)) / model_name / f"v{version}" / "model.bin"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(artifact)
-            written = path
+            url = artifacts.artifact_url(str(artifact_dir), model_name, version)
+            try:
+                artifacts.write(url, artifact)
+            except Exception as exc:
+                raise ArtifactStoreError(
+                    f"{model_name} v{version}: writing its artifact ({len(artifact)} bytes) to {url} failed: "
+                    f"{type(exc).__name__}: {exc}; the version is not registered"
+                ) from exc
+            written = url
         cur.execute(
             f"INSERT INTO model_versions ({_COLUMNS}) VALUES "
             "(%(model_name)s, %(version)s, %(algorithm)s, %(features)s, %(classes)s, %(params)s, %(horizon_days)s, "
@@ -230,7 +258,7 @@ def _register(
                 "metrics": json.dumps(metrics or {}, default=float),
                 "feature_importance": json.dumps(feature_importance) if feature_importance is not None else None,
                 "reference_profile": json.dumps(reference_profile) if reference_profile is not None else None,
-                "artifact_path": str(path) if path is not None else None,
+                "artifact_path": url,
                 "artifact_sha256": digest,
                 "status": status,
                 "run_id": run_id,
@@ -239,7 +267,10 @@ def _register(
         )
     except BaseException:
         if written is not None:
-            written.unlink(missing_ok=True)
+            try:
+                artifacts.delete(written)
+            except Exception:  # keep the original error; an orphan is overwritten by this version's next writer
+                pass
         raise
     cur.execute(
         f"SELECT {_COLUMNS} FROM model_versions WHERE model_name = %(model)s AND version = %(version)s",
@@ -418,18 +449,27 @@ def monitored_models(conn, origin: str | None = None) -> list[dict[str, Any]]:
 
 
 def read_artifact(mv: ModelVersion) -> bytes:
-    """The artifact's bytes, verified against the registered SHA-256."""
-    if not mv.artifact_path:
-        raise ArtifactIntegrityError(f"{mv.label} has no artifact")
-    path = Path(mv.artifact_path)
-    if not path.exists():
-        raise ArtifactIntegrityError(f"{mv.label}: artifact {path} is missing")
-    data = path.read_bytes()
-    actual = sha256_bytes(data)
-    if actual != mv.artifact_sha256:
+    """The artifact's bytes, verified against the registered SHA-256 before anyone unpickles them: a missing or
+    modified artifact raises :class:`ArtifactIntegrityError` naming the version, the URL and both hashes."""
+    url = mv.artifact_url
+    expected = mv.artifact_sha256 or ""
+    if url is None:
+        raise ArtifactIntegrityError(f"{mv.label} has no artifact", mv)
+    try:
+        data = artifacts.read(url)
+    except FileNotFoundError:
         raise ArtifactIntegrityError(
-            f"{mv.label}: artifact {path} has SHA-256 {actual[:12]}..., registry expects "
-            f"{(mv.artifact_sha256 or '')[:12]}...; refusing to load a modified or corrupted model"
+            f"{mv.label}: artifact {url} is missing (registered SHA-256 {expected})", mv
+        ) from None
+    except Exception as exc:
+        raise ArtifactStoreError(f"{mv.label}: reading artifact {url} failed: {type(exc).__name__}: {exc}") from exc
+    actual = sha256_bytes(data)
+    if actual != expected:
+        raise ArtifactIntegrityError(
+            f"{mv.label}: artifact {url} has SHA-256 {actual}, the registry expects {expected}; "
+            "refusing to load a modified or corrupted model",
+            mv,
+            actual=actual,
         )
     return data
 
