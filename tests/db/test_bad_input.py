@@ -739,7 +739,7 @@ CASES: list[Case] = [
         F,
         REG,
         "nothing registered",
-        "column p_up",
+        "row 0, column p_up: probability nan is not in [0, 1]",
         lambda w: _register(w, _spec(), _set(_reference(), "p_up", np.nan), "ref_nan"),
     ),
     _c(
@@ -763,7 +763,7 @@ CASES: list[Case] = [
         F,
         REG,
         "nothing registered",
-        "column ret_5d",
+        "row 0, column ret_5d: inf is not a finite number",
         lambda w: _register(w, _spec(), _set(_reference(), "ret_5d", np.inf), "ref_inf"),
     ),
     _c(
@@ -805,7 +805,7 @@ CASES: list[Case] = [
         F,
         "`data.scoring.score_window`",
         "refused",
-        "not_a_feature",
+        "unknown feature(s) ['not_a_feature']",
         lambda w: _refused(lambda: _score(w, _bars(), T0, T0 + D, ["ret_1d", "not_a_feature"]), (KeyError, ValueError)),
     ),
     # ---- windows
@@ -964,7 +964,7 @@ CASES: list[Case] = [
         C,
         "rollback_model (run conf)",
         "run fails at once, nothing written",
-        "no_such_model",
+        "no_such_model: no such model",
         lambda w: _rollback(w, model_name="no_such_model", target_version=1, reason="test"),
     ),
     _c(
@@ -1020,7 +1020,7 @@ CASES: list[Case] = [
         C,
         "`POST /rollbacks`",
         "422, nothing written",
-        "target_version",
+        '"loc":["body","target_version"] … greater than or equal to 1',
         lambda w: _post(w, "/rollbacks", {"model": "m", "target_version": -1, "reason": "x"}, 422),
     ),
     _c(
@@ -1144,7 +1144,7 @@ CASES: list[Case] = [
         I,
         "`POST /active-learning/items/{id}/label` label",
         "422, nothing written",
-        "label",
+        "\"loc\":[\"body\",\"label\"] … Input should be 'BUY', 'SELL' or 'HOLD'",
         lambda w: _label(w, 0, {"label": HTML}, 422),
     ),
     _c(
