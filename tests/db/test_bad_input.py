@@ -1157,6 +1157,14 @@ CASES: list[Case] = [
         {"active_learning_queue"},
     ),
     _c(
+        "label_note_nul_cli",
+        I,
+        "`label set --note` (CLI)",
+        "exit 1, nothing written",
+        "error: item … note must not contain NUL (0x00) characters",
+        lambda w: _cli(w, "label", "set", str(w.items[4]), "SELL", "--note", NUL, "--uri", w.uri, "--by", "x")[1],
+    ),
+    _c(
         "label_note_read_verbatim",
         I,
         "`GET /active-learning/items` note",
