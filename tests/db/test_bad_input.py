@@ -1165,6 +1165,14 @@ CASES: list[Case] = [
         lambda w: _cli(w, "label", "set", str(w.items[4]), "SELL", "--note", NUL, "--uri", w.uri, "--by", "x")[1],
     ),
     _c(
+        "ab_reason_nul_cli",
+        I,
+        "`ab start --reason` (CLI)",
+        "exit 1, nothing written",
+        "error: no A/B test started: m: reason must not contain NUL (0x00) characters",
+        lambda w: _cli(w, "ab", "start", "m", "--challenger", "1", "--reason", NUL, "--uri", w.uri, "--by", "x")[1],
+    ),
+    _c(
         "label_note_read_verbatim",
         I,
         "`GET /active-learning/items` note",
