@@ -81,3 +81,11 @@ def multiclass_brier(proba: np.ndarray, y_index: np.ndarray) -> float:
     """Mean multiclass Brier score (see :func:`brier_rows`); NaN for no rows."""
     rows = brier_rows(proba, y_index)
     return float(rows.mean()) if len(rows) else float("nan")
+
+
+def check_text(field: str, value: Any) -> Any:
+    """``value`` unchanged, or a ValueError naming ``field`` when it holds a NUL character (PostgreSQL text cannot
+    store one; any other text, quotes, markup and unicode included, is stored verbatim through parameters)."""
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError(f"{field} must not contain NUL (0x00) characters")
+    return value

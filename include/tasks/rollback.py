@@ -40,13 +40,28 @@ def rollback_plan(model_name: str, context: dict[str, Any]) -> dict[str, Any]:
     from include.modelwatch import registry
     from include.modelwatch.decisions import should_rollback
     from include.modelwatch.training import retrain
+    from include.modelwatch.vocabulary import check_text
 
     req = request(context)
     as_of = context.get("logical_date") or context["dag_run"].run_after
+    for knob in ("period_days", "min_days", "target_version"):
+        value = req.get(knob)
+        if value is not None and (isinstance(value, bool) or not str(value).strip().isdigit() or int(value) < 1):
+            refuse(f"{model_name}: {knob} must be a positive integer, got {value!r}")
+    try:
+        check_text("reason", req.get("reason"))
+        check_text("model_name", model_name)
+    except ValueError as exc:
+        refuse(f"{model_name!r}: {exc}")
     with monitoring_db() as conn:
+        statuses = registry.version_statuses(conn, model_name)
+        if not statuses:
+            refuse(f"{model_name}: no such model (nothing registered under that name)")
         current = registry.resolve_alias(conn, model_name, registry.CHAMPION)
         if req.get("target_version") is not None:
             target = int(req["target_version"])
+            if target not in statuses:
+                refuse(f"{model_name} has no version {target} (registered: {sorted(statuses)})")
             reason = str(req.get("reason") or "").strip()
             if not reason:
                 refuse(f"{model_name}: a manual rollback to v{target} needs a reason")

@@ -34,7 +34,7 @@ from include.modelwatch.ab.decision import (
 )
 from include.modelwatch.ab.stats import ArmCounts, PairedCounts
 from include.modelwatch.data.storage import fetch_dicts, transaction
-from include.modelwatch.vocabulary import CLASSES
+from include.modelwatch.vocabulary import CLASSES, check_text
 
 CHALLENGER = "challenger"
 DEFAULT_SPLIT = 0.5
@@ -103,6 +103,10 @@ def start_test(
     ``challenger`` alias at the version in ``cur``'s transaction (``retrain_gated``'s deploy)."""
     if not reason or not reason.strip():
         raise ABError(f"{model_name}: starting an A/B test needs a reason")
+    try:
+        check_text("reason", reason)
+    except ValueError as exc:
+        raise ABError(f"{model_name}: {exc}") from exc
     if cur is None:
         with transaction(conn) as own:
             return start_test(

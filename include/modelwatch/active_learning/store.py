@@ -24,6 +24,7 @@ from typing import Any
 
 from include.modelwatch.active_learning.band import LABELS, BandSettings, SettingsError, decision_confidence, priority
 from include.modelwatch.data.storage import fetch_dicts, transaction
+from include.modelwatch.vocabulary import check_text
 
 
 class LabelError(ValueError):
@@ -271,6 +272,10 @@ def pick(conn, model_name: str, n: int | None = None) -> list[Item]:
 def _answer(conn, item_id: int, *, status: str, label: str | None, by: str, note: str | None, at: datetime) -> Item:
     if not by or not str(by).strip():
         raise LabelError(f"item {item_id}: who answers is required")
+    try:
+        check_text("note", note)
+    except ValueError as exc:
+        raise LabelError(f"item {item_id}: {exc}") from exc
     with transaction(conn) as cur:
         cur.execute(
             "UPDATE active_learning_queue SET status = %(st)s, manual_label = %(label)s, labelled_by = %(by)s, "

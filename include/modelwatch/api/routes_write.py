@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from airflow.configuration import conf
 from airflow.sdk.timezone import coerce_datetime
 from fastapi import APIRouter, Depends, HTTPException, Request
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
 from include.modelwatch import registry
 from include.modelwatch.active_learning import store as label_store
@@ -40,6 +40,7 @@ from include.modelwatch.loop import alerts as alert_store
 from include.modelwatch.loop import triggers as trigger_store
 from include.modelwatch.notify import outbox
 from include.modelwatch.training import retrain
+from include.modelwatch.vocabulary import check_text
 
 if TYPE_CHECKING:
     from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
@@ -49,7 +50,13 @@ router = APIRouter(tags=["actions"])
 ROLLBACK_TARGET_STATUSES = (registry.RETIRED, registry.ACTIVE)  # versions that served before (or serve now)
 RollbackEditor = Annotated["BaseUser", Depends(dag_access("PUT", ROLLBACK_DAG))]
 
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+
+def _no_nul(value: str | None) -> str | None:
+    return check_text("text", value)
+
+
+#: free text of a request (a reason, a note): any characters but NUL, stored verbatim through parameters
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000), AfterValidator(_no_nul)]
 
 
 class AlertAction(BaseModel):
@@ -277,7 +284,7 @@ def request_rollback(body: RollbackBody, user: RollbackEditor, conn: DbDep) -> R
 # --------------------------------------------------------------------------- active-learning queue
 
 #: an optional note: blank (as an empty form field sends it) is no note
-Note = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None
+Note = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000), AfterValidator(_no_nul)] | None
 
 
 class LabelBody(BaseModel):

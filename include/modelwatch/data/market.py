@@ -406,6 +406,7 @@ def _clean_one(
     dates = df["date"]
     tol = _REL_TOL * np.abs(h)
     checks = [
+        (~np.isfinite(np.stack([o, h, lo, c])).all(axis=0), "non-finite price"),
         (~(np.minimum.reduce([o, h, lo, c]) > 0), "non-positive price"),
         (h < lo - tol, "high < low"),
         ((c > h + tol) | (c < lo - tol), "close outside [low, high]"),

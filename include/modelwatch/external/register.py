@@ -100,6 +100,10 @@ def check_reference(spec: ModelSpec, df: pd.DataFrame, what: str) -> tuple[pd.Da
             if text.any():
                 r = int(np.argmax(text.to_numpy()))
                 raise SpecError(f"{what}: row {r}, column {f.name}: {out[f.name].iloc[r]!r} is not a number")
+            infinite = np.isinf(col.to_numpy(dtype=float))
+            if infinite.any():  # missing values are allowed (NaN), an infinite one is an encoding error
+                r = int(np.argmax(infinite))
+                raise SpecError(f"{what}: row {r}, column {f.name}: {col.iloc[r]} is not a finite number")
             out[f.name] = col.astype(float)
     check_probabilities(out, list(spec.classes), what)  # rows named as in the file, before sorting
     out = out.sort_values("ts", kind="stable").reset_index(drop=True)

@@ -34,6 +34,8 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from include.modelwatch.vocabulary import check_text
+
 METRICS: tuple[str, ...] = ("drift_score", "performance_drop", "model_age_days", "risk_score", "new_labels")
 OPERATORS: tuple[str, ...] = (">", ">=")
 RETRAIN_MODES: tuple[str, ...] = ("full", "incremental")
@@ -472,6 +474,8 @@ def manual_trigger(
         raise ValueError("a manual trigger needs a non-empty reason")
     if not isinstance(model, str) or not model.strip():
         raise ValueError("model must be a non-empty string")
+    check_text("reason", reason)
+    check_text("model", model)
     if retrain_mode not in RETRAIN_MODES:
         raise ValueError(f"unknown retrain_mode {retrain_mode!r}; expected one of {RETRAIN_MODES}")
     if priority not in PRIORITIES:

@@ -30,6 +30,12 @@ WHERE dag_id = %(dag_id)s AND interval_start = %(interval_start)s
 def schema_version(conn) -> int:
     """The newest applied migration; raises naming every migration not applied (or changed after apply)."""
     states = migrations.status(conn)
+    newer = [f"{r['version']:03d}_{r['name']}" for r in states if r["state"] == "unknown-to-this-code"]
+    if newer:
+        raise RuntimeError(
+            f"monitoring database was migrated by newer code ({', '.join(newer)} unknown to this version): "
+            "run the ModelWatch version that knows them"
+        )
     pending = [f"{r['version']:03d}_{r['name']} ({r['state']})" for r in states if r["state"] != "applied"]
     if pending:
         raise RuntimeError(

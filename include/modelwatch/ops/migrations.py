@@ -102,13 +102,45 @@ def status(conn, directory: Path = MIGRATIONS_DIR) -> list[dict[str, object]]:
         rec = done.get(mig.version)
         state = "pending" if rec is None else ("applied" if rec[1] == mig.checksum else "changed-after-apply")
         rows.append({"version": mig.version, "name": mig.name, "state": state})
+    known = {r["version"] for r in rows}
+    rows += [
+        {"version": v, "name": name, "state": "unknown-to-this-code"} for v, (name, _) in done.items() if v not in known
+    ]
     return rows
 
 
+def check_applied(conn, files: list[Migration]) -> None:
+    """Refuse a database this code cannot safely migrate: a migration applied from a file that was edited since
+    (its SHA-256 differs from the one recorded at apply), or a version the code does not know (the database was
+    migrated by newer code). Raises :class:`MigrationError` naming the file or version; a read."""
+    known = {m.version: m for m in files}
+    newest = max(known, default=0)
+    for v, (name, checksum) in sorted(applied(conn).items()):
+        mig = known.get(v)
+        if mig is None:
+            raise MigrationError(
+                f"schema version {v} ({name}) is newer than this code (its newest migration is {newest:03d}): "
+                "the database was migrated by a newer ModelWatch; run that version"
+                if v > newest
+                else f"migration {v:03d} ({name}) is applied in the database but this code has no file for it"
+            )
+        if checksum != mig.checksum:
+            raise MigrationError(
+                f"migration {mig.path.name} was edited after it was applied (recorded sha256 {checksum[:12]}, "
+                f"file now {mig.checksum[:12]}): restore the file and put the change in a new migration"
+            )
+
+
 def migrate(conn, directory: Path = MIGRATIONS_DIR) -> list[Migration]:
-    """Apply all pending migrations in order; returns the ones applied now."""
+    """Apply all pending migrations in order; returns the ones applied now. Refuses (:func:`check_applied`) an
+    edited applied migration or a database migrated by newer code, before applying anything."""
     done_now: list[Migration] = []
-    for mig in discover(directory):
+    files = discover(directory)
+    try:
+        check_applied(conn, files)
+    finally:
+        conn.rollback()
+    for mig in files:
         statements = split_statements(mig.sql)
         cur = conn.cursor()
         try:
