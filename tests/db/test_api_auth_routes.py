@@ -1,6 +1,7 @@
 """Every route of the ModelWatch app Airflow's API server mounts refuses an anonymous request: the JSON API, the HTML
 pages and the static files, read from the mounted app's own route table (so a page left out of the OpenAPI schema,
-``include_in_schema=False``, is covered too). Only ``/docs`` and ``/openapi.json`` are public, as Airflow's own."""
+``include_in_schema=False``, is covered too). Only the API description (``/openapi.json`` and its ``/docs``,
+``/redoc`` viewers, no data) is public, as Airflow's own."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import re
 from tests.db.test_api_app import P, airflow_app, client  # noqa: F401 (module-scoped fixtures reused)
 
 # public as Airflow's own /docs and /openapi.json are; nothing else
-PUBLIC = {"/docs", "/docs/oauth2-redirect", "/openapi.json"}
+PUBLIC = {"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
 SAMPLE = {
     "model": "m",
     "version": "1",
