@@ -5,10 +5,11 @@ A second PostgreSQL (the embedded server's own binaries) listens on TCP 127.0.0.
 ``scram-sha-256`` required for every connection (``initdb --auth=scram-sha-256``: no trust, not even on its socket).
 The monitoring database (migrated, with the bootstrapped champion) is copied there with pg_dump/pg_restore and the
 ``monitoring_db`` connection (``AIRFLOW_CONN_MONITORING_DB``) points at it with a long random password holding
-URL-special characters. score_signals, drift_hourly, performance_daily and retrain_gated (with a pending trigger, so
-it trains) run with dag.test(); then drift_hourly runs with a wrong password (a second secret: every attempt fails
-on authentication) and performance_daily with a table dropped (a DB error mid-task), so error messages and
-tracebacks are covered. Scanned: every file under AIRFLOW_HOME/logs, captured stdout/stderr (file descriptors, so
+URL-special characters. score_signals (2008-01, 2008-02), drift_hourly and performance_daily (2008-02) and
+retrain_gated (nothing pending: claim and branch; training is left out for time) run with dag.test(); then
+drift_hourly runs with a wrong password (a second secret: every attempt fails on authentication) and
+performance_daily with its table renamed away (a DB error mid-task), so error messages and tracebacks are covered.
+Scanned: every file under AIRFLOW_HOME, captured stdout/stderr (file descriptors, so
 subprocesses too), every log record with its formatted traceback, and the text of the exceptions raised, for each
 secret raw, URL-encoded (quote and quote_plus) and base64-encoded.
 """
@@ -73,20 +74,32 @@ def protected_pg(champion, monitoring_uri):
     admin_pw, app_pw = _secret(), _secret()
     pwfile = tmp / "pw"
     pwfile.write_text(admin_pw + "\n")
-    if os.geteuid() == 0:
-        for path in (tmp, sock, pwfile):
-            shutil.chown(path, SYSTEM_USER, SYSTEM_USER)
-    _run(
-        [_bin("initdb"), "-D", str(data), "-U", "postgres", "--auth=scram-sha-256", f"--pwfile={pwfile}", "-E", "UTF8"],
-        **_as_server(),
-    )
-    pwfile.unlink()
-    hba = (data / "pg_hba.conf").read_text()
-    assert "trust" not in "".join(line for line in hba.splitlines() if not line.lstrip().startswith("#"))
-    opts = f"-p {PORT} -k {sock} -c listen_addresses=127.0.0.1"
-    _run([_bin("pg_ctl"), "-D", str(data), "-o", opts, "-l", str(tmp / "server.log"), "-w", "start"], **_as_server())
-    admin_env = {**os.environ, "PGPASSWORD": admin_pw}
     try:
+        if os.geteuid() == 0:
+            for path in (tmp, sock, pwfile):
+                shutil.chown(path, SYSTEM_USER, SYSTEM_USER)
+        _run(
+            [
+                _bin("initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "--auth=scram-sha-256",
+                f"--pwfile={pwfile}",
+                "-E",
+                "UTF8",
+            ],
+            **_as_server(),
+        )
+        pwfile.unlink()
+        hba = (data / "pg_hba.conf").read_text()
+        assert "trust" not in "".join(line for line in hba.splitlines() if not line.lstrip().startswith("#"))
+        opts = f"-p {PORT} -k {sock} -c listen_addresses=127.0.0.1"
+        _run(
+            [_bin("pg_ctl"), "-D", str(data), "-o", opts, "-l", str(tmp / "server.log"), "-w", "start"], **_as_server()
+        )
+        admin_env = {**os.environ, "PGPASSWORD": admin_pw}
         admin = {"host": "127.0.0.1", "port": PORT, "user": "postgres", "password": admin_pw, "dbname": "postgres"}
         with psycopg.connect(**admin, autocommit=True) as conn:
             conn.execute(f"CREATE ROLE {ROLE} LOGIN SUPERUSER")
