@@ -44,6 +44,7 @@ from urllib.parse import quote, urlencode
 
 import numpy as np
 import pandas as pd
+from psycopg import sql
 
 from include.modelwatch.monitoring.performance.store import SNAPSHOT_METRICS
 
@@ -142,10 +143,11 @@ def _run_ids(interval_starts: pd.DatetimeIndex) -> pd.Series:
 def copy_frame(cur, table: str, frame: pd.DataFrame, chunk: int = 200_000) -> None:
     """COPY ``frame`` (columns named as the table's) into ``table`` as CSV; NaN/None -> NULL, except in the
     text columns that are NOT NULL (there an empty field is the empty string)."""
-    cols = ", ".join(frame.columns)
+    names = lambda cols: sql.SQL(", ").join(map(sql.Identifier, cols))  # noqa: E731
     not_null = [c for c in frame.columns if c in EMPTY_TEXT]
-    force = f", FORCE_NOT_NULL ({', '.join(not_null)})" if not_null else ""
-    with cur.copy(f"COPY {table} ({cols}) FROM STDIN (FORMAT csv{force})") as cp:
+    force = sql.SQL(", FORCE_NOT_NULL ({})").format(names(not_null)) if not_null else sql.SQL("")
+    copy = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv{})").format(sql.Identifier(table), names(frame.columns), force)
+    with cur.copy(copy) as cp:
         for lo in range(0, len(frame), chunk):
             buf = io.StringIO()
             frame.iloc[lo : lo + chunk].to_csv(buf, index=False, header=False, na_rep="", float_format="%.6g")
@@ -930,8 +932,9 @@ def generate(conn, size: Size, artifact_dir: Path, log: Callable[[str], None] = 
             ("ingest_batches", "batch_id"),
         ):
             cur.execute(
-                f"SELECT setval(pg_get_serial_sequence('{table}', '{col}'), coalesce(max({col}), 0) + 1, false) "
-                f"FROM {table}"
+                sql.SQL(
+                    "SELECT setval(pg_get_serial_sequence({t}, {c}), coalesce(max({ci}), 0) + 1, false) FROM {ti}"
+                ).format(t=sql.Literal(table), c=sql.Literal(col), ci=sql.Identifier(col), ti=sql.Identifier(table))
             )
     load_s = time.perf_counter() - t0
     t = time.perf_counter()
@@ -1064,7 +1067,7 @@ def unapply_index_migration(db: BenchDb, number: int, log: Callable[[str], None]
     dropped = [m.group(1) for m in names if m]
     with storage.session(db.uri) as conn, storage.transaction(conn) as cur:
         for name in dropped:
-            cur.execute(f"DROP INDEX IF EXISTS {name}")
+            cur.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(name)))
         cur.execute("DELETE FROM schema_migrations WHERE version = %(v)s", {"v": number})
     log(f"without {mig.path.name}: dropped {', '.join(dropped)} (applied again by the next run)")
     return dropped

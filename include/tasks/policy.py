@@ -99,13 +99,15 @@ def schema_uri(uri: str, schema: str) -> str:
 
 def reset_schema(uri: str, schema: str) -> None:
     """Drop and re-create ``schema`` and apply every migration in it."""
+    from psycopg import sql
+
     from include.modelwatch.data import storage
     from include.modelwatch.ops import migrations
 
     with storage.session(uri) as conn:
         with storage.transaction(conn) as cur:
-            cur.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-            cur.execute(f'CREATE SCHEMA "{schema}"')
+            cur.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+            cur.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
     with storage.session(schema_uri(uri, schema)) as conn:
         # the schema comes from the connection's search_path option: a pooler that drops startup options (PgBouncer's
         # ignore_startup_parameters) would put the replay in the live tables; refuse before anything is written

@@ -33,7 +33,7 @@ from include.modelwatch.ab.decision import (
     validate_test_config,
 )
 from include.modelwatch.ab.stats import ArmCounts, PairedCounts
-from include.modelwatch.data.storage import fetch_dicts, transaction
+from include.modelwatch.data.storage import fetch_dicts, insert_sql, transaction
 from include.modelwatch.vocabulary import CLASSES, check_text
 
 CHALLENGER = "challenger"
@@ -412,11 +412,7 @@ def record_day(cur, test_id: int, day: date, row: Mapping[str, Any]) -> None:
     """Replace the ``ab_daily_results`` row of (test, day) and set the test's split to its ``next_split``."""
     cur.execute("DELETE FROM ab_daily_results WHERE test_id = %(t)s AND day = %(d)s", {"t": test_id, "d": day})
     values = {**row, "test_id": test_id, "day": day, "arm_metrics": json.dumps(row.get("arm_metrics") or {})}
-    cols = list(values)
-    cur.execute(
-        f"INSERT INTO ab_daily_results ({', '.join(cols)}) VALUES ({', '.join(f'%({c})s' for c in cols)})",
-        values,
-    )
+    cur.execute(insert_sql("ab_daily_results", list(values)), values)
     cur.execute(
         "UPDATE ab_tests SET split = %(s)s WHERE test_id = %(t)s AND status = 'running'",
         {"s": row["next_split"], "t": test_id},

@@ -23,7 +23,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from include.modelwatch.active_learning.band import LABELS, BandSettings, SettingsError, decision_confidence, priority
-from include.modelwatch.data.storage import fetch_dicts, transaction
+from include.modelwatch.data.storage import fetch_dicts, insert_sql, transaction
 from include.modelwatch.vocabulary import check_text
 
 
@@ -105,15 +105,9 @@ def set_settings(conn, model_name: str, changes: Mapping[str, Any], *, by: str, 
         # two people changing settings at once: the second waits and starts from the first one's values
         cur.execute("SELECT 1 FROM active_learning_settings WHERE model_name = %(m)s FOR UPDATE", {"m": model_name})
         new = settings_for(conn, model_name).changed(model_name, changes)
-        values = new.as_dict()
-        cols = ", ".join(values)
+        row = {"model_name": model_name, **new.as_dict(), "updated_by": by, "updated_at": at}
         cur.execute(
-            f"INSERT INTO active_learning_settings (model_name, {cols}, updated_by, updated_at) VALUES (%(model)s, "
-            + ", ".join(f"%({k})s" for k in values)
-            + ", %(by)s, %(at)s) ON CONFLICT (model_name) DO UPDATE SET "
-            + ", ".join(f"{k} = EXCLUDED.{k}" for k in values)
-            + ", updated_by = EXCLUDED.updated_by, updated_at = EXCLUDED.updated_at",
-            {**values, "model": model_name, "by": by, "at": at},
+            insert_sql("active_learning_settings", list(row), conflict=["model_name"], update=list(row)[1:]), row
         )
     return new
 

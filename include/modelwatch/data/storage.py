@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote
@@ -142,6 +142,25 @@ def transaction(conn) -> Iterator[Any]:
 def read_sql(name: str) -> str:
     """Text of ``sql/<name>`` (the SQL that DAGs run lives in files, not f-strings)."""
     return (SQL_DIR / name).read_text()
+
+
+def insert_sql(table: str, columns: Sequence[str], *, conflict: Sequence[str] = (), update: Sequence[str] = ()):
+    """``INSERT INTO table (c1, c2) VALUES (%(c1)s, %(c2)s)`` composed with :mod:`psycopg.sql` (names quoted as
+    identifiers, values bound by name), for a column list that is not fixed text (a dict's or dataclass's keys).
+    ``conflict``: the key of ``ON CONFLICT (...) DO UPDATE SET c = EXCLUDED.c`` for each of ``update``."""
+    from psycopg import sql
+
+    query = sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
+        sql.Identifier(table),
+        sql.SQL(", ").join(map(sql.Identifier, columns)),
+        sql.SQL(", ").join(map(sql.Placeholder, columns)),
+    )
+    if conflict:
+        sets = [sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in update]
+        query += sql.SQL(" ON CONFLICT ({}) DO UPDATE SET {}").format(
+            sql.SQL(", ").join(map(sql.Identifier, conflict)), sql.SQL(", ").join(sets)
+        )
+    return query
 
 
 def fetch_dicts(conn, sql: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
