@@ -62,6 +62,8 @@ SYMBOL, TIMEFRAME = "SYN", "1h"
 SEED = 20
 RUN_ID = "bench_fleet_load"
 INBOX_ENV = "MODELWATCH_INBOX_DIR"
+#: declared (min, max) of the features by shape, in bench.fleet._frame's order: normal, lognormal, uniform, Poisson
+KIND_RANGES = ((-100.0, 100.0), (0.0, 1000.0), (-10.0, 10.0), (0.0, 1000.0))
 
 
 def say(msg: str) -> None:
@@ -93,15 +95,19 @@ def feature_names(n_features: int) -> list[str]:
 
 
 def spec_of(member: Member, n_features: int) -> dict[str, Any]:
-    """The member's external-model spec (``external.schema.parse_spec``): numeric features without ranges (the
-    reference's range widened by its width each side), a declared accuracy baseline."""
+    """The member's external-model spec (``external.schema.parse_spec``): numeric features with declared ranges
+    wide enough for their shapes (``bench.fleet._frame``: normal, lognormal, uniform, Poisson; without a range the
+    reference's range widened by its width each side applies, and a lognormal's tail in 10,000 rows can leave the
+    range of 5,000 reference rows: the batch is refused), a declared accuracy baseline."""
+    names = feature_names(n_features)
+    ranges = [KIND_RANGES[j % len(KIND_RANGES)] for j in range(n_features)]
     return {
         "name": member.model,
         "classes": list(CLASSES),
         "owner": "fleet-bench@example.com",
         "horizon_days": 1,
         "description": "bench.fleet_load synthetic model",
-        "features": [{"name": f} for f in feature_names(n_features)],
+        "features": [{"name": f, "min": lo, "max": hi} for f, (lo, hi) in zip(names, ranges, strict=True)],
         "baseline": {"accuracy": 0.5},
     }
 

@@ -167,3 +167,12 @@ def test_growth_keeps_changed_tables_largest_first():
 def test_when_reads_airflow_timestamps():
     assert fl._when("2025-01-06T10:00:00Z") == datetime(2025, 1, 6, 10, tzinfo=UTC)
     assert fl._when(None) is None
+
+
+def test_every_feature_stays_inside_its_declared_range_at_full_size():
+    """A value outside a feature's registered range refuses the whole batch (the feed's GX check)."""
+    spec = schema.parse_spec(fl.spec_of(fl.fleet_members(5)[4], 8))
+    batch = fl.batch_frame(fl.fleet_members(5)[4], 8, 10_000)  # shifted: its first ten features moved
+    for f in spec.features:
+        assert f.min is not None and f.max is not None
+        assert f.min <= batch[f.name].min() and batch[f.name].max() <= f.max, f.name
