@@ -584,9 +584,9 @@ def main(argv: list[str] | None = None) -> int:
             t = time.monotonic()
             files = write_fleet(members, args.features, args.rows, args.reference_rows, home / "fleet", home / "inbox")
             result["generate_s"] = round(time.monotonic() - t, 1)
-            before_ingest = table_sizes(monitoring)
             with storage.session(monitoring) as conn:
                 reg = register_fleet(conn, files)
+                before_ingest = table_sizes(monitoring)  # after the one-off registration (reference profiles)
                 say(f"{len(reg)} versions registered in {sum(reg):.0f}s; ingesting {len(files)} batches ...")
                 t = time.monotonic()
                 batches = ingest_inbox(conn, home / "inbox")
