@@ -8,7 +8,7 @@ PROMTOOL := /usr/bin/promtool
 AMTOOL   := /usr/bin/amtool
 NODE_EXPORTER := /usr/bin/prometheus-node-exporter
 
-.PHONY: run test lint bench venv clean mutation browser faults rules observe policy-replay
+.PHONY: run test lint bench venv clean mutation browser faults rules observe policy-replay fleet-bench
 
 $(STAMP): requirements.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -96,6 +96,12 @@ mutation: $(STAMP)
 ## latency of every page and API read on a year of hourly history (database cached under bench/.cache)
 bench: $(STAMP)
 	$(PY) -m bench
+
+## make fleet-bench: fleet load (not in make bench: about 15 minutes): 50 external models' versions x 50 features x
+## 10,000 rows fed through the external-model contract, one drift_hourly run under the real scheduler on its own stack
+## (temp home; MODELWATCH_PORT if set): wall, task instances, start-up vs work, DB growth; bench/results/fleet_load.json
+fleet-bench: $(STAMP)
+	$(PY) -m bench.fleet_load
 
 # The policy replay of both native models over 2007-2018 (README, "Does the closed loop pay off?"): about an hour
 # per model on 2 cores; results in bench/results/policy_replay/
