@@ -8,9 +8,10 @@ socket path is known before it runs, so these URIs are exported up front while t
 itself starts in the ``pg`` session fixture: ``pytest tests/unit`` starts no PostgreSQL.
 The server and its data directory are deleted when the session ends.
 
-Markers ``unit``, ``db``, ``dags``, ``e2e``, ``browser`` are set from the folder a test lives in.
-``tests/browser`` (a real stack and headless Chromium, ``make browser``) is collected only when named on the
-command line (``pytest tests/browser``...): plain ``pytest`` (``make test``) leaves it out.
+Markers ``unit``, ``db``, ``dags``, ``e2e``, ``browser``, ``celery`` are set from the folder a test lives in.
+``tests/browser`` (a real stack and headless Chromium, ``make browser``) and ``tests/celery`` (a real stack under
+CeleryExecutor, ``make celery``) are collected only when named on the command line (``pytest tests/browser``...):
+plain ``pytest`` (``make test``) leaves them out.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
-MARKERS = ("unit", "db", "dags", "e2e", "browser")
-BROWSER = TESTS / "browser"
+MARKERS = ("unit", "db", "dags", "e2e", "browser", "celery")
+#: folders that each start a whole stack: collected only when named on the command line
+NAMED_ONLY = (TESTS / "browser", TESTS / "celery")
 _STATE: dict[str, object] = {}
 
 # Airflow's deprecation warnings are errors in tests. Registered here rather than in
@@ -70,19 +72,20 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("filterwarnings", line)
 
 
-def _names_browser_tests(config: pytest.Config) -> bool:
-    """True when a command-line path is tests/browser or lies inside it."""
+def _names_folder(config: pytest.Config, folder: Path) -> bool:
+    """True when a command-line path is ``folder`` or lies inside it."""
     for arg in config.args:
         path = Path(str(arg).split("::")[0])
         path = (path if path.is_absolute() else Path(config.invocation_params.dir) / path).resolve()
-        if path == BROWSER or BROWSER in path.parents:
+        if path == folder or folder in path.parents:
             return True
     return False
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
-    """Leave tests/browser out unless it was asked for (it starts a whole stack: ``make browser``)."""
-    if collection_path == BROWSER and not _names_browser_tests(config):
+    """Leave tests/browser and tests/celery out unless asked for (each starts a whole stack: ``make browser``,
+    ``make celery``)."""
+    if collection_path in NAMED_ONLY and not _names_folder(config, collection_path):
         return True
     return None
 

@@ -14,6 +14,9 @@ state on the next start:
 5. on Ctrl+C (SIGINT) or SIGTERM stops every process group it started, then
    PostgreSQL, and leaves nothing running.
 
+CeleryExecutor instead of LocalExecutor (``make run EXECUTOR=celery``, ``dev run --executor celery``): a local Redis
+and two Celery workers, see :mod:`include.modelwatch.ops.celery_stack`.
+
 External PostgreSQL: export ``AIRFLOW_CONN_MONITORING_DB`` (monitoring data)
 and optionally ``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN`` (Airflow metadata).
 
@@ -164,8 +167,9 @@ def processes_of(home: Path, command: bytes = b"") -> list[int]:
 class Stack:
     """Owns PostgreSQL and the Airflow processes of one ``make run``."""
 
-    def __init__(self, home: Path | None = None) -> None:
+    def __init__(self, home: Path | None = None, executor: str = "local") -> None:
         self.home = home or state_dir()
+        self.executor = executor
         self.home.mkdir(parents=True, exist_ok=True)
         self.pg: pgembed.EmbeddedPostgres | None = None
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
@@ -187,6 +191,10 @@ class Stack:
         else:
             say("using external PostgreSQL for both databases")
         self.env = airflow_env(self.home, metadata, monitoring)
+        if self.executor == "celery":
+            from include.modelwatch.ops import celery_stack
+
+            self.env.update(celery_stack.env_overrides(metadata))
         self._airflow_db_migrate()
         self._cli("db", "migrate")
         self._cli("settings", "apply")
@@ -236,6 +244,39 @@ class Stack:
                 args, env=self.env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )
         say(f"started {', '.join(COMPONENTS)} (logs in {logs})")
+
+    def start_executor(self) -> None:
+        """The executor's own processes, before Airflow's: with ``executor="celery"`` Redis and the Celery workers
+        (:func:`celery_stack.components`); nothing for LocalExecutor (the scheduler runs the tasks)."""
+        if self.executor != "celery":
+            return
+        from include.modelwatch.ops import celery_stack
+
+        logs = self.home / "logs"
+        logs.mkdir(exist_ok=True)
+        for comp in celery_stack.components(self.home, self.env):
+            for number in comp.ports:
+                if port_in_use(HOST, number):
+                    raise SystemExit(f"{HOST}:{number} is already in use; cannot start {comp.name}")
+            out = open(logs / f"{comp.name}.log", "ab")
+            self.procs[comp.name] = subprocess.Popen(
+                comp.args,
+                env={**self.env, **comp.env},
+                cwd=ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            if comp.name == "redis":
+                celery_stack.wait_redis(self.env)
+        say(f"CeleryExecutor: Redis on {celery_stack.broker_url(self.env)}, workers {', '.join(celery_stack.WORKERS)}")
+
+    def wait_executor(self) -> None:
+        """Until the executor's workers answer (Celery: a ping from every worker)."""
+        if self.executor == "celery":
+            from include.modelwatch.ops import celery_stack
+
+            say(f"Celery workers up: {', '.join(celery_stack.wait_workers(self.env))}")
 
     def start_observability(self) -> None:
         """ModelWatch's Prometheus exporter, node-exporter, Prometheus (with ``observability/prometheus``: scrape
@@ -389,14 +430,16 @@ def run(
     replay_start: date = REPLAY_START,
     replay_end: date = REPLAY_END,
     observe: bool = False,
+    executor: str = "local",
 ) -> int:
     """Entry point of ``make run``: set up, start, print the URL, wait for Ctrl+C.
 
     Without ``after_start`` the champion is bootstrapped and the months [replay_start, replay_end) replayed.
-    ``observe``: also the observability stack (:meth:`Stack.start_observability`).
+    ``observe``: also the observability stack (:meth:`Stack.start_observability`). ``executor``: ``local``
+    (LocalExecutor) or ``celery`` (Redis + two Celery workers, :meth:`Stack.start_executor`).
     """
     t0 = time.monotonic()
-    stack = Stack()
+    stack = Stack(executor=executor)
     stopping = {"flag": False}
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -409,10 +452,12 @@ def run(
         stack.prepare()
         if after_start is None:
             bootstrap(stack)
+        stack.start_executor()
         stack.start_airflow()
         if observe:
             stack.start_observability()
         stack.wait_healthy()
+        stack.wait_executor()
         up = time.monotonic() - t0
         say(f"Airflow is up in {up:.1f}s: {base_url()}  (login {ADMIN_USER} / {ADMIN_PASSWORD})")
         if after_start is not None:
