@@ -58,6 +58,9 @@ class Component:
     env: dict[str, str] = field(default_factory=dict)
     #: the TCP ports on 127.0.0.1 it listens on (checked free before it starts)
     ports: tuple[int, ...] = ()
+    #: started once the API server is healthy (a worker's task calls the execution API at once: a task received
+    #: before the API server listens fails with "connection refused" and waits out its retry delay)
+    after_api: bool = False
 
 
 def worker_hostname() -> str:
@@ -123,7 +126,8 @@ def env_overrides(metadata_uri: str, env: dict[str, str] | None = None) -> dict[
 
 
 def components(home: Path, env: dict[str, str]) -> list[Component]:
-    """Redis first, then the workers (their command lines; :mod:`devstack` starts them in this order)."""
+    """Redis (before Airflow: the scheduler sends to it), then the workers (``after_api``: once the API server is
+    healthy; until then the tasks wait in Redis)."""
     if not Path(REDIS_BINARY).exists():
         raise SystemExit(
             f"{REDIS_BINARY} missing: install the Debian package redis-server (make run EXECUTOR=celery does)"
@@ -174,6 +178,7 @@ def components(home: Path, env: dict[str, str]) -> list[Component]:
                 "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(log_port),
             },
             ports=(log_port,),
+            after_api=True,
         )
         for name, log_port in zip(WORKERS, log_ports(env), strict=True)
     ]

@@ -245,16 +245,20 @@ class Stack:
             )
         say(f"started {', '.join(COMPONENTS)} (logs in {logs})")
 
-    def start_executor(self) -> None:
-        """The executor's own processes, before Airflow's: with ``executor="celery"`` Redis and the Celery workers
-        (:func:`celery_stack.components`); nothing for LocalExecutor (the scheduler runs the tasks)."""
+    def start_executor(self, *, after_api: bool = False) -> None:
+        """The executor's own processes: with ``executor="celery"`` Redis before Airflow's, the Celery workers once
+        the API server is healthy (``after_api``; :func:`celery_stack.components`); nothing for LocalExecutor (the
+        scheduler runs the tasks)."""
         if self.executor != "celery":
             return
         from include.modelwatch.ops import celery_stack
 
         logs = self.home / "logs"
         logs.mkdir(exist_ok=True)
+        started = []
         for comp in celery_stack.components(self.home, self.env):
+            if comp.after_api != after_api:
+                continue
             for number in comp.ports:
                 if port_in_use(HOST, number):
                     raise SystemExit(f"{HOST}:{number} is already in use; cannot start {comp.name}")
@@ -267,16 +271,12 @@ class Stack:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+            started.append(comp.name)
             if comp.name == "redis":
                 celery_stack.wait_redis(self.env)
-        say(f"CeleryExecutor: Redis on {celery_stack.broker_url(self.env)}, workers {', '.join(celery_stack.WORKERS)}")
-
-    def wait_executor(self) -> None:
-        """Until the executor's workers answer (Celery: a ping from every worker)."""
-        if self.executor == "celery":
-            from include.modelwatch.ops import celery_stack
-
-            say(f"Celery workers up: {', '.join(celery_stack.wait_workers(self.env))}")
+                say(f"CeleryExecutor: Redis on {celery_stack.broker_url(self.env)}")
+        if after_api:
+            say(f"Celery workers {', '.join(started)} up: {', '.join(celery_stack.wait_workers(self.env))}")
 
     def start_observability(self) -> None:
         """ModelWatch's Prometheus exporter, node-exporter, Prometheus (with ``observability/prometheus``: scrape
@@ -457,7 +457,7 @@ def run(
         if observe:
             stack.start_observability()
         stack.wait_healthy()
-        stack.wait_executor()
+        stack.start_executor(after_api=True)
         up = time.monotonic() - t0
         say(f"Airflow is up in {up:.1f}s: {base_url()}  (login {ADMIN_USER} / {ADMIN_PASSWORD})")
         if after_start is not None:
