@@ -42,10 +42,28 @@ class CeleryStack(Stack):
             return list(conn.execute(sql, params or {}).fetchall())
 
 
+def _attached(timeout: float) -> CeleryStack | None:
+    """The stack named by ``MODELWATCH_CELERY_HOME`` + ``MODELWATCH_CELERY_PORT`` + ``MODELWATCH_CELERY_REDIS_PORT``
+    (started by this fixture or by hand as it does), waited for but neither started nor stopped."""
+    home, port, redis_port = (os.environ.get(f"MODELWATCH_CELERY_{k}") for k in ("HOME", "PORT", "REDIS_PORT"))
+    if not (home and port and redis_port):
+        return None
+    st = CeleryStack(f"http://127.0.0.1:{int(port)}", Path(home).resolve(), int(port), redis_port=int(redis_port))
+    waiter = StackWaiter(st, None, time.monotonic() + timeout)
+    waiter.until("the replay to finish", waiter.replay_done)
+    waiter.until("the retrain_gated run of the drift trigger", waiter.retrain_done)
+    REPORT.append(f"attached to the celery stack {st.base_url} (home {st.home}); not stopped")
+    return st
+
+
 @pytest.fixture(scope="session")
 def stack() -> Iterator[CeleryStack]:
     assert Path(celery_stack.REDIS_BINARY).exists(), "redis-server is missing: `make celery` installs it"
-    timeout = float(os.environ.get("MODELWATCH_CELERY_TIMEOUT", "2400"))
+    timeout = float(os.environ.get("MODELWATCH_CELERY_TIMEOUT", "3600"))
+    attached = _attached(timeout)
+    if attached is not None:
+        yield attached
+        return
     home = Path(tempfile.mkdtemp(prefix="mwc-", dir="/tmp"))
     (home / "logs").mkdir()
     port = free_port()

@@ -12,7 +12,11 @@ the Airflow metadata DB and the monitoring DB and check that
   rejected, v1 still champion) and every champion's artifact loads with its SHA-256 check;
 * Redis listens on 127.0.0.1 only with its data in the state dir, and nothing is left running after SIGTERM.
 
-``MODELWATCH_CELERY_TIMEOUT`` (seconds, default 2400) bounds the start + replay + retrain.
+``MODELWATCH_CELERY_TIMEOUT`` (seconds, default 3600) bounds the start + replay + retrain (see the README for the
+times measured; a 2-core machine shared with busy neighbours needs most of it).
+``MODELWATCH_CELERY_HOME`` + ``MODELWATCH_CELERY_PORT`` + ``MODELWATCH_CELERY_REDIS_PORT``: check a stack already
+running there (started by this fixture, kept with ``MODELWATCH_CELERY_KEEP=1``, or by hand as the fixture starts it)
+instead of starting one; it is waited for and not stopped.
 """
 
 from __future__ import annotations
