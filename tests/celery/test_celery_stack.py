@@ -68,7 +68,8 @@ def test_registry_ends_as_under_local_executor(stack: CeleryStack) -> None:
     from include.modelwatch.data import storage
 
     triggers = stack.query(
-        "SELECT trigger_type, status FROM retraining_triggers WHERE model_name = %(m)s ORDER BY trigger_id", {"m": MODEL}
+        "SELECT trigger_type, status FROM retraining_triggers WHERE model_name = %(m)s ORDER BY trigger_id",
+        {"m": MODEL},
     )
     drift = [t for t in triggers if t["trigger_type"] == "drift"]
     assert len(drift) == 1, f"{MODEL}: drift triggers {triggers}"
