@@ -7,8 +7,11 @@ CHROMIUM := /usr/bin/chromium
 PROMTOOL := /usr/bin/promtool
 AMTOOL   := /usr/bin/amtool
 NODE_EXPORTER := /usr/bin/prometheus-node-exporter
+REDIS_SERVER := /usr/bin/redis-server
+# make run EXECUTOR=celery: CeleryExecutor with a local Redis and two Celery workers instead of LocalExecutor
+EXECUTOR ?= local
 
-.PHONY: run test lint bench venv clean mutation browser faults rules observe policy-replay fleet-bench
+.PHONY: run test lint bench venv clean mutation browser faults celery rules observe policy-replay fleet-bench
 
 $(STAMP): requirements.txt constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,9 +21,16 @@ $(STAMP): requirements.txt constraints.txt
 
 venv: $(STAMP)
 
-## make run: embedded PostgreSQL + Airflow (UI on http://127.0.0.1:8080, admin/admin); Ctrl+C stops all
-run: $(STAMP)
-	$(PY) -m include.modelwatch dev run
+## make run: embedded PostgreSQL + Airflow (UI on http://127.0.0.1:8080, admin/admin); Ctrl+C stops all.
+## make run EXECUTOR=celery: CeleryExecutor, a Redis on 127.0.0.1:6380 (the Debian redis-server, installed here when
+## missing) and two Celery workers (include/modelwatch/ops/celery_stack.py)
+run: $(STAMP) $(if $(filter celery,$(EXECUTOR)),$(REDIS_SERVER))
+	$(PY) -m include.modelwatch dev run --executor $(EXECUTOR)
+
+$(REDIS_SERVER):
+	if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server
+	test -x $(REDIS_SERVER)
 
 ## make test: the whole suite, each session on a throwaway embedded PostgreSQL (the Grafana panel and alert tests also
 ## run the Debian prometheus, prometheus-node-exporter and prometheus-alertmanager, installed here when missing)
@@ -40,6 +50,12 @@ browser: $(STAMP) $(CHROMIUM)
 ## the fault-free one (row counts and checksums of every table, aliases, triggers). About 10 minutes on 2 cores
 faults: $(STAMP)
 	$(PY) -m pytest tests/faults
+
+## make celery: a fresh stack of its own under CeleryExecutor (temp MODELWATCH_HOME, free ports; Redis and two
+## Celery workers, as make run EXECUTOR=celery) replaying 2008-06..2008-12 with its retrain: every run succeeded, the
+## task instances ran on both workers, the registry ends as under LocalExecutor (tests/celery)
+celery: $(STAMP) $(REDIS_SERVER)
+	$(PY) -m pytest tests/celery
 
 $(CHROMIUM):
 	if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \

@@ -8,9 +8,10 @@ socket path is known before it runs, so these URIs are exported up front while t
 itself starts in the ``pg`` session fixture: ``pytest tests/unit`` starts no PostgreSQL.
 The server and its data directory are deleted when the session ends.
 
-Markers ``unit``, ``db``, ``dags``, ``e2e``, ``browser``, ``faults`` are set from the folder a test lives in.
-``tests/browser`` (a real stack and headless Chromium, ``make browser``) and ``tests/faults`` (fault injection on a
-real stack, ``make faults``) are collected only when named on the command line (``pytest tests/browser``...):
+Markers ``unit``, ``db``, ``dags``, ``e2e``, ``browser``, ``faults``, ``celery`` are set from the folder a test lives in.
+``tests/browser`` (a real stack and headless Chromium, ``make browser``), ``tests/faults`` (fault injection on a
+real stack, ``make faults``) and ``tests/celery`` (a real stack under CeleryExecutor, ``make celery``) are collected
+only when named on the command line (``pytest tests/browser``...):
 plain ``pytest`` (``make test``) leaves them out.
 """
 
@@ -26,11 +27,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = Path(__file__).resolve().parent
-MARKERS = ("unit", "db", "dags", "e2e", "browser", "faults")
+MARKERS = ("unit", "db", "dags", "e2e", "browser", "faults", "celery")
 BROWSER = TESTS / "browser"
 FAULTS = TESTS / "faults"
 #: folders that start a whole stack of their own: collected only when named on the command line
-ON_REQUEST = (BROWSER, FAULTS)
+ON_REQUEST = (BROWSER, FAULTS, TESTS / "celery")
 _STATE: dict[str, object] = {}
 
 # Airflow's deprecation warnings are errors in tests. Registered here rather than in
@@ -85,8 +86,8 @@ def _names_folder(config: pytest.Config, folder: Path) -> bool:
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
-    """Leave tests/browser and tests/faults out unless asked for (each starts a whole stack: ``make browser``,
-    ``make faults``)."""
+    """Leave tests/browser, tests/faults and tests/celery out unless asked for (each starts a whole stack:
+    ``make browser``, ``make faults``, ``make celery``)."""
     if collection_path in ON_REQUEST and not _names_folder(config, collection_path):
         return True
     return None

@@ -83,14 +83,19 @@ def _record_run(monkeypatch) -> list[dict]:
 def test_dev_run_defaults_replay_2007_2008(monkeypatch):
     calls = _record_run(monkeypatch)
     assert cli.main(["dev", "run"]) == 0
-    assert calls == [{"replay_start": date(2007, 1, 1), "replay_end": date(2009, 1, 1), "observe": False}]
+    assert calls == [
+        {"replay_start": date(2007, 1, 1), "replay_end": date(2009, 1, 1), "observe": False, "executor": "local"}
+    ]
     assert (devstack.REPLAY_START, devstack.REPLAY_END) == (date(2007, 1, 1), date(2009, 1, 1))
 
 
 def test_dev_run_passes_the_replay_range(monkeypatch):
     calls = _record_run(monkeypatch)
-    assert cli.main(["dev", "run", "--replay-start", "2008-06-01", "--replay-end", "2008-12-01", "--observe"]) == 0
-    assert calls == [{"replay_start": date(2008, 6, 1), "replay_end": date(2008, 12, 1), "observe": True}]
+    argv = ["dev", "run", "--replay-start", "2008-06-01", "--replay-end", "2008-12-01", "--observe"]
+    assert cli.main([*argv, "--executor", "celery"]) == 0
+    assert calls == [
+        {"replay_start": date(2008, 6, 1), "replay_end": date(2008, 12, 1), "observe": True, "executor": "celery"}
+    ]
 
 
 @pytest.mark.parametrize(

@@ -194,3 +194,71 @@ def test_a_failed_clear_is_an_error_naming_the_run():
         api.rerun(
             "score_signals", "replay__2008-10", datetime(2008, 10, 1, tzinfo=UTC), datetime(2008, 11, 1, tzinfo=UTC)
         )
+
+
+class _SlowApi:
+    """A real HTTP server on 127.0.0.1 that answers each request after the next delay of ``delays`` (seconds)."""
+
+    def __init__(self, delays: list[float]) -> None:
+        import http.server
+        import threading
+        import time
+
+        self.delays, self.requests = list(delays), []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                outer.requests.append(self.command)
+                time.sleep(outer.delays.pop(0) if outer.delays else 0.0)
+                body = b'{"state": "success"}'
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except OSError:  # the client gave up waiting
+                    pass
+
+            do_GET = do_POST = _answer
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_read_the_api_server_is_too_slow_to_answer_is_retried(monkeypatch):
+    monkeypatch.setattr(replay, "REQUEST_TIMEOUT", 0.5)
+    monkeypatch.setattr(replay, "READ_BACKOFF", 0.0)
+    server = _SlowApi([2.0, 2.0, 0.0])
+    try:
+        api = replay.AirflowApi(server.url, "admin", "admin", _token="t")
+        assert api.run_state("score_signals", "replay__2008-01") == "success"
+        assert server.requests == ["GET", "GET", "GET"]
+    finally:
+        server.close()
+
+
+def test_a_read_gives_up_after_its_attempts_and_a_write_is_never_sent_twice(monkeypatch):
+    monkeypatch.setattr(replay, "REQUEST_TIMEOUT", 0.3)
+    monkeypatch.setattr(replay, "READ_BACKOFF", 0.0)
+    server = _SlowApi([1.0] * (replay.READ_ATTEMPTS + 1))
+    try:
+        api = replay.AirflowApi(server.url, "admin", "admin", _token="t")
+        with pytest.raises(
+            RuntimeError, match=rf"GET .*/dagRuns/replay__2008-01: no answer after {replay.READ_ATTEMPTS}"
+        ):
+            api.run_state("score_signals", "replay__2008-01")
+        assert server.requests == ["GET"] * replay.READ_ATTEMPTS
+        with pytest.raises(RuntimeError, match="POST .*: no answer after 1 attempts"):
+            api._request("POST", "/api/v2/dags/score_signals/dagRuns", {"dag_run_id": "x"})
+        assert server.requests == ["GET"] * replay.READ_ATTEMPTS + ["POST"]
+    finally:
+        server.close()

@@ -451,7 +451,9 @@ def _metrics_show(args: argparse.Namespace) -> int:
 def _dev_run(args: argparse.Namespace) -> int:
     from include.modelwatch.ops import devstack
 
-    return devstack.run(replay_start=args.replay_start, replay_end=args.replay_end, observe=args.observe)
+    return devstack.run(
+        replay_start=args.replay_start, replay_end=args.replay_end, observe=args.observe, executor=args.executor
+    )
 
 
 def _month(text: str):
@@ -660,6 +662,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also start the ModelWatch exporter (9464), node-exporter (9100), Prometheus (9090) and "
         "Alertmanager (9093) on 127.0.0.1 (make observe)",
+    )
+    p.add_argument(
+        "--executor",
+        choices=("local", "celery"),
+        default="local",
+        help="local: LocalExecutor (default); celery: CeleryExecutor with a local Redis ($MODELWATCH_REDIS_PORT, "
+        "default 6380) and two Celery workers (make run EXECUTOR=celery)",
     )
     p.set_defaults(func=_dev_run)
     return parser

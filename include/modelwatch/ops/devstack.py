@@ -24,6 +24,9 @@ server; the scheduler's and triggerer's log servers, which would bind every
 interface, are not started: task logs are read from the local log folder;
 PostgreSQL listens on a Unix socket only).
 
+CeleryExecutor instead of LocalExecutor (``make run EXECUTOR=celery``, ``dev run --executor celery``): a local Redis
+and two Celery workers, see :mod:`include.modelwatch.ops.celery_stack`.
+
 External PostgreSQL: export ``AIRFLOW_CONN_MONITORING_DB`` (monitoring data)
 and optionally ``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN`` (Airflow metadata).
 
@@ -206,13 +209,16 @@ def _holds_file_under(proc: Path, home: str) -> bool:
 class Stack:
     """Owns PostgreSQL and the Airflow processes of one ``make run``."""
 
-    def __init__(self, home: Path | None = None) -> None:
+    def __init__(self, home: Path | None = None, executor: str = "local") -> None:
         self.home = home or state_dir()
+        self.executor = executor
         self.home.mkdir(parents=True, exist_ok=True)
         self.pg: pgembed.EmbeddedPostgres | None = None
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         #: how each process of ``procs`` was started (the supervisor restarts it the same way)
         self.commands: dict[str, list[str]] = {}
+        #: environment a process of ``procs`` gets on top of ``env`` (the Celery workers' own log ports, hostnames)
+        self.extra_env: dict[str, dict[str, str]] = {}
         self.supervisor: supervise.Supervisor[subprocess.Popen[bytes]] | None = None
         self.env: dict[str, str] = {}
 
@@ -232,6 +238,10 @@ class Stack:
         else:
             say("using external PostgreSQL for both databases")
         self.env = airflow_env(self.home, metadata, monitoring)
+        if self.executor == "celery":
+            from include.modelwatch.ops import celery_stack
+
+            self.env.update(celery_stack.env_overrides(metadata))
         self._airflow_db_migrate()
         self._cli("db", "migrate")
         self._cli("settings", "apply")
@@ -276,17 +286,21 @@ class Stack:
             self.spawn(comp, airflow_command(self._airflow(), comp, api_port))
         say(f"started {', '.join(COMPONENTS)} (logs in {logs})")
 
-    def spawn(self, name: str, args: list[str] | None = None) -> subprocess.Popen[bytes]:
-        """Start ``name`` (``args``, or how it was started before) in a process group of its own, output appended
-        to ``logs/<name>.log``; it goes into ``procs``."""
+    def spawn(
+        self, name: str, args: list[str] | None = None, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Start ``name`` (``args`` and extra ``env``, or how it was started before) in a process group of its own,
+        output appended to ``logs/<name>.log``; it goes into ``procs``."""
         if args is not None:
             self.commands[name] = args
+        if env is not None:
+            self.extra_env[name] = env
         logs = self.home / "logs"
         logs.mkdir(exist_ok=True)
         with open(logs / f"{name}.log", "ab") as out:
             proc = subprocess.Popen(
                 self.commands[name],
-                env=self.env,
+                env={**self.env, **self.extra_env.get(name, {})},
                 cwd=ROOT,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -300,6 +314,29 @@ class Stack:
         self.supervisor = supervise.Supervisor(self.procs, self.spawn, backoff=backoff, say=say, reap=_reap)
         self.supervisor.start()
         return self.supervisor
+
+    def start_executor(self, *, after_api: bool = False) -> None:
+        """The executor's own processes: with ``executor="celery"`` Redis before Airflow's, the Celery workers once
+        the API server is healthy (``after_api``; :func:`celery_stack.components`); nothing for LocalExecutor (the
+        scheduler runs the tasks). They are supervised like the Airflow components."""
+        if self.executor != "celery":
+            return
+        from include.modelwatch.ops import celery_stack
+
+        started = []
+        for comp in celery_stack.components(self.home, self.env):
+            if comp.after_api != after_api:
+                continue
+            for number in comp.ports:
+                if port_in_use(HOST, number):
+                    raise SystemExit(f"{HOST}:{number} is already in use; cannot start {comp.name}")
+            self.spawn(comp.name, list(comp.args), dict(comp.env))
+            started.append(comp.name)
+            if comp.name == "redis":
+                celery_stack.wait_redis(self.env)
+                say(f"CeleryExecutor: Redis on {celery_stack.broker_url(self.env)}")
+        if after_api:
+            say(f"Celery workers {', '.join(started)} up: {', '.join(celery_stack.wait_workers(self.env))}")
 
     def start_observability(self) -> None:
         """ModelWatch's Prometheus exporter, node-exporter, Prometheus (with ``observability/prometheus``: scrape
@@ -503,14 +540,16 @@ def run(
     replay_start: date = REPLAY_START,
     replay_end: date = REPLAY_END,
     observe: bool = False,
+    executor: str = "local",
 ) -> int:
     """Entry point of ``make run``: set up, start, print the URL, wait for Ctrl+C.
 
     Without ``after_start`` the champion is bootstrapped and the months [replay_start, replay_end) replayed.
-    ``observe``: also the observability stack (:meth:`Stack.start_observability`).
+    ``observe``: also the observability stack (:meth:`Stack.start_observability`). ``executor``: ``local``
+    (LocalExecutor) or ``celery`` (Redis + two Celery workers, :meth:`Stack.start_executor`).
     """
     t0 = time.monotonic()
-    stack = Stack()
+    stack = Stack(executor=executor)
     stopping = {"flag": False}
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -524,11 +563,13 @@ def run(
         stack.prepare()
         if after_start is None:
             bootstrap(stack)
+        stack.start_executor()
         stack.start_airflow()
         if observe:
             stack.start_observability()
         stack.supervise()
         stack.wait_healthy()
+        stack.start_executor(after_api=True)
         up = time.monotonic() - t0
         say(f"Airflow is up in {up:.1f}s: {base_url()}  (dev mode login {ADMIN_USER} / {ADMIN_PASSWORD})")
         if after_start is not None:

@@ -62,6 +62,10 @@ def rerun_plan(dag_ids: Sequence[str], run_id: str, existing: dict[str, str | No
     ]
 
 
+#: seconds a REST API call may take; attempts of a GET before the replay gives up, READ_BACKOFF s, 2x... apart
+REQUEST_TIMEOUT, READ_ATTEMPTS, READ_BACKOFF = 30.0, 5, 5.0
+
+
 @dataclass
 class AirflowApi:
     base_url: str
@@ -81,11 +85,22 @@ class AirflowApi:
                 **({"Authorization": f"Bearer {self._token}"} if self._token else {}),
             },
         )
-        try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
-                return resp.status, json.loads(resp.read() or b"null")
-        except urllib.error.HTTPError as err:
-            return err.code, json.loads(err.read() or b"null")
+        # a read is retried when the API server does not answer in time (an overloaded machine: the replay must not
+        # die of one slow answer while its runs go on); a write is not, so that a trigger is never sent twice
+        attempts = READ_ATTEMPTS if method == "GET" else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                with urllib.request.urlopen(req, timeout=REQUEST_TIMEOUT) as resp:
+                    return resp.status, json.loads(resp.read() or b"null")
+            except urllib.error.HTTPError as err:
+                return err.code, json.loads(err.read() or b"null")
+            except (TimeoutError, urllib.error.URLError, ConnectionError) as exc:
+                if attempt == attempts:
+                    raise RuntimeError(
+                        f"{method} {self.base_url}{path}: no answer after {attempts} attempts: {exc}"
+                    ) from exc
+                time.sleep(READ_BACKOFF * attempt)
+        raise AssertionError("unreachable")
 
     def _login(self) -> None:
         status, body = self._request("POST", "/auth/token", {"username": self.username, "password": self.password})
