@@ -284,3 +284,29 @@ def test_ensure_partitions_creates_the_coming_months_once(db):
     assert {(r["table_name"], r["action"], tuple(r["partitions"]), r["runs"]) for r in runs} == {
         (t, "partitions", (f"{t}_p203101", f"{t}_p203102", f"{t}_p203103"), 2) for t in retention.PARTITIONED
     }
+
+
+def test_the_api_reads_rolled_up_history(db):
+    """The window page's query returns a rolled-up day on the day's first window; the heatmap's query reads it."""
+    from include.modelwatch.api import queries_monitoring, queries_pages
+
+    _fill(db)
+    retention.apply(db, "drift_results", days=90, interval_end=END)
+    detail = queries_monitoring.drift_window_features(
+        db, model="m", version=1, window_start=datetime(2008, 3, 1, tzinfo=UTC)
+    )
+    assert sorted((r.feature, r.test) for r in detail.results) == sorted((f, t) for f in FEATURES for t in TESTS)
+    assert {r.details["rollup"] for r in detail.results} == {"daily"}
+    assert {r.details["n_windows"] for r in detail.results} == {24} and all(r.drifted for r in detail.results)
+    later = queries_monitoring.drift_window_features(
+        db, model="m", version=1, window_start=datetime(2008, 3, 1, 5, tzinfo=UTC)
+    )
+    assert later.results == []  # the day's other windows: their rows are in the day's roll-up
+    heat = queries_pages.feature_severity(db, model="m", version=1, max_windows=10_000)
+    days = {
+        (r["window_start"].astimezone(UTC).date(), r["feature"]): r
+        for r in heat
+        if r["window_start"] < CUT["drift_results"]
+    }
+    assert set(days) == {(date(2008, 2, 29) + timedelta(days=i), f) for i in range(3) for f in FEATURES}
+    assert {r["severity"] for r in days.values()} == {23.0}
