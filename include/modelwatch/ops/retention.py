@@ -127,13 +127,13 @@ FROM (
 GROUP BY model_name, model_version, kind, feature, test, day
 HAVING NOT (count(*) = 1 AND bool_and(is_rollup))
 """
+#: one pass over the partitions before the cutoff against a hashed set of the groups (a join on the day's range ran
+#: a nested loop: 480 s for 133,200 rows, against 3 s this way)
 ROLLUP_DELETE = """
-DELETE FROM drift_results r USING retention_rollup g
+DELETE FROM drift_results r
 WHERE r.window_start < %(cutoff)s
-  AND r.model_name = g.model_name AND r.model_version = g.model_version AND r.kind = g.kind
-  AND r.feature = g.feature AND r.test = g.test
-  AND r.window_start >= (g.day::timestamp AT TIME ZONE 'UTC')
-  AND r.window_start < ((g.day + 1)::timestamp AT TIME ZONE 'UTC')
+  AND (r.model_name, r.model_version, r.kind, r.feature, r.test, (r.window_start AT TIME ZONE 'UTC')::date) IN (
+      SELECT model_name, model_version, kind, feature, test, day FROM retention_rollup)
 """
 ROLLUP_INSERT = """
 INSERT INTO drift_results (model_name, model_version, window_start, window_end, kind, feature, test, statistic,
@@ -209,6 +209,7 @@ def apply(conn, table: str, *, days: int, interval_end: datetime, run_id: str | 
         written = 0
         if pol.action == "rollup":
             cur.execute(ROLLUP, params)
+            cur.execute("ANALYZE retention_rollup")
             cur.execute(ROLLUP_DELETE, params)
             affected = cur.rowcount
             cur.execute(ROLLUP_INSERT)
