@@ -37,6 +37,15 @@ PERFORMANCE_TOLERANCE = 0.10
 #: A champion older than this (days) is reported as stale.
 MAX_MODEL_AGE_DAYS = 30
 
+#: Retention (the ``maintenance_daily`` DAG, ``include/modelwatch/ops/retention.py``), in days before the data
+#: interval's end: hourly ``drift_results`` rows older than this are rolled up to one row per feature, test and UTC day;
+#: ``predictions.features`` snapshots of predictions with a recorded outcome are emptied (the predictions are kept);
+#: settled (sent or skipped) ``notifications`` are deleted; drift-window ``data_quality_results`` are deleted.
+RETENTION_DRIFT_RESULTS_DAYS = 90
+RETENTION_PREDICTION_FEATURES_DAYS = 365
+RETENTION_NOTIFICATIONS_DAYS = 180
+RETENTION_DATA_QUALITY_DAYS = 365
+
 #: Environment variable of the model artifact store (a folder or an fsspec URL), and its default (a local folder).
 ARTIFACT_DIR_ENV = "MODELWATCH_ARTIFACT_DIR"
 ARTIFACT_DIR_DEFAULT = ".modelwatch/artifacts"
@@ -52,7 +61,19 @@ VARIABLES: dict[str, Any] = {
     "modelwatch_gate_overrides": {},
     "modelwatch_approvers": {},
     "modelwatch_ab_first": {},
+    "modelwatch_retention_drift_results_days": RETENTION_DRIFT_RESULTS_DAYS,
+    "modelwatch_retention_prediction_features_days": RETENTION_PREDICTION_FEATURES_DAYS,
+    "modelwatch_retention_notifications_days": RETENTION_NOTIFICATIONS_DAYS,
+    "modelwatch_retention_data_quality_days": RETENTION_DATA_QUALITY_DAYS,
 }
+
+#: Variables holding a number of days (a whole number, at least 1).
+_DAYS = (
+    "modelwatch_retention_drift_results_days",
+    "modelwatch_retention_prediction_features_days",
+    "modelwatch_retention_notifications_days",
+    "modelwatch_retention_data_quality_days",
+)
 
 _JSON_OBJECTS = (
     "modelwatch_native_models",
@@ -92,6 +113,11 @@ def parse(name: str, raw: str | None) -> Any:
             return float(raw)
         if name == "modelwatch_max_model_age_days":
             return int(raw)
+        if name in _DAYS:
+            days = int(raw)
+            if days < 1:
+                raise ValueError("expected a whole number of days, at least 1")
+            return days
         value = json.loads(raw)
         if name in _JSON_OBJECTS and not isinstance(value, dict):
             raise ValueError("expected a JSON object")

@@ -194,3 +194,112 @@ def test_sqlparse_splits_every_migration_file_into_statements_with_code():
             assert p.count("$$") % 2 == 0, (mig.path.name, p[:80])
             n_bodies += p.count("$$") // 2
     assert n_bodies >= 3  # the trigger functions of 001 and 007 at least
+
+
+def _upto(directory: Path, last: int) -> Path:
+    """A copy of the shipped migrations up to ``last`` (same bytes, so the same checksums)."""
+    directory.mkdir()
+    for mig in migrations.discover():
+        if mig.version <= last:
+            (directory / mig.path.name).write_bytes(mig.path.read_bytes())
+    return directory
+
+
+_PARTITIONED_ROWS = {
+    "drift_results": "SELECT * FROM drift_results ORDER BY model_name, model_version, window_start, feature, test",
+    "data_quality_results": "SELECT * FROM data_quality_results "
+    "ORDER BY source, subject, window_start, expectation, column_name",
+    "drift_windows": "SELECT * FROM drift_windows ORDER BY model_name, model_version, window_start",
+    "drift_windows_daily": "SELECT * FROM drift_windows_daily ORDER BY model_name, model_version, day",
+}
+
+
+def _rows(conn) -> dict[str, list[tuple]]:
+    out = {}
+    with conn.cursor() as cur:
+        for table, sql in _PARTITIONED_ROWS.items():
+            cur.execute(sql)
+            out[table] = cur.fetchall()
+    conn.rollback()
+    return out
+
+
+def test_partitioning_migration_keeps_every_existing_row(fresh_db, tmp_path: Path):
+    """Rows written with the pre-022 schema (three months of hourly drift windows) survive migration 022 unchanged,
+    each in its month's partition; the foreign key to drift_windows still cascades; a new month lands in the default
+    partition until modelwatch_ensure_month_partition moves it into its own."""
+    migrations.migrate(fresh_db, _upto(tmp_path / "pre", 21))
+    with fresh_db.cursor() as cur:
+        cur.execute("INSERT INTO model_versions (model_name, version, algorithm) VALUES ('m', 1, 'lightgbm')")
+        # 2007-12-31 22:00 .. 2008-03-01 01:00 every 7 hours: windows in Dec, Jan, Feb and Mar
+        cur.execute(
+            "INSERT INTO drift_windows (model_name, model_version, window_start, window_end, status, n_rows, "
+            "drift_score, level, n_drifted, drifted) "
+            "SELECT 'm', 1, t, t + interval '1 hour', 'evaluated', 40, (extract(hour FROM t) / 24.0), 'none', 0, false "
+            "FROM generate_series(timestamptz '2007-12-31 22:00+00', timestamptz '2008-03-01 01:00+00', "
+            "interval '7 hours') AS t"
+        )
+        cur.execute(
+            "INSERT INTO drift_results (model_name, model_version, window_start, window_end, kind, feature, test, "
+            "statistic, p_value, severity, drifted, n_current, details) "
+            "SELECT 'm', 1, w.window_start, w.window_end, 'feature', f, t, random(), random(), 10 * random(), "
+            "random() < 0.2, 40, jsonb_build_object('bins', f || t) "
+            "FROM drift_windows w, unnest(ARRAY['rsi_14', 'ret_5d']) f, unnest(ARRAY['psi', 'ks']) t"
+        )
+        cur.execute(
+            "INSERT INTO data_quality_results (source, subject, window_start, window_end, expectation, column_name, "
+            "success, observed) SELECT 'drift_window', 'm v1', window_start, window_end, 'not_null', 'rsi_14', "
+            "n_rows > 0, '{\"n\": 40}' FROM drift_windows"
+        )
+    fresh_db.commit()
+    before = _rows(fresh_db)
+    assert len(before["drift_results"]) == 4 * len(before["drift_windows"]) > 800
+
+    applied = [m.version for m in migrations.migrate(fresh_db)]
+    assert applied[:2] == [22, 23]
+    assert _rows(fresh_db) == before
+
+    from include.modelwatch.ops import retention
+
+    for table in ("drift_results", "data_quality_results"):
+        assert retention.partitions(fresh_db, table) == [
+            f"{table}_default",
+            f"{table}_p200712",
+            f"{table}_p200801",
+            f"{table}_p200802",
+            f"{table}_p200803",
+        ]
+    with fresh_db.cursor() as cur:
+        cur.execute("SELECT count(*) FROM drift_results_p200801")
+        n_jan = cur.fetchone()[0]
+        cur.execute(
+            "SELECT count(*) FROM drift_results WHERE window_start >= '2008-01-01 00:00+00' "
+            "AND window_start < '2008-02-01 00:00+00'"
+        )
+        assert n_jan == cur.fetchone()[0] > 0
+        cur.execute("SELECT count(*) FROM drift_results_default")
+        assert cur.fetchone()[0] == 0
+        # the foreign key still cascades from drift_windows
+        cur.execute("DELETE FROM drift_windows WHERE window_start = '2007-12-31 22:00+00'")
+        cur.execute("SELECT count(*) FROM drift_results WHERE window_start = '2007-12-31 22:00+00'")
+        assert cur.fetchone()[0] == 0
+        # a month without a partition goes to the default one, then into its own partition when it is created
+        cur.execute(
+            "INSERT INTO drift_windows (model_name, model_version, window_start, window_end, status, n_rows) "
+            "VALUES ('m', 1, '2008-05-02 00:00+00', '2008-05-02 01:00+00', 'empty', 0)"
+        )
+        cur.execute(
+            "INSERT INTO drift_results (model_name, model_version, window_start, window_end, kind, feature, test) "
+            "VALUES ('m', 1, '2008-05-02 00:00+00', '2008-05-02 01:00+00', 'feature', 'rsi_14', 'psi')"
+        )
+        cur.execute("SELECT count(*) FROM drift_results_default")
+        assert cur.fetchone()[0] == 1
+        cur.execute("SELECT modelwatch_ensure_month_partition('drift_results', '2008-05-17')")
+        assert cur.fetchone()[0] is True
+        cur.execute("SELECT modelwatch_ensure_month_partition('drift_results', '2008-05-01')")
+        assert cur.fetchone()[0] is False
+        cur.execute("SELECT (SELECT count(*) FROM drift_results_default), (SELECT count(*) FROM drift_results_p200805)")
+        assert cur.fetchone() == (0, 1)
+        with pytest.raises(Exception, match="not a partitioned table"):
+            cur.execute("SELECT modelwatch_ensure_month_partition('drift_windows', '2008-05-01')")
+    fresh_db.rollback()
