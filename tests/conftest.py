@@ -8,7 +8,8 @@ socket path is known before it runs, so these URIs are exported up front while t
 itself starts in the ``pg`` session fixture: ``pytest tests/unit`` starts no PostgreSQL.
 The server and its data directory are deleted when the session ends.
 
-Markers ``unit``, ``db``, ``dags``, ``e2e``, ``browser``, ``faults``, ``celery`` are set from the folder a test lives in.
+Markers ``unit``, ``db``, ``dags``, ``e2e``, ``browser``, ``faults``, ``celery`` are set from the folder a test
+lives in.
 ``tests/browser`` (a real stack and headless Chromium, ``make browser``), ``tests/faults`` (fault injection on a
 real stack, ``make faults``) and ``tests/celery`` (a real stack under CeleryExecutor, ``make celery``) are collected
 only when named on the command line (``pytest tests/browser``...):
