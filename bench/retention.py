@@ -20,6 +20,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from psycopg import sql
+
 from include.modelwatch import defaults
 from include.modelwatch.data import storage
 from include.modelwatch.ops import migrations, pgembed, retention
@@ -83,11 +85,12 @@ def fill(conn, versions: int, features: int, days: int) -> None:
 def counts(conn) -> dict[str, dict[str, int]]:
     out = {}
     for t in retention.TABLES:
-        (row,) = storage.fetch_dicts(conn, f"SELECT count(*) AS n FROM {t}")  # noqa: S608 (fixed table names)
         with conn.cursor() as cur:
+            cur.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(t)))
+            (n,) = cur.fetchone()
             cur.execute(SIZE, {"t": t})
             size = cur.fetchone()[0]
-        out[t] = {"rows": int(row["n"]), "bytes": int(size or 0)}
+        out[t] = {"rows": int(n), "bytes": int(size or 0)}
     conn.rollback()
     return out
 

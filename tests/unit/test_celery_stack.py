@@ -61,7 +61,15 @@ def test_components_redis_first_then_two_workers_after_the_api(tmp_path: Path):
     assert [w.name for w in workers] == ["celery1", "celery2"] and all(w.after_api for w in workers)
     machine = socket.gethostname()
     for worker, name, port in zip(workers, celery_stack.WORKERS, (8264, 8265), strict=True):
-        assert worker.args[1:] == ["celery", "worker", "--celery-hostname", f"{name}@{machine}", "--concurrency", "2"]
+        assert worker.args[1:] == [
+            "celery",
+            "worker",
+            "--celery-hostname",
+            f"{name}@{machine}",
+            "--concurrency",
+            "2",
+            "--skip-serve-logs",
+        ]
         assert worker.env == {
             "MODELWATCH_CELERY_WORKER": name,
             "AIRFLOW__CORE__HOSTNAME_CALLABLE": "include.modelwatch.ops.celery_stack.worker_hostname",

@@ -215,8 +215,12 @@ def apply(conn, table: str, *, days: int, interval_end: datetime, run_id: str | 
             cur.execute(ROLLUP_INSERT)
             written = cur.rowcount
         else:
-            sql = {"predictions": STRIP_FEATURES, "notifications": DELETE_NOTIFICATIONS}.get(table, DELETE_DATA_QUALITY)
-            cur.execute(sql, params)
+            if table == "predictions":
+                cur.execute(STRIP_FEATURES, params)
+            elif table == "notifications":
+                cur.execute(DELETE_NOTIFICATIONS, params)
+            else:
+                cur.execute(DELETE_DATA_QUALITY, params)
             affected = cur.rowcount
         done = Applied(
             table, pol.action, pol.variable, int(days), cut, int(affected), int(written),
