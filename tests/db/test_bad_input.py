@@ -1060,11 +1060,10 @@ CASES: list[Case] = [
     _c(
         "reason_unicode_cli",
         I,
-        "`trigger create --reason` (CLI)",
-        "stored verbatim",
-        "pending trigger",
+        "`trigger create --reason` (CLI) by a second person while a manual retrain is pending",
+        "refused, nothing written (one open manual request per model)",
+        "a manual retrain is already pending: trigger … this request by cli:bad_input was not recorded",
         lambda w: _cli_trigger(w, "m", UNICODE)[1],
-        {"closed_loop_actions", "retraining_triggers"},
     ),
     _c(
         "reason_nul_api",
