@@ -164,17 +164,11 @@ def reset_rules(cur) -> None:
 def db(monitoring_uri):
     """A connection to the migrated monitoring DB with every data table emptied."""
     from include.modelwatch.data import storage
+    from tests.db.dbstate import empty_tables
 
     with storage.session(monitoring_uri) as conn:
+        empty_tables(conn)
         with storage.transaction(conn) as cur:
-            cur.execute(
-                "SELECT string_agg(format('%I', tablename), ', ') FROM pg_tables "
-                "WHERE schemaname = 'public' AND tablename NOT IN ('schema_migrations', 'automated_response_rules')"
-            )
-            tables = cur.fetchone()[0]
-            if tables:
-                # append-only tables refuse DELETE but TRUNCATE is a table-level reset for tests
-                cur.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
             reset_rules(cur)
         yield conn
 

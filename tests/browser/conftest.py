@@ -199,6 +199,17 @@ def stack_env(home: Path, port: int) -> dict[str, str]:
     return env
 
 
+def start_dev_run(st: Stack, env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
+    """``python -m include.modelwatch dev run <args>`` for the stack of ``st`` (``args`` may also replace the whole
+    command line after the interpreter, e.g. ``"-c", code``), its output appended to ``logs/devstack.log``, in a
+    process group of its own (:func:`stop_stack` stops it)."""
+    cmd = list(args) if args[:1] == ("-c",) else ["-m", "include.modelwatch", "dev", "run", *args]
+    with open(st.logs / "devstack.log", "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, *cmd], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
 def stop_stack(proc: subprocess.Popen[bytes], home: Path, grace: float = 120.0) -> list[int]:
     """SIGTERM the ``dev run`` process (it stops Airflow, then PostgreSQL), wait, then kill what is left of the
     stack (its process group, then any process naming ``home``). Returns the pids that had to be killed."""
@@ -287,25 +298,7 @@ def stack() -> Iterator[Stack]:
     port = free_port()
     st = Stack(f"http://127.0.0.1:{port}", home, port)
     t0 = time.monotonic()
-    with open(st.logs / "devstack.log", "ab") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "include.modelwatch",
-                "dev",
-                "run",
-                "--replay-start",
-                REPLAY_START,
-                "--replay-end",
-                REPLAY_END,
-            ],
-            cwd=ROOT,
-            env=stack_env(home, port),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc = start_dev_run(st, stack_env(home, port), "--replay-start", REPLAY_START, "--replay-end", REPLAY_END)
     ok = False
     try:
         waiter = StackWaiter(st, proc, t0 + timeout)

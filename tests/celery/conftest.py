@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -18,7 +16,7 @@ from typing import Any
 import pytest
 
 from include.modelwatch.ops import celery_stack, devstack
-from tests.browser.conftest import Stack, StackWaiter, free_port, stack_env, stop_stack
+from tests.browser.conftest import Stack, StackWaiter, free_port, stack_env, start_dev_run, stop_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 REPLAY_START, REPLAY_END = "2008-06-01", "2009-01-01"
@@ -78,10 +76,7 @@ def stack() -> Iterator[CeleryStack]:
         }
     )
     t0 = time.monotonic()
-    cmd = [sys.executable, "-m", "include.modelwatch", "dev", "run", "--executor", "celery"]
-    cmd += ["--replay-start", REPLAY_START, "--replay-end", REPLAY_END]
-    with open(st.logs / "devstack.log", "ab") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = start_dev_run(st, env, "--executor", "celery", "--replay-start", REPLAY_START, "--replay-end", REPLAY_END)
     ok = False
     try:
         waiter = StackWaiter(st, proc, t0 + timeout)

@@ -9,16 +9,21 @@ from include.modelwatch.data import storage
 _TABLES = "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename"
 
 
-def snapshot(conn) -> dict[str, tuple[int, str]]:
-    """table -> (row count, md5 of its rows as text in sorted order) for every table of the public schema."""
+def snapshot(conn, *tables: str) -> dict[str, tuple[int, str]]:
+    """table -> (row count, md5 of its rows as text in sorted order) for ``tables``, by default every table of the
+    public schema; ends the read transaction."""
+    from psycopg import sql
+
     out: dict[str, tuple[int, str]] = {}
     with conn.cursor() as cur:
-        cur.execute(_TABLES)
-        for (table,) in cur.fetchall():
+        if not tables:
+            cur.execute(_TABLES)
+            tables = tuple(t for (t,) in cur.fetchall())
+        for table in tables:
             cur.execute(
-                f"SELECT count(*), md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '')) FROM {table} t"
-                if table.isidentifier()
-                else "SELECT 0, ''"
+                sql.SQL(
+                    "SELECT count(*), md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '')) FROM {} t"
+                ).format(sql.Identifier(table))
             )
             n, digest = cur.fetchone()
             out[table] = (int(n), str(digest))
@@ -32,7 +37,8 @@ def changed(before: dict[str, tuple[int, str]], after: dict[str, tuple[int, str]
 
 
 def empty_tables(conn) -> None:
-    """Empty every data table but the migrations' bookkeeping and the seeded response rules (as the ``db`` fixture)."""
+    """Empty every data table but the migrations' bookkeeping and the seeded response rules (the ``db`` fixture calls
+    this; append-only tables refuse DELETE, TRUNCATE is a table-level reset for tests)."""
     with storage.transaction(conn) as cur:
         cur.execute(
             "SELECT string_agg(format('%I', tablename), ', ') FROM pg_tables "

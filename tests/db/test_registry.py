@@ -17,7 +17,7 @@ import pytest
 from include.modelwatch import registry
 from include.modelwatch.data import storage
 from include.modelwatch.registry import artifacts
-from tests.table_state import table_state
+from tests.db.dbstate import snapshot
 
 ROOT = Path(__file__).resolve().parents[2]
 REGISTRY_TABLES = ("monitored_models", "model_versions", "model_aliases", "model_alias_history")
@@ -193,7 +193,7 @@ def test_a_full_disk_registers_nothing(db, full_disk):
     where, code = full_disk
     v1 = _register(db, where, b"fits")
     registry.set_alias(db, "m", "champion", v1.version, reason="bootstrap", changed_at=T0)
-    before = table_state(db, *REGISTRY_TABLES)
+    before = snapshot(db, *REGISTRY_TABLES)
     big = os.urandom(200_000)
     for model in ("m", "fresh"):  # a new version of a known model, and a model's first version
         url = f"file://{where}/{model}/v{2 if model == 'm' else 1}/model.bin"
@@ -208,7 +208,7 @@ def test_a_full_disk_registers_nothing(db, full_disk):
             str(failed.value),
         ), str(failed.value)
         assert failed.value.__cause__.errno == code
-    assert table_state(db, *REGISTRY_TABLES) == before
+    assert snapshot(db, *REGISTRY_TABLES) == before
     assert before["model_versions"][0] == 1 and before["model_alias_history"][0] == 1
     files = sorted(str(p.relative_to(where)) for p in where.rglob("*") if p.is_file())
     assert files == ["m/v1/model.bin"]  # no partial model.bin, no temporary file

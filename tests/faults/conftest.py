@@ -18,8 +18,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -31,7 +29,7 @@ import pytest
 
 from include.modelwatch.ops import pgembed
 from include.modelwatch.ops.replay import AirflowApi
-from tests.browser.conftest import Stack, StackWaiter, free_port, stack_env, stop_stack
+from tests.browser.conftest import Stack, StackWaiter, free_port, stack_env, start_dev_run, stop_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 REPLAY_START, REPLAY_END = "2008-09-01", "2008-10-01"
@@ -89,16 +87,7 @@ def fstack() -> Iterator[FaultStack]:
     port = int(attach_port) if attach_port else free_port()
     st = Stack(f"http://127.0.0.1:{port}", home, port)
     t0 = time.monotonic()
-    with open(st.logs / "devstack.log", "ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "include.modelwatch", "dev", "run"]
-            + ["--replay-start", REPLAY_START, "--replay-end", REPLAY_END],
-            cwd=ROOT,
-            env=_env(home, port),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc = start_dev_run(st, _env(home, port), "--replay-start", REPLAY_START, "--replay-end", REPLAY_END)
     ok = False
     try:
         waiter = StackWaiter(st, proc, t0 + float(os.environ.get("MODELWATCH_FAULTS_TIMEOUT", "900")))

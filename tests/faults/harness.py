@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -241,18 +240,6 @@ def kill_in_write(
 ) -> Kill:
     """SIGKILL the task process(es) of ``task_id`` while they hold their write transaction (see :func:`in_write`)."""
     return in_write(dsn, airflow_dsn, dag_id, run_id, task_id, table, start_run, sigkill, timeout)
-
-
-def restart_postgres(pgdata: Path) -> None:
-    """``pg_ctl restart -m fast`` of the embedded server, as the user that owns its data (pgserver when root): every
-    open connection is terminated, the server is back when this returns."""
-    postmaster = int((pgdata / "postmaster.pid").read_text().splitlines()[0])
-    pg_ctl = Path(os.readlink(f"/proc/{postmaster}/exe")).with_name("pg_ctl")
-    cmd = [str(pg_ctl), "-D", str(pgdata), "-w", "-t", "60", "-m", "fast", "-l", str(pgdata / "restart.log"), "restart"]
-    if os.geteuid() == 0:
-        cmd = ["runuser", "-u", pgdata.owner(), "--", *cmd]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0, f"pg_ctl restart failed: {res.stdout}{res.stderr}"
 
 
 def component_pids(home: Path, component: str) -> list[int]:

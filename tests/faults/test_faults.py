@@ -27,6 +27,7 @@ import psycopg
 import pytest
 
 from include.modelwatch.decisions import TASK_DEPLOY, TASK_NO_TRIGGER, TASK_ROLLBACK
+from include.modelwatch.ops import pgembed
 from tests.faults import harness as h
 from tests.faults.conftest import RESULTS, ROOT, SESSION, FaultStack
 
@@ -180,7 +181,7 @@ def test_postgres_restart_mid_write(fstack: FaultStack):
         "performance_daily",
         "evaluate",
         "interpretability_log",
-        lambda _pids: h.restart_postgres(fstack.stack.socket_dir),
+        lambda _pids: pgembed.restart_postmaster(fstack.stack.socket_dir),
     )
     assert max(t for t, _ in _SHARED["pg_restart"]["tries"]) >= 2  # the running task failed and was retried
 

@@ -110,6 +110,32 @@ def stop_postmaster(pgdata: Path, timeout: float = 30.0) -> int | None:
     raise RuntimeError(f"PostgreSQL postmaster {pid} of {pgdata} is still running after SIGKILL")
 
 
+def restart_postmaster(pgdata: Path, timeout: float = 60.0) -> int:
+    """``pg_ctl restart -m fast`` of the server of ``pgdata`` (the ``pg_ctl`` beside its running postmaster), run as
+    the owner of the data (``pgserver`` when root): every open connection is terminated, the server is back when this
+    returns. Returns the new postmaster's pid; raises RuntimeError naming pg_ctl's output when it fails."""
+    import subprocess
+
+    pgdata = Path(pgdata)
+    old = running_postmaster(pgdata)
+    if old is None:
+        raise RuntimeError(f"no PostgreSQL serves {pgdata}: nothing to restart")
+    pg_ctl = Path(os.readlink(f"/proc/{old}/exe")).with_name("pg_ctl")
+    cmd = [str(pg_ctl), "restart", "-m", "fast", "-w", "-t", str(int(timeout)), "-D", str(pgdata)]
+    cmd += ["-l", str(pgdata / "restart.log")]
+    res = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        user=pgdata.owner() if os.geteuid() == 0 else None,
+        timeout=timeout * 2,
+    )
+    new = running_postmaster(pgdata)
+    if res.returncode != 0 or new is None:
+        raise RuntimeError(f"pg_ctl restart of {pgdata} failed ({res.returncode}): {res.stdout}{res.stderr}")
+    return new
+
+
 # The URIs depend only on the socket directory, so a caller can export them before the
 # server runs (the test session does: Airflow reads its config when first imported).
 def dsn(socket_dir: Path, database: str = "postgres") -> str:
