@@ -397,6 +397,39 @@ def test_a_batch_replaces_only_its_own_symbols_and_days(db, registered, tmp_path
     assert got == [{"n": 75, "half": 2, "outcomes": 25}]
 
 
+def test_hourly_batches_of_one_day_keep_each_others_rows(db, registered, tmp_path):
+    # a producer that drops a batch per hour: each replaces only the span it covers, never the day's earlier hours
+    inbox = tmp_path / "inbox"
+    day = X.LIVE_START.replace(hour=0)
+    hours = [X.frame([day + timedelta(hours=h)], seed=200 + h) for h in (14, 15, 16)]
+    X.write(X.predictions_of(hours[0]), inbox / "predictions" / "h14.parquet")
+    X.write(X.predictions_of(pd.concat(hours[1:], ignore_index=True)), inbox / "predictions" / "h15-16.parquet")
+    X.write(X.outcomes_of(hours[0]), inbox / "outcomes" / "h14.parquet")
+    assert [feed.ingest(db, f, inbox, run_id="r1").status for f in feed.pending_files(inbox)] == ["loaded"] * 3
+    by_hour = (
+        "SELECT extract(hour FROM ts)::int AS hour, count(*) AS n, count(*) FILTER (WHERE confidence = 0.5) AS half, "
+        "count(o.prediction_id) AS outcomes FROM predictions p LEFT JOIN outcomes o USING (prediction_id) "
+        "GROUP BY 1 ORDER BY 1"
+    )
+    assert _q(db, by_hour) == [
+        {"hour": 14, "n": 25, "half": 0, "outcomes": 25},
+        {"hour": 15, "n": 25, "half": 0, "outcomes": 0},
+        {"hour": 16, "n": 25, "half": 0, "outcomes": 0},
+    ]
+    # a corrected 14:00-16:00 batch without FX00 at 15:00: that row goes (inside FX00's span), the others are
+    # replaced in place (the 14:00 outcomes stay attached)
+    fix = X.predictions_of(pd.concat(hours, ignore_index=True)).assign(p_down=0.5, p_up=0.5)
+    fix = fix[~((fix["symbol"] == "FX00") & (fix["ts"].dt.hour == 15))]
+    X.write(fix, inbox / "predictions" / "fix.parquet")
+    (r,) = [feed.ingest(db, f, inbox, run_id="r2") for f in feed.pending_files(inbox)]
+    assert (r.status, r.n_written) == ("loaded", 74)
+    assert _q(db, by_hour) == [
+        {"hour": 14, "n": 25, "half": 25, "outcomes": 25},
+        {"hour": 15, "n": 24, "half": 24, "outcomes": 0},
+        {"hour": 16, "n": 25, "half": 25, "outcomes": 0},
+    ]
+
+
 def test_outcome_horizons_count_business_days(db, registered, tmp_path):
     inbox = tmp_path / "inbox"
     friday = X.frame([datetime(2008, 4, 4, 21, tzinfo=UTC)], seed=7)  # a Friday

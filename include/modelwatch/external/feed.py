@@ -391,14 +391,15 @@ def _day(ts: pd.Timestamp) -> datetime:
 
 
 def load_predictions(cur, mv: registry.ModelVersion, rows: pd.DataFrame, run_id: str | None) -> tuple[int, tuple]:
-    """Replace ``mv``'s predictions of each (symbol, timeframe, day) of the batch with the batch's rows: a day or a
-    symbol the batch does not hold keeps its rows (and their outcomes)."""
+    """Replace ``mv``'s predictions of each (symbol, timeframe, day) of the batch, from the batch's first to its
+    last timestamp of that day, with the batch's rows: a day, a symbol or the hours outside that span (an earlier
+    hourly batch of the same day) keep their rows and outcomes."""
     pcols = prob_columns(mv.classes)
     start, end = _day(rows["ts"].min()), _day(rows["ts"].max()) + pd.Timedelta(days=1)
     written = 0
     days = rows["ts"].dt.floor("D")
-    for (symbol, timeframe, day_key), part in rows.groupby(["symbol", "timeframe", days], sort=True):
-        day = pd.Timestamp(day_key)  # type: ignore[arg-type]
+    for (symbol, timeframe, _day_key), part in rows.groupby(["symbol", "timeframe", days], sort=True):
+        first, last = part["ts"].min(), part["ts"].max()
         payload = [
             {
                 "ts": r["ts"].to_pydatetime(),
@@ -415,8 +416,8 @@ def load_predictions(cur, mv: registry.ModelVersion, rows: pd.DataFrame, run_id:
             model_version=mv.version,
             symbol=str(symbol),
             timeframe=str(timeframe),
-            window_start=day.to_pydatetime(),
-            window_end=(day + pd.Timedelta(days=1)).to_pydatetime(),
+            window_start=first.to_pydatetime(),
+            window_end=(last + pd.Timedelta(microseconds=1)).to_pydatetime(),
             rows=payload,
             run_id=run_id,
         )
