@@ -4,6 +4,7 @@ run's data interval. Light imports only: DAG files import this at parse time."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
@@ -202,3 +203,58 @@ def log_page(log: Any, what: str, path: str) -> str:
     url = page_url(path)
     log.info("ModelWatch page (%s): %s", what, url)
     return url
+
+
+@contextmanager
+def refusing_artifacts(conn: Any, *, by: str, start: datetime, end: datetime, rid: str | None, consequence: str):
+    """``with refusing_artifacts(conn, by="performance_daily", ...):`` a model artifact that fails its SHA-256 check
+    (or is missing) in the block: its writes are rolled back, the version's critical ``artifact_integrity`` alert is
+    raised (or updated) in its own committed transaction and notified, the refusal is logged and the error
+    re-raised (the task fails; its retries find the same alert). ``by``: who refused it; ``consequence``: what
+    did not happen because of it (both in the alert's text)."""
+    from include.modelwatch import registry
+
+    try:
+        yield
+    except registry.ArtifactIntegrityError as exc:
+        conn.rollback()
+        _alert_refused_artifact(conn, exc, by, start, end, rid, consequence)
+        raise
+
+
+def _alert_refused_artifact(
+    conn: Any, exc: Any, by: str, start: datetime, end: datetime, rid: str | None, consequence: str
+) -> None:
+    from include.modelwatch.data import storage
+    from include.modelwatch.loop import alerts
+    from include.modelwatch.notify import outbox
+    from include.tasks.notify import base_url, deliver_pending
+
+    found = "missing" if exc.actual is None else f"SHA-256 {exc.actual}"
+    with storage.transaction(conn) as cur:
+        change = alerts.raise_alert(
+            cur,
+            model_name=exc.model_name,
+            model_version=exc.version,
+            kind="artifact_integrity",
+            severity="critical",
+            title=f"{exc.model_name} v{exc.version}: artifact refused by {by}",
+            message=f"artifact {exc.url}: registered SHA-256 {exc.expected}, found {found}; {consequence}",
+            window_start=start,
+            window_end=end,
+            evidence={"url": exc.url, "registered_sha256": exc.expected, "actual_sha256": exc.actual},
+            run_id=rid,
+        )
+        outbox.enqueue_alert_change(cur, change, base_url=base_url(), window_start=start, window_end=end)
+    delivered = deliver_pending(conn, exc.model_name)
+    logging.getLogger(__name__).error(
+        "summary: %s v%s REFUSED by %s: %s; artifact_integrity alert %d %s, %s; %s",
+        exc.model_name,
+        exc.version,
+        by,
+        exc,
+        change.alert_id,
+        change.action,
+        consequence,
+        delivered,
+    )

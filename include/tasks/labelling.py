@@ -14,7 +14,7 @@ from typing import Any
 
 from airflow.providers.standard.operators.hitl import HITLOperator
 
-from include.tasks.common import monitoring_db, run_id, window
+from include.tasks.common import data_interval, monitoring_db, refusing_artifacts, run_id, window
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,7 @@ def pick_items(context: dict[str, Any]) -> list[dict[str, Any]]:
     from include.modelwatch.training import training
 
     n = (context.get("params") or {}).get("n")
+    start, end, rid = *data_interval(context), run_id(context)
     requests: list[dict[str, Any]] = []
     with monitoring_db() as conn:
         for model in _models(context):
@@ -73,7 +74,10 @@ def pick_items(context: dict[str, Any]) -> list[dict[str, Any]]:
             for it in items:
                 if it.model_version not in versions:
                     mv = registry.get_version(conn, model, it.model_version)
-                    versions[it.model_version] = (mv, training.deserialize_model(registry.read_artifact(mv)))
+                    with refusing_artifacts(
+                        conn, by="label_queue", start=start, end=end, rid=rid, consequence="no labelling request"
+                    ):
+                        versions[it.model_version] = (mv, training.deserialize_model(registry.read_artifact(mv)))
                 mv, booster = versions[it.model_version]
                 bars = signals.read_bars(
                     conn, it.symbol, it.ts.date() - timedelta(days=PRICE_SESSIONS * 2 + 7), it.ts.date() + timedelta(1)

@@ -15,7 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from include.modelwatch.api import urls
-from include.tasks.common import log_page, monitoring_db, run_id, variable, window
+from include.tasks.common import log_page, monitoring_db, refusing_artifacts, run_id, variable, window
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,12 @@ def evaluate(target: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
         where = f"{mv.label} window {start:%Y-%m-%d}..{end:%Y-%m-%d}"
         classes = list(mv.classes)
         # an external model has no artifact: no interpretability, everything else as for a trained one
-        model = None if mv.artifact_path is None else training.deserialize_model(registry.read_artifact(mv))
+        model = None
+        if mv.artifact_path is not None:
+            with refusing_artifacts(
+                conn, by="performance_daily", start=start, end=end, rid=rid, consequence="not evaluated"
+            ):
+                model = training.deserialize_model(registry.read_artifact(mv))
         df = store.load_predictions(
             conn,
             mv.model_name,

@@ -16,7 +16,17 @@ from typing import Any
 from include.modelwatch import defaults
 from include.modelwatch.api import urls
 from include.tasks.approval import DECISION_TASK
-from include.tasks.common import log_page, market_source, monitoring_db, native_models, page_url, run_id, variable
+from include.tasks.common import (
+    data_interval,
+    log_page,
+    market_source,
+    monitoring_db,
+    native_models,
+    page_url,
+    refusing_artifacts,
+    run_id,
+    variable,
+)
 from include.tasks.forms import ALGORITHMS, DEPLOY_ALIASES, RETRAIN_MODES, jsonable, refuse, request, settings
 
 log = logging.getLogger(__name__)
@@ -232,9 +242,15 @@ def train_candidate(dataset_row: dict[str, Any], algorithm: str, context: dict[s
                 f"{model_name} trigger {tid}: the training rows differ from training set {dataset_row['dataset_id']} "
                 "(sha256 mismatch): the data or its human labels changed since assemble_training_data"
             )
+        with monitoring_db() as conn:  # a refused champion artifact is alerted (its own transaction), then fails
+            start, end = data_interval(context)
+            with refusing_artifacts(
+                conn, by="retrain_gated", start=start, end=end, rid=rid, consequence="not retrained"
+            ):
+                champion_model = training.deserialize_model(registry.read_artifact(champ))
         ev = candidate.train_for_trigger(
             frames,
-            training.deserialize_model(registry.read_artifact(champ)),
+            champion_model,
             model_name=model_name,
             algorithm=algorithm,
             params=params,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from include.tasks.common import monitoring_db, run_id
+from include.tasks.common import data_interval, monitoring_db, refusing_artifacts, run_id
 from include.tasks.forms import jsonable, refuse, request
 
 log = logging.getLogger(__name__)
@@ -139,15 +139,17 @@ def do_rollback(plan: dict[str, Any], context: dict[str, Any]) -> int:
 
     from include.modelwatch.training import retrain
 
+    start, end, rid = *data_interval(context), run_id(context)
     with monitoring_db() as conn:
-        prev = retrain.rollback(
-            conn,
-            model_name=plan["model_name"],
-            target_version=int(plan["target_version"]),
-            reason=plan["reason"],
-            changed_at=datetime.fromisoformat(plan["as_of"]),
-            run_id=run_id(context),
-        )
+        with refusing_artifacts(conn, by="rollback_model", start=start, end=end, rid=rid, consequence="not restored"):
+            prev = retrain.rollback(
+                conn,
+                model_name=plan["model_name"],
+                target_version=int(plan["target_version"]),
+                reason=plan["reason"],
+                changed_at=datetime.fromisoformat(plan["as_of"]),
+                run_id=rid,
+            )
     log.info(
         "summary: %s: champion restored to v%s (active again; v%s retired); %s",
         plan["model_name"],

@@ -12,7 +12,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from include.tasks.common import market_source, monitoring_db, native_models, run_id, window
+from include.tasks.common import market_source, monitoring_db, native_models, refusing_artifacts, run_id, window
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,8 @@ def score_symbol(model_name: str, symbol: str, context: dict[str, Any]) -> dict[
         bars = None
         results = []
         captured: dict[int, int] = {}
-        try:
+        rid = run_id(context)
+        with refusing_artifacts(conn, by="scoring", start=start, end=end, rid=rid, consequence="not scored"):
             with storage.transaction(conn) as cur:
                 for alias in arms:
                     # the batch's duration (scoring_batches): model load .. predictions written
@@ -162,9 +163,6 @@ def score_symbol(model_name: str, symbol: str, context: dict[str, Any]) -> dict[
                 if test is not None:
                     sessions = sorted({r["ts"].date() for r in results[0][2].rows if r["ts"] >= test.started_at})
                     assigned = ab_store.assign_units(cur, test, [(symbol, d) for d in sessions])
-        except registry.ArtifactIntegrityError as exc:  # rolled back: no prediction of any arm is written
-            _refuse_artifact(conn, exc, start, end, run_id(context))
-            raise
     out: dict[str, Any] = {"symbol": symbol}
     for alias, mv, scored, n in results:
         for r in scored.flagged:
@@ -214,42 +212,6 @@ def score_symbol(model_name: str, symbol: str, context: dict[str, Any]) -> dict[
         )
         out.update(ab_test=test.test_id, assigned_to_challenger=to_challenger, assigned=len(assigned))
     return out
-
-
-def _refuse_artifact(conn: Any, exc: Any, start: Any, end: Any, rid: str | None) -> None:
-    """Raise (or update) the model's critical ``artifact_integrity`` alert for a refused artifact, in its own
-    committed transaction (the task fails right after, and its retries find the same alert), and notify."""
-    from include.modelwatch.data import storage
-    from include.modelwatch.loop import alerts
-    from include.modelwatch.notify import outbox
-    from include.tasks.notify import base_url, deliver_pending
-
-    found = "missing" if exc.actual is None else f"SHA-256 {exc.actual}"
-    with storage.transaction(conn) as cur:
-        change = alerts.raise_alert(
-            cur,
-            model_name=exc.model_name,
-            model_version=exc.version,
-            kind="artifact_integrity",
-            severity="critical",
-            title=f"{exc.model_name} v{exc.version}: artifact refused by scoring",
-            message=f"artifact {exc.url}: registered SHA-256 {exc.expected}, found {found}; not scored",
-            window_start=start,
-            window_end=end,
-            evidence={"url": exc.url, "registered_sha256": exc.expected, "actual_sha256": exc.actual},
-            run_id=rid,
-        )
-        outbox.enqueue_alert_change(cur, change, base_url=base_url(), window_start=start, window_end=end)
-    delivered = deliver_pending(conn, exc.model_name)
-    log.error(
-        "summary: %s v%s REFUSED: %s; artifact_integrity alert %d %s, no prediction written; %s",
-        exc.model_name,
-        exc.version,
-        exc,
-        change.alert_id,
-        change.action,
-        delivered,
-    )
 
 
 def _score(mv: Any, blob: bytes, bars: Any, start: Any, end: Any, symbol: str) -> Any:

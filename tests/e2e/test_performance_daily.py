@@ -214,6 +214,43 @@ def test_window_without_predictions_records_empty_results(champion, monitoring_u
     conn.close()
 
 
+def test_a_corrupted_champion_artifact_is_refused_and_alerted(champion, monitoring_uri):
+    """Issue 20: performance_daily loads the champion for interpretability; a corrupted artifact is refused (the
+    task fails), nothing of the window is written, and a critical artifact_integrity alert is committed."""
+    from include.modelwatch import registry
+    from include.modelwatch.registry import artifacts
+
+    conn = storage.connect(monitoring_uri)
+    mv = champion.model
+    stored = artifacts.path(mv.artifact_path)
+    good = stored.read_bytes()
+    corrupted = good[:-16] + bytes(16)
+    stored.write_bytes(corrupted)
+    try:
+        run = run_window("performance_daily", "2030-01-01T00:00:00+00:00", "2030-01-02T00:00:00+00:00")
+    finally:
+        stored.write_bytes(good)
+    assert run.state == "failed"
+    tries = {(ti.task_id, str(ti.state), ti.try_number) for ti in run.get_task_instances() if ti.task_id == "evaluate"}
+    assert ("evaluate", "failed", 3) in tries
+    for t in TABLES:
+        assert _rows(conn, f"SELECT count(*) AS n FROM {t} WHERE {SPX_V1}") == [{"n": 0}], t
+    got = _rows(
+        conn, "SELECT model_version, severity, status, title, message FROM alerts WHERE kind = 'artifact_integrity'"
+    )
+    assert got == [
+        {
+            "model_version": mv.version,
+            "severity": "critical",
+            "status": "open",
+            "title": f"spx_signal v{mv.version}: artifact refused by performance_daily",
+            "message": f"artifact {mv.artifact_path}: registered SHA-256 {mv.artifact_sha256}, found SHA-256 "
+            f"{registry.sha256_bytes(corrupted)}; not evaluated",
+        }
+    ]
+    conn.close()
+
+
 def test_degradation_raises_and_resolves_the_performance_alert(champion, monitoring_uri):
     """The real 2008 data show no degradation (see the test above), so the alert path is
     driven by a raised baseline: 0.80 accuracy, which live 2008 accuracy is far below."""

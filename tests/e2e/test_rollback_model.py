@@ -103,10 +103,27 @@ def test_corrupted_artifact_is_refused(champion, monitoring_uri):
     )
     v3 = _register_v2(conn, champion)
     stored = artifacts.path(v3.artifact_path)
-    stored.write_bytes(stored.read_bytes() + b"corrupt")
+    corrupted = stored.read_bytes() + b"corrupt"
+    stored.write_bytes(corrupted)
     dr, st = _rollback({"model_name": "spx_signal", "target_version": v3.version, "reason": "bad target"})
     assert str(dr.state) == "failed" and st["rollback_champion"] == "failed"
     assert registry.resolve_alias(conn, "spx_signal", "champion") == v2.version
+    # the refusal is a critical artifact_integrity alert of the refused version (committed although the task failed)
+    with conn.cursor() as cur:
+        cur.execute("SELECT model_version, kind, severity, status, title, message FROM alerts")
+        alerts = cur.fetchall()
+    found = registry.sha256_bytes(corrupted)
+    assert alerts == [
+        (
+            v3.version,
+            "artifact_integrity",
+            "critical",
+            "open",
+            f"spx_signal v{v3.version}: artifact refused by rollback_model",
+            f"artifact {v3.artifact_path}: registered SHA-256 {v3.artifact_sha256}, found SHA-256 {found}; "
+            "not restored",
+        )
+    ]
     conn.close()
 
 
