@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from include.tasks.common import data_interval, monitoring_db, run_id, variable
+from include.tasks.common import data_interval, log_page, monitoring_db, run_id, variable
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,7 @@ def apply_retention(context: dict[str, Any], table: str) -> dict[str, Any]:
 
 def report(context: dict[str, Any]) -> list[dict[str, Any]]:
     """The interval's ``maintenance_runs`` rows (what every run of it did), one log line per table."""
+    from include.modelwatch.api import urls
     from include.modelwatch.ops import retention
 
     _, end = data_interval(context)
@@ -63,4 +64,5 @@ def report(context: dict[str, Any]) -> list[dict[str, Any]]:
         )
     removed = {r["table_name"]: int(r["rows_affected"]) for r in rows if r["action"] != "partitions"}
     log.info("summary: maintenance of the interval ending %s: rows changed per table %s", end, removed)
+    log_page(log, "maintenance of this run", urls.maintenance_path(run_id(context)))
     return [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.items()} for r in rows]

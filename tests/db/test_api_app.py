@@ -223,6 +223,7 @@ def test_docs_and_schema_are_public_like_airflows_and_list_every_endpoint(client
         "/active-learning/items/{item_id}/skip",
         "/external-models",
         "/ingest/batches",
+        "/maintenance/runs",
     } == paths
     docs = client.get(f"{P}/docs")
     assert docs.status_code == 200 and "/modelwatch/openapi.json" in docs.text
@@ -233,7 +234,7 @@ def test_docs_and_schema_are_public_like_airflows_and_list_every_endpoint(client
 
 def test_anonymous_gets_401_on_every_endpoint(client, db):
     routes = api_routes(client)
-    assert len(routes) == 36
+    assert len(routes) == 37
     for method, path in routes:
         url = P + path.format(
             model="m", version=1, window_start="2008-10-01T00:00:00Z", alert_id=1, trigger_id=1, test_id=1, item_id=1

@@ -43,6 +43,8 @@ def test_maintenance_daily_applies_retention_once_and_reports(airflow_db, db, ca
         log = caplog.text
         assert "drift_results: 288 row(s) rolled up into 12 daily row(s), older than 2008-03-03 00:00 UTC" in log
         assert "summary: maintenance of the interval ending 2008-06-01 03:30:00+00:00" in log
+        page = "/modelwatch/maintenance?run_id=scheduled__2008-06-01T03%3A30%3A00%2B00%3A00"
+        assert f"ModelWatch page (maintenance of this run): http://localhost:8080{page}" in log
 
         # the same interval again: no data row changes, the report counts two runs and the same totals
         state = _state(db)

@@ -28,6 +28,7 @@ ROLLBACK_DAG = "rollback_model"
 LABEL_DAG = "label_queue"  # the active-learning queue: its labelling requests (HITL) and the labelling page
 INGEST_DAG = "ingest_predictions"  # external models: their batches, and registering them
 AB_DAG = "ab_test_daily"  # A/B tests: their daily evidence and decisions, the A/B pages
+MAINTENANCE_DAG = "maintenance_daily"  # retention and partitions: what each run removed or created
 
 # alerts are changed with the rights on the DAG that raises them
 ALERT_KIND_DAG = {
@@ -70,6 +71,7 @@ LabelEditor = Annotated["BaseUser", Depends(dag_access("PUT", LABEL_DAG))]
 ABReader = Annotated["BaseUser", Depends(dag_access("GET", AB_DAG))]
 IngestReader = Annotated["BaseUser", Depends(dag_access("GET", INGEST_DAG))]
 IngestEditor = Annotated["BaseUser", Depends(dag_access("PUT", INGEST_DAG))]
+MaintenanceReader = Annotated["BaseUser", Depends(dag_access("GET", MAINTENANCE_DAG))]
 
 
 __all__ = [
@@ -95,4 +97,6 @@ __all__ = [
     "INGEST_DAG",
     "IngestReader",
     "IngestEditor",
+    "MAINTENANCE_DAG",
+    "MaintenanceReader",
 ]

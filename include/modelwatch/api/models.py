@@ -450,6 +450,23 @@ class IngestBatch(View):
     run_id: str | None
 
 
+class MaintenanceRun(View):
+    """What ``maintenance_daily`` did to one table for one data interval (table ``maintenance_runs``)."""
+
+    interval_end: datetime
+    table: str
+    action: str  # rollup | delete | strip_features | partitions
+    policy_variable: str | None  # the retention Variable applied (None for partitions)
+    retention_days: int | None
+    cutoff: datetime | None  # rows older than this were in scope
+    rows_affected: int  # rows removed, rolled up or stripped
+    rows_written: int  # roll-up rows written
+    partitions: list[str]  # partitions created
+    runs: int  # attempts of the interval that committed
+    duration_s: float
+    run_id: str | None
+
+
 class ExternalRegistered(View):
     """An external model version registered from its spec and reference frame."""
 

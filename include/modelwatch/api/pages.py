@@ -32,13 +32,14 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
-from include.modelwatch.api import charts, queries_ab, queries_labels, urls
+from include.modelwatch.api import charts, queries_ab, queries_labels, queries_ops, urls
 from include.modelwatch.api import models as m
 from include.modelwatch.api import queries as q
 from include.modelwatch.api.auth import (
     AB_DAG,
     DRIFT_DAG,
     LABEL_DAG,
+    MAINTENANCE_DAG,
     PERFORMANCE_DAG,
     RETRAIN_DAG,
     SCORING_DAG,
@@ -106,6 +107,7 @@ ENV.globals.update(
     drift_window_path=urls.drift_window_path,
     ab_test_path=urls.ab_test_path,
     ab_tests_path=urls.ab_tests_path,
+    maintenance_path=urls.maintenance_path,
     ab_class=lambda value: AB_CLASSES.get(str(value), ""),
 )
 
@@ -513,6 +515,32 @@ AB_ARM_METRICS = (
     ("avg_rr", "Average R/R", "%.2f"),
     ("sharpe", "Sharpe", "%.2f"),
 )
+
+
+# --------------------------------------------------------------------------- maintenance page
+
+
+@router.get(
+    "/maintenance",
+    response_class=HTMLResponse,
+    include_in_schema=False,
+    dependencies=readers(MAINTENANCE_DAG),
+)
+def maintenance_page(
+    request: Request, conn: DbDep, table: str | None = None, run_id: str | None = None
+) -> HTMLResponse:
+    """What ``maintenance_daily`` did, newest interval first: per table the retention policy applied (Variable,
+    days, cutoff) and the rows it removed or rolled up, and the partitions it created (an unknown table is refused
+    with a 422 naming the field, as the JSON route does)."""
+    page = queries_ops.maintenance_runs(conn, table=table or None, run_id=run_id or None, limit=MAX_ROWS)
+    return render(
+        request,
+        "maintenance.html",
+        title="Maintenance: retention and partitions",
+        page=page,
+        tables=queries_ops.TABLES,
+        filters={"table": table or "", "run_id": run_id or ""},
+    )
 
 
 # --------------------------------------------------------------------------- run links

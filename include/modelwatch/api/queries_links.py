@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from include.modelwatch.api import urls
-from include.modelwatch.api.auth import AB_DAG, DRIFT_DAG, PERFORMANCE_DAG, RETRAIN_DAG, ROLLBACK_DAG
+from include.modelwatch.api.auth import AB_DAG, DRIFT_DAG, MAINTENANCE_DAG, PERFORMANCE_DAG, RETRAIN_DAG, ROLLBACK_DAG
 from include.modelwatch.api.queries_common import run, text
 
 
@@ -61,6 +61,28 @@ def _ab(conn, run_id: str) -> list[RunTarget]:
     ]
 
 
+def _maintenance(conn, run_id: str) -> list[RunTarget]:
+    """A ``maintenance_daily`` run: one page, its rows of the maintenance table (none yet: nothing)."""
+    rows = run(
+        conn,
+        text(
+            "SELECT count(*) AS n, coalesce(sum(rows_affected), 0) AS affected, max(interval_end) AS interval_end "
+            "FROM maintenance_runs WHERE run_id = %(run_id)s"
+        ),
+        {"run_id": run_id},
+    )
+    r = rows[0]
+    if not r["n"]:
+        return []
+    return [
+        RunTarget(
+            f"maintenance of the interval ending {urls.window_key(r['interval_end'])}: {r['n']} table action(s), "
+            f"{r['affected']} row(s) removed or changed",
+            urls.maintenance_path(run_id),
+        )
+    ]
+
+
 def run_targets(conn, dag_id: str, run_id: str) -> list[RunTarget] | None:
     """The pages of what run ``run_id`` of ``dag_id`` wrote (empty: nothing yet); None if ModelWatch has no page
     for that DAG's runs."""
@@ -92,6 +114,8 @@ def run_targets(conn, dag_id: str, run_id: str) -> list[RunTarget] | None:
             "aliases",
             "alias history",
         )
+    if dag_id == MAINTENANCE_DAG:
+        return _maintenance(conn, run_id)
     return None
 
 

@@ -13,11 +13,12 @@ from fastapi import APIRouter
 
 from include.modelwatch.api import models as m
 from include.modelwatch.api import queries as q
-from include.modelwatch.api import queries_ab, queries_labels
+from include.modelwatch.api import queries_ab, queries_labels, queries_ops
 from include.modelwatch.api.auth import (
     ABReader,
     DriftReader,
     LabelReader,
+    MaintenanceReader,
     PerformanceReader,
     RetrainReader,
     ScoringReader,
@@ -184,3 +185,20 @@ def active_learning_items(
 )
 def active_learning_stats(user: LabelReader, conn: DbDep, model: str | None = None) -> m.LabelStats:
     return queries_labels.stats(conn, model=model)
+
+
+@router.get(
+    "/maintenance/runs",
+    tags=["maintenance"],
+    summary="What maintenance_daily did per data interval: retention applied, partitions created (newest first)",
+)
+def maintenance_runs(
+    user: MaintenanceReader,
+    conn: DbDep,
+    table: str | None = None,
+    action: str | None = None,
+    run_id: str | None = None,
+    limit: int = LIMIT,
+    offset: int = 0,
+) -> m.Page[m.MaintenanceRun]:
+    return queries_ops.maintenance_runs(conn, table=table, action=action, run_id=run_id, limit=limit, offset=offset)

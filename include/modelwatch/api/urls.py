@@ -50,6 +50,11 @@ def labelling_path(model: str | None = None) -> str:
     return f"{PREFIX}/labelling" + (f"?model={part(model)}" if model else "")
 
 
+def maintenance_path(run_id: str | None = None) -> str:
+    """The maintenance page: what ``maintenance_daily`` did, newest interval first (only run ``run_id``'s rows)."""
+    return f"{PREFIX}/maintenance" + (f"?run_id={part(run_id)}" if run_id else "")
+
+
 def ab_tests_path(model: str | None = None, status: str | None = None) -> str:
     """The A/B testing page: every champion/challenger test (of ``model``, in ``status``), newest first. Its own
     name, as the other list pages have: ``/ab-tests`` is the JSON list."""
