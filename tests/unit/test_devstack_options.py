@@ -38,7 +38,12 @@ def test_airflow_env_uses_the_port_everywhere(monkeypatch, tmp_path):
     env = devstack.airflow_env(tmp_path, "postgresql+psycopg://x", MONITORING_URI, base={})
     assert env["AIRFLOW__API__PORT"] == "18517"
     assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://127.0.0.1:18517/execution/"
+    assert env["AIRFLOW__API__BASE_URL"] == "http://127.0.0.1:18517/"  # page links in logs and mails
     assert env["MODELWATCH_HOME"] == str(tmp_path)
+    own = devstack.airflow_env(
+        tmp_path, "postgresql+psycopg://x", MONITORING_URI, base={"AIRFLOW__API__BASE_URL": "https://mw.example/"}
+    )
+    assert own["AIRFLOW__API__BASE_URL"] == "https://mw.example/"
 
 
 def test_airflow_env_default_port_is_unchanged(monkeypatch, tmp_path):

@@ -143,6 +143,8 @@ def airflow_env(
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_uri,
             "AIRFLOW__API__HOST": HOST,
             "AIRFLOW__API__PORT": str(api_port),
+            # the URL of the page links in task logs, approval requests and mails: this stack's (a user's own kept)
+            "AIRFLOW__API__BASE_URL": env.get("AIRFLOW__API__BASE_URL") or f"http://{HOST}:{api_port}/",
             "AIRFLOW__API__WORKERS": "1",
             "AIRFLOW__API_AUTH__JWT_SECRET": _secret(airflow_home / ".jwt_secret"),
             "AIRFLOW__API__SECRET_KEY": _secret(airflow_home / ".api_secret"),
