@@ -284,16 +284,7 @@ def test_the_run_tab_of_ab_test_daily_opens_the_tests_it_judged(client, tokens, 
 @pytest.fixture()
 def no_ab_access(monkeypatch):
     """The viewer ``vera`` loses read access to ``ab_test_daily`` (and only to it)."""
-    from airflow.api_fastapi.auth.managers.simple.simple_auth_manager import SimpleAuthManager
-
-    real = SimpleAuthManager.is_authorized_dag
-
-    def is_authorized_dag(self, *, method, user, access_entity=None, details=None):
-        if user.get_name() == "vera" and details is not None and details.id == "ab_test_daily":
-            return False
-        return real(self, method=method, user=user, access_entity=access_entity, details=details)
-
-    monkeypatch.setattr(SimpleAuthManager, "is_authorized_dag", is_authorized_dag)
+    app_fixtures.deny_dag(monkeypatch, "vera", "ab_test_daily")
 
 
 def test_reading_needs_a_user_with_access_to_ab_test_daily(client, tokens, ab, no_ab_access):

@@ -73,6 +73,20 @@ def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def deny_dag(monkeypatch, username: str, dag_id: str) -> None:
+    """``username`` loses every access to ``dag_id`` (and only to it) for the test."""
+    from airflow.api_fastapi.auth.managers.simple.simple_auth_manager import SimpleAuthManager
+
+    real = SimpleAuthManager.is_authorized_dag
+
+    def is_authorized_dag(self, *, method, user, access_entity=None, details=None):
+        if user.get_name() == username and details is not None and details.id == dag_id:
+            return False
+        return real(self, method=method, user=user, access_entity=access_entity, details=details)
+
+    monkeypatch.setattr(SimpleAuthManager, "is_authorized_dag", is_authorized_dag)
+
+
 def champion(db, tmp_path, model="m") -> int:
     mv = registry.register_version(
         db,

@@ -94,16 +94,7 @@ def test_the_page_and_the_run_tab(client, tokens, maintained):
 @pytest.fixture()
 def no_maintenance_access(monkeypatch):
     """The viewer ``vera`` loses read access to ``maintenance_daily`` (and only to it)."""
-    from airflow.api_fastapi.auth.managers.simple.simple_auth_manager import SimpleAuthManager
-
-    real = SimpleAuthManager.is_authorized_dag
-
-    def is_authorized_dag(self, *, method, user, access_entity=None, details=None):
-        if user.get_name() == "vera" and details is not None and details.id == "maintenance_daily":
-            return False
-        return real(self, method=method, user=user, access_entity=access_entity, details=details)
-
-    monkeypatch.setattr(SimpleAuthManager, "is_authorized_dag", is_authorized_dag)
+    app_fixtures.deny_dag(monkeypatch, "vera", "maintenance_daily")
 
 
 def test_reading_needs_access_to_maintenance_daily(client, tokens, maintained, no_maintenance_access):
