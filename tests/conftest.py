@@ -63,6 +63,9 @@ def pytest_configure(config: pytest.Config) -> None:
         tmp, pgembed.sqlalchemy_uri(sock, "airflow"), pgembed.airflow_conn_uri(sock, "modelwatch")
     )
     env["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
+    # dag.test() runs in this process and no stack serves the pages: page links under Airflow's own default base
+    # URL, as a deployment without a base_url setting has them (make run's own URL: tests/unit/test_devstack_options)
+    env["AIRFLOW__API__BASE_URL"] = "http://localhost:8080/"
     env["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
     env["MODELWATCH_RETRY_DELAY_SECONDS"] = "1"
     env["MODELWATCH_ARTIFACT_DIR"] = str(tmp / "artifacts")
