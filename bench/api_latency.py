@@ -738,6 +738,58 @@ def ingest_frame(size: Size, versions: list[dict[str, Any]]) -> pd.DataFrame:
     return out
 
 
+def maintenance_frame(size: Size) -> pd.DataFrame:
+    """``maintenance_runs``: what ``maintenance_daily`` did each day (every retention policy at its default, then
+    the partitions of the month two ahead on the first of a month)."""
+    from include.modelwatch import defaults
+    from include.modelwatch.ops import retention
+
+    rng = np.random.default_rng(SEED + 4)  # its own stream: the other tables stay as they were
+    rows = []
+    for d in range(size.days):
+        end = T0 + d * D + D + 3.5 * H
+        run_id = f"scheduled__{end - D:%Y-%m-%dT%H:%M:%S}+00:00"
+        for p in retention.POLICIES:
+            days = int(defaults.VARIABLES[p.variable])
+            affected = int(rng.integers(0, 5000))
+            rows.append(
+                {
+                    "interval_end": end,
+                    "table_name": p.table,
+                    "action": p.action,
+                    "policy_variable": p.variable,
+                    "retention_days": days,
+                    "cutoff": retention.cutoff(end, days),
+                    "rows_affected": affected,
+                    "rows_written": affected // 24 if p.action == "rollup" else 0,
+                    "partitions": "{}",
+                    "runs": 1,
+                    "duration_s": float(rng.uniform(0.01, 2.0)),
+                    "run_id": run_id,
+                }
+            )
+        for table in retention.PARTITIONED:
+            ahead = retention.months(end, end)[-1]
+            made = f"{{{table}_p{ahead:%Y%m}}}" if (end - 3.5 * H).day == 1 else "{}"
+            rows.append(
+                {
+                    "interval_end": end,
+                    "table_name": table,
+                    "action": "partitions",
+                    "policy_variable": None,
+                    "retention_days": None,
+                    "cutoff": None,
+                    "rows_affected": 0,
+                    "rows_written": 0,
+                    "partitions": made,
+                    "runs": 1,
+                    "duration_s": float(rng.uniform(0.01, 0.2)),
+                    "run_id": run_id,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
 def queue_frame(size: Size, versions: list[dict[str, Any]], dataset_id: int) -> pd.DataFrame:
     """The active-learning queue: every :data:`QUEUE_EVERY`-th hourly prediction of each version, with three-class
     probabilities whose decision confidence lies in the default band (priority from the band), statuses cycling
@@ -905,6 +957,7 @@ def generate(conn, size: Size, artifact_dir: Path, log: Callable[[str], None] = 
         for table, frame in ab_frames(size, versions, rng).items():
             copy_frame(cur, table, frame)
         copy_frame(cur, "ingest_batches", ingest_frame(size, versions))
+        copy_frame(cur, "maintenance_runs", maintenance_frame(size))
         copy_frame(
             cur,
             "active_learning_queue",
@@ -962,6 +1015,7 @@ TABLES = (
     "predictions",
     "active_learning_queue",
     "ingest_batches",
+    "maintenance_runs",
 )
 
 
@@ -1184,6 +1238,15 @@ def calls(size: Size) -> list[Call]:
             "/ingest/batches?model&status=quarantined",
             "/ingest/batches",
             (("model", MODEL), ("status", "quarantined")),
+        ),
+        Call("maintenance", "GET /maintenance", "/maintenance"),
+        Call("maintenance", "GET /maintenance?table", "/maintenance", (("table", "drift_results"),)),
+        Call("api", "/maintenance/runs", "/maintenance/runs"),
+        Call(
+            "api",
+            "/maintenance/runs?table&action",
+            "/maintenance/runs",
+            (("table", "predictions"), ("action", "strip_features")),
         ),
     ]
     # the predecessor-compatible aliases answer through the same queries; each is called once with its filters
